@@ -1,0 +1,1 @@
+"""Template, science and difference image cutouts of DiaSources."""
