@@ -1,0 +1,362 @@
+"""Build the demo Butler repository and APDB.
+
+The demo repository is the embedded default input of the cutout job and the
+fixture of the tests: a local SQLite Butler repository holding science,
+template and difference images and a DiaSource table for every
+visit × detector of a simulated camera, with the same DiaSources stored in
+an APDB (SQLite).  ``makeCutoutDemoRepo PATH`` builds one from the command
+line; `build_demo_repo` does it from Python.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "DEFAULT_COLLECTION",
+    "DemoRepo",
+    "DemoSpec",
+    "build_demo_repo",
+    "main",
+)
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import astropy.time
+import astropy.units as u
+import numpy as np
+import pandas as pd
+from lsst.daf.butler import Butler, DatasetType, Timespan
+from lsst.images import Box, DetectorFrame, Image, Mask, MaskedImage, MaskPlane, MaskSchema, SkyProjection
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
+
+from .demo_scene import (
+    MASK_PLANES,
+    DemoSpec,
+    DetectorScene,
+    VisitGeometry,
+    make_sky,
+    make_visit_geometries,
+    simulate_detector,
+)
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_COLLECTION = "DemoCam/runs/demo"
+"""RUN collection holding every demo dataset."""
+
+SCIENCE_TYPE = "preliminary_visit_image"
+TEMPLATE_TYPE = "template_detector"
+DIFFERENCE_TYPE = "difference_image"
+DIA_SOURCE_TYPE = "dia_source_detector"
+IMAGE_DIMENSIONS = ("instrument", "visit", "detector")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoRepo:
+    """What `build_demo_repo` made.
+
+    Attributes
+    ----------
+    root
+        Root of the Butler repository.
+    collection
+        RUN collection with every demo dataset.
+    apdb_config
+        Path of the APDB configuration file (pass to `lsst.dax.apdb.Apdb.from_uri`).
+    apdb_file
+        Path of the APDB SQLite file.
+    spec
+        The specification it was built from.
+    n_sources
+        Number of DiaSources written.
+    data_ids
+        ``(visit, detector)`` pairs with images and sources.
+
+    """
+
+    root: Path
+    collection: str
+    apdb_config: Path
+    apdb_file: Path
+    spec: DemoSpec
+    n_sources: int
+    data_ids: tuple[tuple[int, int], ...]
+
+    def butler(self, writeable: bool = False) -> Butler:
+        """A Butler on the demo repository with the demo collection."""
+        return Butler.from_config(str(self.root), collections=[self.collection], writeable=writeable)
+
+    def sources(self) -> pd.DataFrame:
+        """All demo DiaSources, read back from the Butler tables."""
+        with self.butler() as butler:
+            frames = [
+                butler.get(ref) for ref in butler.query_datasets(DIA_SOURCE_TYPE, collections=self.collection)
+            ]
+        return pd.concat(frames, ignore_index=True).sort_values("diaSourceId", ignore_index=True)
+
+
+def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitGeometry]) -> None:
+    registry = butler.registry
+    registry.insertDimensionData(
+        "instrument",
+        {
+            "name": spec.instrument,
+            "detector_max": max(spec.detectors) + 1,
+            "visit_max": 10_000_000,
+            "exposure_max": 10_000_000,
+        },
+    )
+    registry.insertDimensionData(
+        "physical_filter", {"instrument": spec.instrument, "name": spec.physical_filter, "band": spec.band}
+    )
+    registry.insertDimensionData(
+        "detector",
+        *[
+            {
+                "instrument": spec.instrument,
+                "id": detector,
+                "full_name": f"S{detector:02d}",
+                "raft": "R00",
+                "name_in_raft": f"S{detector:02d}",
+                "purpose": "SCIENCE",
+            }
+            for detector in spec.detectors
+        ],
+    )
+    for geometry in geometries:
+        begin = astropy.time.Time(geometry.mjd, format="mjd", scale="tai")
+        end = begin + 30 * u.s
+        day_obs = int((begin - 12 * u.hour).strftime("%Y%m%d"))
+        registry.syncDimensionData(
+            "day_obs",
+            {"instrument": spec.instrument, "id": day_obs, "timespan": Timespan(begin - 12 * u.hour, None)},
+        )
+        regions = {
+            detector: _detector_region(geometry, detector, spec.image_size) for detector in spec.detectors
+        }
+        corners = [vertex for region in regions.values() for vertex in region.getVertices()]
+        registry.insertDimensionData(
+            "visit",
+            {
+                "instrument": spec.instrument,
+                "id": geometry.visit,
+                "name": f"demo_{geometry.visit}",
+                "physical_filter": spec.physical_filter,
+                "day_obs": day_obs,
+                "exposure_time": 30.0,
+                "target_name": "demo field",
+                "observation_reason": "science",
+                "science_program": "demo",
+                "region": ConvexPolygon.convexHull(corners),
+                "timespan": Timespan(begin, end),
+            },
+        )
+        registry.insertDimensionData(
+            "visit_detector_region",
+            *[
+                {
+                    "instrument": spec.instrument,
+                    "visit": geometry.visit,
+                    "detector": detector,
+                    "region": region,
+                }
+                for detector, region in regions.items()
+            ],
+        )
+
+
+def _detector_region(geometry: VisitGeometry, detector: int, size: int) -> ConvexPolygon:
+    """Sky polygon through the outer corners of a detector."""
+    wcs = geometry.wcs[detector]
+    x = np.array([-0.5, size - 0.5, size - 0.5, -0.5])
+    y = np.array([-0.5, -0.5, size - 0.5, size - 0.5])
+    ra, dec = wcs.all_pix2world(x, y, 0)
+    return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(a, d)) for a, d in zip(ra, dec, strict=True)])
+
+
+def _register_dataset_types(butler: Butler) -> None:
+    universe = butler.dimensions
+    for name in (SCIENCE_TYPE, TEMPLATE_TYPE, DIFFERENCE_TYPE):
+        butler.registry.registerDatasetType(
+            DatasetType(name, IMAGE_DIMENSIONS, "MaskedImageV2", universe=universe)
+        )
+    butler.registry.registerDatasetType(
+        DatasetType(DIA_SOURCE_TYPE, IMAGE_DIMENSIONS, "DataFrame", universe=universe)
+    )
+
+
+def _masked_image(
+    image: np.ndarray,
+    variance: np.ndarray,
+    planes: dict[str, np.ndarray],
+    projection: SkyProjection,
+    bbox: Box,
+) -> MaskedImage:
+    schema = MaskSchema([MaskPlane(name, doc) for name, doc in MASK_PLANES.items()])
+    mask = Mask(schema=schema, bbox=bbox)
+    for name, plane in planes.items():
+        mask.set(name, plane)
+    return MaskedImage(
+        Image(image, bbox=bbox, unit=u.nJy, sky_projection=projection),
+        mask=mask,
+        variance=Image(variance, bbox=bbox, unit=u.nJy**2),
+    )
+
+
+def _write_scene(butler: Butler, spec: DemoSpec, scene: DetectorScene) -> None:
+    bbox = Box.from_shape((spec.image_size, spec.image_size))
+    frame = DetectorFrame(instrument=spec.instrument, visit=scene.visit, detector=scene.detector, bbox=bbox)
+    projection = SkyProjection.from_fits_wcs(scene.wcs, frame, pixel_bounds=bbox)
+    data_id = {"instrument": spec.instrument, "visit": scene.visit, "detector": scene.detector}
+    for name, image, variance, planes in (
+        (SCIENCE_TYPE, scene.science, scene.science_variance, scene.science_planes),
+        (TEMPLATE_TYPE, scene.template, scene.template_variance, scene.template_planes),
+        (DIFFERENCE_TYPE, scene.difference, scene.difference_variance, scene.difference_planes),
+    ):
+        butler.put(_masked_image(image, variance, planes, projection, bbox), name, data_id)
+    butler.put(scene.sources, DIA_SOURCE_TYPE, data_id)
+
+
+def _apdb_objects(sources: pd.DataFrame) -> pd.DataFrame:
+    """DiaObject records (mean position, counts) for a set of DiaSources."""
+    grouped = sources.groupby("diaObjectId")
+    objects = pd.DataFrame(
+        {
+            "ra": grouped["ra"].mean(),
+            "dec": grouped["dec"].mean(),
+            "nDiaSources": grouped.size().astype(np.int32),
+            "firstDiaSourceMjdTai": grouped["midpointMjdTai"].min(),
+            "lastDiaSourceMjdTai": grouped["midpointMjdTai"].max(),
+        }
+    ).reset_index()
+    for band in "ugrizy":
+        objects[f"{band}_psfFluxNdata"] = np.int32(0)
+    return objects
+
+
+def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
+    """Create an SQLite APDB at ``path`` holding ``sources``.
+
+    Returns the path of the APDB configuration file.
+    """
+    from lsst.dax.apdb import Apdb
+    from lsst.dax.apdb.sql import ApdbSql
+
+    path.mkdir(parents=True, exist_ok=True)
+    db_file = path / "apdb.sqlite3"
+    config = ApdbSql.init_database(db_url=f"sqlite:///{db_file}")
+    config_file = path / "apdb-config.yaml"
+    config.save(str(config_file))
+    apdb = Apdb.from_config(config)
+    seen: set[int] = set()
+    for visit, visit_sources in sources.groupby("visit", sort=True):
+        mjd = float(visit_sources["midpointMjdTai"].iloc[0])
+        objects = _apdb_objects(visit_sources)
+        objects = objects[~objects["diaObjectId"].isin(seen)]
+        seen.update(objects["diaObjectId"])
+        apdb.store(astropy.time.Time(mjd, format="mjd", scale="tai"), objects, visit_sources)
+    return config_file
+
+
+def build_demo_repo(root: str | Path, spec: DemoSpec | None = None, *, apdb: bool = True) -> DemoRepo:
+    """Build the demo Butler repository (and APDB) at ``root``.
+
+    Parameters
+    ----------
+    root
+        Directory to create; it must not hold a repository already.
+    spec
+        What to simulate; `DemoSpec` defaults give a small repository that
+        builds in seconds.
+    apdb
+        Also write the DiaSources to an SQLite APDB under ``root/apdb``.
+
+    Returns
+    -------
+    `DemoRepo`
+        Paths, collection and counts of what was written.
+
+    """
+    spec = spec or DemoSpec()
+    root = Path(root).absolute()
+    if (root / "butler.yaml").exists():
+        raise FileExistsError(f"{root} already holds a Butler repository; remove it or choose another path.")
+    rng = np.random.default_rng(spec.seed)
+    geometries = make_visit_geometries(spec, rng)
+    stars, objects = make_sky(spec, rng)
+    Butler.makeRepo(str(root))
+    all_sources = []
+    data_ids = []
+    with Butler.from_config(str(root), writeable=True, run=DEFAULT_COLLECTION) as butler:
+        _register_dimensions(butler, spec, geometries)
+        _register_dataset_types(butler)
+        for visit_index, geometry in enumerate(geometries):
+            for detector in spec.detectors:
+                scene = simulate_detector(spec, geometry, visit_index, detector, stars, objects, rng)
+                _write_scene(butler, spec, scene)
+                all_sources.append(scene.sources)
+                data_ids.append((geometry.visit, detector))
+    sources = pd.concat(all_sources, ignore_index=True)
+    apdb_dir = root / "apdb"
+    apdb_config = write_apdb(apdb_dir, sources) if apdb else apdb_dir / "apdb-config.yaml"
+    repo = DemoRepo(
+        root=root,
+        collection=DEFAULT_COLLECTION,
+        apdb_config=apdb_config,
+        apdb_file=apdb_dir / "apdb.sqlite3",
+        spec=spec,
+        n_sources=len(sources),
+        data_ids=tuple(data_ids),
+    )
+    (root / "demo.json").write_text(
+        json.dumps(
+            {
+                "collection": repo.collection,
+                "apdb_config": str(repo.apdb_config),
+                "spec": dataclasses.asdict(spec),
+                "n_sources": repo.n_sources,
+            },
+            indent=2,
+        )
+    )
+    return repo
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: ``makeCutoutDemoRepo PATH``."""
+    parser = argparse.ArgumentParser(
+        description="Build the demo Butler repository and APDB for the cutout task."
+    )
+    parser.add_argument("root", help="Directory of the new repository.")
+    parser.add_argument("--visits", type=int, default=DemoSpec.n_visits, help="Number of visits.")
+    parser.add_argument("--detectors", type=int, default=DemoSpec.n_detectors, help="Detectors per visit.")
+    parser.add_argument("--size", type=int, default=DemoSpec.image_size, help="Detector width/height (px).")
+    parser.add_argument(
+        "--objects",
+        type=int,
+        default=DemoSpec.objects_per_detector,
+        help="Multi-epoch DiaObjects per detector.",
+    )
+    parser.add_argument("--seed", type=int, default=DemoSpec.seed, help="Random seed.")
+    parser.add_argument("--no-apdb", action="store_true", help="Do not write the APDB.")
+    args = parser.parse_args(argv)
+    spec = DemoSpec(
+        n_visits=args.visits,
+        n_detectors=args.detectors,
+        image_size=args.size,
+        objects_per_detector=args.objects,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    repo = build_demo_repo(args.root, spec, apdb=not args.no_apdb)
+    elapsed = time.perf_counter() - start
+    print(
+        f"Demo repository: {repo.root}\n"
+        f"  collection: {repo.collection}\n"
+        f"  {len(repo.data_ids)} visit×detector, {repo.n_sources} DiaSources, built in {elapsed:.1f} s\n"
+        f"  APDB config: {repo.apdb_config}" + ("" if not args.no_apdb else " (not written)")
+    )

@@ -1,0 +1,414 @@
+"""Display scaling of cutout stamps in the astropy.visualization idiom.
+
+A display scaling is an *interval* (which pixel values map to the ends of
+the display range) followed by a *stretch* (how the normalized values are
+bent within [0, 1]).  Both are the small composable objects of
+`astropy.visualization`; this module adds
+
+- `RobustZScaleInterval`, a `~astropy.visualization.ZScaleInterval` that
+  stays usable on stamps of a few pixels (falls back to min/max when the
+  zscale fit is degenerate),
+- `SigmoidStretch`, the one common stretch astropy does not provide,
+- `make_interval` / `make_stretch`, factories from configuration names,
+- `scale_stamp`, the NaN-preserving pure function the renderer calls, and
+- `DisplayScaling`, an immutable (interval, stretch) pair, with the
+  documented defaults for the three panels: template and science are an
+  asinh stretch on min/max, the difference is linear on zscale.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "CONSTANT_LEVEL",
+    "DIFFERENCE_SCALING",
+    "INTERVAL_NAMES",
+    "STRETCH_NAMES",
+    "SCIENCE_SCALING",
+    "TEMPLATE_SCALING",
+    "DisplayScaling",
+    "RobustZScaleInterval",
+    "SigmoidStretch",
+    "finite_limits",
+    "make_interval",
+    "make_stretch",
+    "scale_stamp",
+)
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from astropy.visualization import (
+    AsinhStretch,
+    BaseInterval,
+    BaseStretch,
+    LinearStretch,
+    LogStretch,
+    MinMaxInterval,
+    PercentileInterval,
+    PowerStretch,
+    SinhStretch,
+    SqrtStretch,
+    ZScaleInterval,
+)
+
+CONSTANT_LEVEL = 0.5
+"""Display value (in [0, 1]) of every finite pixel of a constant stamp.
+
+A stamp whose finite pixels all have one value has no contrast to show; it
+is drawn mid-grey whatever the interval and stretch, rather than dividing by
+a zero range.
+"""
+
+
+class RobustZScaleInterval(ZScaleInterval):
+    """IRAF zscale limits that fall back to min/max when zscale degenerates.
+
+    `astropy.visualization.ZScaleInterval` fits a line to the sorted pixel
+    values after k-sigma rejection.  On small stamps (a few to a few hundred
+    pixels) the rejection can leave a zero slope, giving ``vmin == vmax`` (a
+    single bright pixel on a flat background does this at any size) or even
+    ``vmin > vmax`` by rounding; and on an empty stamp it raises.  This
+    subclass returns the finite min/max in those cases, so the difference
+    panel of a 1-15 px stamp is still displayed with contrast.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to `~astropy.visualization.ZScaleInterval` (``n_samples``,
+        ``contrast``, ``max_reject``, ``min_npixels``, ``krej``,
+        ``max_iterations``).
+
+    """
+
+    def get_limits(self, values: Any) -> tuple[float, float]:
+        """Return (vmin, vmax): zscale, or min/max if zscale degenerates.
+
+        Parameters
+        ----------
+        values : array-like
+            Pixel values; NaN, inf and masked values are ignored.
+
+        Returns
+        -------
+        vmin, vmax : `float`
+            Display limits; ``(nan, nan)`` if there is no finite value.
+
+        """
+        finite = self._process_values(values)
+        if finite.size == 0:
+            return math.nan, math.nan
+        vmin, vmax = super().get_limits(finite)
+        if not (math.isfinite(vmin) and math.isfinite(vmax) and vmax > vmin):
+            return float(finite.min()), float(finite.max())
+        return float(vmin), float(vmax)
+
+
+def _prepared(values: Any, out: np.ndarray | None) -> np.ndarray:
+    """Copy ``values`` into ``out`` (or a new float array) for in-place work."""
+    if out is None:
+        return np.array(values, dtype=float, copy=True)
+    out[...] = values
+    return out
+
+
+class SigmoidStretch(BaseStretch):
+    r"""A logistic (sigmoid) stretch, rescaled so that 0 -> 0 and 1 -> 1.
+
+    .. math::
+
+        y = \frac{\sigma(g (x - c)) - \sigma(-g c)}{\sigma(g (1 - c)) - \sigma(-g c)},
+        \qquad \sigma(t) = \frac{1}{1 + e^{-t}}
+
+    astropy.visualization has no sigmoid stretch; this one follows the
+    `~astropy.visualization.BaseStretch` protocol (``__call__(values, clip,
+    out)`` and ``inverse``).
+
+    Parameters
+    ----------
+    cutoff : `float`, optional
+        Normalized value at the centre of the "S" (steepest point).
+    gain : `float`, optional
+        Steepness; larger values give more contrast around ``cutoff``.
+        Must be > 0.
+
+    """
+
+    def __init__(self, cutoff: float = 0.5, gain: float = 10.0) -> None:
+        super().__init__()
+        if not gain > 0:
+            raise ValueError(f"SigmoidStretch gain must be > 0, got {gain!r}")
+        self.cutoff = float(cutoff)
+        self.gain = float(gain)
+        self._low = self._logistic(0.0)
+        self._high = self._logistic(1.0)
+
+    def _logistic(self, x: Any) -> Any:
+        return 1.0 / (1.0 + np.exp(-self.gain * (np.asarray(x, dtype=float) - self.cutoff)))
+
+    def __call__(self, values: Any, clip: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+        """Apply the stretch to values normalized to [0, 1]."""
+        values = _prepared(values, out)
+        if clip:
+            np.clip(values, 0.0, 1.0, out=values)
+        result = (self._logistic(values) - self._low) / (self._high - self._low)
+        values[...] = result
+        return values
+
+    @property
+    def inverse(self) -> BaseStretch:
+        """The inverse stretch (a rescaled logit)."""
+        return _InverseSigmoidStretch(self)
+
+
+class _InverseSigmoidStretch(BaseStretch):
+    """Inverse of a `SigmoidStretch`."""
+
+    def __init__(self, forward: SigmoidStretch) -> None:
+        super().__init__()
+        self.forward = forward
+
+    def __call__(self, values: Any, clip: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+        f = self.forward
+        values = _prepared(values, out)
+        if clip:
+            np.clip(values, 0.0, 1.0, out=values)
+        p = f._low + values * (f._high - f._low)
+        values[...] = f.cutoff + np.log(p / (1.0 - p)) / f.gain
+        return values
+
+    @property
+    def inverse(self) -> BaseStretch:
+        return self.forward
+
+
+_INTERVALS: Mapping[str, Callable[..., BaseInterval]] = MappingProxyType(
+    {
+        "minmax": MinMaxInterval,
+        "zscale": RobustZScaleInterval,
+        "percentile": lambda percentile=99.5, **kw: PercentileInterval(percentile, **kw),
+    }
+)
+
+_STRETCHES: Mapping[str, Callable[..., BaseStretch]] = MappingProxyType(
+    {
+        "linear": LinearStretch,
+        "asinh": AsinhStretch,
+        "sqrt": SqrtStretch,
+        "log": LogStretch,
+        "power": lambda a=2.0, **kw: PowerStretch(a, **kw),
+        "sinh": SinhStretch,
+        "sigmoid": SigmoidStretch,
+    }
+)
+
+INTERVAL_NAMES: tuple[str, ...] = tuple(_INTERVALS)
+"""Names accepted by `make_interval`."""
+
+STRETCH_NAMES: tuple[str, ...] = tuple(_STRETCHES)
+"""Names accepted by `make_stretch`."""
+
+
+def _make(kind: str, table: Mapping[str, Callable[..., Any]], name: str, params: dict[str, Any]) -> Any:
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in table:
+        raise ValueError(f"Unknown {kind} {name!r}; valid choices are: {', '.join(table)}.")
+    try:
+        return table[key](**params)
+    except TypeError as err:
+        raise ValueError(f"Invalid parameters {params!r} for {kind} {key!r}: {err}") from err
+
+
+def make_interval(name: str, **params: Any) -> BaseInterval:
+    """Build an astropy interval from its configuration name.
+
+    Parameters
+    ----------
+    name : `str`
+        One of `INTERVAL_NAMES` (case-insensitive): ``"minmax"``,
+        ``"zscale"`` (a `RobustZScaleInterval`) or ``"percentile"``
+        (`~astropy.visualization.PercentileInterval`, ``percentile`` defaults
+        to 99.5).
+    **params
+        Keyword arguments of the interval class.
+
+    Returns
+    -------
+    interval : `astropy.visualization.BaseInterval`
+        The interval.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the valid names) or the
+        parameters do not fit the interval.
+
+    """
+    return _make("interval", _INTERVALS, name, params)
+
+
+def make_stretch(name: str, **params: Any) -> BaseStretch:
+    """Build an astropy stretch from its configuration name.
+
+    Parameters
+    ----------
+    name : `str`
+        One of `STRETCH_NAMES` (case-insensitive): ``"linear"``,
+        ``"asinh"``, ``"sqrt"``, ``"log"``, ``"power"`` (``a`` defaults to
+        2), ``"sinh"`` or ``"sigmoid"`` (`SigmoidStretch`).
+    **params
+        Keyword arguments of the stretch class (e.g. ``a=0.1`` for asinh).
+
+    Returns
+    -------
+    stretch : `astropy.visualization.BaseStretch`
+        The stretch.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the valid names) or the
+        parameters do not fit the stretch.
+
+    """
+    return _make("stretch", _STRETCHES, name, params)
+
+
+def finite_limits(array: np.ndarray, interval: BaseInterval) -> tuple[float, float] | None:
+    """Display limits of the finite pixels of a stamp, never degenerate.
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        Stamp pixels; non-finite values are ignored.
+    interval : `astropy.visualization.BaseInterval`
+        Interval that chooses the limits.
+
+    Returns
+    -------
+    limits : `tuple` [`float`, `float`] or `None`
+        ``(vmin, vmax)`` with ``vmax > vmin``.  If the interval gives
+        non-finite or empty limits, the finite min/max is used instead.
+        `None` if there is no finite pixel or all finite pixels are equal.
+
+    """
+    finite = np.asarray(array, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return None
+    vmin, vmax = (float(v) for v in interval.get_limits(finite))
+    if not (math.isfinite(vmin) and math.isfinite(vmax) and vmax > vmin):
+        vmin, vmax = float(finite.min()), float(finite.max())
+    if not vmax > vmin:
+        return None
+    return vmin, vmax
+
+
+def scale_stamp(array: np.ndarray, interval: BaseInterval, stretch: BaseStretch) -> np.ndarray:
+    """Map a stamp's finite pixels to display values in [0, 1].
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        Stamp pixels (any shape).  NaN marks no data; +/-inf are treated as
+        no data too.
+    interval : `astropy.visualization.BaseInterval`
+        Chooses the values mapped to 0 and 1 (computed from finite pixels
+        only; see `finite_limits` for the degenerate cases).
+    stretch : `astropy.visualization.BaseStretch`
+        Applied to the clipped, normalized values.
+
+    Returns
+    -------
+    scaled : `numpy.ndarray`
+        Float array of the input's shape: values in [0, 1] where the input
+        is finite, NaN elsewhere.  An all-NaN stamp gives all NaN; a
+        constant stamp gives `CONSTANT_LEVEL` at every finite pixel.
+
+    """
+    data = np.asarray(array, dtype=float)
+    good = np.isfinite(data)
+    out = np.full(data.shape, np.nan)
+    if not good.any():
+        return out
+    values = data[good]
+    limits = finite_limits(values, interval)
+    if limits is None:
+        out[good] = CONSTANT_LEVEL
+        return out
+    vmin, vmax = limits
+    normalized = (values - vmin) / (vmax - vmin)
+    np.clip(normalized, 0.0, 1.0, out=normalized)
+    stretched = np.asarray(stretch(normalized, clip=True), dtype=float)
+    out[good] = np.clip(stretched, 0.0, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class DisplayScaling:
+    """An immutable (interval, stretch) pair: how one panel is displayed.
+
+    Parameters
+    ----------
+    interval : `astropy.visualization.BaseInterval`
+        Chooses the display limits from the stamp's finite pixels.
+    stretch : `astropy.visualization.BaseStretch`
+        Bends the normalized values within [0, 1].
+
+    """
+
+    interval: BaseInterval = field(default_factory=MinMaxInterval)
+    stretch: BaseStretch = field(default_factory=AsinhStretch)
+
+    @classmethod
+    def from_names(
+        cls,
+        interval: str,
+        stretch: str,
+        *,
+        interval_params: Mapping[str, Any] | None = None,
+        stretch_params: Mapping[str, Any] | None = None,
+    ) -> DisplayScaling:
+        """Build a scaling from configuration names.
+
+        Parameters
+        ----------
+        interval : `str`
+            Interval name, see `make_interval`.
+        stretch : `str`
+            Stretch name, see `make_stretch`.
+        interval_params, stretch_params : `~collections.abc.Mapping`, optional
+            Keyword arguments for the interval and stretch.
+
+        Returns
+        -------
+        scaling : `DisplayScaling`
+            The pair.
+
+        Raises
+        ------
+        ValueError
+            If a name is unknown or parameters do not fit.
+
+        """
+        return cls(
+            make_interval(interval, **dict(interval_params or {})),
+            make_stretch(stretch, **dict(stretch_params or {})),
+        )
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """Scale a stamp to [0, 1] with NaN for no data (see `scale_stamp`)."""
+        return scale_stamp(array, self.interval, self.stretch)
+
+
+TEMPLATE_SCALING = DisplayScaling(MinMaxInterval(), AsinhStretch())
+"""Default template panel scaling: asinh stretch on min/max."""
+
+SCIENCE_SCALING = DisplayScaling(MinMaxInterval(), AsinhStretch())
+"""Default science panel scaling: asinh stretch on min/max."""
+
+DIFFERENCE_SCALING = DisplayScaling(RobustZScaleInterval(), LinearStretch())
+"""Default difference panel scaling: linear stretch on (robust) zscale."""
