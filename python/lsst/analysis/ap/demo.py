@@ -253,7 +253,7 @@ def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
     config.save(str(config_file))
     apdb = Apdb.from_config(config)
     seen: set[int] = set()
-    for visit, visit_sources in sources.groupby("visit", sort=True):
+    for _, visit_sources in sources.groupby("visit", sort=True):
         mjd = float(visit_sources["midpointMjdTai"].iloc[0])
         objects = _apdb_objects(visit_sources)
         objects = objects[~objects["diaObjectId"].isin(seen)]

@@ -286,7 +286,7 @@ def _add_gaussians(image: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.nda
     r = int(math.ceil(5 * sigma))
     offsets = np.arange(-r, r + 1)
     norm = 1.0 / (2 * math.pi * sigma**2)
-    for xc, yc, f in zip(x, y, flux):
+    for xc, yc, f in zip(x, y, flux, strict=True):
         ix, iy = int(round(xc)), int(round(yc))
         x0, x1 = max(ix - r, 0), min(ix + r + 1, width)
         y0, y1 = max(iy - r, 0), min(iy + r + 1, height)

@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make demo` and `make test` (see README.md).
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_REPO ?= demo_repo
+DEMO_OUTPUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap demo demo-repo test lint bench lock clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo-repo: bootstrap
+	@if [ -f "$(DEMO_REPO)/butler.yaml" ]; then \
+		echo "Demo repository already present: $(abspath $(DEMO_REPO))"; \
+	else \
+		$(VENV)/bin/makeCutoutDemoRepo $(DEMO_REPO); \
+	fi
+
+demo: demo-repo
+	@bash scripts/run_demo.sh "$(DEMO_REPO)" "$(DEMO_OUTPUT)"
+
+test: bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff format --check python tests
+
+bench: bootstrap
+	$(PY) -m lsst.analysis.ap.benchmark --output bench_output
+
+lock: bootstrap
+	@{ echo "# Exact versions of every dependency (direct and transitive), used as pip constraints."; \
+	   echo "# Regenerate with: make lock"; \
+	   $(VENV)/bin/pip freeze --exclude-editable | grep -v '^lsst-analysis-ap'; } > requirements/constraints.txt
+
+clean:
+	rm -rf $(DEMO_REPO) $(DEMO_OUTPUT) bench_output

@@ -1,0 +1,146 @@
+"""``plotImageSubtractionCutouts REPO OUTPUT``: cutouts from the command line.
+
+Sources come from an APDB (``--sqlitefile`` or ``--apdb-config``), a catalog
+file (``--catalog``: parquet, CSV or FITS table) or the Butler's DiaSource
+tables (``--dataset-type`` with ``--where``).
+"""
+
+from __future__ import annotations
+
+__all__ = ("build_parser", "main")
+
+import argparse
+import ast
+import logging
+import sys
+import time
+
+from .sources import (
+    SourceTableError,
+    load_apdb_sources,
+    load_butler_sources,
+    load_catalog,
+    select_reliability,
+)
+
+_LOG = logging.getLogger("lsst.analysis.ap.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the command."""
+    parser = argparse.ArgumentParser(
+        prog="plotImageSubtractionCutouts",
+        description="Make template/science/difference cutout PNGs of DiaSources and Zooniverse manifests.",
+    )
+    parser.add_argument("repo", help="Butler repository holding the images.")
+    parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sqlitefile", help="SQLite APDB file to read DiaSources from.")
+    source.add_argument(
+        "--apdb-config", help="lsst-dax-apdb configuration (SQL APDB) to read DiaSources from."
+    )
+    source.add_argument("--catalog", help="DiaSource catalog file: parquet, CSV or FITS table.")
+    source.add_argument(
+        "--dataset-type", help="Butler DiaSource table dataset type to read (e.g. dia_source_detector)."
+    )
+    parser.add_argument("--where", default="", help="Butler query constraint for --dataset-type.")
+    parser.add_argument(
+        "--collections", nargs="+", required=True, help="Butler collections holding the images (and tables)."
+    )
+    parser.add_argument("--instrument", help="Instrument name, when the sources have no instrument column.")
+    parser.add_argument(
+        "--limit", type=int, default=1000, help="Process at most this many sources (default 1000)."
+    )
+    parser.add_argument("--all", action="store_true", help="Process all sources (no --limit).")
+    parser.add_argument("--reliabilityMin", type=float, default=None, help="Minimum reliability to keep.")
+    parser.add_argument("--reliabilityMax", type=float, default=None, help="Maximum reliability to keep.")
+    parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
+    parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
+    parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
+    parser.add_argument(
+        "--url-root", default=None, help="URL root for the Zooniverse manifest (sets url_root)."
+    )
+    parser.add_argument("--no-progress", action="store_true", help="Do not show the progress display.")
+    return parser
+
+
+def _load_sources(args: argparse.Namespace, butler) -> object:
+    limit = None if args.all else args.limit
+    if args.sqlitefile or args.apdb_config:
+        return load_apdb_sources(
+            sqlitefile=args.sqlitefile,
+            apdb_config=args.apdb_config,
+            limit=limit,
+            reliability_min=args.reliabilityMin,
+            reliability_max=args.reliabilityMax,
+        )
+    if args.catalog:
+        frame = load_catalog(args.catalog)
+    else:
+        frame = load_butler_sources(butler, args.dataset_type, where=args.where, collections=args.collections)
+    frame = select_reliability(frame, args.reliabilityMin, args.reliabilityMax)
+    return frame if limit is None else frame.iloc[:limit]
+
+
+def _apply_overrides(config, args: argparse.Namespace) -> None:
+    for path in args.config_file:
+        config.load(path)
+    for item in args.config:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"plotImageSubtractionCutouts: -c expects field=value, got {item!r}")
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            parsed = value.strip()
+        setattr(config, field.strip(), parsed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lsst.daf.butler import Butler
+
+    from .plotImageSubtractionCutouts import (
+        PlotImageSubtractionCutoutsConfig,
+        PlotImageSubtractionCutoutsTask,
+    )
+
+    config = PlotImageSubtractionCutoutsConfig()
+    if args.url_root:
+        config.url_root = args.url_root
+    try:
+        _apply_overrides(config, args)
+        config.validate()
+    except Exception as error:
+        print(f"plotImageSubtractionCutouts: bad configuration: {error}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    butler = Butler.from_config(args.repo, collections=args.collections)
+    try:
+        sources = _load_sources(args, butler)
+    except SourceTableError as error:
+        print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
+        return 2
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=args.output)
+    try:
+        result = task.run(
+            sources, butler, njobs=args.jobs, instrument=args.instrument, progress=not args.no_progress
+        )
+    except SourceTableError as error:
+        print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
+        return 2
+    summary = result.summary
+    elapsed = time.perf_counter() - start
+    print(
+        f"{summary['total']} DiaSource(s) in {elapsed:.1f} s: {summary['written']} written, "
+        f"{summary['skipped']} skipped (already present), {summary['failed']} failed"
+    )
+    for reason, count in summary["failed_by_reason"].items():
+        print(f"  failed, {reason}: {count}")
+    print(f"Output: {task.output_path}")
+    if result.manifest.zooniverse is not None:
+        print(f"Zooniverse manifest: {result.manifest.zooniverse}")
+    print(f"Failures: {result.manifest.failures}")
+    return 0

@@ -1,0 +1,315 @@
+"""The core of the cutout job: all sources of one visit × detector, from
+image reads to written files and per-source records.
+
+Every entry point (PipelineTask quanta, ``run(data, butler, njobs)``, the
+command line) ends here.  One bad source never stops the others: each
+failure becomes a record with its reason.
+"""
+
+from __future__ import annotations
+
+__all__ = ("CutoutSettings", "ExposureCutouter", "make_exposure_records")
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .annotate import SourceAnnotation
+from .exposures import IMAGE_ROLES, ExposureUnavailableError, PlaneReader
+from .manifest import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, records_frame
+from .output import OutputLayout, atomic_write_bytes, atomic_write_numpy
+from .render import TripletRenderer
+from .sources import missing_optional_columns
+from .stamps import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
+
+_NUMPY_ROLE_NAMES = {"template": "temp", "science": "sci", "difference": "diff"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CutoutSettings:
+    """What to cut and write; built from the task configuration.
+
+    Attributes
+    ----------
+    sizes
+        Stamp widths in pixels, one row of panels each.
+    use_footprint
+        Cut one square stamp of the source's footprint size (``bboxSize``).
+    save_as_numpy
+        Also save the raw stamp arrays.
+    whole_read_min_sources
+        Read whole image planes, rather than one bbox per source, for a
+        visit × detector with at least this many sources to draw.
+    overwrite
+        Redraw sources whose PNG exists (otherwise they are skipped).
+
+    """
+
+    sizes: tuple[int, ...] = (30,)
+    use_footprint: bool = False
+    save_as_numpy: bool = False
+    whole_read_min_sources: int = 40
+    overwrite: bool = False
+
+
+class SourceFailure(Exception):
+    """A source that cannot be drawn; ``code`` classifies the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _pixel_scale_arcsec(reader: PlaneReader) -> float:
+    """Pixel scale at the centre of an image, in arcseconds."""
+    from lsst.images import XY
+
+    bbox = reader.bbox
+    cx, cy = bbox.x.center, bbox.y.center
+    sky = reader.projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
+    dx = sky[0].separation(sky[1]).arcsec
+    dy = sky[0].separation(sky[2]).arcsec
+    return float(math.sqrt(dx * dy))
+
+
+class ExposureCutouter:
+    """Draws and writes the cutouts of the sources of one visit × detector.
+
+    Parameters
+    ----------
+    settings
+        What to cut.
+    renderer
+        Renderer built for ``settings.sizes`` (ignored sizes when
+        ``use_footprint``: a renderer per footprint size is made on demand).
+    layout
+        Output paths.
+    url_root
+        Recorded with each source for the manifests.
+    log
+        Logger for per-source failures.
+    make_renderer
+        Builds a renderer for other sizes (footprint stamps).
+
+    """
+
+    def __init__(
+        self,
+        settings: CutoutSettings,
+        renderer: TripletRenderer,
+        layout: OutputLayout,
+        *,
+        url_root: str | None,
+        log: logging.Logger | Any,
+        make_renderer: Callable[[Sequence[int]], TripletRenderer],
+    ) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.layout = layout
+        self.url_root = url_root
+        self.log = log
+        self._make_renderer = make_renderer
+        self._footprint_renderers: dict[int, TripletRenderer] = {}
+        self._missing_columns_logged: set[str] = set()
+
+    def _renderer_for(self, sizes: tuple[int, ...]) -> TripletRenderer:
+        if not self.settings.use_footprint:
+            return self.renderer
+        (size,) = sizes
+        if size not in self._footprint_renderers:
+            self._footprint_renderers[size] = self._make_renderer((size,))
+        return self._footprint_renderers[size]
+
+    def _record(self, row: Mapping[str, Any], status: str, code: str = "", reason: str = "") -> dict:
+        return {
+            "diaSourceId": int(row["diaSourceId"]),
+            "instrument": str(row["instrument"]),
+            "visit": int(row["visit"]),
+            "detector": int(row["detector"]),
+            "band": str(row["band"]) if "band" in row and pd.notna(row["band"]) else "",
+            "ra": float(row["ra"]),
+            "dec": float(row["dec"]),
+            "path": self.layout.image_relpath(int(row["diaSourceId"])),
+            "status": status,
+            "reason_code": code,
+            "reason": reason,
+            "output_path": str(self.layout.root),
+            "url_root": self.url_root or "",
+        }
+
+    def _fail(self, row: Mapping[str, Any], code: str, reason: str) -> dict:
+        self.log.warning(
+            "diaSourceId=%d (visit %d, detector %d): %s",
+            int(row["diaSourceId"]),
+            int(row["visit"]),
+            int(row["detector"]),
+            reason,
+        )
+        return self._record(row, STATUS_FAILED, code, reason)
+
+    def _sizes(self, row: Mapping[str, Any]) -> tuple[int, ...]:
+        if not self.settings.use_footprint:
+            return self.settings.sizes
+        size = footprint_stamp_size(row.get("bboxSize"))
+        if size is None:
+            raise SourceFailure(
+                "no_footprint", "use_footprint is set but bboxSize is missing or not positive"
+            )
+        return (size,)
+
+    def process(
+        self, sources: pd.DataFrame, readers: Mapping[str, PlaneReader] | ExposureUnavailableError
+    ) -> pd.DataFrame:
+        """Draw every source of ``sources`` (all of one visit × detector).
+
+        Parameters
+        ----------
+        sources
+            Standardized DiaSources of one visit × detector.
+        readers
+            Readers of the template, science and difference images, or the
+            error that prevented finding one of them (every source to draw
+            then fails with that reason, without further reads).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One record per source.
+
+        """
+        records: list[dict] = []
+        todo = []
+        for row in sources.to_dict("records"):
+            path = self.layout.path(self.layout.image_relpath(row["diaSourceId"]))
+            if path.exists() and not self.settings.overwrite:
+                records.append(self._record(row, STATUS_SKIPPED, "exists", "PNG already present"))
+            else:
+                todo.append(row)
+        if not todo:
+            return records_frame(records)
+        if isinstance(readers, ExposureUnavailableError):
+            first = todo[0]
+            self.log.warning(
+                "visit %d detector %d: %s; its %d source(s) fail",
+                int(first["visit"]),
+                int(first["detector"]),
+                readers,
+                len(todo),
+            )
+            records.extend(self._record(row, STATUS_FAILED, "missing_exposure", str(readers)) for row in todo)
+            return records_frame(records)
+        self._log_missing_columns(sources)
+        try:
+            geometry = self._prepare(todo, readers)
+        except ExposureUnavailableError as error:
+            records.extend(self._fail(row, "missing_exposure", str(error)) for row in todo)
+            return records_frame(records)
+        try:
+            for row in todo:
+                records.append(self._draw_one(row, readers, geometry))
+        finally:
+            for reader in readers.values():
+                reader.release()
+        return records_frame(records)
+
+    def _log_missing_columns(self, sources: pd.DataFrame) -> None:
+        missing = tuple(c for c in missing_optional_columns(sources) if c not in self._missing_columns_logged)
+        if missing:
+            self._missing_columns_logged.update(missing)
+            self.log.warning(
+                "DiaSource table lacks column(s) %s; they are shown as absent on the cutouts.",
+                ", ".join(missing),
+            )
+
+    def _prepare(self, todo: list[dict], readers: Mapping[str, PlaneReader]) -> dict[str, Any]:
+        """Pixel positions in each image, pixel scales, and whole reads for
+        crowded detectors.
+        """
+        ra = np.array([row["ra"] for row in todo], dtype=float)
+        dec = np.array([row["dec"] for row in todo], dtype=float)
+        positions = {role: readers[role].sky_to_pixel(ra, dec) for role in IMAGE_ROLES}
+        scales = {role: _pixel_scale_arcsec(readers[role]) for role in IMAGE_ROLES}
+        if len(todo) >= self.settings.whole_read_min_sources:
+            for role in IMAGE_ROLES:
+                readers[role].read_whole()
+        return {
+            "positions": positions,
+            "scales": scales,
+            "index": {row["diaSourceId"]: i for i, row in enumerate(todo)},
+        }
+
+    def _cut(
+        self, role: str, reader: PlaneReader, x: float, y: float, sizes: tuple[int, ...]
+    ) -> list[np.ndarray]:
+        bbox = reader.bbox
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise SourceFailure("off_image", f"sky position has no pixel position on the {role} image")
+        cx, cy = math.floor(x + 0.5), math.floor(y + 0.5)
+        if not (bbox.x.start <= cx < bbox.x.stop and bbox.y.start <= cy < bbox.y.stop):
+            raise SourceFailure(
+                "off_image", f"centre ({x:.1f}, {y:.1f}) is off the {role} image (x {bbox.x}, y {bbox.y})"
+            )
+        boxes: list[StampBox] = [stamp_box(x, y, size) for size in sizes]
+        region = union_box(boxes, bbox)
+        assert region is not None  # the centre pixel is inside
+        array, array_box = reader.read(region)
+        stamps = [cut_stamp(array, array_box, box) for box in boxes]
+        if not any(np.isfinite(stamp).any() for stamp in stamps):
+            raise SourceFailure("no_data", f"the {role} stamp has no valid pixels (all NaN)")
+        return stamps
+
+    def _draw_one(self, row: dict, readers: Mapping[str, PlaneReader], geometry: dict[str, Any]) -> dict:
+        index = geometry["index"][row["diaSourceId"]]
+        try:
+            sizes = self._sizes(row)
+            per_role = {}
+            for role in IMAGE_ROLES:
+                xs, ys = geometry["positions"][role]
+                per_role[role] = self._cut(role, readers[role], xs[index], ys[index], sizes)
+            stamps = [
+                (per_role["template"][i], per_role["science"][i], per_role["difference"][i])
+                for i in range(len(sizes))
+            ]
+            annotation = SourceAnnotation.from_row(row, instrument=str(row["instrument"]))
+            scale = geometry["scales"]["science"]
+            png = self._renderer_for(sizes).render_png(stamps, annotation, scale)
+            dia_source_id = int(row["diaSourceId"])
+            if self.settings.save_as_numpy:
+                for role in IMAGE_ROLES:
+                    for size, stamp in zip(sizes, per_role[role], strict=True):
+                        relpath = self.layout.numpy_relpath(dia_source_id, _NUMPY_ROLE_NAMES[role], size)
+                        atomic_write_numpy(self.layout.path(relpath), stamp)
+            atomic_write_bytes(self.layout.path(self.layout.image_relpath(dia_source_id)), png)
+        except SourceFailure as failure:
+            return self._fail(row, failure.code, str(failure))
+        except ExposureUnavailableError as error:
+            return self._fail(row, "read_error", str(error))
+        except Exception as error:  # one bad source never aborts the run
+            return self._fail(row, "error", f"{type(error).__name__}: {error}")
+        return self._record(row, STATUS_WRITTEN)
+
+
+def make_exposure_records(
+    cutouter: ExposureCutouter,
+    sources: pd.DataFrame,
+    open_readers: Callable[[], Mapping[str, PlaneReader]],
+) -> pd.DataFrame:
+    """Open the readers of one visit × detector (once) and process its
+    sources; a missing image fails them all with its reason.
+    """
+    try:
+        readers: Mapping[str, PlaneReader] | ExposureUnavailableError = open_readers()
+    except ExposureUnavailableError as error:
+        readers = error
+    return cutouter.process(sources, readers)
+
+
+def output_root(path: str | Path) -> Path:
+    """Absolute output directory."""
+    return Path(path).expanduser().absolute()

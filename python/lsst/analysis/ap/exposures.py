@@ -1,0 +1,171 @@
+"""Access to the pixels and sky projections of the science, template and
+difference images of one visit × detector.
+
+Only the image plane is read (stamps show pixels; flags come from the
+catalog).  When a detector has few sources, each stamp's region is read as a
+bbox sub-image, so a 30 × 30 stamp never pulls a whole detector into memory;
+when it has many, one whole read of the plane is cheaper and is done once.
+Any dataset whose storage class is an `lsst.images.MaskedImage` (or one of
+its subclasses, `~lsst.images.VisitImage` and `~lsst.images.DifferenceImage`)
+can be read this way.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "IMAGE_ROLES",
+    "ExposureUnavailableError",
+    "PlaneReader",
+    "butler_plane_reader",
+    "handle_plane_reader",
+    "image_dataset_types",
+)
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from lsst.images import Box, SkyProjection
+
+IMAGE_ROLES = ("template", "science", "difference")
+"""Panel order, left to right."""
+
+
+class ExposureUnavailableError(RuntimeError):
+    """An image of a visit × detector could not be found or read."""
+
+
+def image_dataset_types(science_image_type: str, diff_image_type: str | None) -> dict[str, str]:
+    """Dataset type names of the three images, keyed by role.
+
+    Parameters
+    ----------
+    science_image_type
+        Dataset type of the science image.
+    diff_image_type
+        `None` for the current names (``template_detector`` and
+        ``difference_image``), or a prefix ``P`` for ``P_templateExp`` and
+        ``P_differenceExp``.
+
+    """
+    if diff_image_type:
+        template, difference = f"{diff_image_type}_templateExp", f"{diff_image_type}_differenceExp"
+    else:
+        template, difference = "template_detector", "difference_image"
+    return {"template": template, "science": science_image_type, "difference": difference}
+
+
+Getter = Callable[[str, Mapping[str, Any] | None], Any]
+"""``get(component, parameters)`` for one dataset."""
+
+
+@dataclasses.dataclass
+class PlaneReader:
+    """Reads the image plane of one dataset, whole or by bbox.
+
+    Parameters
+    ----------
+    name
+        Description for messages (dataset type and data ID).
+    getter
+        Reads a component of the dataset, with optional read parameters.
+
+    """
+
+    name: str
+    getter: Getter
+    _projection: SkyProjection | None = None
+    _bbox: Box | None = None
+    _whole: tuple[np.ndarray, Box] | None = None
+
+    def _describe(self) -> None:
+        try:
+            self._bbox = self.getter("bbox", None)
+            self._projection = self.getter("sky_projection", None)
+        except Exception as error:
+            raise ExposureUnavailableError(f"cannot read {self.name}: {error}") from error
+        if self._projection is None:
+            raise ExposureUnavailableError(f"{self.name} has no sky projection (WCS)")
+
+    @property
+    def bbox(self) -> Box:
+        """Bounding box of the whole image (parent coordinates)."""
+        if self._bbox is None:
+            self._describe()
+        assert self._bbox is not None
+        return self._bbox
+
+    @property
+    def projection(self) -> SkyProjection:
+        """Sky projection of the image."""
+        if self._projection is None:
+            self._describe()
+        assert self._projection is not None
+        return self._projection
+
+    def sky_to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel positions (parent coordinates) of sky positions in degrees."""
+        from astropy.coordinates import SkyCoord
+
+        xy = self.projection.sky_to_pixel(SkyCoord(ra, dec, unit="deg", frame="icrs"))
+        return np.asarray(xy.x, dtype=float), np.asarray(xy.y, dtype=float)
+
+    def read_whole(self) -> tuple[np.ndarray, Box]:
+        """Read (once) and keep the whole image plane."""
+        if self._whole is None:
+            try:
+                image = self.getter("image", None)
+            except Exception as error:
+                raise ExposureUnavailableError(f"cannot read {self.name}: {error}") from error
+            self._whole = (image.array, image.bbox)
+            self._bbox = image.bbox
+        return self._whole
+
+    def read(self, box: Box) -> tuple[np.ndarray, Box]:
+        """Pixels of ``box`` (which must lie within `bbox`), from the whole
+        plane when it was read, else by a bbox read.
+        """
+        if self._whole is not None:
+            return self._whole
+        try:
+            image = self.getter("image", {"bbox": box})
+        except Exception as error:
+            raise ExposureUnavailableError(f"cannot read {box} of {self.name}: {error}") from error
+        return image.array, image.bbox
+
+    def release(self) -> None:
+        """Drop the whole plane, if it was read."""
+        self._whole = None
+
+
+def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, Any]) -> PlaneReader:
+    """A reader of one dataset through a Butler.
+
+    The dataset is looked up once, here; a missing one raises
+    `ExposureUnavailableError` naming it.
+    """
+    name = f"{dataset_type}@{dict(data_id)}"
+    try:
+        ref = butler.find_dataset(dataset_type, data_id)
+    except Exception as error:
+        raise ExposureUnavailableError(f"cannot look up {name}: {error}") from error
+    if ref is None:
+        raise ExposureUnavailableError(f"{name} not found in collections {list(butler.collections.defaults)}")
+
+    def getter(component: str, parameters: Mapping[str, Any] | None) -> Any:
+        return butler.get(ref.makeComponentRef(component), parameters=parameters)
+
+    return PlaneReader(name=name, getter=getter)
+
+
+def handle_plane_reader(handle: Any) -> PlaneReader:
+    """A reader of one dataset through a deferred dataset handle (as a
+    PipelineTask receives its inputs).
+    """
+    name = f"{handle.ref.datasetType.name}@{dict(handle.ref.dataId.required)}"
+
+    def getter(component: str, parameters: Mapping[str, Any] | None) -> Any:
+        return handle.get(component=component, parameters=parameters)
+
+    return PlaneReader(name=name, getter=getter)

@@ -1,0 +1,167 @@
+"""Per-source records, and the files assembled from them: the Zooniverse
+subject-set manifest, the panoptes-cli manifest, the failure list and the
+run summary.
+
+Each unit of work (a quantum, a worker, a Python call) returns a record
+table; the manifests are always built from the union of those tables, so
+parallel and distributed runs give one correct manifest.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "RECORD_COLUMNS",
+    "STATUS_FAILED",
+    "STATUS_SKIPPED",
+    "STATUS_WRITTEN",
+    "ManifestFiles",
+    "empty_records",
+    "summarize",
+    "write_manifests",
+)
+
+import dataclasses
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from .output import atomic_write_bytes
+
+STATUS_WRITTEN = "written"
+STATUS_SKIPPED = "skipped"
+STATUS_FAILED = "failed"
+
+RECORD_COLUMNS = {
+    "diaSourceId": "int64",
+    "instrument": "object",
+    "visit": "int64",
+    "detector": "int64",
+    "band": "object",
+    "ra": "float64",
+    "dec": "float64",
+    "path": "object",
+    "status": "object",
+    "reason_code": "object",
+    "reason": "object",
+    "output_path": "object",
+    "url_root": "object",
+}
+"""Columns of a record table, with their types.
+
+``path`` is relative to ``output_path``; ``reason_code`` is a short
+machine-readable failure class and ``reason`` the human-readable detail.
+"""
+
+MANIFEST_METADATA = ("diaSourceId", "instrument", "visit", "detector", "band", "ra", "dec")
+"""Catalog values carried into the manifests."""
+
+
+def empty_records() -> pd.DataFrame:
+    """A record table with no rows and the right columns."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in RECORD_COLUMNS.items()})
+
+
+def records_frame(rows: list[dict]) -> pd.DataFrame:
+    """Record table from a list of record dicts."""
+    if not rows:
+        return empty_records()
+    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    for name in ("diaSourceId", "visit", "detector"):
+        frame[name] = frame[name].astype("int64")
+    return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestFiles:
+    """Files written by `write_manifests` (`None` where not written)."""
+
+    zooniverse: Path | None
+    panoptes: Path | None
+    failures: Path
+    summary: Path
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def join_url(url_root: str, path: str) -> str:
+    """``url_root`` and a relative path joined by exactly one slash."""
+    return url_root.rstrip("/") + "/" + path.lstrip("/")
+
+
+def summarize(records: pd.DataFrame) -> dict:
+    """Counts of written, skipped and failed sources, failures by reason."""
+    counts = Counter(records["status"])
+    failed = records[records["status"] == STATUS_FAILED]
+    return {
+        "total": int(len(records)),
+        "written": int(counts.get(STATUS_WRITTEN, 0)),
+        "skipped": int(counts.get(STATUS_SKIPPED, 0)),
+        "failed": int(counts.get(STATUS_FAILED, 0)),
+        "failed_by_reason": {str(k): int(v) for k, v in sorted(Counter(failed["reason_code"]).items())},
+    }
+
+
+def write_manifests(records: pd.DataFrame, output_path: Path, url_root: str | None) -> ManifestFiles:
+    """Write the manifests, the failure list and the summary of a run.
+
+    Parameters
+    ----------
+    records
+        Union of the record tables of every unit of work of the run.
+    output_path
+        Output directory of the run (holding ``images/``).
+    url_root
+        URL under which ``output_path`` will be served to Zooniverse; with
+        `None` no Zooniverse manifest is written.
+
+    Notes
+    -----
+    ``manifest.csv`` (Zooniverse subject-set import form) has one row per
+    PNG present: ``external_id``, ``location:1`` (the PNG's URL under
+    ``url_root``, with its chunk directory) and ``metadata:…`` columns.
+    ``images/manifest.csv`` is a panoptes-cli manifest listing the PNG files
+    relative to it, with identifying columns hidden from volunteers
+    (``#diaSourceId``, …).  ``failures.csv`` lists every failed source with
+    its reason; ``summary.json`` holds the counts.
+
+    """
+    output_path = Path(output_path)
+    records = records.sort_values("diaSourceId", kind="stable").drop_duplicates("diaSourceId", keep="last")
+    present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
+    zooniverse = None
+    if url_root:
+        manifest = pd.DataFrame(
+            {
+                "external_id": present["diaSourceId"].to_numpy(),
+                "location:1": [join_url(url_root, path) for path in present["path"]],
+                **{f"metadata:{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
+            }
+        )
+        zooniverse = output_path / "manifest.csv"
+        atomic_write_bytes(zooniverse, _csv_bytes(manifest))
+    panoptes = None
+    if len(present):
+        panoptes_frame = pd.DataFrame(
+            {
+                "filename": [path.removeprefix("images/") for path in present["path"]],
+                **{f"#{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
+            }
+        )
+        panoptes = output_path / "images" / "manifest.csv"
+        atomic_write_bytes(panoptes, _csv_bytes(panoptes_frame))
+    failed = records[records["status"] == STATUS_FAILED]
+    failures = output_path / "failures.csv"
+    atomic_write_bytes(
+        failures,
+        _csv_bytes(failed[["diaSourceId", "instrument", "visit", "detector", "reason_code", "reason"]]),
+    )
+    summary = output_path / "summary.json"
+    atomic_write_bytes(summary, (json.dumps(summarize(records), indent=2) + "\n").encode())
+    return ManifestFiles(zooniverse=zooniverse, panoptes=panoptes, failures=failures, summary=summary)

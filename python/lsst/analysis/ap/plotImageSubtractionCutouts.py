@@ -1,0 +1,536 @@
+"""Template / science / difference cutouts of DiaSources, as a
+PipelineTask, a Python call and (through `lsst.analysis.ap.cli`) a command.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "GatherCutoutManifestConfig",
+    "GatherCutoutManifestConnections",
+    "GatherCutoutManifestTask",
+    "PlotImageSubtractionCutoutsConfig",
+    "PlotImageSubtractionCutoutsConnections",
+    "PlotImageSubtractionCutoutsTask",
+)
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base as pipeBase
+import lsst.pipe.base.connectionTypes as cT
+import pandas as pd
+
+from .cutouts import CutoutSettings, ExposureCutouter, make_exposure_records, output_root
+from .exposures import IMAGE_ROLES, butler_plane_reader, handle_plane_reader, image_dataset_types
+from .manifest import empty_records, summarize, write_manifests
+from .output import OutputLayout, remove_stale_temporaries
+from .render import TripletRenderer
+from .scaling import DisplayScaling
+from .sources import group_by_exposure, standardize_sources
+
+_INTERVALS = ("minmax", "zscale", "percentile")
+_STRETCHES = ("linear", "asinh", "sqrt", "log", "power", "sinh", "sigmoid")
+
+
+class PlotImageSubtractionCutoutsConnections(
+    pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
+):
+    """Inputs of one visit × detector: the three images (read lazily, by
+    bbox) and its DiaSource table; output: the record of every source.
+    """
+
+    science = cT.Input(
+        doc="Science image the science stamps are cut from.",
+        name="preliminary_visit_image",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+    template = cT.Input(
+        doc="Template warped to the science image, the template stamps are cut from.",
+        name="template_detector",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+    difference = cT.Input(
+        doc="Difference image the difference stamps are cut from.",
+        name="difference_image",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+    diaSources = cT.Input(
+        doc="DiaSources measured on the difference image.",
+        name="dia_source_detector",
+        storageClass="DataFrame",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    records = cT.Output(
+        doc="One row per DiaSource handled: id, relative PNG path, status and reason.",
+        name="cutout_records",
+        storageClass="DataFrame",
+        dimensions=("instrument", "visit", "detector"),
+    )
+
+    def __init__(self, *, config: PlotImageSubtractionCutoutsConfig) -> None:
+        super().__init__(config=config)
+        names = image_dataset_types(config.science_image_type, config.diff_image_type)
+        for role in IMAGE_ROLES:
+            connection = getattr(self, role)
+            if connection.name != names[role]:
+                setattr(self, role, dataclasses.replace(connection, name=names[role]))
+
+
+def _is_power_of_ten(value: int) -> bool:
+    return value >= 1 and 10 ** round(math.log10(value)) == value
+
+
+class PlotImageSubtractionCutoutsConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=PlotImageSubtractionCutoutsConnections
+):
+    """Configuration of `PlotImageSubtractionCutoutsTask`."""
+
+    sizes = pexConfig.ListField[int](
+        doc="Widths (pixels) of the square cutouts; one row of template/science/difference per size.",
+        default=[30],
+    )
+    use_footprint = pexConfig.Field[bool](
+        doc="Cut one square stamp as wide as the source's footprint (bboxSize) instead of using 'sizes'.",
+        default=False,
+    )
+    add_metadata = pexConfig.Field[bool](
+        doc="Annotate the cutouts with catalog values (ids, coordinates, fluxes) and flag badges.",
+        default=True,
+    )
+    chunk_size = pexConfig.Field[int](
+        doc="Write at most this many PNGs per sub-directory (a power of ten), named for "
+        "(diaSourceId // chunk_size) * chunk_size; None writes all files to one images/ directory.",
+        default=10000,
+        optional=True,
+    )
+    save_as_numpy = pexConfig.Field[bool](
+        doc="Also save the raw stamp arrays as numpy/<chunk>/<id>_{sci,temp,diff}_<size>.npy.",
+        default=False,
+    )
+    url_root = pexConfig.Field[str](
+        doc="URL the output directory will be served from, for the Zooniverse manifest; "
+        "None writes no Zooniverse manifest.",
+        default=None,
+        optional=True,
+    )
+    science_image_type = pexConfig.Field[str](
+        doc="Dataset type of the science image (older processings: calexp, initial_pvi, visit_image).",
+        default="preliminary_visit_image",
+    )
+    diff_image_type = pexConfig.Field[str](
+        doc="Optional prefix P of the template and difference dataset types, read as P_templateExp and "
+        "P_differenceExp; None uses template_detector and difference_image.",
+        default=None,
+        optional=True,
+    )
+    output_path = pexConfig.Field[str](
+        doc="Directory the cutouts are written to (the output_path constructor argument overrides it).",
+        default=None,
+        optional=True,
+    )
+    whole_read_min_sources = pexConfig.RangeField[int](
+        doc="Read whole image planes of a visit × detector once when it has at least this many sources "
+        "to draw; with fewer, read one small bbox per source and image.",
+        default=40,
+        min=1,
+    )
+    overwrite = pexConfig.Field[bool](
+        doc="Redraw sources whose PNG already exists; otherwise they are skipped (resume).",
+        default=False,
+    )
+    panel_pixels = pexConfig.RangeField[int](
+        doc="Width and height in pixels of each image panel in the PNG.",
+        default=200,
+        min=32,
+    )
+    colormap = pexConfig.Field[str](doc="matplotlib colormap name for all panels.", default="gray")
+    template_interval = pexConfig.ChoiceField[str](
+        doc="Display limits of the template panel.",
+        default="minmax",
+        allowed={name: name for name in _INTERVALS},
+    )
+    template_stretch = pexConfig.ChoiceField[str](
+        doc="Display stretch of the template panel.",
+        default="asinh",
+        allowed={name: name for name in _STRETCHES},
+    )
+    science_interval = pexConfig.ChoiceField[str](
+        doc="Display limits of the science panel.",
+        default="minmax",
+        allowed={name: name for name in _INTERVALS},
+    )
+    science_stretch = pexConfig.ChoiceField[str](
+        doc="Display stretch of the science panel.",
+        default="asinh",
+        allowed={name: name for name in _STRETCHES},
+    )
+    difference_interval = pexConfig.ChoiceField[str](
+        doc="Display limits of the difference panel.",
+        default="zscale",
+        allowed={name: name for name in _INTERVALS},
+    )
+    difference_stretch = pexConfig.ChoiceField[str](
+        doc="Display stretch of the difference panel.",
+        default="linear",
+        allowed={name: name for name in _STRETCHES},
+    )
+    png_compress_level = pexConfig.RangeField[int](
+        doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.use_footprint:
+            if not self.sizes:
+                raise pexConfig.FieldValidationError(
+                    type(self).sizes, self, "at least one cutout size is needed (or set use_footprint)"
+                )
+            bad = [size for size in self.sizes if size < 1]
+            if bad:
+                raise pexConfig.FieldValidationError(
+                    type(self).sizes, self, f"cutout sizes must be at least 1 pixel, got {bad}"
+                )
+        if self.chunk_size is not None and not _is_power_of_ten(self.chunk_size):
+            raise pexConfig.FieldValidationError(
+                type(self).chunk_size,
+                self,
+                f"must be a power of ten (1, 10, 100, …) or None, not {self.chunk_size}",
+            )
+
+
+def _renderer_factory(
+    config: PlotImageSubtractionCutoutsConfig,
+) -> Callable[[Sequence[int]], TripletRenderer]:
+    scalings = {
+        role: DisplayScaling.from_names(
+            getattr(config, f"{role}_interval"), getattr(config, f"{role}_stretch")
+        )
+        for role in IMAGE_ROLES
+    }
+
+    def make(sizes: Sequence[int]) -> TripletRenderer:
+        return TripletRenderer(
+            sizes,
+            config.add_metadata,
+            panel_pixels=config.panel_pixels,
+            colormap=config.colormap,
+            template_scaling=scalings["template"],
+            science_scaling=scalings["science"],
+            difference_scaling=scalings["difference"],
+            compress_level=config.png_compress_level,
+        )
+
+    return make
+
+
+class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
+    """Make template / science / difference cutout PNGs of DiaSources, and
+    manifests for a Zooniverse upload.
+
+    Parameters
+    ----------
+    output_path
+        Directory to write to; defaults to ``config.output_path``.
+    **kwargs
+        Passed to `lsst.pipe.base.PipelineTask`.
+
+    """
+
+    ConfigClass = PlotImageSubtractionCutoutsConfig
+    _DefaultName = "plotImageSubtractionCutouts"
+    config: PlotImageSubtractionCutoutsConfig
+
+    def __init__(self, *, output_path: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        path = output_path if output_path is not None else self.config.output_path
+        if path is None:
+            raise ValueError(
+                "No output directory: pass output_path= or set config.output_path "
+                "(on the command line: -c plotImageSubtractionCutouts:output_path=DIR)."
+            )
+        self._output_path = output_root(path)
+        self._make_renderer = _renderer_factory(self.config)
+        self._renderer: TripletRenderer | None = None
+
+    @property
+    def output_path(self) -> Path:
+        """Directory the cutouts are written to."""
+        return self._output_path
+
+    def _settings(self) -> CutoutSettings:
+        return CutoutSettings(
+            sizes=tuple(self.config.sizes),
+            use_footprint=self.config.use_footprint,
+            save_as_numpy=self.config.save_as_numpy,
+            whole_read_min_sources=self.config.whole_read_min_sources,
+            overwrite=self.config.overwrite,
+        )
+
+    def _cutouter(self) -> ExposureCutouter:
+        if self._renderer is None:
+            self._renderer = self._make_renderer(
+                tuple(self.config.sizes) if not self.config.use_footprint else (1,)
+            )
+        return ExposureCutouter(
+            self._settings(),
+            self._renderer,
+            OutputLayout(self._output_path, self.config.chunk_size),
+            url_root=self.config.url_root,
+            log=self.log,
+            make_renderer=self._make_renderer,
+        )
+
+    # PipelineTask entry point ------------------------------------------------
+
+    def runQuantum(
+        self,
+        butlerQC: pipeBase.QuantumContext,
+        inputRefs: pipeBase.InputQuantizedConnection,
+        outputRefs: pipeBase.OutputQuantizedConnection,
+    ) -> None:
+        data_id = butlerQC.quantum.dataId
+        handles = {role: butlerQC.get(getattr(inputRefs, role)) for role in IMAGE_ROLES}
+        sources = butlerQC.get(inputRefs.diaSources)
+        sources = standardize_sources(
+            sources, instrument=str(data_id["instrument"]), origin=f"dia sources of {data_id}"
+        )
+        records = self.runExposure(sources, {role: handle_plane_reader(h) for role, h in handles.items()})
+        butlerQC.put(pipeBase.Struct(records=records), outputRefs)
+
+    def runExposure(self, sources: pd.DataFrame, readers: dict) -> pd.DataFrame:
+        """Draw the sources of one visit × detector from open readers.
+
+        Returns the record table of those sources.
+        """
+        return make_exposure_records(self._cutouter(), sources, lambda: readers)
+
+    # Python entry point ------------------------------------------------------
+
+    def run(
+        self, data: Any, butler: Any, njobs: int = 0, *, instrument: str | None = None, progress: bool = False
+    ) -> pipeBase.Struct:
+        """Draw cutouts of DiaSources read from ``butler`` and write the
+        manifests.
+
+        Parameters
+        ----------
+        data
+            DiaSources (`pandas.DataFrame` or `astropy.table.Table`) with
+            APDB column names; an ``instrument`` column is needed unless the
+            repository has exactly one instrument.
+        butler
+            Butler with default collections holding the images.
+        njobs
+            Number of worker processes; 0 draws in this process.  Workers
+            are started with the ``spawn`` method, and each takes whole
+            visit × detector groups.
+        instrument
+            Instrument of sources without an ``instrument`` column.
+        progress
+            Log progress (sources done, rate) as visit × detector groups
+            finish.
+
+        Returns
+        -------
+        lsst.pipe.base.Struct
+            ``records`` (one row per source: id, path, status, reason),
+            ``written``, ``skipped``, ``failed`` (lists of diaSourceId),
+            ``summary`` (counts) and ``manifest`` (paths of the files
+            written).
+
+        """
+        if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
+            instrument = _only_instrument(butler)
+        sources = standardize_sources(data, instrument=instrument, origin="DiaSource table")
+        self._output_path.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temporaries(self._output_path)
+        if stale:
+            self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
+        groups = [frame for _, frame in group_by_exposure(sources)]
+        self.log.info(
+            "Drawing %d DiaSource(s) from %d visit×detector(s) into %s",
+            len(sources),
+            len(groups),
+            self.output_path,
+        )
+        meter = _Progress(self.log, len(sources), enabled=progress)
+        if njobs > 0 and len(groups) > 1:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(max_workers=njobs, mp_context=context) as pool:
+                futures = [
+                    pool.submit(_run_groups, self.config, str(self._output_path), butler, part)
+                    for part in _split(groups, 4 * njobs)
+                ]
+                frames = []
+                for future in concurrent.futures.as_completed(futures):
+                    frames.append(future.result())
+                    meter.update(frames[-1])
+        else:
+            frames = [self._run_groups(butler, groups, meter.update)]
+        records = pd.concat([empty_records(), *frames], ignore_index=True)
+        return self.finish(records)
+
+    def _run_groups(
+        self,
+        butler: Any,
+        groups: Iterable[pd.DataFrame],
+        on_group: Callable[[pd.DataFrame], None] | None = None,
+    ) -> pd.DataFrame:
+        cutouter = self._cutouter()
+        types = image_dataset_types(self.config.science_image_type, self.config.diff_image_type)
+        frames = []
+        for sources in groups:
+            first = sources.iloc[0]
+            data_id = {
+                "instrument": first["instrument"],
+                "visit": int(first["visit"]),
+                "detector": int(first["detector"]),
+            }
+
+            def open_readers(data_id: dict = data_id) -> dict:
+                return {role: butler_plane_reader(butler, types[role], data_id) for role in IMAGE_ROLES}
+
+            frames.append(make_exposure_records(cutouter, sources, open_readers))
+            if on_group is not None:
+                on_group(frames[-1])
+        return pd.concat([empty_records(), *frames], ignore_index=True)
+
+    def finish(self, records: pd.DataFrame) -> pipeBase.Struct:
+        """Write manifests, failure list and summary for ``records``."""
+        files = write_manifests(records, self._output_path, self.config.url_root)
+        summary = summarize(records)
+        self.log.info(
+            "Cutouts: %d written, %d skipped (already present), %d failed%s",
+            summary["written"],
+            summary["skipped"],
+            summary["failed"],
+            f" {summary['failed_by_reason']}" if summary["failed"] else "",
+        )
+        by_status = {
+            status: records.loc[records["status"] == status, "diaSourceId"].astype(int).tolist()
+            for status in ("written", "skipped", "failed")
+        }
+        return pipeBase.Struct(records=records, summary=summary, manifest=files, **by_status)
+
+
+class _Progress:
+    """Logs sources done and the rate, at most every few seconds."""
+
+    def __init__(self, log: Any, total: int, *, enabled: bool, every: float = 5.0) -> None:
+        self.log = log
+        self.total = total
+        self.enabled = enabled
+        self.every = every
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, records: pd.DataFrame) -> None:
+        self.done += len(records)
+        now = time.monotonic()
+        if self.enabled and (now - self.last >= self.every or self.done == self.total):
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            self.log.info(
+                "progress: %d/%d DiaSources (%.0f%%), %.1f/s",
+                self.done,
+                self.total,
+                100.0 * self.done / max(self.total, 1),
+                rate,
+            )
+
+
+def _only_instrument(butler: Any) -> str | None:
+    """The repository's instrument when it has exactly one."""
+    try:
+        names = [record.name for record in butler.query_dimension_records("instrument")]
+    except Exception:
+        return None
+    return names[0] if len(names) == 1 else None
+
+
+def _split(groups: list[pd.DataFrame], n: int) -> list[list[pd.DataFrame]]:
+    """Deal groups into ``n`` lists of similar source counts."""
+    parts: list[list[pd.DataFrame]] = [[] for _ in range(min(n, len(groups)))]
+    loads = [0] * len(parts)
+    for group in sorted(groups, key=len, reverse=True):
+        k = loads.index(min(loads))
+        parts[k].append(group)
+        loads[k] += len(group)
+    return [part for part in parts if part]
+
+
+def _run_groups(
+    config: PlotImageSubtractionCutoutsConfig, output_path: str, butler: Any, groups: list[pd.DataFrame]
+) -> pd.DataFrame:
+    """Worker-process entry point: draw whole visit × detector groups."""
+    logging.basicConfig(level=logging.INFO)
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    return task._run_groups(butler, groups)
+
+
+# Gathering ---------------------------------------------------------------------
+
+
+class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensions=()):
+    """All per-quantum records in, one manifest table out."""
+
+    records = cT.Input(
+        doc="Records of every visit × detector.",
+        name="cutout_records",
+        storageClass="DataFrame",
+        dimensions=("instrument", "visit", "detector"),
+        multiple=True,
+    )
+    manifest = cT.Output(
+        doc="Union of the records, as used for the manifests.",
+        name="cutout_manifest",
+        storageClass="DataFrame",
+        dimensions=(),
+    )
+
+
+class GatherCutoutManifestConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=GatherCutoutManifestConnections
+):
+    """Configuration of `GatherCutoutManifestTask` (none needed: the output
+    directory and URL root are recorded by the cutout task).
+    """
+
+
+class GatherCutoutManifestTask(pipeBase.PipelineTask):
+    """Write the Zooniverse and panoptes manifests, the failure list and the
+    summary from the records of every cutout quantum.
+    """
+
+    ConfigClass = GatherCutoutManifestConfig
+    _DefaultName = "gatherCutoutManifest"
+
+    def run(self, records: list[pd.DataFrame]) -> pipeBase.Struct:
+        """Write the manifests of each output directory in ``records``."""
+        table = pd.concat([empty_records(), *records], ignore_index=True)
+        for (output_path, url_root), part in table.groupby(["output_path", "url_root"], dropna=False):
+            write_manifests(part, Path(output_path), url_root or None)
+            summary = summarize(part)
+            self.log.info(
+                "%s: %d written, %d skipped, %d failed %s",
+                output_path,
+                summary["written"],
+                summary["skipped"],
+                summary["failed"],
+                summary["failed_by_reason"],
+            )
+        return pipeBase.Struct(manifest=table)

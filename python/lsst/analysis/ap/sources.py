@@ -1,0 +1,303 @@
+"""DiaSource tables: where they come from, what they must hold, how they
+are grouped.
+
+Sources reach the cutout task as a pandas DataFrame (an astropy Table is
+converted) with APDB ``DiaSource`` column names.  They can be read from an
+APDB (SQLite file or an lsst-dax-apdb configuration), from a catalog file
+(parquet, CSV or FITS table) or from the Butler's DiaSource table datasets.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "SourceTableError",
+    "group_by_exposure",
+    "load_apdb_sources",
+    "load_butler_sources",
+    "load_catalog",
+    "select_reliability",
+    "standardize_sources",
+)
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_LOG = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("diaSourceId", "visit", "detector", "ra", "dec")
+"""Columns without which no cutout can be made."""
+
+OPTIONAL_COLUMNS = (
+    "band",
+    "snr",
+    "psfChi2",
+    "psfNdata",
+    "psfFlux",
+    "psfFluxErr",
+    "apFlux",
+    "apFluxErr",
+    "scienceFlux",
+    "scienceFluxErr",
+    "reliability",
+    "bboxSize",
+    "isDipole",
+    "centroid_flag",
+    "shape_flag",
+    "psfFlux_flag",
+    "apFlux_flag",
+    "forced_PsfFlux_flag",
+    "pixelFlags_bad",
+    "pixelFlags_cr",
+    "pixelFlags_crCenter",
+    "pixelFlags_edge",
+    "pixelFlags_interpolated",
+    "pixelFlags_interpolatedCenter",
+    "pixelFlags_saturated",
+    "pixelFlags_saturatedCenter",
+    "pixelFlags_suspect",
+    "pixelFlags_suspectCenter",
+)
+"""Columns shown in the annotations; a missing one is shown as absent."""
+
+
+class SourceTableError(ValueError):
+    """A DiaSource table or catalog that cannot be used at all."""
+
+
+def standardize_sources(
+    data: Any, *, instrument: str | None = None, origin: str = "input table"
+) -> pd.DataFrame:
+    """Check a DiaSource table and bring it to the form the task uses.
+
+    Parameters
+    ----------
+    data
+        `pandas.DataFrame` or `astropy.table.Table` of DiaSources.
+    instrument
+        Instrument name to use where the table has no ``instrument`` column.
+    origin
+        Where the table came from, for error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with an ``instrument`` column and integer ``diaSourceId``,
+        ``visit`` and ``detector`` columns, in the input order.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when a required column is missing, holds nulls, or an
+        instrument cannot be determined; the message names the column.
+
+    """
+    if not isinstance(data, pd.DataFrame):
+        try:
+            data = data.to_pandas()
+        except AttributeError:
+            raise SourceTableError(
+                f"{origin}: expected a pandas DataFrame or astropy Table of DiaSources, "
+                f"not {type(data).__name__}."
+            ) from None
+    frame = data.reset_index(drop=("diaSourceId" in data.columns or data.index.name != "diaSourceId"))
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise SourceTableError(
+            f"{origin}: required DiaSource column(s) missing: {', '.join(missing)} "
+            f"(columns present: {', '.join(map(str, frame.columns[:20]))}"
+            f"{', …' if len(frame.columns) > 20 else ''})."
+        )
+    for column in REQUIRED_COLUMNS:
+        nulls = frame[column].isna()
+        if nulls.any():
+            bad = frame.index[nulls][:5].tolist()
+            raise SourceTableError(f"{origin}: column {column!r} has null values (rows {bad}).")
+    frame = frame.copy()
+    for column in ("diaSourceId", "visit", "detector"):
+        frame[column] = frame[column].astype(np.int64)
+    if "instrument" not in frame.columns:
+        if instrument is None:
+            raise SourceTableError(
+                f"{origin}: no 'instrument' column; add one or pass the instrument name "
+                "(--instrument on the command line)."
+            )
+        frame["instrument"] = instrument
+    elif instrument is not None:
+        frame["instrument"] = frame["instrument"].fillna(instrument)
+    duplicated = frame["diaSourceId"].duplicated()
+    if duplicated.any():
+        raise SourceTableError(
+            f"{origin}: diaSourceId values are not unique "
+            f"(e.g. {frame.loc[duplicated, 'diaSourceId'].iloc[:5].tolist()})."
+        )
+    return frame
+
+
+def missing_optional_columns(frame: pd.DataFrame) -> list[str]:
+    """Annotation columns that ``frame`` lacks."""
+    return [column for column in OPTIONAL_COLUMNS if column not in frame.columns]
+
+
+def group_by_exposure(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int], pd.DataFrame]]:
+    """Yield ``((instrument, visit, detector), sources)`` groups in sorted order."""
+    yield from frame.groupby(["instrument", "visit", "detector"], sort=True)
+
+
+def select_reliability(
+    frame: pd.DataFrame, minimum: float | None = None, maximum: float | None = None
+) -> pd.DataFrame:
+    """Keep sources whose ``reliability`` lies in ``[minimum, maximum]``."""
+    if minimum is None and maximum is None:
+        return frame
+    if "reliability" not in frame.columns:
+        raise SourceTableError("Cannot select on reliability: the table has no 'reliability' column.")
+    keep = pd.Series(True, index=frame.index)
+    if minimum is not None:
+        keep &= frame["reliability"] >= minimum
+    if maximum is not None:
+        keep &= frame["reliability"] <= maximum
+    return frame[keep]
+
+
+def load_catalog(path: str | Path) -> pd.DataFrame:
+    """Read a DiaSource catalog file: parquet, CSV, or a FITS table.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when the file does not exist or cannot be read as a table;
+        the message names the file and the reason.
+
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SourceTableError(f"Catalog file {path} does not exist.")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if suffixes.endswith((".parq", ".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if suffixes.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path)
+        if suffixes.endswith((".fits", ".fits.gz", ".fit", ".fz")):
+            from astropy.table import Table
+
+            return Table.read(path).to_pandas()
+    except Exception as error:
+        raise SourceTableError(f"Cannot read catalog {path}: {error}") from error
+    raise SourceTableError(
+        f"Catalog {path}: unknown file type {suffixes or '(none)'}; use .parquet, .csv or .fits."
+    )
+
+
+def _apdb_sql_url(sqlitefile: str | Path | None, apdb_config: str | None) -> str:
+    if sqlitefile is not None:
+        sqlitefile = Path(sqlitefile)
+        if not sqlitefile.exists():
+            raise SourceTableError(f"APDB file {sqlitefile} does not exist.")
+        return f"sqlite:///{sqlitefile.absolute()}"
+    if apdb_config is None:
+        raise SourceTableError("Give an APDB SQLite file or an APDB configuration.")
+    from lsst.dax.apdb import ApdbConfig
+
+    try:
+        config = ApdbConfig.from_uri(apdb_config)
+    except Exception as error:
+        raise SourceTableError(f"Cannot read APDB configuration {apdb_config}: {error}") from error
+    url = getattr(config, "db_url", None)
+    if url is None:
+        raise SourceTableError(
+            f"APDB configuration {apdb_config} is not an SQL APDB; only SQL APDBs are read."
+        )
+    return url
+
+
+def load_apdb_sources(
+    *,
+    sqlitefile: str | Path | None = None,
+    apdb_config: str | None = None,
+    limit: int | None = None,
+    reliability_min: float | None = None,
+    reliability_max: float | None = None,
+) -> pd.DataFrame:
+    """Read DiaSources from an APDB, ordered by ``diaSourceId``.
+
+    Parameters
+    ----------
+    sqlitefile
+        Path of an SQLite APDB file.
+    apdb_config
+        An lsst-dax-apdb configuration file or URI (SQL APDBs).
+    limit
+        Return at most this many sources (after the reliability cut).
+    reliability_min, reliability_max
+        Keep sources with reliability in this range.
+
+    """
+    import sqlalchemy
+
+    url = _apdb_sql_url(sqlitefile, apdb_config)
+    where = []
+    params: dict[str, Any] = {}
+    if reliability_min is not None:
+        where.append('"reliability" >= :rmin')
+        params["rmin"] = reliability_min
+    if reliability_max is not None:
+        where.append('"reliability" <= :rmax')
+        params["rmax"] = reliability_max
+    query = 'SELECT * FROM "DiaSource"'
+    if where:
+        query += " WHERE " + " AND ".join(where)
+    query += ' ORDER BY "diaSourceId"'
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            frame = pd.read_sql_query(sqlalchemy.text(query), connection, params=params)
+    except Exception as error:
+        raise SourceTableError(f"Cannot read DiaSources from APDB {url}: {error}") from error
+    finally:
+        engine.dispose()
+    return frame
+
+
+def load_butler_sources(
+    butler: Any,
+    dataset_type: str,
+    *,
+    where: str = "",
+    collections: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Read and concatenate the Butler's DiaSource table datasets.
+
+    An ``instrument`` column is filled from each dataset's data ID.
+    """
+    refs = butler.query_datasets(
+        dataset_type, collections=collections, where=where, limit=None, explain=False, find_first=True
+    )
+    frames = []
+    total = 0
+    for ref in sorted(refs, key=lambda r: tuple(str(v) for v in r.dataId.required.values())):
+        frame = butler.get(ref)
+        if not isinstance(frame, pd.DataFrame):
+            frame = frame.to_pandas()
+        frame = frame.copy()
+        frame["instrument"] = ref.dataId["instrument"]
+        frames.append(frame)
+        total += len(frame)
+        if limit is not None and total >= limit:
+            break
+    if not frames:
+        raise SourceTableError(
+            f"No {dataset_type} datasets found in collections {collections} with where={where!r}."
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.iloc[:limit] if limit is not None else frame

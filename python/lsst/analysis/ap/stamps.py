@@ -1,0 +1,131 @@
+"""Stamp geometry: where a stamp lies on an image and how to cut it.
+
+Pure functions of positions, sizes and arrays.  Pixel coordinates follow the
+LSST convention: integer values at pixel centres, the first pixel of an
+image at its bounding box's ``start`` (which may be non-zero for sub-images),
+arrays indexed ``[y, x]``.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "StampBox",
+    "cut_stamp",
+    "footprint_stamp_size",
+    "stamp_box",
+    "union_box",
+)
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from lsst.images import Box
+
+
+@dataclasses.dataclass(frozen=True)
+class StampBox:
+    """An ``size`` × ``size`` pixel box centred on a position.
+
+    Attributes
+    ----------
+    x0, y0
+        Parent pixel coordinates of the lower-left pixel.
+    size
+        Width and height in pixels.
+
+    """
+
+    x0: int
+    y0: int
+    size: int
+
+    @property
+    def box(self) -> Box:
+        """The box as an `lsst.images.Box` (may extend past an image)."""
+        return Box.from_shape((self.size, self.size), start=(self.y0, self.x0))
+
+
+def stamp_box(x: float, y: float, size: int) -> StampBox:
+    """The ``size`` × ``size`` box of whole pixels centred on ``(x, y)``.
+
+    The pixel that contains the position is the centre pixel for odd sizes,
+    and the one just above and right of the centre for even sizes, so a
+    source is always at ``(size // 2, size // 2)`` in stamp pixels, within
+    half a pixel.
+
+    Parameters
+    ----------
+    x, y
+        Position in parent pixel coordinates.
+    size
+        Width and height of the stamp in pixels (≥ 1).
+
+    """
+    if size < 1:
+        raise ValueError(f"Stamp size must be at least 1 pixel, not {size}.")
+    cx = math.floor(x + 0.5)
+    cy = math.floor(y + 0.5)
+    half = size // 2
+    return StampBox(x0=cx - half, y0=cy - half, size=size)
+
+
+def union_box(boxes: Iterable[StampBox], within: Box) -> Box | None:
+    """The smallest box holding all ``boxes``, clipped to ``within``.
+
+    Returns `None` when none of the boxes overlaps ``within``.
+    """
+    boxes = list(boxes)
+    if not boxes:
+        return None
+    x0 = max(min(b.x0 for b in boxes), within.x.start)
+    y0 = max(min(b.y0 for b in boxes), within.y.start)
+    x1 = min(max(b.x0 + b.size for b in boxes), within.x.stop)
+    y1 = min(max(b.y0 + b.size for b in boxes), within.y.stop)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return Box.from_shape((y1 - y0, x1 - x0), start=(y0, x0))
+
+
+def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = np.nan) -> np.ndarray:
+    """Cut ``stamp`` out of ``array``, padding what lies off it.
+
+    Parameters
+    ----------
+    array
+        Pixels of the image (or of a part of it) indexed ``[y, x]``.
+    array_box
+        Parent-coordinate box of ``array``.
+    stamp
+        The stamp to cut.
+    fill
+        Value of stamp pixels that ``array`` does not cover (NaN marks them
+        as "no data" for rendering).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new ``stamp.size`` × ``stamp.size`` float32 array.
+
+    """
+    out = np.full((stamp.size, stamp.size), fill, dtype=np.float32)
+    x0 = max(stamp.x0, array_box.x.start)
+    y0 = max(stamp.y0, array_box.y.start)
+    x1 = min(stamp.x0 + stamp.size, array_box.x.stop)
+    y1 = min(stamp.y0 + stamp.size, array_box.y.stop)
+    if x0 < x1 and y0 < y1:
+        out[y0 - stamp.y0 : y1 - stamp.y0, x0 - stamp.x0 : x1 - stamp.x0] = array[
+            y0 - array_box.y.start : y1 - array_box.y.start, x0 - array_box.x.start : x1 - array_box.x.start
+        ]
+    return out
+
+
+def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | None:
+    """Square stamp size for a footprint of width ``bbox_size`` pixels.
+
+    Returns `None` when the catalog gives no usable footprint size.
+    """
+    if bbox_size is None or not np.isfinite(bbox_size) or bbox_size <= 0:
+        return None
+    return max(int(bbox_size), minimum)
