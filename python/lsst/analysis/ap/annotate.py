@@ -67,7 +67,11 @@ FLAGGED_RGB: tuple[int, int, int] = (215, 0, 0)
 """Colour of a flux label whose measurement flag is set."""
 
 AB_ZEROPOINT_NJY = 31.4
-"""AB magnitude of a 1 nJy source: m = 31.4 - 2.5 log10(flux / nJy)."""
+"""AB magnitude of a 1 nJy source: m = 31.4 - 2.5 log10(flux / nJy).
+
+The exact value is 2.5 log10(3631e9) = 31.40007; the rounded LSST
+convention puts 3631 Jy at -0.00007 mag.
+"""
 
 
 @dataclass(frozen=True)
@@ -342,7 +346,8 @@ class SourceAnnotation:
     badges: frozenset[str] = frozenset()
     """Names of the set `BADGES`."""
     missing_columns: tuple[str, ...] = ()
-    """Requested columns absent from the row (not those present but NULL)."""
+    """Requested columns absent from the row (not those present but NULL),
+    in `REQUESTED_COLUMNS` order (``instrument`` first)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, instrument: str | None = None) -> SourceAnnotation:
@@ -399,7 +404,7 @@ class SourceAnnotation:
             ap_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["ap"])),
             forced_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["total"])),
             badges=badges,
-            missing_columns=tuple(missing),
+            missing_columns=tuple(c for c in ("instrument", *REQUESTED_COLUMNS) if c in missing),
         )
 
     @property

@@ -260,6 +260,7 @@ def make_sky(spec: DemoSpec, rng: np.random.Generator) -> tuple[pd.DataFrame, pd
     n_stars = spec.stars_per_detector * area_factor
     ra, dec = disc(n_stars)
     mag = 24.5 - rng.power(2.2, n_stars) * 8.0  # few bright stars, many faint ones
+    mag[: 3 * area_factor] = rng.uniform(14.5, 16.0, 3 * area_factor)  # saturated cores on every detector
     stars = pd.DataFrame({"ra": ra, "dec": dec, "flux": 10 ** ((AB_ZERO_POINT_NJY_MAG - mag) / 2.5)})
 
     n_objects = spec.objects_per_detector * area_factor

@@ -1,0 +1,203 @@
+"""Tests of the pure DiaSource annotation (lsst.analysis.ap.annotate)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lsst.analysis.ap.annotate import (
+    BADGE_COLORS,
+    BADGES,
+    MISSING_TEXT,
+    REQUESTED_COLUMNS,
+    SourceAnnotation,
+    ab_magnitude,
+    missing_annotation_columns,
+)
+
+FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + ("psfFlux_flag", "apFlux_flag", "forced_PsfFlux_flag")
+
+
+def full_row(**overrides):
+    row = dict(
+        diaSourceId=3068394138746667042,
+        instrument="LSSTComCam",
+        detector=4,
+        visit=2024120600049,
+        band="r",
+        ra=53.1234567,
+        dec=-28.1234567,
+        snr=12.345,
+        psfChi2=250.0,
+        psfNdata=200,
+        psfFlux=12345.6,
+        psfFluxErr=123.4,
+        apFlux=11000.0,
+        apFluxErr=150.0,
+        scienceFlux=1000.0,
+        scienceFluxErr=10.0,
+        reliability=0.873,
+    )
+    row.update({c: False for c in FLAG_COLUMNS})
+    row.update(overrides)
+    return row
+
+
+def test_ab_magnitude_formula():
+    # 3631 Jy = 3.631e12 nJy is AB magnitude 0 (31.4 is rounded: exact 31.40007).
+    assert ab_magnitude(3.631e12) == pytest.approx(0.0, abs=1e-4)
+    assert ab_magnitude(1000.0) == pytest.approx(31.4 - 2.5 * 3)
+    assert ab_magnitude(1000.0) == pytest.approx(23.9)
+    assert ab_magnitude(1.0) == pytest.approx(31.4)
+    for bad in (0.0, -5.0, math.nan, None, math.inf):
+        assert math.isnan(ab_magnitude(bad))
+
+
+def test_full_row_values_and_text():
+    a = SourceAnnotation.from_row(full_row())
+    assert a.missing_columns == ()
+    assert a.dia_source_id == 3068394138746667042
+    assert a.reduced_psf_chi2 == pytest.approx(1.25)
+    assert a.science_mag == pytest.approx(23.9)
+    f = a.fields()
+    assert f["diaSourceId"].text == "3068394138746667042"
+    assert f["instrument"].text == "LSSTComCam"
+    assert f["detector"].text == "4"
+    assert f["visit"].text == "2024120600049"
+    assert f["band"].text == "r"
+    assert f["ra"].text == "53.123457"
+    assert f["dec"].text == "-28.123457"
+    assert f["snr"].text == "12.3"
+    assert f["chi2"].text == "1.25"
+    assert f["psf"].text == "12345.6 ± 123.4 nJy"
+    assert f["psf_snr"].text == "100.0"
+    assert f["ap"].text == "11000.0 ± 150.0 nJy"
+    assert f["total"].text == "1000.0 ± 10.0 nJy"
+    assert f["total_snr"].text == "100.0"
+    assert f["mag"].text == "23.90"
+    assert f["reliability"].text == "0.873"
+    assert a.badges == frozenset()
+    assert not any(f[k].flagged for k in ("psf", "ap", "total"))
+    assert "no flags" in a.lines()[-1]
+
+
+@pytest.mark.parametrize("flux", [0.0, -12.0, math.nan, None])
+def test_magnitude_shown_as_missing_for_non_positive_flux(flux):
+    a = SourceAnnotation.from_row(full_row(scienceFlux=flux))
+    assert a.fields()["mag"].text == MISSING_TEXT
+
+
+def test_empty_row_never_raises_and_reports_missing_columns():
+    a = SourceAnnotation.from_row({})
+    assert set(a.missing_columns) == {"instrument", *REQUESTED_COLUMNS}
+    assert all(field.text == MISSING_TEXT for field in a.fields().values())
+    assert a.badges == frozenset()
+    assert not (a.psf_flux_flag or a.ap_flux_flag or a.forced_flux_flag)
+    assert all(isinstance(line, str) for line in a.lines())
+
+
+def test_some_missing_columns_listed_once_in_order():
+    row = full_row()
+    for name in ("psfFluxErr", "pixelFlags_crCenter", "reliability"):
+        del row[name]
+    a = SourceAnnotation.from_row(row)
+    assert a.missing_columns == ("psfFluxErr", "reliability", "pixelFlags_crCenter")
+    f = a.fields()
+    assert f["psf"].text == f"12345.6 ± {MISSING_TEXT} nJy"
+    assert f["psf_snr"].text == MISSING_TEXT
+    assert f["reliability"].text == MISSING_TEXT
+
+
+def test_instrument_keyword_overrides_and_is_not_missing():
+    row = full_row()
+    del row["instrument"]
+    a = SourceAnnotation.from_row(row, instrument="LSSTCam")
+    assert a.instrument == "LSSTCam"
+    assert "instrument" not in a.missing_columns
+    assert SourceAnnotation.from_row(row).missing_columns == ("instrument",)
+
+
+@pytest.mark.parametrize("null", [None, math.nan, pd.NA, np.ma.masked, pd.NaT])
+def test_null_values_give_dash_and_unset_flags(null):
+    row = {k: null for k in full_row()}
+    a = SourceAnnotation.from_row(row)
+    assert a.missing_columns == ()
+    assert all(field.text == MISSING_TEXT for field in a.fields().values())
+    assert a.badges == frozenset()
+    assert not (a.psf_flux_flag or a.ap_flux_flag or a.forced_flux_flag)
+
+
+def test_pandas_series_with_nullable_dtypes():
+    df = pd.DataFrame([full_row(), full_row(psfFlux=None, pixelFlags_cr=None, detector=None)])
+    df = df.convert_dtypes()
+    assert str(df["pixelFlags_cr"].dtype) == "boolean"
+    df.loc[0, "pixelFlags_cr"] = True
+    first, second = (SourceAnnotation.from_row(df.iloc[i]) for i in range(2))
+    assert first.badges == {"CR"}
+    assert first.detector == 4
+    assert second.badges == frozenset()
+    assert second.fields()["psf"].text == f"{MISSING_TEXT} ± 123.4 nJy"
+    assert second.fields()["detector"].text == MISSING_TEXT
+    # diaSourceId keeps full int64 precision through pandas.
+    assert first.dia_source_id == 3068394138746667042
+
+
+def test_astropy_row_is_accepted():
+    from astropy.table import Table
+
+    table = Table(rows=[full_row(pixelFlags_bad=True)])
+    a = SourceAnnotation.from_row(table[0])
+    assert a.badges == {"BAD"}
+    assert a.missing_columns == ()
+
+
+@pytest.mark.parametrize(
+    ("badge", "column"), [(b.name, c) for b in BADGES for c in b.columns], ids=lambda v: str(v)
+)
+def test_each_badge_column_sets_exactly_its_badge(badge, column):
+    a = SourceAnnotation.from_row(full_row(**{column: True}))
+    assert a.badges == {badge}
+    assert a.has_badge(badge)
+    assert badge in a.lines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("column", "key"), [("psfFlux_flag", "psf"), ("apFlux_flag", "ap"), ("forced_PsfFlux_flag", "total")]
+)
+def test_flux_flags_mark_only_their_field(column, key):
+    f = SourceAnnotation.from_row(full_row(**{column: True})).fields()
+    assert {k for k in ("psf", "ap", "total") if f[k].flagged} == {key}
+
+
+def test_badge_colour_table():
+    assert [b.name for b in BADGES] == ["INTERP", "SAT", "CR", "SUS", "EDGE", "BAD", "DIPOLE", "CENTROID", "SHAPE"]
+    assert BADGE_COLORS["INTERP"] == BADGE_COLORS["SAT"] == (0, 128, 0)
+    assert BADGE_COLORS["CR"] == (255, 0, 255)
+    assert BADGE_COLORS["SUS"] == BADGE_COLORS["EDGE"] == (218, 165, 32)  # goldenrod
+    assert BADGE_COLORS["BAD"] == (255, 0, 0)
+    extra = [BADGE_COLORS[n] for n in ("DIPOLE", "CENTROID", "SHAPE")]
+    assert len(set(extra)) == 3
+    assert not set(extra) & {BADGE_COLORS[n] for n in ("INTERP", "CR", "SUS", "BAD")}
+
+
+def test_annotation_is_frozen():
+    a = SourceAnnotation.from_row(full_row())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.ra = 0.0  # type: ignore[misc]
+
+
+def test_missing_annotation_columns_of_a_table():
+    columns = [c for c in full_row() if c not in ("snr", "isDipole")]
+    assert missing_annotation_columns(columns) == ("snr", "isDipole")
+    assert missing_annotation_columns([*columns, "snr", "isDipole"]) == ()
+    assert missing_annotation_columns([c for c in columns if c != "instrument"], with_instrument=False) == (
+        "snr",
+        "isDipole",
+    )
+
+
+def test_huge_flux_is_formatted_compactly():
+    a = SourceAnnotation.from_row(full_row(psfFlux=-12345678.0, psfFluxErr=2.5e6))
+    assert a.fields()["psf"].text == "-1.235e+07 ± 2.5e+06 nJy"
