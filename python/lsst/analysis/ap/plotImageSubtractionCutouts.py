@@ -90,6 +90,20 @@ class PlotImageSubtractionCutoutsConnections(
                 setattr(self, role, dataclasses.replace(connection, name=names[role]))
 
 
+def _scaling_fields(
+    role: str, interval: str, stretch: str
+) -> tuple[pexConfig.ChoiceField, pexConfig.ChoiceField]:
+    """The interval and stretch config fields of one panel."""
+    return (
+        pexConfig.ChoiceField[str](
+            doc=f"Display limits of the {role} panel.", default=interval, allowed={n: n for n in _INTERVALS}
+        ),
+        pexConfig.ChoiceField[str](
+            doc=f"Display stretch of the {role} panel.", default=stretch, allowed={n: n for n in _STRETCHES}
+        ),
+    )
+
+
 def _is_power_of_ten(value: int) -> bool:
     return value >= 1 and 10 ** round(math.log10(value)) == value
 
@@ -158,36 +172,9 @@ class PlotImageSubtractionCutoutsConfig(
         min=32,
     )
     colormap = pexConfig.Field[str](doc="matplotlib colormap name for all panels.", default="gray")
-    template_interval = pexConfig.ChoiceField[str](
-        doc="Display limits of the template panel.",
-        default="minmax",
-        allowed={name: name for name in _INTERVALS},
-    )
-    template_stretch = pexConfig.ChoiceField[str](
-        doc="Display stretch of the template panel.",
-        default="asinh",
-        allowed={name: name for name in _STRETCHES},
-    )
-    science_interval = pexConfig.ChoiceField[str](
-        doc="Display limits of the science panel.",
-        default="minmax",
-        allowed={name: name for name in _INTERVALS},
-    )
-    science_stretch = pexConfig.ChoiceField[str](
-        doc="Display stretch of the science panel.",
-        default="asinh",
-        allowed={name: name for name in _STRETCHES},
-    )
-    difference_interval = pexConfig.ChoiceField[str](
-        doc="Display limits of the difference panel.",
-        default="zscale",
-        allowed={name: name for name in _INTERVALS},
-    )
-    difference_stretch = pexConfig.ChoiceField[str](
-        doc="Display stretch of the difference panel.",
-        default="linear",
-        allowed={name: name for name in _STRETCHES},
-    )
+    template_interval, template_stretch = _scaling_fields("template", "minmax", "asinh")
+    science_interval, science_stretch = _scaling_fields("science", "minmax", "asinh")
+    difference_interval, difference_stretch = _scaling_fields("difference", "zscale", "linear")
     png_compress_level = pexConfig.RangeField[int](
         doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9
     )

@@ -29,42 +29,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .annotate import REQUESTED_COLUMNS
+
 _LOG = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("diaSourceId", "visit", "detector", "ra", "dec")
 """Columns without which no cutout can be made."""
 
-OPTIONAL_COLUMNS = (
-    "band",
-    "snr",
-    "psfChi2",
-    "psfNdata",
-    "psfFlux",
-    "psfFluxErr",
-    "apFlux",
-    "apFluxErr",
-    "scienceFlux",
-    "scienceFluxErr",
-    "reliability",
-    "bboxSize",
-    "isDipole",
-    "centroid_flag",
-    "shape_flag",
-    "psfFlux_flag",
-    "apFlux_flag",
-    "forced_PsfFlux_flag",
-    "pixelFlags_bad",
-    "pixelFlags_cr",
-    "pixelFlags_crCenter",
-    "pixelFlags_edge",
-    "pixelFlags_interpolated",
-    "pixelFlags_interpolatedCenter",
-    "pixelFlags_saturated",
-    "pixelFlags_saturatedCenter",
-    "pixelFlags_suspect",
-    "pixelFlags_suspectCenter",
+OPTIONAL_COLUMNS = tuple(
+    column for column in (*REQUESTED_COLUMNS, "bboxSize") if column not in REQUIRED_COLUMNS
 )
-"""Columns shown in the annotations; a missing one is shown as absent."""
+"""Columns shown in the annotations (and ``bboxSize`` for footprint stamps); a
+missing one is shown as absent."""
 
 
 class SourceTableError(ValueError):
