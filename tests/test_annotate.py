@@ -17,7 +17,11 @@ from lsst.analysis.ap.annotate import (
     missing_annotation_columns,
 )
 
-FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + ("psfFlux_flag", "apFlux_flag", "forced_PsfFlux_flag")
+FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + (
+    "psfFlux_flag",
+    "apFlux_flag",
+    "forced_PsfFlux_flag",
+)
 
 
 def full_row(**overrides):
@@ -172,7 +176,17 @@ def test_flux_flags_mark_only_their_field(column, key):
 
 
 def test_badge_colour_table():
-    assert [b.name for b in BADGES] == ["INTERP", "SAT", "CR", "SUS", "EDGE", "BAD", "DIPOLE", "CENTROID", "SHAPE"]
+    assert [b.name for b in BADGES] == [
+        "INTERP",
+        "SAT",
+        "CR",
+        "SUS",
+        "EDGE",
+        "BAD",
+        "DIPOLE",
+        "CENTROID",
+        "SHAPE",
+    ]
     assert BADGE_COLORS["INTERP"] == BADGE_COLORS["SAT"] == (0, 128, 0)
     assert BADGE_COLORS["CR"] == (255, 0, 255)
     assert BADGE_COLORS["SUS"] == BADGE_COLORS["EDGE"] == (218, 165, 32)  # goldenrod
@@ -201,3 +215,8 @@ def test_missing_annotation_columns_of_a_table():
 def test_huge_flux_is_formatted_compactly():
     a = SourceAnnotation.from_row(full_row(psfFlux=-12345678.0, psfFluxErr=2.5e6))
     assert a.fields()["psf"].text == "-1.235e+07 ± 2.5e+06 nJy"
+
+
+def test_no_negative_zero():
+    a = SourceAnnotation.from_row(full_row(scienceFlux=-5.0, scienceFluxErr=300.0))
+    assert a.fields()["total_snr"].text == "0.0"

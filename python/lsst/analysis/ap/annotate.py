@@ -16,19 +16,19 @@ caller can log them once rather than per source.
 Badges (`BADGES`, fixed order; the colour table of the cutouts)
 --------------------------------------------------------------
 
-========  ====================================================  ==========  ===============
-badge     set when any of these columns is true                 colour      why that colour
-========  ====================================================  ==========  ===============
-INTERP    pixelFlags_interpolated, pixelFlags_interpolatedCenter green       afw INTRP plane
-SAT       pixelFlags_saturated, pixelFlags_saturatedCenter       green       afw SAT plane
-CR        pixelFlags_cr, pixelFlags_crCenter                     magenta     afw CR plane
-SUS       pixelFlags_suspect, pixelFlags_suspectCenter           goldenrod   afw SUSPECT (yellow)
-EDGE      pixelFlags_edge                                        goldenrod   afw EDGE (yellow)
-BAD       pixelFlags_bad                                         red         afw BAD plane
-DIPOLE    isDipole                                               royal blue  not a mask plane
-CENTROID  centroid_flag                                          sienna      not a mask plane
-SHAPE     shape_flag                                             indigo      not a mask plane
-========  ====================================================  ==========  ===============
+========  ======================================================  ==========  ====================
+badge     set when any of these columns is true                   colour      why that colour
+========  ======================================================  ==========  ====================
+INTERP    pixelFlags_interpolated, pixelFlags_interpolatedCenter  green       afw INTRP plane
+SAT       pixelFlags_saturated, pixelFlags_saturatedCenter        green       afw SAT plane
+CR        pixelFlags_cr, pixelFlags_crCenter                      magenta     afw CR plane
+SUS       pixelFlags_suspect, pixelFlags_suspectCenter            goldenrod   afw SUSPECT (yellow)
+EDGE      pixelFlags_edge                                         goldenrod   afw EDGE (yellow)
+BAD       pixelFlags_bad                                          red         afw BAD plane
+DIPOLE    isDipole                                                royal blue  not a mask plane
+CENTROID  centroid_flag                                           sienna      not a mask plane
+SHAPE     shape_flag                                              indigo      not a mask plane
+========  ======================================================  ==========  ====================
 
 afw's yellow is shown as goldenrod so it reads on the white canvas.  (afw's
 NO_DATA plane is orange; the renderer draws no-data *pixels* in a separate
@@ -270,7 +270,10 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def _fmt(value: float | None, spec: str) -> str:
     if value is None or not math.isfinite(value):
         return MISSING_TEXT
-    return format(value, spec)
+    text = format(value, spec)
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]  # no "-0.0"
+    return text
 
 
 def _fmt_flux(value: float | None) -> str:

@@ -168,7 +168,7 @@ class PlotImageSubtractionCutoutsConfig(
     )
     panel_pixels = pexConfig.RangeField[int](
         doc="Width and height in pixels of each image panel in the PNG.",
-        default=200,
+        default=240,
         min=32,
     )
     colormap = pexConfig.Field[str](doc="matplotlib colormap name for all panels.", default="gray")

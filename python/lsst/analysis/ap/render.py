@@ -117,11 +117,12 @@ DEFAULT_PANEL_PIXELS = 240
 DEFAULT_COMPRESS_LEVEL = 1
 """zlib level of the PNG.
 
-Measured on 30-px triplets with metadata (palette PNG, 752x404): level 0
-~0.6 ms but ~300 kB; level 1 ~1.5 ms, ~19 kB; levels 2-3 same time within
-noise, ~2-5% smaller; level 6 ~2x the time for ~25% smaller; 9 ~10x the
-time.  Level 1 is the knee: nearly all of the size reduction for the least
-time.
+Measured (CPU time per image, palette PNG, 30-px triplet with metadata,
+752x384): level 0 0.3 ms / 283 KiB; 1: 0.84 ms / 18.8 KiB; 2-3: 0.9-1.0 ms /
+17-17.6 KiB; 4: 1.4 ms / 14.8 KiB; 6: 2.4 ms / 13.8 KiB; 9: 11 ms /
+13.6 KiB.  Level 1 already removes 98% of what level 9 removes, for a
+thirteenth of its time; level 4 saves another ~20% of bytes for ~0.6 ms more
+per image, worth it only when storage or upload volume matters more than CPU.
 """
 
 _AA_STEPS = 4
@@ -179,6 +180,7 @@ def font_path(bold: bool = False) -> str:
     -------
     path : `str`
         A TrueType file shipped with matplotlib.
+
     """
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
     path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name)
@@ -214,6 +216,7 @@ def make_lut(colormap: str = "gray", n: int = 256) -> np.ndarray:
     ------
     ValueError
         If the colormap is unknown.
+
     """
     try:
         cmap = matplotlib.colormaps[colormap]
@@ -241,6 +244,7 @@ def display_levels(scaled: np.ndarray, n_levels: int, no_data_index: int) -> np.
     index : `numpy.ndarray`
         uint8 array of ``scaled``'s shape: ``round(value * (n_levels - 1))``,
         or ``no_data_index`` for NaN.
+
     """
     nan = np.isnan(scaled)
     index = np.rint(np.where(nan, 0.0, scaled) * (n_levels - 1))
@@ -258,8 +262,8 @@ def colorize(scaled: np.ndarray, lut: np.ndarray, no_data_rgb: Sequence[int]) ->
     scaled : `numpy.ndarray`
         2-D display values in [0, 1]; NaN for no data.
     lut : `numpy.ndarray`
-        ``(n, 3)`` uint8 lookup table, ``n <= 255`` or 256 (see `make_lut`);
-        value ``v`` takes entry ``round(v * (n - 1))``.
+        ``(n, 3)`` uint8 lookup table (see `make_lut`); value ``v`` takes
+        entry ``round(v * (n - 1))``.
     no_data_rgb : sequence of 3 `int`
         Colour of NaN pixels.
 
@@ -267,6 +271,7 @@ def colorize(scaled: np.ndarray, lut: np.ndarray, no_data_rgb: Sequence[int]) ->
     -------
     rgb : `numpy.ndarray`
         ``scaled.shape + (3,)`` uint8 array, same orientation as ``scaled``.
+
     """
     n = len(lut)
     nan = np.isnan(scaled)
@@ -294,6 +299,7 @@ def nearest_index(n_in: int, n_out: int) -> np.ndarray:
         Read-only ``(n_out,)`` int array; output pixel ``k`` samples input
         pixel ``floor((k + 0.5) * n_in / n_out)``.  Each input pixel covers
         ``floor`` or ``ceil`` of ``n_out / n_in`` output pixels.
+
     """
     index = ((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.intp)
     np.clip(index, 0, n_in - 1, out=index)
@@ -319,6 +325,7 @@ def upsample_nearest(image: np.ndarray, out_size: int, *, flip_vertical: bool = 
     out : `numpy.ndarray`
         ``(out_size, out_size, ...)`` image in display orientation (row 0
         at the top).
+
     """
     rows = nearest_index(image.shape[0], out_size)
     cols = nearest_index(image.shape[1], out_size)
@@ -349,7 +356,8 @@ def render_panel_rgb(
     stretch : `astropy.visualization.BaseStretch`
         Display stretch.
     lut : `numpy.ndarray`
-        ``(n, 3)`` uint8 colormap table, ``n <= 255`` (or 256).
+        ``(n, 3)`` uint8 colormap table; value ``v`` takes entry
+        ``round(v * (n - 1))``.
     no_data_rgb : sequence of 3 `int`
         Colour of NaN pixels.
     out_size : `int`
@@ -359,6 +367,7 @@ def render_panel_rgb(
     -------
     panel : `numpy.ndarray`
         ``(out_size, out_size, 3)`` uint8, row 0 at the top (flipped).
+
     """
     lut = np.asarray(lut, dtype=np.uint8)
     extended = np.concatenate([lut, np.asarray([no_data_rgb], dtype=np.uint8)])
@@ -386,6 +395,7 @@ def scale_bar_length(panel_pixels: int, stamp_size: int, pixel_scale_arcsec: flo
     length : `float`
         ``panel_pixels / stamp_size / pixel_scale_arcsec``; NaN if the
         pixel scale is missing, not finite or not positive.
+
     """
     if pixel_scale_arcsec is None or not math.isfinite(pixel_scale_arcsec) or pixel_scale_arcsec <= 0:
         return math.nan
@@ -538,6 +548,7 @@ class TripletRenderer:
     ValueError
         For empty or non-positive sizes, a too small panel, an unknown
         colormap, an invalid colour or compression level.
+
     """
 
     def __init__(
@@ -598,8 +609,12 @@ class TripletRenderer:
 
         self._background = self._quantize(np.asarray(self._draw_background()))
         self._background.flags.writeable = False
-        self._badge_tiles = {b.name: self._badge_tile(b.name, b.rgb) for b in BADGES if b.name in self.badge_boxes}
-        self._flagged_tiles = {k: self._label_tile(k, FLAGGED_RGB) for k in _FLAGGABLE_FIELDS if k in self._cells}
+        self._badge_tiles = {
+            b.name: self._badge_tile(b.name, b.rgb) for b in BADGES if b.name in self.badge_boxes
+        }
+        self._flagged_tiles = {
+            k: self._label_tile(k, FLAGGED_RGB) for k in _FLAGGABLE_FIELDS if k in self._cells
+        }
         self._scale_label = self._scale_label_tile()
 
     # ------------------------------------------------------------------
@@ -765,12 +780,18 @@ class TripletRenderer:
         for name, box in self.badge_boxes.items():
             draw.rounded_rectangle((box.x0, box.y0, box.x1 - 1, box.y1 - 1), radius=4, outline=GHOST_RGB)
             draw.text(
-                ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2), name, fill=GHOST_RGB, font=badge_font, anchor="mm"
+                ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2),
+                name,
+                fill=GHOST_RGB,
+                font=badge_font,
+                anchor="mm",
             )
         return image
 
     def _draw_label(self, draw: ImageDraw.ImageDraw, key: str, box: Box, rgb: RGB) -> None:
-        draw.text((box.x0, box.y0 + _BASELINE), self._labels[key], fill=rgb, font=self._label_font, anchor="ls")
+        draw.text(
+            (box.x0, box.y0 + _BASELINE), self._labels[key], fill=rgb, font=self._label_font, anchor="ls"
+        )
 
     def _label_tile(self, key: str, rgb: RGB) -> np.ndarray:
         box = self.label_boxes[key]
@@ -809,7 +830,9 @@ class TripletRenderer:
         rgba = np.asarray(tile)
         opaque = rgba[..., 3] >= 128
         bright = rgba[..., :3].mean(axis=2) >= 128
-        index = np.where(bright, self._index[SCALE_BAR_RGB], self._index[SCALE_BAR_OUTLINE_RGB]).astype(np.uint8)
+        index = np.where(bright, self._index[SCALE_BAR_RGB], self._index[SCALE_BAR_OUTLINE_RGB]).astype(
+            np.uint8
+        )
         return opaque, index
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -857,6 +880,7 @@ class TripletRenderer:
         ------
         ValueError
             If the number of triplets or the array shapes do not match.
+
         """
         return self._indexed_image(stamps, annotation, pixel_scale_arcsec).convert("RGB")
 
@@ -875,6 +899,7 @@ class TripletRenderer:
         png : `bytes`
             An 8-bit palette PNG (zlib level `compress_level`) that decodes
             to the image `render` returns.
+
         """
         buffer = io.BytesIO()
         self._indexed_image(stamps, annotation, pixel_scale_arcsec).save(
@@ -896,6 +921,7 @@ class TripletRenderer:
         -------
         indices : `numpy.ndarray`
             ``(height, width)`` uint8 indices into `palette`.
+
         """
         if len(stamps) != len(self.sizes):
             raise ValueError(
