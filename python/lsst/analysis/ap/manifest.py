@@ -108,6 +108,30 @@ def summarize(records: pd.DataFrame) -> dict:
     }
 
 
+RECORDS_FILE = "records.csv"
+"""Every source the output directory has seen, latest record first; earlier
+runs (resumes, one call per table) are merged with it."""
+
+
+def _merge_with_earlier(records: pd.DataFrame, earlier_file: Path) -> pd.DataFrame:
+    """``records`` plus the records of earlier runs into the same directory
+    that ``records`` does not supersede; rows whose PNG is gone are dropped.
+    """
+    frames = [records]
+    if earlier_file.exists():
+        earlier = pd.read_csv(
+            earlier_file, dtype={"band": str, "reason_code": str, "reason": str, "url_root": str}
+        )
+        earlier = earlier[~earlier["diaSourceId"].isin(records["diaSourceId"])]
+        present = earlier["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])
+        exists = [bool(p) and (earlier_file.parent / str(p)).exists() for p in earlier["path"]]
+        frames.insert(0, earlier[~present | pd.Series(exists, index=earlier.index, dtype=bool)])
+    merged = pd.concat(frames, ignore_index=True).fillna(
+        {"band": "", "reason_code": "", "reason": "", "url_root": ""}
+    )
+    return merged.sort_values("diaSourceId", kind="stable").drop_duplicates("diaSourceId", keep="last")
+
+
 def write_manifests(records: pd.DataFrame, output_path: Path, url_root: str | None) -> ManifestFiles:
     """Write the manifests, the failure list and the summary of a run.
 
@@ -133,7 +157,7 @@ def write_manifests(records: pd.DataFrame, output_path: Path, url_root: str | No
 
     """
     output_path = Path(output_path)
-    records = records.sort_values("diaSourceId", kind="stable").drop_duplicates("diaSourceId", keep="last")
+    records = _merge_with_earlier(records, output_path / RECORDS_FILE)
     present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
     zooniverse = None
     if url_root:
@@ -162,6 +186,7 @@ def write_manifests(records: pd.DataFrame, output_path: Path, url_root: str | No
         failures,
         _csv_bytes(failed[["diaSourceId", "instrument", "visit", "detector", "reason_code", "reason"]]),
     )
+    atomic_write_bytes(output_path / RECORDS_FILE, _csv_bytes(records[list(RECORD_COLUMNS)]))
     summary = output_path / "summary.json"
     atomic_write_bytes(summary, (json.dumps(summarize(records), indent=2) + "\n").encode())
     return ManifestFiles(zooniverse=zooniverse, panoptes=panoptes, failures=failures, summary=summary)

@@ -7,6 +7,7 @@ from __future__ import annotations
 __all__ = ("OutputLayout", "atomic_write_bytes", "atomic_write_numpy", "remove_stale_temporaries")
 
 import dataclasses
+import functools
 import io
 import os
 import tempfile
@@ -59,6 +60,16 @@ class OutputLayout:
         return self.root / relpath
 
 
+@functools.cache
+def _file_mode() -> int:
+    """Permissions of a newly created file under the process umask (the
+    temporary files of `tempfile.mkstemp` are always 0600).
+    """
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and an atomic rename, so readers (and re-runs after a crash)
@@ -68,6 +79,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as stream:
+            os.fchmod(stream.fileno(), _file_mode())
             stream.write(data)
         os.replace(temp_name, path)
     except BaseException:

@@ -1,0 +1,208 @@
+"""The ``plotImageSubtractionCutouts`` command, run as a subprocess on the
+demo repository: APDB, catalog-file and Butler-table sources, bad input,
+and an interrupted (SIGKILL) run resumed to the same result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+URL_ROOT = "https://example.org/cutouts"
+FAST = ["-c", "whole_read_min_sources=1"]
+SUMMARY = re.compile(r"(\d+) DiaSource\(s\) in [\d.]+ s: (\d+) written, (\d+) skipped.*, (\d+) failed")
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).parent / "plotImageSubtractionCutouts"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from lsst.analysis.ap.cli import main; sys.exit(main())"]
+
+
+def cli(demo_repo, output: Path, *args: str) -> list[str]:
+    return [*command(), str(demo_repo.root), str(output), "--collections", demo_repo.collection, *args]
+
+
+def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    match = SUMMARY.search(stdout)
+    assert match, f"no summary line in:\n{stdout}"
+    total, written, skipped, failed = map(int, match.groups())
+    return {"total": total, "written": written, "skipped": skipped, "failed": failed}
+
+
+def png_files(output: Path) -> dict[str, Path]:
+    return {p.relative_to(output).as_posix(): p for p in (output / "images").rglob("*.png")}
+
+
+@dataclasses.dataclass
+class CliRun:
+    output: Path
+    process: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def apdb_run(demo_repo, tmp_path_factory) -> CliRun:
+    """An uninterrupted run of every APDB DiaSource."""
+    output = tmp_path_factory.mktemp("cli") / "full"
+    argv = cli(
+        demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--all", "--url-root", URL_ROOT, *FAST
+    )
+    return CliRun(output, run_cli(argv))
+
+
+def test_apdb_run_prints_summary(apdb_run, demo_repo):
+    process = apdb_run.process
+    assert process.returncode == 0, process.stderr
+    counts = summary_counts(process.stdout)
+    assert counts["total"] == demo_repo.n_sources
+    assert counts["written"] + counts["failed"] == demo_repo.n_sources
+    assert counts["skipped"] == 0
+    assert len(png_files(apdb_run.output)) == counts["written"]
+    manifest = pd.read_csv(apdb_run.output / "manifest.csv")
+    assert len(manifest) == counts["written"]
+    assert len(pd.read_csv(apdb_run.output / "failures.csv")) == counts["failed"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_catalog_file_run(fmt, tmp_path, demo_repo, demo_sources, apdb_run):
+    subset = demo_sources[demo_sources["visit"] == 1002]
+    catalog = tmp_path / f"sources.{fmt}"
+    if fmt == "parquet":
+        subset.to_parquet(catalog)
+    else:
+        subset.to_csv(catalog, index=False)
+    output = tmp_path / "out"
+    process = run_cli(cli(demo_repo, output, "--catalog", str(catalog), "--all", *FAST))
+    assert process.returncode == 0, process.stderr
+    counts = summary_counts(process.stdout)
+    assert counts["total"] == len(subset)
+    files = png_files(output)
+    assert counts["written"] == len(files) > 0
+    assert {int(Path(name).stem) for name in files} <= set(subset["diaSourceId"])
+    # Same cutouts as from the APDB.
+    reference = png_files(apdb_run.output)
+    assert set(files) <= set(reference)
+    if fmt == "parquet":
+        for name, path in files.items():
+            assert path.read_bytes() == reference[name].read_bytes(), name
+
+
+def test_dataset_type_run_with_where(tmp_path, demo_repo, demo_sources, apdb_run):
+    output = tmp_path / "out"
+    process = run_cli(
+        cli(
+            demo_repo,
+            output,
+            "--dataset-type",
+            "dia_source_detector",
+            "--where",
+            "visit=1001",
+            "--all",
+            *FAST,
+        )
+    )
+    assert process.returncode == 0, process.stderr
+    counts = summary_counts(process.stdout)
+    visit = demo_sources[demo_sources["visit"] == 1001]
+    assert counts["total"] == len(visit)
+    ids = {int(Path(name).stem) for name in png_files(output)}
+    assert len(ids) == counts["written"]
+    reference = {int(Path(name).stem) for name in png_files(apdb_run.output)}
+    assert ids == set(visit["diaSourceId"]) & reference
+
+
+def test_limit_caps_the_number_of_sources(tmp_path, demo_repo):
+    output = tmp_path / "out"
+    process = run_cli(cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--limit", "3", *FAST))
+    assert process.returncode == 0, process.stderr
+    assert summary_counts(process.stdout)["total"] == 3
+
+
+def test_unreadable_catalog_exits_nonzero_naming_file(tmp_path, demo_repo):
+    catalog = tmp_path / "broken.parquet"
+    catalog.write_bytes(b"this is not a parquet file")
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(catalog)))
+    assert process.returncode != 0
+    assert str(catalog) in process.stderr
+    assert "Traceback" not in process.stderr
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_run):
+    """SIGKILL part way through (default bbox reads: slow enough to catch),
+    then resume to the output of an uninterrupted run.
+    """
+    assert apdb_run.process.returncode == 0
+    output = tmp_path / "killed"
+    argv = cli(
+        demo_repo,
+        output,
+        "--sqlitefile",
+        str(demo_repo.apdb_file),
+        "--all",
+        "--url-root",
+        URL_ROOT,
+        "-j",
+        "0",
+    )
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(list((output / "images").rglob("*.png"))) >= 2:
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+    reference = png_files(apdb_run.output)
+    with Image.open(next(iter(reference.values()))) as image:
+        full_size = image.size
+    partial = png_files(output)
+    assert 0 < len(partial) < len(reference)
+    for path in (output / "images").rglob("*.png"):
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == full_size, path
+    assert not (output / "manifest.csv").exists()
+
+    resumed = run_cli(
+        cli(
+            demo_repo,
+            output,
+            "--sqlitefile",
+            str(demo_repo.apdb_file),
+            "--all",
+            "--url-root",
+            URL_ROOT,
+            *FAST,
+        )
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    counts = summary_counts(resumed.stdout)
+    assert counts["skipped"] == len(partial)
+    final = png_files(output)
+    assert sorted(final) == sorted(reference)
+    for name, path in final.items():
+        assert path.read_bytes() == reference[name].read_bytes(), name
+    assert not [p for p in output.rglob("*") if p.name.endswith(".partial")]
+    for name in ("manifest.csv", "images/manifest.csv", "failures.csv"):
+        assert (output / name).read_bytes() == (apdb_run.output / name).read_bytes(), name
+    shutil.rmtree(output)
