@@ -30,3 +30,19 @@ def demo_sources(demo_repo: DemoRepo):
 def output_dir(tmp_path: Path) -> Path:
     """A fresh output directory."""
     return tmp_path / "cutouts"
+
+
+@pytest.fixture(autouse=True)
+def _lsst_logs_reach_caplog():
+    """In-process pipeline runs configure the ``lsst`` logger (no
+    propagation); let task warnings reach pytest's log capture again.
+    """
+    import logging
+
+    logger = logging.getLogger("lsst")
+    saved = (logger.propagate, logger.level)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
+    yield
+    logger.propagate, level = saved
+    logger.setLevel(level)
