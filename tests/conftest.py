@@ -9,7 +9,9 @@ import pytest
 
 from lsst.analysis.ap.demo import DemoRepo, DemoSpec, build_demo_repo
 
-TEST_SPEC = DemoSpec(n_visits=3, n_detectors=2, image_size=256, objects_per_detector=10, stars_per_detector=60)
+TEST_SPEC = DemoSpec(
+    n_visits=3, n_detectors=2, image_size=256, objects_per_detector=10, stars_per_detector=60
+)
 """Small but complete: edge, no-data, saturated, CR and dipole sources, the
 same DiaObjects in several visits."""
 
