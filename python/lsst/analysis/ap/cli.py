@@ -117,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plotImageSubtractionCutouts: bad configuration: {error}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    butler = Butler.from_config(args.repo, collections=args.collections)
+    butler = None
     try:
-        sources = _load_sources(args, butler)
+        if args.dataset_type is None:
+            # Catalog and APDB problems are reported before the repository is opened.
+            sources = _load_sources(args, butler)
+        butler = Butler.from_config(args.repo, collections=args.collections)
+        if args.dataset_type is not None:
+            sources = _load_sources(args, butler)
     except SourceTableError as error:
         print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
         return 2
