@@ -206,11 +206,11 @@ class ExposureCutouter:
             return records_frame(records)
         self._log_missing_columns(sources)
         try:
-            geometry = self._prepare(todo, readers)
-        except ExposureUnavailableError as error:
-            records.extend(self._fail(row, "missing_exposure", str(error)) for row in todo)
-            return records_frame(records)
-        try:
+            try:
+                geometry = self._prepare(todo, readers)
+            except ExposureUnavailableError as error:
+                records.extend(self._fail(row, "missing_exposure", str(error)) for row in todo)
+                return records_frame(records)
             for row in todo:
                 records.append(self._draw_one(row, readers, geometry))
         finally:

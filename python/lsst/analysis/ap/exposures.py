@@ -8,6 +8,15 @@ when it has many, one whole read of the plane is cheaper and is done once.
 Any dataset whose storage class is an `lsst.images.MaskedImage` (or one of
 its subclasses, `~lsst.images.VisitImage` and `~lsst.images.DifferenceImage`)
 can be read this way.
+
+Through a Butler, each dataset is looked up once and its file, when it is an
+lsst.images file, is opened once per visit × detector with
+`lsst.images.serialization.open_archive` (the reader the Butler formatter
+itself uses) and kept open for all reads of that visit × detector, until
+`PlaneReader.release`.  A ``butler.get`` per 30 × 30 bbox costs ~40 ms on a
+4k × 4k tile-compressed detector (datastore lookup, formatter, file open and
+header parsing every time); a read from the open file costs ~6 ms.  Files
+that lsst.images cannot open are read through ``butler.get``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ __all__ = (
     "image_dataset_types",
 )
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -75,6 +85,8 @@ class PlaneReader:
 
     name: str
     getter: Getter
+    closer: Callable[[], None] | None = None
+    """Called by `release` (closes files the getter keeps open)."""
     _projection: SkyProjection | None = None
     _bbox: Box | None = None
     _whole: tuple[np.ndarray, Box] | None = None
@@ -135,8 +147,52 @@ class PlaneReader:
         return image.array, image.bbox
 
     def release(self) -> None:
-        """Drop the whole plane, if it was read."""
+        """Drop the whole plane, if it was read, and close open files."""
         self._whole = None
+        if self.closer is not None:
+            self.closer()
+
+
+class _OpenArchiveGetter:
+    """Reads components of one lsst.images file, opened on first use and
+    kept open until `close`; falls back to ``fallback`` (a ``butler.get``)
+    for files lsst.images cannot open.
+    """
+
+    def __init__(self, uri: Any, fallback: Getter) -> None:
+        self._uri = uri
+        self._fallback = fallback
+        self._stack: contextlib.ExitStack | None = None
+        self._reader: Any = None
+        self._use_fallback = False
+
+    def _open(self) -> Any:
+        if self._reader is None:
+            from lsst.images.serialization import open_archive
+
+            stack = contextlib.ExitStack()
+            try:
+                self._reader = stack.enter_context(open_archive(self._uri, partial=True))
+            except Exception:
+                stack.close()
+                raise
+            self._stack = stack
+        return self._reader
+
+    def __call__(self, component: str, parameters: Mapping[str, Any] | None) -> Any:
+        if not self._use_fallback:
+            try:
+                reader = self._open()
+            except Exception:
+                self._use_fallback = True
+            else:
+                return reader.get_component(component, **dict(parameters or {}))
+        return self._fallback(component, parameters)
+
+    def close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack, self._reader = self._stack, None, None
+            stack.close()
 
 
 def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, Any]) -> PlaneReader:
@@ -153,10 +209,15 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
     if ref is None:
         raise ExposureUnavailableError(f"{name} not found in collections {list(butler.collections.defaults)}")
 
-    def getter(component: str, parameters: Mapping[str, Any] | None) -> Any:
+    def butler_get(component: str, parameters: Mapping[str, Any] | None) -> Any:
         return butler.get(ref.makeComponentRef(component), parameters=parameters)
 
-    return PlaneReader(name=name, getter=getter)
+    try:
+        uri = butler.getURI(ref)
+    except Exception:  # e.g. a disassembled (one file per component) dataset
+        return PlaneReader(name=name, getter=butler_get)
+    getter = _OpenArchiveGetter(uri, butler_get)
+    return PlaneReader(name=name, getter=getter, closer=getter.close)
 
 
 def handle_plane_reader(handle: Any) -> PlaneReader:
@@ -165,7 +226,12 @@ def handle_plane_reader(handle: Any) -> PlaneReader:
     """
     name = f"{handle.ref.datasetType.name}@{dict(handle.ref.dataId.required)}"
 
-    def getter(component: str, parameters: Mapping[str, Any] | None) -> Any:
+    def handle_get(component: str, parameters: Mapping[str, Any] | None) -> Any:
         return handle.get(component=component, parameters=parameters)
 
-    return PlaneReader(name=name, getter=getter)
+    try:
+        uri = handle.butler.getURI(handle.ref)
+    except Exception:
+        return PlaneReader(name=name, getter=handle_get)
+    getter = _OpenArchiveGetter(uri, handle_get)
+    return PlaneReader(name=name, getter=getter, closer=getter.close)

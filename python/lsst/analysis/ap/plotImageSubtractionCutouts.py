@@ -176,7 +176,7 @@ class PlotImageSubtractionCutoutsConfig(
     science_interval, science_stretch = _scaling_fields("science", "minmax", "asinh")
     difference_interval, difference_stretch = _scaling_fields("difference", "zscale", "linear")
     png_compress_level = pexConfig.RangeField[int](
-        doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9
+        doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9, inclusiveMax=True
     )
 
     def validate(self) -> None:

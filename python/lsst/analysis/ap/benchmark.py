@@ -1,0 +1,1260 @@
+"""Speed and memory benchmark of the cutout job.
+
+Run as ``python -m lsst.analysis.ap.benchmark --output DIR [--quick]``
+(``make bench``).  It builds realistic demo repositories once (cached under
+``DIR/repos``, rebuilt only when their specification changes), then, in the
+same run, measures and prints one line per figure and writes every figure to
+``DIR/benchmark.json``:
+
+1. render only: ms per triplet, `~lsst.analysis.ap.render.TripletRenderer`
+   against the matplotlib baseline (`lsst.analysis.ap.baseline`), on the
+   same stamps, for sizes [30] and [30, 64], metadata on and off;
+2. end to end through `PlotImageSubtractionCutoutsTask.run` from the Butler
+   repository: sources/s with bbox reads and with whole-plane reads, on a
+   dense visit × detector (≥ 1000 sources) and a sparse one (≤ 10), against
+   the original way (three whole exposures per visit × detector and one
+   matplotlib figure per source, time-boxed to a sample of sources and
+   extrapolated per source); plus where the time goes (cProfile);
+3. peak RSS of the benchmark process and of a child-process run of 10,000
+   sources over 8 detectors;
+4. scaling: wall time of 100, 1,000 and 10,000 sources (fresh child
+   processes), and ``njobs=2`` against ``njobs=0`` on the largest run;
+5. PNG bytes per triplet at the configured compression level, and
+   compress_level 0-9 against ms and bytes.
+
+Times are given as wall clock and as CPU time of the process (plus its
+children for ``njobs > 0``): the CPU figures do not depend on other load on
+the machine.  Image files are read with a warm page cache (they were just
+written, or read by an earlier step).
+"""
+
+from __future__ import annotations
+
+__all__ = ("PLANS", "BenchmarkPlan", "main", "run_benchmark")
+
+import argparse
+import concurrent.futures
+import cProfile
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import pstats
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, build_demo_repo
+from .demo_scene import DemoSpec
+
+_CHILD_MARK = "BENCH_CHILD_RESULT "
+_HUGE = 1_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkPlan:
+    """Sizes of one benchmark run.
+
+    Attributes
+    ----------
+    name
+        ``full``, ``quick`` or ``tiny`` (tests).
+    main
+        Repository of the dense detectors and of the scaling runs.
+    sparse
+        Repository with one visit × detector of a few sources.
+    render_sources
+        Sources rendered per configuration with our renderer (figure 1).
+    baseline_sources
+        Of those, how many are also drawn with matplotlib (figure 1).
+    original_sample
+        Sources drawn the original way on the dense visit × detector; the
+        cost of the others is extrapolated (figure 2).
+    sparse_repeats
+        Timed repetitions of the (short) sparse runs; the median is kept.
+    scaling_counts
+        Source counts of the scaling runs (figure 4).
+    png_sources
+        Sources encoded at every compression level (figure 5).
+    min_dense_sources, max_sparse_sources
+        What the dense and sparse visit × detector must hold.
+
+    """
+
+    name: str
+    main: DemoSpec
+    sparse: DemoSpec
+    render_sources: int
+    baseline_sources: int
+    original_sample: int
+    sparse_repeats: int
+    scaling_counts: tuple[int, ...]
+    png_sources: int
+    min_dense_sources: int
+    max_sparse_sources: int
+
+
+_STARS_4K = 150 * 64  # the demo's star density (150 per 512²) on a 4096² detector
+
+PLANS: dict[str, BenchmarkPlan] = {
+    "full": BenchmarkPlan(
+        name="full",
+        main=DemoSpec(
+            n_visits=2,
+            n_detectors=4,
+            image_size=4096,
+            objects_per_detector=1280,
+            singles_per_detector=10,
+            stars_per_detector=_STARS_4K,
+            seed=20261121,
+        ),
+        sparse=DemoSpec(
+            n_visits=1,
+            n_detectors=1,
+            image_size=4096,
+            objects_per_detector=4,
+            singles_per_detector=4,
+            stars_per_detector=_STARS_4K,
+            seed=20261122,
+        ),
+        render_sources=300,
+        baseline_sources=12,
+        original_sample=30,
+        sparse_repeats=3,
+        scaling_counts=(100, 1000, 10000),
+        png_sources=40,
+        min_dense_sources=1000,
+        max_sparse_sources=10,
+    ),
+    "quick": BenchmarkPlan(
+        name="quick",
+        main=DemoSpec(
+            n_visits=2,
+            n_detectors=2,
+            image_size=1024,
+            objects_per_detector=150,
+            singles_per_detector=10,
+            stars_per_detector=600,
+            seed=20261121,
+        ),
+        sparse=DemoSpec(
+            n_visits=1,
+            n_detectors=1,
+            image_size=1024,
+            objects_per_detector=4,
+            singles_per_detector=4,
+            stars_per_detector=600,
+            seed=20261122,
+        ),
+        render_sources=100,
+        baseline_sources=5,
+        original_sample=8,
+        sparse_repeats=2,
+        scaling_counts=(100, 500),
+        png_sources=15,
+        min_dense_sources=100,
+        max_sparse_sources=10,
+    ),
+    "tiny": BenchmarkPlan(
+        name="tiny",
+        main=DemoSpec(
+            n_visits=2,
+            n_detectors=1,
+            image_size=256,
+            objects_per_detector=12,
+            singles_per_detector=4,
+            stars_per_detector=40,
+            seed=20261121,
+        ),
+        sparse=DemoSpec(
+            n_visits=1,
+            n_detectors=1,
+            image_size=256,
+            objects_per_detector=2,
+            singles_per_detector=3,
+            stars_per_detector=40,
+            seed=20261122,
+        ),
+        render_sources=6,
+        baseline_sources=2,
+        original_sample=2,
+        sparse_repeats=1,
+        scaling_counts=(5, 15),
+        png_sources=3,
+        min_dense_sources=5,
+        max_sparse_sources=10,
+    ),
+}
+"""The plans: ``full`` (``make bench``), ``quick`` (``--quick``) and
+``tiny`` (the smoke test)."""
+
+
+# Small helpers ---------------------------------------------------------------
+
+
+class _Report:
+    """Collects the printed summary lines."""
+
+    def __init__(self, echo: bool) -> None:
+        self.lines: list[str] = []
+        self.echo = echo
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if self.echo:
+            print(line, flush=True)
+
+
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _maxrss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak RSS from ``getrusage``.
+
+    On Linux a process's ``ru_maxrss`` also counts the high-water RSS of
+    the process image it replaced by ``exec``, i.e. of its parent at fork
+    time: children are therefore started through a small shell
+    (`run_child`), and `_vm_hwm_mib` is given alongside.
+    """
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    scale = 1.0 if sys.platform == "darwin" else 1024.0
+    return resource.getrusage(who).ru_maxrss * scale / 2**20
+
+
+def _vm_hwm_mib(pid: int | str = "self") -> float | None:
+    """Peak RSS (``VmHWM``) of one process since its last ``exec`` (Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _descendants(root: int) -> set[int]:
+    """Process ids of the descendants of ``root`` (Linux ``/proc``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in found}
+        found |= frontier
+    return found
+
+
+class _DescendantPeak:
+    """Polls the ``VmHWM`` of this process's descendants (the task's worker
+    processes) in a thread, keeping the largest.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.peak: float | None = None
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in _descendants(os.getpid()):
+            hwm = _vm_hwm_mib(pid)
+            if hwm is not None:
+                self.peak = hwm if self.peak is None else max(self.peak, hwm)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> _DescendantPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Timer:
+    """Wall clock and CPU time (this process and reaped children)."""
+
+    def __enter__(self) -> _Timer:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        self._children = _cpu_children()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu_self = time.process_time() - self._cpu
+        self.cpu = self.cpu_self + _cpu_children() - self._children
+
+
+def _round(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def _load_average() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    result = {"python": platform.python_version()}
+    for name in ("lsst-images", "lsst-daf-butler", "matplotlib", "pillow", "numpy", "astropy"):
+        try:
+            result[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return result
+
+
+# Repositories ------------------------------------------------------------------
+
+
+def _spec_json(spec: DemoSpec) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
+
+
+def _build_worker(root: str, spec: DemoSpec) -> dict[str, Any]:
+    """Build one repository (run in a child process); return its record."""
+    start = time.perf_counter()
+    repo = build_demo_repo(root, spec, apdb=False)
+    record = {
+        "spec": _spec_json(spec),
+        "n_sources": repo.n_sources,
+        "n_exposures": len(repo.data_ids),
+        "build_seconds": time.perf_counter() - start,
+        "build_peak_rss_mib": _maxrss_mib(),
+    }
+    (Path(root) / "bench_build.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _cached(root: Path, spec: DemoSpec) -> dict[str, Any] | None:
+    try:
+        record = json.loads((root / "bench_build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("spec") != _spec_json(spec) or not (root / "butler.yaml").exists():
+        return None
+    return record
+
+
+def prepare_repos(directory: Path, plan: BenchmarkPlan, report: Callable[[str], None]) -> dict[str, Any]:
+    """Build (in parallel child processes) or reuse the main and sparse
+    repositories under ``directory``.
+
+    Returns ``{"main": record, "sparse": record}``; each record has the
+    ``root``, the spec, source counts, the build time and whether it was
+    reused.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    records: dict[str, Any] = {}
+    todo = {}
+    for name, spec in (("main", plan.main), ("sparse", plan.sparse)):
+        root = directory / f"{plan.name}_{name}"
+        record = _cached(root, spec)
+        if record is not None:
+            records[name] = {**record, "root": str(root), "reused": True}
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            todo[name] = (root, spec)
+    if todo:
+        context = multiprocessing.get_context("spawn")
+        with _Timer() as timer:
+            with concurrent.futures.ProcessPoolExecutor(len(todo), mp_context=context) as pool:
+                futures = {
+                    name: pool.submit(_build_worker, str(root), spec) for name, (root, spec) in todo.items()
+                }
+                for name, future in futures.items():
+                    records[name] = {**future.result(), "root": str(todo[name][0]), "reused": False}
+        records["build_wall_seconds"] = timer.wall
+    for name in ("main", "sparse"):
+        r = records[name]
+        spec = r["spec"]
+        report(
+            f"[repo] {name}: {spec['n_visits']} visit(s) × {spec['n_detectors']} detector(s) of "
+            f"{spec['image_size']}², {r['n_sources']} DiaSources; "
+            + (
+                f"reused (built earlier in {r['build_seconds']:.0f} s)"
+                if r["reused"]
+                else f"built in {r['build_seconds']:.0f} s (peak RSS {r['build_peak_rss_mib']:.0f} MiB)"
+            )
+        )
+    if "build_wall_seconds" in records:
+        report(f"[repo] build wall time {records['build_wall_seconds']:.0f} s (two builds in parallel)")
+    return records
+
+
+def _butler(root: str) -> Any:
+    from lsst.daf.butler import Butler
+
+    return Butler.from_config(root, collections=[DEFAULT_COLLECTION])
+
+
+def _all_sources(butler: Any) -> pd.DataFrame:
+    frames = [butler.get(ref) for ref in butler.query_datasets(DIA_SOURCE_TYPE)]
+    sources = pd.concat(frames, ignore_index=True).sort_values("diaSourceId", ignore_index=True)
+    instruments = [record.name for record in butler.query_dimension_records("instrument")]
+    sources["instrument"] = instruments[0]
+    return sources
+
+
+def _densest(sources: pd.DataFrame) -> pd.DataFrame:
+    counts = sources.groupby(["visit", "detector"]).size()
+    visit, detector = counts.idxmax()
+    return sources[(sources["visit"] == visit) & (sources["detector"] == detector)].reset_index(drop=True)
+
+
+# 1. Render only -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StampSet:
+    """Real stamps of one visit × detector, cut once, for the render figures."""
+
+    rows: list[dict]
+    stamps: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+    """Per size, one (template, science, difference) per row."""
+    pixel_scale: float
+    whole_read_seconds: float
+    """Wall time of reading the three whole image planes (bbox mode's rival)."""
+
+
+def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[int] = (30, 64)) -> StampSet:
+    """Read the three image planes of the visit × detector of ``sources``
+    and cut ``sizes`` stamps of ``n`` of its sources (spread over the list).
+    """
+    from .cutouts import _pixel_scale_arcsec
+    from .exposures import IMAGE_ROLES, butler_plane_reader, image_dataset_types
+    from .stamps import cut_stamp, stamp_box
+
+    first = sources.iloc[0]
+    data_id = {
+        "instrument": first["instrument"],
+        "visit": int(first["visit"]),
+        "detector": int(first["detector"]),
+    }
+    types = image_dataset_types("preliminary_visit_image", None)
+    take = np.unique(np.linspace(0, len(sources) - 1, min(n, len(sources))).astype(int))
+    rows = sources.iloc[take].to_dict("records")
+    with _Timer() as timer:
+        readers = {role: butler_plane_reader(butler, types[role], data_id) for role in IMAGE_ROLES}
+        planes = {role: readers[role].read_whole() for role in IMAGE_ROLES}
+    ra = np.array([r["ra"] for r in rows], dtype=float)
+    dec = np.array([r["dec"] for r in rows], dtype=float)
+    positions = {role: readers[role].sky_to_pixel(ra, dec) for role in IMAGE_ROLES}
+    stamps: dict[int, list] = {}
+    for size in sizes:
+        stamps[size] = [
+            tuple(
+                cut_stamp(
+                    planes[role][0],
+                    planes[role][1],
+                    stamp_box(positions[role][0][i], positions[role][1][i], size),
+                )
+                for role in IMAGE_ROLES
+            )
+            for i in range(len(rows))
+        ]
+    scale = _pixel_scale_arcsec(readers["science"])
+    for reader in readers.values():
+        reader.release()
+    return StampSet(rows=rows, stamps=stamps, pixel_scale=scale, whole_read_seconds=timer.wall)
+
+
+def _task_renderer(sizes: Sequence[int], add_metadata: bool, compress_level: int | None = None) -> Any:
+    """The renderer the task builds with its default configuration."""
+    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, _renderer_factory
+
+    config = PlotImageSubtractionCutoutsConfig()
+    config.add_metadata = add_metadata
+    if compress_level is not None:
+        config.png_compress_level = compress_level
+    return _renderer_factory(config)(tuple(sizes))
+
+
+def _triplets(stamp_set: StampSet, sizes: Sequence[int], i: int) -> list:
+    return [stamp_set.stamps[size][i] for size in sizes]
+
+
+def _time_calls(calls: Iterable[Callable[[], bytes]]) -> tuple[list[float], list[float], list[int]]:
+    walls, cpus, sizes = [], [], []
+    for call in calls:
+        wall, cpu = time.perf_counter(), time.process_time()
+        png = call()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+        sizes.append(len(png))
+    return walls, cpus, sizes
+
+
+def measure_render(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[str], None]) -> dict[str, Any]:
+    """Figure 1: ms per triplet, ours against the matplotlib baseline."""
+    from .baseline import baseline_triplet_png
+
+    n = len(stamp_set.rows)
+    m = min(plan.baseline_sources, n)
+    annotations = _annotations(stamp_set.rows)
+    configs = []
+    for sizes in ((30,), (30, 64)):
+        for metadata in (True, False):
+            renderer = _task_renderer(sizes, metadata)
+
+            def ours(
+                i: int, renderer: Any = renderer, sizes: Sequence[int] = sizes, metadata: bool = metadata
+            ):
+                return lambda: renderer.render_png(
+                    _triplets(stamp_set, sizes, i),
+                    annotations[i] if metadata else None,
+                    stamp_set.pixel_scale,
+                )
+
+            def base(i: int, sizes: Sequence[int] = sizes, metadata: bool = metadata):
+                return lambda: baseline_triplet_png(
+                    _triplets(stamp_set, sizes, i),
+                    annotations[i] if metadata else None,
+                    stamp_set.pixel_scale,
+                )
+
+            _time_calls(ours(i) for i in range(min(3, n)))  # warm-up (fonts, caches)
+            _time_calls([base(0)])
+            o_wall, o_cpu, o_bytes = _time_calls(ours(i) for i in range(n))
+            b_wall, b_cpu, b_bytes = _time_calls(base(i) for i in range(m))
+            same_wall = statistics.fmean(o_wall[:m]) * 1e3
+            same_cpu = statistics.fmean(o_cpu[:m]) * 1e3
+            entry = {
+                "sizes": list(sizes),
+                "metadata": metadata,
+                "ours_ms": _round(statistics.fmean(o_wall) * 1e3),
+                "ours_ms_cpu": _round(statistics.fmean(o_cpu) * 1e3),
+                "ours_ms_median": _round(statistics.median(o_wall) * 1e3),
+                "ours_ms_same_sources": _round(same_wall),
+                "ours_ms_same_sources_cpu": _round(same_cpu),
+                "baseline_ms": _round(statistics.fmean(b_wall) * 1e3),
+                "baseline_ms_cpu": _round(statistics.fmean(b_cpu) * 1e3),
+                "ratio": _round(statistics.fmean(b_wall) * 1e3 / same_wall),
+                "ratio_cpu": _round(statistics.fmean(b_cpu) * 1e3 / same_cpu),
+                "ours_png_bytes": _round(statistics.fmean(o_bytes)),
+                "baseline_png_bytes": _round(statistics.fmean(b_bytes)),
+            }
+            configs.append(entry)
+            report(
+                f"[1 render] sizes={list(sizes)} metadata={'on' if metadata else 'off'}: ours "
+                f"{entry['ours_ms']:.2f} ms/triplet (CPU {entry['ours_ms_cpu']:.2f}, n={n}); matplotlib "
+                f"{entry['baseline_ms']:.0f} ms (CPU {entry['baseline_ms_cpu']:.0f}, n={m}); "
+                f"ratio {entry['ratio']:.0f}× (CPU {entry['ratio_cpu']:.0f}×, same {m} sources)"
+                + (" — target ≥ 100×" if metadata and sizes == (30,) else "")
+            )
+    headline = next(c for c in configs if c["metadata"] and c["sizes"] == [30])
+    breakdown = _render_breakdown(stamp_set, annotations)
+    report(
+        "[1 render] where ours spends its time (30 px, metadata on, cProfile): "
+        + ", ".join(f"{name} {v['fraction'] * 100:.0f}%" for name, v in breakdown["parts"].items())
+    )
+    return {
+        "n_sources_ours": n,
+        "n_sources_baseline": m,
+        "configs": configs,
+        "target_ratio": 100,
+        "meets_target": bool(min(headline["ratio"], headline["ratio_cpu"]) >= 100),
+        "ours_breakdown": breakdown,
+    }
+
+
+_RENDER_FUNCTIONS = {
+    "render_png": ("ap/render.py", "render_png"),
+    "scaling": ("ap/scaling.py", "scale_stamp"),
+    "annotation": ("ap/render.py", "_draw_annotation"),
+    "encode": ("PIL/Image.py", "save"),
+}
+
+
+def _render_breakdown(stamp_set: StampSet, annotations: list) -> dict[str, Any]:
+    """Where `render_png` spends its time (cProfile; 30 px, metadata on)."""
+    renderer = _task_renderer((30,), True)
+    profile = cProfile.Profile()
+    profile.enable()
+    for i in range(len(stamp_set.rows)):
+        renderer.render_png(_triplets(stamp_set, (30,), i), annotations[i], stamp_set.pixel_scale)
+    profile.disable()
+    c = dict.fromkeys(_RENDER_FUNCTIONS, 0.0)
+    for (filename, _, function), (_, _, _, ct, _callers) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        for key, (path, name) in _RENDER_FUNCTIONS.items():
+            if function == name and filename.replace(os.sep, "/").endswith(path):
+                c[key] += ct
+    total = max(c["render_png"], 1e-12)
+    parts = {
+        "display scaling (intervals, stretches)": c["scaling"],
+        "annotation text and badges": c["annotation"],
+        "PNG encode": c["encode"],
+    }
+    parts["rest (colour levels, upsampling, canvas, scale bars)"] = max(total - sum(parts.values()), 0.0)
+    n = max(len(stamp_set.rows), 1)
+    return {
+        "parts": {
+            name: {"ms_per_triplet": _round(v / n * 1e3), "fraction": _round(v / total, 3)}
+            for name, v in parts.items()
+        }
+    }
+
+
+def write_samples(stamp_set: StampSet, directory: Path) -> list[str]:
+    """One PNG of ours and one of the baseline, to compare by eye."""
+    from .annotate import SourceAnnotation
+    from .baseline import baseline_triplet_png
+
+    directory.mkdir(parents=True, exist_ok=True)
+    row = stamp_set.rows[0]
+    annotation = SourceAnnotation.from_row(row, instrument=str(row["instrument"]))
+    written = []
+    for sizes in ((30,), (30, 64)):
+        tag = "_".join(str(s) for s in sizes)
+        ours = _task_renderer(sizes, True).render_png(
+            _triplets(stamp_set, sizes, 0), annotation, stamp_set.pixel_scale
+        )
+        base = baseline_triplet_png(_triplets(stamp_set, sizes, 0), annotation, stamp_set.pixel_scale)
+        for name, png in ((f"ours_{tag}.png", ours), (f"matplotlib_{tag}.png", base)):
+            (directory / name).write_bytes(png)
+            written.append(str(directory / name))
+    return written
+
+
+# 2. End to end ------------------------------------------------------------------
+
+
+def time_task_run(
+    butler: Any,
+    sources: pd.DataFrame,
+    output: Path,
+    *,
+    whole_read_min_sources: int | None = None,
+    njobs: int = 0,
+    profile: cProfile.Profile | None = None,
+) -> dict[str, Any]:
+    """Run the task on ``sources`` into a fresh ``output`` and time it.
+
+    ``whole_read_min_sources`` `None` keeps the task's default.
+    """
+    from .plotImageSubtractionCutouts import (
+        PlotImageSubtractionCutoutsConfig,
+        PlotImageSubtractionCutoutsTask,
+    )
+
+    shutil.rmtree(output, ignore_errors=True)
+    config = PlotImageSubtractionCutoutsConfig()
+    if whole_read_min_sources is not None:
+        config.whole_read_min_sources = whole_read_min_sources
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
+    with _Timer() as timer:
+        if profile is not None:
+            profile.enable()
+        try:
+            result = task.run(sources, butler, njobs=njobs)
+        finally:
+            if profile is not None:
+                profile.disable()
+    written = result.records[result.records["status"] == "written"]
+    sizes = [(output / path).stat().st_size for path in written["path"]]
+    n = len(sources)
+    entry = {
+        "n_sources": n,
+        "written": int(result.summary["written"]),
+        "failed": int(result.summary["failed"]),
+        "failed_by_reason": dict(result.summary["failed_by_reason"]),
+        "njobs": njobs,
+        "whole_read_min_sources": int(config.whole_read_min_sources),
+        "wall_s": _round(timer.wall),
+        "cpu_s": _round(timer.cpu),
+        "ms_per_source": _round(timer.wall / n * 1e3),
+        "ms_per_source_cpu": _round(timer.cpu / n * 1e3),
+        "sources_per_s": _round(n / timer.wall),
+        "sources_per_s_cpu": _round(n / timer.cpu),
+        "mean_png_bytes": _round(statistics.fmean(sizes)) if sizes else 0.0,
+    }
+    shutil.rmtree(output, ignore_errors=True)
+    return entry
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda r: r["wall_s"])
+    chosen = dict(runs[len(runs) // 2])
+    chosen["repeats"] = len(runs)
+    return chosen
+
+
+def time_original(butler: Any, sources: pd.DataFrame, output: Path, sample: int | None) -> dict[str, Any]:
+    """The original way on ``sources`` (see `lsst.analysis.ap.baseline.draw_original`)."""
+    from .baseline import draw_original
+
+    shutil.rmtree(output, ignore_errors=True)
+    run = draw_original(butler, sources, output, max_draw_per_exposure=sample)
+    shutil.rmtree(output, ignore_errors=True)
+    read_wall = sum(g.read_wall for g in run.groups)
+    read_cpu = sum(g.read_cpu for g in run.groups)
+    draw_wall = sum(g.draw_wall for g in run.groups)
+    draw_cpu = sum(g.draw_cpu for g in run.groups)
+    return {
+        "n_sources": run.n_sources,
+        "n_drawn": run.n_drawn,
+        "extrapolated": run.extrapolated,
+        "read_whole_exposures_s": _round(read_wall),
+        "read_whole_exposures_s_cpu": _round(read_cpu),
+        "draw_ms_per_source": _round(draw_wall / max(run.n_drawn, 1) * 1e3),
+        "draw_ms_per_source_cpu": _round(draw_cpu / max(run.n_drawn, 1) * 1e3),
+        "ms_per_source": _round(run.seconds_per_source() * 1e3),
+        "ms_per_source_cpu": _round(run.seconds_per_source(cpu=True) * 1e3),
+        "sources_per_s": _round(1.0 / run.seconds_per_source()),
+        "sources_per_s_cpu": _round(1.0 / run.seconds_per_source(cpu=True)),
+    }
+
+
+_PROFILE_FUNCTIONS = {
+    "lookup": [("ap/exposures.py", "butler_plane_reader")],
+    "describe": [("ap/exposures.py", "_describe")],
+    "sky": [("ap/exposures.py", "sky_to_pixel"), ("ap/cutouts.py", "_pixel_scale_arcsec")],
+    "whole": [("ap/exposures.py", "read_whole")],
+    "bbox": [("ap/exposures.py", "read")],
+    "cut": [("ap/cutouts.py", "_cut")],
+    "annotation": [("ap/annotate.py", "from_row")],
+    "render_png": [("ap/render.py", "render_png")],
+    "png_encode": [("PIL/Image.py", "save")],
+    "write": [("ap/output.py", "atomic_write_bytes")],
+    "finish": [("plotImageSubtractionCutouts.py", "finish")],
+}
+
+
+def profile_breakdown(profile: cProfile.Profile, n_sources: int) -> dict[str, Any]:
+    """Where the time of a profiled task run goes, in exclusive categories.
+
+    Returns ms per source and the fraction of the profiled time for each
+    category (cProfile inflates pure-Python parts; read the fractions as
+    approximate).
+    """
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    cumulative = {key: 0.0 for key in _PROFILE_FUNCTIONS}
+    total = 0.0
+    for (filename, _, function), (_, _, _, ct, _callers) in stats.items():
+        if function == "run" and filename.endswith("plotImageSubtractionCutouts.py"):
+            total = max(total, ct)
+        for key, names in _PROFILE_FUNCTIONS.items():
+            if any(filename.replace(os.sep, "/").endswith(path) and function == name for path, name in names):
+                cumulative[key] += ct
+    c = cumulative
+    parts = {
+        "dataset lookup (find_dataset, getURI)": c["lookup"],
+        "file open + bbox/WCS components": c["describe"],
+        "sky_to_pixel + pixel scale": max(c["sky"] - c["describe"], 0.0),
+        "whole-plane reads (decompression)": c["whole"],
+        "bbox reads (decompression)": c["bbox"],
+        "stamp cutting": max(c["cut"] - c["bbox"], 0.0),
+        "annotation from catalog row": c["annotation"],
+        "render (scaling, colour map, text)": max(c["render_png"] - c["png_encode"], 0.0),
+        "PNG encode (zlib)": c["png_encode"],
+        "PNG file writes": c["write"],
+        "manifests + summary": c["finish"],
+    }
+    parts["other (records, pandas, task overhead)"] = max(total - sum(parts.values()), 0.0)
+    total = max(total, 1e-12)
+    return {
+        "profiled_total_s": _round(total),
+        "parts": {
+            name: {"ms_per_source": _round(seconds / n_sources * 1e3), "fraction": _round(seconds / total, 3)}
+            for name, seconds in parts.items()
+        },
+    }
+
+
+def _profile_line(label: str, breakdown: dict[str, Any]) -> str:
+    parts = sorted(breakdown["parts"].items(), key=lambda item: -item[1]["fraction"])
+    text = ", ".join(f"{name} {v['fraction'] * 100:.0f}%" for name, v in parts if v["fraction"] >= 0.02)
+    return f"[2 profile] {label}: {text}"
+
+
+def measure_end_to_end(
+    repos: dict[str, Any], plan: BenchmarkPlan, work: Path, report: Callable[[str], None]
+) -> tuple[dict[str, Any], StampSet]:
+    """Figure 2 (and the stamps of figures 1 and 5, cut from the dense
+    visit × detector)."""
+    main_butler = _butler(repos["main"]["root"])
+    sparse_butler = _butler(repos["sparse"]["root"])
+    dense = _densest(_all_sources(main_butler))
+    sparse = _all_sources(sparse_butler)
+    result: dict[str, Any] = {}
+    if len(dense) < plan.min_dense_sources:
+        report(f"[2 e2e] WARNING: the dense visit × detector has only {len(dense)} sources")
+    if len(sparse) > plan.max_sparse_sources:
+        report(f"[2 e2e] WARNING: the sparse visit × detector has {len(sparse)} sources")
+
+    # Warm-up: imports, first Butler reads.
+    time_task_run(sparse_butler, sparse, work / "warmup")
+
+    for label, butler, sources, repeats in (
+        ("dense", main_butler, dense, 1),
+        ("sparse", sparse_butler, sparse, plan.sparse_repeats),
+    ):
+        first = sources.iloc[0]
+        entry: dict[str, Any] = {
+            "visit": int(first["visit"]),
+            "detector": int(first["detector"]),
+            "n_sources": len(sources),
+            "image_size": repos["main" if label == "dense" else "sparse"]["spec"]["image_size"],
+        }
+        for mode, threshold in (("whole", 1), ("bbox", _HUGE), ("default", None)):
+            runs = [
+                time_task_run(butler, sources, work / f"{label}_{mode}", whole_read_min_sources=threshold)
+                for _ in range(repeats)
+            ]
+            entry[mode] = _median_run(runs)
+        entry["default"]["read_mode"] = (
+            "whole" if len(sources) >= entry["default"]["whole_read_min_sources"] else "bbox"
+        )
+        sample = plan.original_sample if label == "dense" else None
+        entry["original"] = time_original(butler, sources, work / f"{label}_original", sample)
+        ours = entry["default"]
+        entry["speedup_vs_original"] = _round(entry["original"]["ms_per_source"] / ours["ms_per_source"])
+        entry["speedup_vs_original_cpu"] = _round(
+            entry["original"]["ms_per_source_cpu"] / ours["ms_per_source_cpu"]
+        )
+        ours_mode = entry["default"]["read_mode"]
+        for mode in ("whole", "bbox", "default"):
+            r = entry[mode]
+            report(
+                f"[2 e2e] {label} ({len(sources)} sources, visit {entry['visit']} det {entry['detector']}), "
+                f"{mode if mode != 'default' else 'default config → ' + ours_mode} reads: "
+                f"{r['sources_per_s']:.1f} sources/s ({r['ms_per_source']:.1f} ms/source; CPU "
+                f"{r['sources_per_s_cpu']:.1f}/s, {r['ms_per_source_cpu']:.1f} ms)"
+                + (f", median of {r['repeats']}" if r["repeats"] > 1 else "")
+                + (f", {r['failed']} failed {r['failed_by_reason']}" if r["failed"] else "")
+            )
+        o = entry["original"]
+        report(
+            f"[2 e2e] {label} original way (3 whole exposures + 1 matplotlib figure/source): "
+            f"{o['ms_per_source']:.0f} ms/source (CPU {o['ms_per_source_cpu']:.0f}) = reads "
+            f"{o['read_whole_exposures_s']:.1f} s + {o['draw_ms_per_source']:.0f} ms/figure"
+            + (
+                f"; drew {o['n_drawn']} of {o['n_sources']} sources, the rest extrapolated per source"
+                if o["extrapolated"]
+                else f"; all {o['n_drawn']} sources drawn"
+            )
+            + f" → ours (default config) ×{entry['speedup_vs_original']:.0f} faster "
+            + f"(CPU ×{entry['speedup_vs_original_cpu']:.0f})"
+            + " — target ≥ 20×"
+        )
+        result[label] = entry
+
+    d, s = result["dense"], result["sparse"]
+    result["targets"] = {
+        "dense_sources_per_s_min": 100,
+        "dense_meets": bool(d["default"]["sources_per_s"] >= 100),
+        "dense_meets_cpu": bool(d["default"]["sources_per_s_cpu"] >= 100),
+        "sparse_ms_per_source_max": 40,
+        "sparse_meets": bool(s["default"]["ms_per_source"] <= 40),
+        "sparse_meets_cpu": bool(s["default"]["ms_per_source_cpu"] <= 40),
+        "speedup_min": 20,
+        "speedup_meets": bool(min(d["speedup_vs_original"], s["speedup_vs_original"]) >= 20),
+    }
+
+    # Stamps for figures 1 and 5 (and the whole-read time for the crossover).
+    stamp_set = cut_stamp_set(main_butler, dense, plan.render_sources)
+    bbox_ms = (
+        (d["bbox"]["wall_s"] - d["whole"]["wall_s"] + stamp_set.whole_read_seconds) / d["n_sources"] * 1e3
+    )
+    result["read_crossover"] = {
+        "whole_read_s": _round(stamp_set.whole_read_seconds),
+        "bbox_read_ms_per_source": _round(bbox_ms),
+        "crossover_sources": _round(stamp_set.whole_read_seconds / (bbox_ms / 1e3)) if bbox_ms > 0 else None,
+        "default_whole_read_min_sources": d["default"]["whole_read_min_sources"],
+    }
+    rc = result["read_crossover"]
+    report(
+        f"[2 e2e] reads of one {d['image_size']}² visit × detector: whole planes {rc['whole_read_s']:.2f} s, "
+        f"bbox reads {rc['bbox_read_ms_per_source']:.1f} ms/source → whole reads pay off from "
+        f"~{rc['crossover_sources']:.0f} sources (config default whole_read_min_sources = "
+        f"{rc['default_whole_read_min_sources']})"
+    )
+
+    # Where the time goes (separate, profiled runs).
+    result["profile"] = {}
+    for label, butler, sources, threshold in (
+        ("dense_whole", main_butler, dense, 1),
+        ("sparse_bbox", sparse_butler, sparse, _HUGE),
+    ):
+        profile = cProfile.Profile()
+        time_task_run(
+            butler, sources, work / f"profile_{label}", whole_read_min_sources=threshold, profile=profile
+        )
+        result["profile"][label] = profile_breakdown(profile, len(sources))
+        report(_profile_line(label, result["profile"][label]))
+    return result, stamp_set
+
+
+# 3 and 4. Child-process runs: scaling and memory ------------------------------------------
+
+
+def _child_run(params: dict[str, Any]) -> dict[str, Any]:
+    """Run the task in this (fresh) process on ``n_sources`` sources: a
+    seeded random sample of the repository, or, with ``packed``, the first
+    ones in visit × detector order (as few visit × detectors as possible).
+    """
+    logging.getLogger("lsst").setLevel(logging.ERROR)
+    butler = _butler(params["root"])
+    sources = _all_sources(butler)
+    n = min(int(params["n_sources"]), len(sources))
+    if params.get("packed"):
+        sample = sources.sort_values(["visit", "detector", "diaSourceId"], ignore_index=True).iloc[:n]
+    elif n < len(sources):
+        sample = sources.sample(n=n, random_state=int(params["seed"]))
+    else:
+        sample = sources
+    per_exposure = sample.groupby(["visit", "detector"]).size()
+    rss_before = _vm_hwm_mib()
+    with _DescendantPeak() as workers:
+        entry = time_task_run(butler, sample, Path(params["output"]), njobs=int(params["njobs"]))
+    entry.update(
+        {
+            "sampling": "packed" if params.get("packed") else "random",
+            "n_exposures": int(len(per_exposure)),
+            "sources_per_exposure_min": int(per_exposure.min()),
+            "sources_per_exposure_max": int(per_exposure.max()),
+            "peak_rss_mib": _round(_maxrss_mib()),
+            "peak_vmhwm_mib": _vm_hwm_mib(),
+            "vmhwm_before_run_mib": rss_before,
+            "peak_rss_workers_mib": _round(_maxrss_mib(resource.RUSAGE_CHILDREN)),
+            "peak_vmhwm_workers_mib": workers.peak,
+        }
+    )
+    return entry
+
+
+def run_child(
+    root: str, n_sources: int, njobs: int, output: Path, seed: int = 1, packed: bool = False
+) -> dict[str, Any]:
+    """`_child_run` in a fresh Python process; returns its figures.
+
+    The process is started through ``/bin/sh`` (which forks it) so that
+    its ``ru_maxrss`` does not inherit this process's peak RSS.
+    """
+    params = {
+        "root": root,
+        "n_sources": n_sources,
+        "njobs": njobs,
+        "output": str(output),
+        "seed": seed,
+        "packed": packed,
+    }
+    command = [sys.executable, "-m", "lsst.analysis.ap.benchmark", "--child-run", json.dumps(params)]
+    if os.name == "posix" and Path("/bin/sh").exists():
+        command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *command]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(_CHILD_MARK):
+            return json.loads(line[len(_CHILD_MARK) :])
+    raise RuntimeError(
+        f"benchmark child run failed (exit {completed.returncode}):\n{completed.stdout[-2000:]}\n"
+        f"{completed.stderr[-4000:]}"
+    )
+
+
+def _scaling_line(entry: dict[str, Any]) -> str:
+    return (
+        f"[4 scaling] {entry['n_sources']} sources ({entry['sampling']}) over {entry['n_exposures']} "
+        f"visit × detector(s) ({entry['sources_per_exposure_min']}-{entry['sources_per_exposure_max']} "
+        f"each), njobs=0: {entry['wall_s']:.1f} s wall = {entry['ms_per_source']:.1f} ms/source "
+        f"(CPU {entry['ms_per_source_cpu']:.1f}), peak RSS {entry['peak_rss_mib']:.0f} MiB"
+    )
+
+
+def measure_scaling(
+    repos: dict[str, Any], plan: BenchmarkPlan, work: Path, report: Callable[[str], None]
+) -> dict[str, Any]:
+    """Figures 3 (child-process peak RSS) and 4 (scaling, njobs).
+
+    Every run is a fresh child process.  The main series takes random
+    samples of the repository (the sources per visit × detector grow with
+    the count); the ``packed`` series takes the first sources in visit ×
+    detector order (the fewest visit × detectors).
+    """
+    root = repos["main"]["root"]
+    total = repos["main"]["n_sources"]
+    runs = []
+    for count in plan.scaling_counts:
+        entry = run_child(root, count, 0, work / f"scaling_{count}")
+        runs.append(entry)
+        report(_scaling_line(entry))
+        if count > total:
+            report(f"[4 scaling] (the repository has {total} sources; all were used)")
+    packed = []
+    for count in plan.scaling_counts[:-1]:
+        entry = run_child(root, count, 0, work / f"scaling_packed_{count}", packed=True)
+        packed.append(entry)
+        report(_scaling_line(entry))
+    largest = max(runs, key=lambda r: r["n_sources"])
+    parallel = run_child(root, largest["n_sources"], 2, work / "scaling_njobs2")
+    speedup = largest["wall_s"] / parallel["wall_s"]
+    worker_peak = parallel["peak_vmhwm_workers_mib"]
+    report(
+        f"[4 scaling] {parallel['n_sources']} sources, njobs=2: {parallel['wall_s']:.1f} s wall vs "
+        f"{largest['wall_s']:.1f} s with njobs=0 → ×{speedup:.2f} "
+        f"(CPU {parallel['cpu_s']:.1f} s incl. workers vs {largest['cpu_s']:.1f} s)"
+    )
+    per_source = [r["ms_per_source"] for r in runs]
+    flat = max(per_source) / min(per_source)
+    growth = max(b / a for a, b in zip(per_source, per_source[1:], strict=False)) if len(runs) > 1 else 1.0
+    report(
+        f"[4 scaling] ms/source across {', '.join(str(r['n_sources']) for r in runs)} random sources: "
+        f"{', '.join(f'{v:.1f}' for v in per_source)}; largest step-to-step growth ×{growth:.2f} "
+        + (
+            "(no growth with the count: the cost per source falls as each visit × detector holds more "
+            "sources and its reads are shared)"
+            if growth <= 1.1
+            else "(the cost per source GROWS with the count)"
+        )
+    )
+    memory_run = largest
+    peaks = [memory_run["peak_rss_mib"], parallel["peak_rss_mib"]]
+    if worker_peak is not None:
+        peaks.append(worker_peak)
+    report(
+        f"[3 memory] child process, {memory_run['n_sources']} sources over {memory_run['n_exposures']} "
+        f"visit × detector(s), njobs=0: peak RSS {memory_run['peak_rss_mib']:.0f} MiB (ru_maxrss; VmHWM "
+        f"{memory_run['peak_vmhwm_mib'] or float('nan'):.0f}); njobs=2: parent "
+        f"{parallel['peak_rss_mib']:.0f} MiB, largest worker "
+        + (f"{worker_peak:.0f} MiB (VmHWM)" if worker_peak is not None else "n/a")
+        + " — target < 1024 MiB"
+    )
+    return {
+        "runs": runs,
+        "packed_runs": packed,
+        "njobs2": parallel,
+        "njobs2_speedup": _round(speedup),
+        "ms_per_source_max_over_min": _round(flat),
+        "ms_per_source_largest_over_smallest": _round(per_source[-1] / per_source[0]),
+        "ms_per_source_max_step_growth": _round(growth),
+        "memory_run": {
+            "n_sources": memory_run["n_sources"],
+            "n_exposures": memory_run["n_exposures"],
+            "peak_rss_mib": memory_run["peak_rss_mib"],
+            "peak_vmhwm_mib": memory_run["peak_vmhwm_mib"],
+            "njobs2_parent_peak_rss_mib": parallel["peak_rss_mib"],
+            "njobs2_worker_peak_vmhwm_mib": worker_peak,
+            "njobs2_worker_peak_ru_maxrss_mib": parallel["peak_rss_workers_mib"],
+            "worker_ru_maxrss_note": "ru_maxrss of spawned workers includes their parent's peak RSS at "
+            "spawn time (Linux keeps it across exec); the VmHWM figure is the workers' own.",
+            "meets_target": bool(max(peaks) < 1024),
+        },
+    }
+
+
+# 5. PNG size and compression ------------------------------------------------------------
+
+
+def measure_png(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[str], None]) -> dict[str, Any]:
+    """Figure 5: PNG bytes per triplet; compress_level 0-9 → ms and bytes
+    of `~lsst.analysis.ap.render.TripletRenderer.render_png` (30 px,
+    metadata on), against the level-independent drawing alone
+    (``render_indices``, when the renderer has it).
+    """
+    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
+
+    default_level = PlotImageSubtractionCutoutsConfig().png_compress_level
+    n = min(plan.png_sources, len(stamp_set.rows))
+    annotations = _annotations(stamp_set.rows[:n])
+    triplets = [_triplets(stamp_set, (30,), i) for i in range(n)]
+    scale = stamp_set.pixel_scale
+    renderer = _task_renderer((30,), True)
+    draw_only = None
+    if hasattr(renderer, "render_indices"):
+        _time_calls([lambda: renderer.render_indices(triplets[0], annotations[0], scale)])
+        walls, _, _ = _time_calls(
+            (lambda i=i: renderer.render_indices(triplets[i], annotations[i], scale)) for i in range(n)
+        )
+        draw_only = _round(statistics.fmean(walls) * 1e3)
+    levels = []
+    for level in range(10):
+        renderer = _task_renderer((30,), True, compress_level=level)
+        _time_calls([lambda renderer=renderer: renderer.render_png(triplets[0], annotations[0], scale)])
+        walls, cpus, sizes = _time_calls(
+            (lambda i=i, renderer=renderer: renderer.render_png(triplets[i], annotations[i], scale))
+            for i in range(n)
+        )
+        levels.append(
+            {
+                "level": level,
+                "ms": _round(statistics.fmean(walls) * 1e3),
+                "ms_cpu": _round(statistics.fmean(cpus) * 1e3),
+                "bytes": _round(statistics.fmean(sizes)),
+            }
+        )
+    chosen = levels[default_level]
+    report(
+        f"[5 png] compress_level={default_level} (configured default): {chosen['bytes'] / 1024:.1f} KiB "
+        f"per triplet (30 px, metadata on, {renderer.canvas_size[0]}×{renderer.canvas_size[1]} px), "
+        f"render_png {chosen['ms']:.2f} ms"
+        + (f", of which drawing {draw_only:.2f} ms" if draw_only is not None else "")
+        + f" (n={n})"
+    )
+    report(
+        "[5 png] compress_level → ms / KiB: "
+        + "; ".join(f"{e['level']}: {e['ms']:.2f} / {e['bytes'] / 1024:.1f}" for e in levels)
+    )
+    return {
+        "configured_level": default_level,
+        "n_sources": n,
+        "canvas_size": list(renderer.canvas_size),
+        "draw_ms_without_encode": draw_only,
+        "mean_bytes_per_triplet": chosen["bytes"],
+        "levels": levels,
+    }
+
+
+def _annotations(rows: Sequence[dict]) -> list:
+    from .annotate import SourceAnnotation
+
+    return [SourceAnnotation.from_row(row, instrument=str(row["instrument"])) for row in rows]
+
+
+# The whole run ----------------------------------------------------------------
+
+
+def run_benchmark(
+    output: str | Path, plan: BenchmarkPlan | str = "full", *, echo: bool = True
+) -> dict[str, Any]:
+    """Build or reuse the repositories, measure every figure and write
+    ``output/benchmark.json``.
+
+    Parameters
+    ----------
+    output
+        Directory of the repositories (``repos/``), scratch outputs
+        (``work/``, emptied), sample PNGs (``samples/``) and the JSON.
+    plan
+        A `BenchmarkPlan` or the name of one of `PLANS`.
+    echo
+        Print the summary lines as they are measured.
+
+    Returns
+    -------
+    dict
+        What ``benchmark.json`` holds.
+
+    """
+    if isinstance(plan, str):
+        plan = PLANS[plan]
+    logging.getLogger("lsst").setLevel(logging.ERROR)
+    output = Path(output).absolute()
+    output.mkdir(parents=True, exist_ok=True)
+    work = output / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    report = _Report(echo)
+    start = time.perf_counter()
+    load_start = _load_average()
+    report(
+        f"[meta] plan {plan.name}; {os.cpu_count()} CPU(s); load average {load_start}; "
+        "times are wall clock (CPU time of the process in parentheses)"
+    )
+    result: dict[str, Any] = {
+        "meta": {
+            "plan": plan.name,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "versions": _versions(),
+            "load_average_start": load_start,
+            "notes": [
+                "Wall clock and CPU time (of this process, plus reaped children for njobs > 0) are both "
+                "given; the machine may be shared, so CPU figures are the steadier ones.",
+                "Files are read with a warm page cache.",
+                "The original way is time-boxed: on the dense visit × detector only a sample of sources "
+                "is drawn with matplotlib and the draw cost is extrapolated per source; its "
+                "whole-exposure reads are measured in full.",
+                "Repositories are built without an APDB (not needed here) and reused when their spec "
+                "matches.",
+            ],
+        }
+    }
+    with _Timer() as build_timer:
+        repos = prepare_repos(output / "repos", plan, report)
+    result["repos"] = {**repos, "prepare_wall_seconds": _round(build_timer.wall)}
+    result["end_to_end"], stamp_set = measure_end_to_end(repos, plan, work, report)
+    result["render"] = measure_render(stamp_set, plan, report)
+    result["png"] = measure_png(stamp_set, plan, report)
+    result["samples"] = write_samples(stamp_set, output / "samples")
+    del stamp_set
+    result["scaling"] = measure_scaling(repos, plan, work, report)
+    self_rss = _maxrss_mib()
+    result["memory"] = {
+        "benchmark_process_peak_rss_mib": _round(self_rss),
+        "benchmark_process_peak_vmhwm_mib": _vm_hwm_mib(),
+        "benchmark_process_note": "includes the original way's whole-exposure reads (all planes of three "
+        "images) and the matplotlib figures",
+        **result["scaling"]["memory_run"],
+    }
+    report(
+        f"[3 memory] benchmark process peak RSS {self_rss:.0f} MiB (includes the original way's "
+        "all-plane whole-exposure reads)"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.perf_counter() - start
+    result["meta"]["load_average_end"] = _load_average()
+    result["meta"]["wall_seconds"] = _round(elapsed)
+    report(
+        f"[meta] benchmark wall time {elapsed:.0f} s (repositories {build_timer.wall:.0f} s, "
+        f"measurements {elapsed - build_timer.wall:.0f} s); load average {result['meta']['load_average_end']}"
+    )
+    result["summary_lines"] = report.lines
+    (output / "benchmark.json").write_text(json.dumps(result, indent=2, default=str))
+    if echo:
+        print(f"Wrote {output / 'benchmark.json'}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m lsst.analysis.ap.benchmark",
+        description="Measure the speed and memory of the cutout job; write DIR/benchmark.json.",
+    )
+    parser.add_argument("--output", default="bench_output", help="Directory of repositories and results.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Small images and few sources (a ~2 minute smoke test)."
+    )
+    parser.add_argument("--plan", choices=sorted(PLANS), help=argparse.SUPPRESS)
+    parser.add_argument("--child-run", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_run:
+        entry = _child_run(json.loads(args.child_run))
+        print(_CHILD_MARK + json.dumps(entry), flush=True)
+        return
+    run_benchmark(args.output, args.plan or ("quick" if args.quick else "full"))
+
+
+if __name__ == "__main__":
+    main()

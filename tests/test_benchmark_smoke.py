@@ -1,0 +1,105 @@
+"""Smoke test of the benchmark command: every figure at a tiny size, no
+timing assertions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lsst.analysis.ap.benchmark import PLANS, main, run_benchmark
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    output = tmp_path_factory.mktemp("bench")
+    return run_benchmark(output, "tiny", echo=False), output
+
+
+def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None:
+    result, output = tiny_result
+    on_disk = json.loads((output / "benchmark.json").read_text())
+    assert on_disk["summary_lines"] == result["summary_lines"]
+    for key in ("meta", "repos", "render", "end_to_end", "memory", "scaling", "png", "summary_lines"):
+        assert key in on_disk, key
+    assert not (output / "work").exists()
+    assert all(Path(path).stat().st_size > 0 for path in on_disk["samples"])
+
+
+def test_render_figures(tiny_result: tuple[dict, Path]) -> None:
+    render = tiny_result[0]["render"]
+    combos = {(tuple(c["sizes"]), c["metadata"]) for c in render["configs"]}
+    assert combos == {((30,), True), ((30,), False), ((30, 64), True), ((30, 64), False)}
+    for config in render["configs"]:
+        for key in ("ours_ms", "ours_ms_cpu", "baseline_ms", "baseline_ms_cpu", "ratio", "ratio_cpu"):
+            assert _positive(config[key]), (key, config)
+        assert _positive(config["ours_png_bytes"]) and _positive(config["baseline_png_bytes"])
+    assert isinstance(render["meets_target"], bool)
+
+
+def test_end_to_end_figures(tiny_result: tuple[dict, Path]) -> None:
+    e2e = tiny_result[0]["end_to_end"]
+    plan = PLANS["tiny"]
+    assert e2e["dense"]["n_sources"] >= plan.min_dense_sources
+    assert e2e["sparse"]["n_sources"] <= plan.max_sparse_sources
+    for regime in ("dense", "sparse"):
+        entry = e2e[regime]
+        assert entry["whole"]["whole_read_min_sources"] == 1
+        assert entry["bbox"]["whole_read_min_sources"] > entry["n_sources"]
+        for mode in ("whole", "bbox", "default"):
+            run = entry[mode]
+            assert run["written"] > 0
+            for key in ("wall_s", "cpu_s", "ms_per_source", "sources_per_s", "sources_per_s_cpu"):
+                assert _positive(run[key]), (regime, mode, key)
+        original = entry["original"]
+        assert original["n_drawn"] <= original["n_sources"]
+        for key in ("ms_per_source", "ms_per_source_cpu", "read_whole_exposures_s", "draw_ms_per_source"):
+            assert _positive(original[key]), (regime, key)
+        assert _positive(entry["speedup_vs_original"])
+    assert e2e["dense"]["original"]["extrapolated"] == (
+        e2e["dense"]["original"]["n_drawn"] < e2e["dense"]["n_sources"]
+    )
+    for profile in e2e["profile"].values():
+        assert _positive(profile["profiled_total_s"])
+        assert sum(part["fraction"] for part in profile["parts"].values()) == pytest.approx(1.0, abs=0.05)
+    assert _positive(e2e["read_crossover"]["whole_read_s"])
+
+
+def test_memory_scaling_png_figures(tiny_result: tuple[dict, Path]) -> None:
+    result = tiny_result[0]
+    memory = result["memory"]
+    assert _positive(memory["benchmark_process_peak_rss_mib"])
+    assert _positive(memory["peak_rss_mib"])
+    scaling = result["scaling"]
+    assert [run["n_sources"] for run in scaling["runs"]] == list(PLANS["tiny"].scaling_counts)
+    for run in [*scaling["runs"], scaling["njobs2"]]:
+        assert _positive(run["wall_s"]) and _positive(run["ms_per_source"]) and _positive(run["peak_rss_mib"])
+    assert scaling["njobs2"]["njobs"] == 2
+    assert _positive(scaling["njobs2_speedup"])
+    png = result["png"]
+    assert [level["level"] for level in png["levels"]] == list(range(10))
+    assert all(_positive(level["ms"]) and _positive(level["bytes"]) for level in png["levels"])
+    assert _positive(png["mean_bytes_per_triplet"])
+    assert png["levels"][0]["bytes"] > png["levels"][9]["bytes"]
+
+
+def test_cached_repositories_are_reused(
+    tiny_result: tuple[dict, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """A second command-line run on the same directory reuses the repositories."""
+    output = tiny_result[1]
+    from lsst.analysis.ap import benchmark
+
+    repos = benchmark.prepare_repos(output / "repos", PLANS["tiny"], lambda line: None)
+    assert repos["main"]["reused"] and repos["sparse"]["reused"]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--quick" in capsys.readouterr().out
