@@ -28,8 +28,20 @@ def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None
     result, output = tiny_result
     on_disk = json.loads((output / "benchmark.json").read_text())
     assert on_disk["summary_lines"] == result["summary_lines"]
-    for key in ("meta", "repos", "render", "end_to_end", "memory", "scaling", "png", "summary_lines"):
+    for key in (
+        "meta",
+        "repos",
+        "butler_read",
+        "render",
+        "end_to_end",
+        "memory",
+        "scaling",
+        "png",
+        "summary_lines",
+    ):
         assert key in on_disk, key
+    read = on_disk["butler_read"]
+    assert read["bbox_shape"] == [30, 30] and read["bbox_get_ms"] > 0 and read["full_get_ms"] > 0
     assert not (output / "work").exists()
     assert all(Path(path).stat().st_size > 0 for path in on_disk["samples"])
 

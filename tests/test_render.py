@@ -451,3 +451,25 @@ def test_long_values_are_clipped_to_their_slot(meta_renderer):
     changed = np.any(rgb != ref, axis=-1)
     changed[box.y0 : box.y1, box.x0 : box.x1] = False
     assert not changed.any(), "text spilled outside its value box"
+
+
+@pytest.mark.parametrize("size", [2, 5, 9, 15, 30, 64, 200])
+def test_zscale_limits_equal_astropy(size):
+    """The closed-form fit gives astropy's zscale limits where astropy's
+    are not degenerate."""
+    from astropy.visualization import ZScaleInterval
+
+    from lsst.analysis.ap.scaling import RobustZScaleInterval
+
+    rng = np.random.default_rng(size)
+    for trial in range(5):
+        stamp = rng.normal(0.0, 20.0, (size, size)).astype(np.float32)
+        stamp[size // 2, size // 2] += 200.0 * trial
+        if trial == 4:
+            stamp[: size // 3] = np.nan
+        finite = stamp[np.isfinite(stamp)]
+        expected = ZScaleInterval().get_limits(finite)
+        if not expected[1] > expected[0]:
+            continue
+        got = RobustZScaleInterval().get_limits(stamp)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * np.ptp(finite))

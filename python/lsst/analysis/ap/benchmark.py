@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cutouts import CutoutSettings, whole_read_threshold
 from .demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, build_demo_repo
 from .demo_scene import DemoSpec
 
@@ -690,7 +691,7 @@ def time_task_run(
         "failed": int(result.summary["failed"]),
         "failed_by_reason": dict(result.summary["failed_by_reason"]),
         "njobs": njobs,
-        "whole_read_min_sources": int(config.whole_read_min_sources),
+        "whole_read_min_sources": config.whole_read_min_sources,
         "wall_s": _round(timer.wall),
         "cpu_s": _round(timer.cpu),
         "ms_per_source": _round(timer.wall / n * 1e3),
@@ -833,9 +834,9 @@ def measure_end_to_end(
                 for _ in range(repeats)
             ]
             entry[mode] = _median_run(runs)
-        entry["default"]["read_mode"] = (
-            "whole" if len(sources) >= entry["default"]["whole_read_min_sources"] else "bbox"
-        )
+        threshold = whole_read_threshold(CutoutSettings(), entry["image_size"])
+        entry["default"]["whole_read_min_sources"] = threshold
+        entry["default"]["read_mode"] = "whole" if len(sources) >= threshold else "bbox"
         sample = plan.original_sample if label == "dense" else None
         entry["original"] = time_original(butler, sources, work / f"{label}_original", sample)
         ours = entry["default"]
@@ -1144,6 +1145,45 @@ def _annotations(rows: Sequence[dict]) -> list:
 # The whole run ----------------------------------------------------------------
 
 
+def measure_butler_read(
+    repos: dict[str, Any], report: Callable[[str], None], repeats: int = 5
+) -> dict[str, Any]:
+    """Time ``butler.get`` of a 30 × 30 bbox of a difference image against
+    a get of the whole image (all planes), as a user would call them.
+    """
+    from lsst.images import Box
+
+    butler = _butler(repos["main"]["root"])
+    ref = next(iter(butler.query_datasets("difference_image", limit=1)))
+    height = repos["main"]["spec"]["image_size"]
+    box = Box.from_shape((30, 30), start=(height // 2, height // 3))
+    bbox_times, full_times = [], []
+    for _ in range(repeats):
+        with _Timer() as timer:
+            sub = butler.get(ref, parameters={"bbox": box})
+        bbox_times.append(timer.wall)
+        if sub.bbox != box or sub.image.array.shape != (30, 30):
+            raise RuntimeError(f"bbox read returned {sub.bbox}, not {box}")
+    for _ in range(2):
+        with _Timer() as timer:
+            whole = butler.get(ref)
+        full_times.append(timer.wall)
+    entry = {
+        "image_shape": list(whole.image.array.shape),
+        "bbox_shape": list(sub.image.array.shape),
+        "bbox_get_ms": _round(statistics.median(bbox_times) * 1e3),
+        "full_get_ms": _round(statistics.median(full_times) * 1e3),
+    }
+    entry["ratio"] = _round(entry["full_get_ms"] / entry["bbox_get_ms"])
+    report(
+        f"[0 read] butler.get of difference_image {entry['image_shape'][1]}×{entry['image_shape'][0]}: "
+        f"30×30 bbox {entry['bbox_get_ms']:.1f} ms "
+        f"(returns {entry['bbox_shape'][1]}×{entry['bbox_shape'][0]}) "
+        f"vs whole {entry['full_get_ms']:.0f} ms (×{entry['ratio']:.0f})"
+    )
+    return entry
+
+
 def run_benchmark(
     output: str | Path, plan: BenchmarkPlan | str = "full", *, echo: bool = True
 ) -> dict[str, Any]:
@@ -1203,6 +1243,7 @@ def run_benchmark(
     with _Timer() as build_timer:
         repos = prepare_repos(output / "repos", plan, report)
     result["repos"] = {**repos, "prepare_wall_seconds": _round(build_timer.wall)}
+    result["butler_read"] = measure_butler_read(repos, report)
     result["end_to_end"], stamp_set = measure_end_to_end(repos, plan, work, report)
     result["render"] = measure_render(stamp_set, plan, report)
     result["png"] = measure_png(stamp_set, plan, report)
