@@ -6,6 +6,13 @@ template and difference images and a DiaSource table for every
 visit × detector of a simulated camera, with the same DiaSources stored in
 an APDB (SQLite).  ``makeCutoutDemoRepo PATH`` builds one from the command
 line; `build_demo_repo` does it from Python.
+
+As in Rubin repositories, science images are `lsst.images.VisitImage`
+(storage class ``VisitImage``), differences `lsst.images.DifferenceImage`
+(``DifferenceImage``) and templates `lsst.images.MaskedImage`
+(``MaskedImageV2``).  Science and difference carry the visit's Gaussian PSF,
+its `~astro_metadata_translator.ObservationInfo` and the detector of the
+demo camera (`lsst.analysis.ap.demo_camera`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -29,12 +37,32 @@ import astropy.time
 import astropy.units as u
 import numpy as np
 import pandas as pd
+from astro_metadata_translator import ObservationInfo
+from astropy.coordinates import SkyCoord
 from lsst.daf.butler import Butler, DatasetType, Timespan
-from lsst.images import Box, DetectorFrame, Image, Mask, MaskedImage, MaskPlane, MaskSchema, SkyProjection
+from lsst.images import (
+    Box,
+    DetectorFrame,
+    DifferenceImage,
+    Image,
+    Mask,
+    MaskedImage,
+    MaskPlane,
+    MaskSchema,
+    ObservationSummaryStats,
+    SkyProjection,
+    VisitImage,
+)
+from lsst.images.cameras import CameraFrameSet, Detector
+from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
+from .demo_camera import RAFT, detector_name, make_camera_frame_set, make_detector
 from .demo_scene import (
+    AB_ZERO_POINT_NJY_MAG,
+    EXPOSURE_TIME,
     MASK_PLANES,
+    PIXEL_SCALE_ARCSEC,
     DemoSpec,
     DetectorScene,
     VisitGeometry,
@@ -53,6 +81,12 @@ TEMPLATE_TYPE = "template_detector"
 DIFFERENCE_TYPE = "difference_image"
 DIA_SOURCE_TYPE = "dia_source_detector"
 IMAGE_DIMENSIONS = ("instrument", "visit", "detector")
+STORAGE_CLASSES = {
+    SCIENCE_TYPE: "VisitImage",
+    TEMPLATE_TYPE: "MaskedImageV2",
+    DIFFERENCE_TYPE: "DifferenceImage",
+}
+"""Storage class of each image dataset type, as in Rubin repositories."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,18 +153,17 @@ def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitG
             {
                 "instrument": spec.instrument,
                 "id": detector,
-                "full_name": f"S{detector:02d}",
-                "raft": "R00",
-                "name_in_raft": f"S{detector:02d}",
+                "full_name": detector_name(detector),
+                "raft": RAFT,
+                "name_in_raft": detector_name(detector),
                 "purpose": "SCIENCE",
             }
             for detector in spec.detectors
         ],
     )
     for geometry in geometries:
-        begin = astropy.time.Time(geometry.mjd, format="mjd", scale="tai")
-        end = begin + 30 * u.s
-        day_obs = int((begin - 12 * u.hour).strftime("%Y%m%d"))
+        begin, end = _visit_times(geometry)
+        day_obs = _day_obs(begin)
         registry.syncDimensionData(
             "day_obs",
             {"instrument": spec.instrument, "id": day_obs, "timespan": Timespan(begin - 12 * u.hour, None)},
@@ -147,7 +180,7 @@ def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitG
                 "name": f"demo_{geometry.visit}",
                 "physical_filter": spec.physical_filter,
                 "day_obs": day_obs,
-                "exposure_time": 30.0,
+                "exposure_time": EXPOSURE_TIME,
                 "target_name": "demo field",
                 "observation_reason": "science",
                 "science_program": "demo",
@@ -169,6 +202,17 @@ def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitG
         )
 
 
+def _visit_times(geometry: VisitGeometry) -> tuple[astropy.time.Time, astropy.time.Time]:
+    """Start and end (TAI) of a visit's exposure."""
+    begin = astropy.time.Time(geometry.mjd, format="mjd", scale="tai")
+    return begin, begin + EXPOSURE_TIME * u.s
+
+
+def _day_obs(begin: astropy.time.Time) -> int:
+    """Observing day (YYYYMMDD, rolling over at noon) of a time."""
+    return int((begin - 12 * u.hour).strftime("%Y%m%d"))
+
+
 def _detector_region(geometry: VisitGeometry, detector: int, size: int) -> ConvexPolygon:
     """Sky polygon through the outer corners of a detector."""
     wcs = geometry.wcs[detector]
@@ -180,9 +224,9 @@ def _detector_region(geometry: VisitGeometry, detector: int, size: int) -> Conve
 
 def _register_dataset_types(butler: Butler) -> None:
     universe = butler.dimensions
-    for name in (SCIENCE_TYPE, TEMPLATE_TYPE, DIFFERENCE_TYPE):
+    for name, storage_class in STORAGE_CLASSES.items():
         butler.registry.registerDatasetType(
-            DatasetType(name, IMAGE_DIMENSIONS, "MaskedImageV2", universe=universe)
+            DatasetType(name, IMAGE_DIMENSIONS, storage_class, universe=universe)
         )
     butler.registry.registerDatasetType(
         DatasetType(DIA_SOURCE_TYPE, IMAGE_DIMENSIONS, "DataFrame", universe=universe)
@@ -207,17 +251,106 @@ def _masked_image(
     )
 
 
-def _write_scene(butler: Butler, spec: DemoSpec, scene: DetectorScene) -> None:
+def _obs_info(spec: DemoSpec, geometry: VisitGeometry, detector: Detector) -> ObservationInfo:
+    """Standardized observation metadata of one visit and detector."""
+    begin, end = _visit_times(geometry)
+    exposure_time = EXPOSURE_TIME * u.s
+    return ObservationInfo(
+        telescope="Demo Telescope",
+        instrument=spec.instrument,
+        exposure_id=geometry.visit,
+        visit_id=geometry.visit,
+        physical_filter=spec.physical_filter,
+        datetime_begin=begin,
+        datetime_end=end,
+        exposure_time=exposure_time,
+        exposure_time_requested=exposure_time,
+        dark_time=exposure_time,
+        boresight_rotation_angle=geometry.rotation_deg * u.deg,
+        boresight_rotation_coord="sky",
+        tracking_radec=SkyCoord(geometry.ra, geometry.dec, unit="deg", frame="icrs"),
+        detector_num=detector.id,
+        detector_name=detector.name,
+        detector_unique_name=f"{RAFT}_{detector.name}",
+        detector_serial=detector.serial,
+        detector_group=RAFT,
+        detector_exposure_id=geometry.visit * (max(spec.detectors) + 1) + detector.id,
+        object="demo field",
+        science_program="demo",
+        observation_type="science",
+        observation_reason="science",
+        observation_id=f"demo_{geometry.visit}",
+        observing_day=_day_obs(begin),
+        has_simulated_content=True,
+        can_see_sky=True,
+    )
+
+
+def _summary_stats(scene: DetectorScene, size: int) -> ObservationSummaryStats:
+    """The summary statistics the simulation knows exactly."""
+    sigma = scene.psf_sigma
+    corners_x = np.array([-0.5, size - 0.5, size - 0.5, -0.5])
+    corners_y = np.array([-0.5, -0.5, size - 0.5, size - 0.5])
+    ra_corners, dec_corners = scene.wcs.all_pix2world(corners_x, corners_y, 0)
+    ra, dec = scene.wcs.all_pix2world((size - 1) / 2, (size - 1) / 2, 0)
+    return ObservationSummaryStats(
+        psfSigma=sigma,
+        psfArea=4 * np.pi * sigma**2,
+        psfIxx=sigma**2,
+        psfIyy=sigma**2,
+        psfIxy=0.0,
+        ra=float(ra),
+        dec=float(dec),
+        pixelScale=PIXEL_SCALE_ARCSEC,
+        expTime=EXPOSURE_TIME,
+        zeroPoint=AB_ZERO_POINT_NJY_MAG,
+        raCorners=tuple(float(a) for a in ra_corners),
+        decCorners=tuple(float(d) for d in dec_corners),
+    )
+
+
+def _write_scene(
+    butler: Butler, spec: DemoSpec, geometry: VisitGeometry, scene: DetectorScene, frames: CameraFrameSet
+) -> None:
+    """Write the science (`VisitImage`), template (`MaskedImage`) and
+    difference (`DifferenceImage`) images and the DiaSources of a scene.
+    """
     bbox = Box.from_shape((spec.image_size, spec.image_size))
     frame = DetectorFrame(instrument=spec.instrument, visit=scene.visit, detector=scene.detector, bbox=bbox)
     projection = SkyProjection.from_fits_wcs(scene.wcs, frame, pixel_bounds=bbox)
     data_id = {"instrument": spec.instrument, "visit": scene.visit, "detector": scene.detector}
-    for name, image, variance, planes in (
-        (SCIENCE_TYPE, scene.science, scene.science_variance, scene.science_planes),
-        (TEMPLATE_TYPE, scene.template, scene.template_variance, scene.template_planes),
-        (DIFFERENCE_TYPE, scene.difference, scene.difference_variance, scene.difference_planes),
-    ):
-        butler.put(_masked_image(image, variance, planes, projection, bbox), name, data_id)
+    detector = make_detector(spec, scene.detector, frames, visit=scene.visit)
+    # The stamp covers the ±5σ the simulation renders each source to.
+    psf = GaussianPointSpreadFunction(
+        sigma=scene.psf_sigma, bounds=bbox, stamp_size=2 * math.ceil(5 * scene.psf_sigma) + 1
+    )
+    visit_components = {
+        "psf": psf,
+        "detector": detector,
+        "obs_info": _obs_info(spec, geometry, detector),
+        "summary_stats": _summary_stats(scene, spec.image_size),
+        "band": spec.band,
+    }
+    science = _masked_image(scene.science, scene.science_variance, scene.science_planes, projection, bbox)
+    template = _masked_image(scene.template, scene.template_variance, scene.template_planes, projection, bbox)
+    difference = _masked_image(
+        scene.difference, scene.difference_variance, scene.difference_planes, projection, bbox
+    )
+    butler.put(
+        VisitImage(science.image, mask=science.mask, variance=science.variance, **visit_components),
+        SCIENCE_TYPE,
+        data_id,
+    )
+    butler.put(template, TEMPLATE_TYPE, data_id)
+    # The simulated template has the science PSF already: there is no
+    # PSF-matching kernel, and no template coadd to describe.
+    butler.put(
+        DifferenceImage(
+            difference.image, mask=difference.mask, variance=difference.variance, **visit_components
+        ),
+        DIFFERENCE_TYPE,
+        data_id,
+    )
     butler.put(scene.sources, DIA_SOURCE_TYPE, data_id)
 
 
@@ -294,10 +427,11 @@ def build_demo_repo(root: str | Path, spec: DemoSpec | None = None, *, apdb: boo
     with Butler.from_config(str(root), writeable=True, run=DEFAULT_COLLECTION) as butler:
         _register_dimensions(butler, spec, geometries)
         _register_dataset_types(butler)
+        frames = make_camera_frame_set(spec)
         for visit_index, geometry in enumerate(geometries):
             for detector in spec.detectors:
                 scene = simulate_detector(spec, geometry, visit_index, detector, stars, objects, rng)
-                _write_scene(butler, spec, scene)
+                _write_scene(butler, spec, geometry, scene, frames)
                 all_sources.append(scene.sources)
                 data_ids.append((geometry.visit, detector))
     sources = pd.concat(all_sources, ignore_index=True)

@@ -22,7 +22,10 @@ __all__ = (
     "MASK_PLANES",
     "DemoSpec",
     "DetectorScene",
+    "EXPOSURE_TIME",
+    "PIXEL_SCALE_ARCSEC",
     "VisitGeometry",
+    "detector_offsets",
     "make_visit_geometries",
     "simulate_detector",
 )
@@ -40,6 +43,9 @@ AB_ZERO_POINT_NJY_MAG = 31.4
 
 PIXEL_SCALE_ARCSEC = 0.2
 """Pixel scale of the demo camera."""
+
+EXPOSURE_TIME = 30.0
+"""Exposure time of every visit, in seconds."""
 
 MASK_PLANES: dict[str, str] = {
     "BAD": "Bad pixel (detector defect).",
@@ -166,7 +172,7 @@ def _grid_shape(n_detectors: int) -> tuple[int, int]:
     return math.ceil(n_detectors / n_cols), n_cols
 
 
-def _detector_offsets(spec: DemoSpec) -> dict[int, tuple[float, float]]:
+def detector_offsets(spec: DemoSpec) -> dict[int, tuple[float, float]]:
     """Focal-plane offsets (pixels) of each detector centre from the
     boresight, on a grid with a 40-pixel gap.
     """
@@ -200,7 +206,7 @@ def make_visit_geometries(spec: DemoSpec, rng: np.random.Generator) -> list[Visi
     detector's CRPIX places the boresight at its focal-plane offset, so the
     detectors tile the sky as the focal plane does, rotated with the visit.
     """
-    offsets = _detector_offsets(spec)
+    offsets = detector_offsets(spec)
     geometries = []
     half = (spec.image_size - 1) / 2
     for k, visit in enumerate(spec.visits):
@@ -603,7 +609,7 @@ def measure_sources(
                 "diaObjectId": np.int64(t.diaObjectId),
                 "parentDiaSourceId": np.int64(0),
                 "midpointMjdTai": geometry.mjd,
-                "exposureTime": 30.0,
+                "exposureTime": EXPOSURE_TIME,
                 "ra": float(ra),
                 "dec": float(dec),
                 "x": x,
