@@ -143,6 +143,31 @@ def test_unreadable_catalog_exits_nonzero_naming_file(tmp_path, demo_repo):
     assert not list((tmp_path / "out").rglob("*.png"))
 
 
+def test_catalog_without_required_column_names_file_and_column(tmp_path, demo_repo, demo_sources):
+    catalog = tmp_path / "no_ra.csv"
+    demo_sources.drop(columns=["ra"]).to_csv(catalog, index=False)
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(catalog)))
+    assert process.returncode == 2
+    assert str(catalog) in process.stderr and "ra" in process.stderr
+    assert "Traceback" not in process.stderr
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_bad_config_value_exits_with_message(tmp_path, demo_repo):
+    process = run_cli(
+        cli(
+            demo_repo,
+            tmp_path / "out",
+            "--sqlitefile",
+            str(demo_repo.apdb_file),
+            "-c",
+            "colormap='no_such_map'",
+        )
+    )
+    assert process.returncode == 2
+    assert "colormap" in process.stderr and "Traceback" not in process.stderr
+
+
 def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_run):
     """SIGKILL part way through (default bbox reads: slow enough to catch),
     then resume to the output of an uninterrupted run.

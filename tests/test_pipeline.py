@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import lsst.daf.butler as dafButler
 import pandas as pd
 import pytest
 from lsst.pipe.base import Pipeline
@@ -121,6 +124,49 @@ def test_one_gathered_manifest(pipeline_run, demo_sources):
     assert summary["total"] == len(demo_sources)
 
 
-def test_pipeline_did_not_touch_the_demo_repo(pipeline_run, demo_repo):
-    with demo_repo.butler() as butler:
-        assert not butler.registry.queryDatasetTypes("cutout_*")
+def test_missing_image_under_pipetask_fails_its_sources(demo_repo, demo_sources, tmp_path):
+    """A visit × detector without its science image gets no cutout quantum;
+    the gather task still records each of its sources as failed, with the
+    reason, and the summary counts every source."""
+    root = tmp_path / "repo"
+    shutil.copytree(demo_repo.root, root)
+    visit, detector = demo_repo.data_ids[1]
+    with dafButler.Butler.from_config(str(root), writeable=True) as writer:
+        ref = writer.find_dataset(
+            "preliminary_visit_image",
+            instrument="DemoCam",
+            visit=visit,
+            detector=detector,
+            collections=demo_repo.collection,
+        )
+        writer.pruneDatasets([ref], disassociate=True, unstore=True, purge=True)
+    output = tmp_path / "cutouts"
+    command = [
+        str(Path(sys.executable).parent / "pipetask"),
+        "run",
+        "-j1",
+        "-b",
+        str(root),
+        "-i",
+        demo_repo.collection,
+        "-o",
+        "u/test/missing",
+        "-p",
+        str(PIPELINE),
+        "-c",
+        f"plotImageSubtractionCutouts:output_path={output}",
+        "--dataset-query-constraint",
+        "dia_source_detector",
+        "--register-dataset-types",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "recorded as failed" in run.stderr
+    lost = demo_sources[(demo_sources["visit"] == visit) & (demo_sources["detector"] == detector)]
+    failures = pd.read_csv(output / "failures.csv")
+    missing = failures[failures["reason_code"] == "missing_exposure"]
+    assert sorted(missing["diaSourceId"]) == sorted(lost["diaSourceId"])
+    assert missing["reason"].str.contains(f"visit {visit} detector {detector}").all()
+    summary = pd.read_json(output / "summary.json", typ="series")
+    assert summary["total"] == len(demo_sources)
+    assert not any(str(i) in p.name for i in lost["diaSourceId"] for p in (output / "images").rglob("*.png"))

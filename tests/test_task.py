@@ -391,6 +391,8 @@ def test_off_image_source_fails_alone(baseline, clean_source):
     same = records[
         (records["visit"] == clean_source["visit"]) & (records["detector"] == clean_source["detector"])
     ]
+    # The reason is short and readable, not a dump of huge pixel values.
+    assert len(records.loc[OFF_IMAGE_ID, "reason"]) < 120
     others = same.drop(index=OFF_IMAGE_ID)
     assert len(others) > 1
     assert (others["status"] == "written").all()
@@ -520,7 +522,14 @@ def test_two_spawned_workers_give_same_pngs(tmp_path, baseline, butler):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("sizes", []), ("sizes", [30, 0]), ("sizes", [-5]), ("chunk_size", 50), ("chunk_size", 0)],
+    [
+        ("sizes", []),
+        ("sizes", [30, 0]),
+        ("sizes", [-5]),
+        ("chunk_size", 50),
+        ("chunk_size", 0),
+        ("colormap", "no_such_map"),
+    ],
 )
 def test_validate_rejects_bad_values(field, value):
     config = PlotImageSubtractionCutoutsConfig()
@@ -551,6 +560,9 @@ def test_image_type_config_changes_connections():
     assert connections.template.name == "goodSeeingDiff_templateExp"
     assert connections.difference.name == "goodSeeingDiff_differenceExp"
     assert connections.diaSources.name == "dia_source_detector"
+    # An explicit connection override wins over the image-type fields.
+    config.connections.science = "visit_image"
+    assert PlotImageSubtractionCutoutsConnections(config=config).science.name == "visit_image"
 
 
 def test_output_path_is_required():
@@ -603,3 +615,19 @@ def test_bbox_reads_give_the_same_cutouts_as_whole_reads(tmp_path, baseline, but
     assert set(files) == set(result.written) == set(subset["diaSourceId"]) & set(baseline.result.written)
     for dia_source_id, path in files.items():
         assert path.read_bytes() == reference[dia_source_id].read_bytes()
+
+
+def test_empty_png_is_redrawn_and_stale_manifest_removed(tmp_path, baseline, butler):
+    """An empty PNG left by a crash is not "already present"; a run without
+    url_root leaves no Zooniverse manifest of an earlier run behind."""
+    subset = baseline.data[baseline.data["visit"] == 1003].iloc[:4]
+    first = run_task(subset, butler, tmp_path, url_root=URL_ROOT)
+    assert (tmp_path / "manifest.csv").exists()
+    victim = png_files(tmp_path)[first.written[0]]
+    victim.write_bytes(b"")
+    second = run_task(subset, butler, tmp_path)
+    assert second.written == [first.written[0]]
+    assert victim.stat().st_size > 0
+    assert not (tmp_path / "manifest.csv").exists()
+    panoptes = pd.read_csv(tmp_path / "images" / "manifest.csv")
+    assert set(panoptes["#diaSourceId"]) == set(first.written)

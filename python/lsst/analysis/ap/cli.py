@@ -77,9 +77,26 @@ def _load_sources(args: argparse.Namespace, butler) -> object:
     if args.catalog:
         frame = load_catalog(args.catalog)
     else:
-        frame = load_butler_sources(butler, args.dataset_type, where=args.where, collections=args.collections)
+        frame = load_butler_sources(
+            butler,
+            args.dataset_type,
+            where=args.where,
+            collections=args.collections,
+            limit=limit if args.reliabilityMin is None and args.reliabilityMax is None else None,
+        )
     frame = select_reliability(frame, args.reliabilityMin, args.reliabilityMax)
     return frame if limit is None else frame.iloc[:limit]
+
+
+def _origin(args: argparse.Namespace) -> str:
+    """Where the sources come from, for messages."""
+    if args.sqlitefile:
+        return f"APDB {args.sqlitefile}"
+    if args.apdb_config:
+        return f"APDB {args.apdb_config}"
+    if args.catalog:
+        return f"catalog {args.catalog}"
+    return f"{args.dataset_type} tables ({args.where or 'all'})"
 
 
 def _apply_overrides(config, args: argparse.Namespace) -> None:
@@ -131,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=args.output)
     try:
         result = task.run(
-            sources, butler, njobs=args.jobs, instrument=args.instrument, progress=not args.no_progress
+            sources,
+            butler,
+            njobs=args.jobs,
+            instrument=args.instrument,
+            progress=not args.no_progress,
+            origin=_origin(args),
         )
     except SourceTableError as error:
         print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)

@@ -28,6 +28,10 @@ from .render import TripletRenderer
 from .sources import missing_optional_columns
 from .stamps import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 
+_FAR_PIXELS = 1e8
+"""Pixel coordinates beyond this are from a sky position far off the image
+(the projection may return huge or meaningless values there)."""
+
 _NUMPY_ROLE_NAMES = {"template": "temp", "science": "sci", "difference": "diff"}
 
 
@@ -119,7 +123,7 @@ class ExposureCutouter:
     def __init__(
         self,
         settings: CutoutSettings,
-        renderer: TripletRenderer,
+        renderer: TripletRenderer | None,
         layout: OutputLayout,
         *,
         url_root: str | None,
@@ -204,29 +208,23 @@ class ExposureCutouter:
         todo = []
         for row in sources.to_dict("records"):
             path = self.layout.path(self.layout.image_relpath(row["diaSourceId"]))
-            if path.exists() and not self.settings.overwrite:
+            # An empty file (a crash between create and write on some file
+            # systems) is not a finished PNG.
+            if not self.settings.overwrite and path.exists() and path.stat().st_size > 0:
                 records.append(self._record(row, STATUS_SKIPPED, "exists", "PNG already present"))
             else:
                 todo.append(row)
         if not todo:
             return records_frame(records)
         if isinstance(readers, ExposureUnavailableError):
-            first = todo[0]
-            self.log.warning(
-                "visit %d detector %d: %s; its %d source(s) fail",
-                int(first["visit"]),
-                int(first["detector"]),
-                readers,
-                len(todo),
-            )
-            records.extend(self._record(row, STATUS_FAILED, "missing_exposure", str(readers)) for row in todo)
+            records.extend(self._fail_group(todo, readers))
             return records_frame(records)
         self._log_missing_columns(sources)
         try:
             try:
                 geometry = self._prepare(todo, readers)
             except ExposureUnavailableError as error:
-                records.extend(self._fail(row, "missing_exposure", str(error)) for row in todo)
+                records.extend(self._fail_group(todo, error))
                 return records_frame(records)
             for row in todo:
                 records.append(self._draw_one(row, readers, geometry))
@@ -234,6 +232,20 @@ class ExposureCutouter:
             for reader in readers.values():
                 reader.release()
         return records_frame(records)
+
+    def _fail_group(self, todo: list[dict], error: ExposureUnavailableError) -> list[dict]:
+        """Failure records of every source of a visit × detector whose images
+        cannot be read, logged once for the group.
+        """
+        first = todo[0]
+        self.log.warning(
+            "visit %d detector %d: %s; its %d source(s) fail",
+            int(first["visit"]),
+            int(first["detector"]),
+            error,
+            len(todo),
+        )
+        return [self._record(row, STATUS_FAILED, "missing_exposure", str(error)) for row in todo]
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
         missing = tuple(c for c in missing_optional_columns(sources) if c not in self._missing_columns_logged)
@@ -251,13 +263,15 @@ class ExposureCutouter:
         ra = np.array([row["ra"] for row in todo], dtype=float)
         dec = np.array([row["dec"] for row in todo], dtype=float)
         positions = {role: readers[role].sky_to_pixel(ra, dec) for role in IMAGE_ROLES}
-        scales = {role: _pixel_scale_arcsec(readers[role]) for role in IMAGE_ROLES}
+        # The scale bar is drawn from the science image's pixel scale (the
+        # template and difference share its pixel grid).
+        scale = _pixel_scale_arcsec(readers["science"])
         if len(todo) >= whole_read_threshold(self.settings, readers["science"].bbox.y.size):
             for role in IMAGE_ROLES:
                 readers[role].read_whole()
         return {
             "positions": positions,
-            "scales": scales,
+            "scale": scale,
             "index": {row["diaSourceId"]: i for i, row in enumerate(todo)},
         }
 
@@ -265,8 +279,8 @@ class ExposureCutouter:
         self, role: str, reader: PlaneReader, x: float, y: float, sizes: tuple[int, ...]
     ) -> list[np.ndarray]:
         bbox = reader.bbox
-        if not (np.isfinite(x) and np.isfinite(y)):
-            raise SourceFailure("off_image", f"sky position has no pixel position on the {role} image")
+        if not (np.isfinite(x) and np.isfinite(y)) or max(abs(x), abs(y)) > _FAR_PIXELS:
+            raise SourceFailure("off_image", f"sky position has no pixel position near the {role} image")
         cx, cy = math.floor(x + 0.5), math.floor(y + 0.5)
         if not (bbox.x.start <= cx < bbox.x.stop and bbox.y.start <= cy < bbox.y.stop):
             raise SourceFailure(
@@ -293,9 +307,13 @@ class ExposureCutouter:
                 (per_role["template"][i], per_role["science"][i], per_role["difference"][i])
                 for i in range(len(sizes))
             ]
-            annotation = SourceAnnotation.from_row(row, instrument=str(row["instrument"]))
-            scale = geometry["scales"]["science"]
-            png = self._renderer_for(sizes).render_png(stamps, annotation, scale)
+            renderer = self._renderer_for(sizes)
+            annotation = (
+                SourceAnnotation.from_row(row, instrument=str(row["instrument"]))
+                if renderer.add_metadata
+                else None
+            )
+            png = renderer.render_png(stamps, annotation, geometry["scale"])
             dia_source_id = int(row["diaSourceId"])
             if self.settings.save_as_numpy:
                 for role in IMAGE_ROLES:

@@ -627,7 +627,9 @@ def measure_sources(
                 "psfFluxErr": psf_err,
                 "psfChi2": chi2,
                 "psfNdata": np.int32(ndata),
+                # The general flag is set whenever a specific failure flag is.
                 "psfFlux_flag": no_good
+                or near_edge
                 or flags["pixelFlags_saturatedCenter"]
                 or flags["pixelFlags_nodataCenter"],
                 "psfFlux_flag_edge": near_edge,

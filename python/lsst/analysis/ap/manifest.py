@@ -160,6 +160,9 @@ def write_manifests(records: pd.DataFrame, output_path: Path, url_root: str | No
     records = _merge_with_earlier(records, output_path / RECORDS_FILE)
     present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
     zooniverse = None
+    # Manifests of earlier runs that this run would not write are stale.
+    (output_path / "manifest.csv").unlink(missing_ok=True)
+    (output_path / "images" / "manifest.csv").unlink(missing_ok=True)
     if url_root:
         manifest = pd.DataFrame(
             {

@@ -76,7 +76,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     see either the whole file or none.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
+    fd, temp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX
+    )
     try:
         with os.fdopen(fd, "wb") as stream:
             os.fchmod(stream.fileno(), _file_mode())
@@ -97,13 +99,37 @@ def atomic_write_numpy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that created temporary file ``temp`` (its pid is
+    the second-to-last dot-separated field before the random part) still runs.
+    """
+    fields = temp.name.split(".")
+    try:
+        pid = int(fields[-3])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_temporaries(root: Path) -> int:
-    """Delete temporary files left by an interrupted run; return how many."""
+    """Delete temporary files left by interrupted runs (those whose writing
+    process is gone, so a concurrent run's files in progress are kept);
+    return how many.
+    """
     count = 0
     for sub in ("images", "numpy"):
         base = root / sub
         if base.exists():
             for stale in base.rglob(f".*{_TEMP_SUFFIX}"):
-                stale.unlink(missing_ok=True)
-                count += 1
+                if not _writer_alive(stale):
+                    stale.unlink(missing_ok=True)
+                    count += 1
     return count

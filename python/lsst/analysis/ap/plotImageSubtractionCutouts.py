@@ -30,14 +30,11 @@ import pandas as pd
 
 from .cutouts import CutoutSettings, ExposureCutouter, make_exposure_records, output_root
 from .exposures import IMAGE_ROLES, butler_plane_reader, handle_plane_reader, image_dataset_types
-from .manifest import empty_records, summarize, write_manifests
+from .manifest import STATUS_FAILED, empty_records, summarize, write_manifests
 from .output import OutputLayout, remove_stale_temporaries
 from .render import TripletRenderer
-from .scaling import DisplayScaling
+from .scaling import INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .sources import group_by_exposure, standardize_sources
-
-_INTERVALS = ("minmax", "zscale", "percentile")
-_STRETCHES = ("linear", "asinh", "sqrt", "log", "power", "sinh", "sigmoid")
 
 
 class PlotImageSubtractionCutoutsConnections(
@@ -84,9 +81,15 @@ class PlotImageSubtractionCutoutsConnections(
     def __init__(self, *, config: PlotImageSubtractionCutoutsConfig) -> None:
         super().__init__(config=config)
         names = image_dataset_types(config.science_image_type, config.diff_image_type)
+        defaults = image_dataset_types(
+            PlotImageSubtractionCutoutsConfig.science_image_type.default,
+            PlotImageSubtractionCutoutsConfig.diff_image_type.default,
+        )
         for role in IMAGE_ROLES:
             connection = getattr(self, role)
-            if connection.name != names[role]:
+            # An explicit ``connections.<role>`` override wins over the
+            # science_image_type / diff_image_type fields.
+            if connection.name == defaults[role] and connection.name != names[role]:
                 setattr(self, role, dataclasses.replace(connection, name=names[role]))
 
 
@@ -96,10 +99,14 @@ def _scaling_fields(
     """The interval and stretch config fields of one panel."""
     return (
         pexConfig.ChoiceField[str](
-            doc=f"Display limits of the {role} panel.", default=interval, allowed={n: n for n in _INTERVALS}
+            doc=f"Display limits of the {role} panel.",
+            default=interval,
+            allowed={n: n for n in INTERVAL_NAMES},
         ),
         pexConfig.ChoiceField[str](
-            doc=f"Display stretch of the {role} panel.", default=stretch, allowed={n: n for n in _STRETCHES}
+            doc=f"Display stretch of the {role} panel.",
+            default=stretch,
+            allowed={n: n for n in STRETCH_NAMES},
         ),
     )
 
@@ -193,6 +200,12 @@ class PlotImageSubtractionCutoutsConfig(
                 raise pexConfig.FieldValidationError(
                     type(self).sizes, self, f"cutout sizes must be at least 1 pixel, got {bad}"
                 )
+        import matplotlib
+
+        if self.colormap not in matplotlib.colormaps:
+            raise pexConfig.FieldValidationError(
+                type(self).colormap, self, f"unknown matplotlib colormap {self.colormap!r}"
+            )
         if self.chunk_size is not None and not _is_power_of_ten(self.chunk_size):
             raise pexConfig.FieldValidationError(
                 type(self).chunk_size,
@@ -253,7 +266,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             )
         self._output_path = output_root(path)
         self._make_renderer = _renderer_factory(self.config)
-        self._renderer: TripletRenderer | None = None
+        # Footprint stamps get a renderer per size, made as sizes are met.
+        self._renderer = None if self.config.use_footprint else self._make_renderer(tuple(self.config.sizes))
 
     @property
     def output_path(self) -> Path:
@@ -270,10 +284,6 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         )
 
     def _cutouter(self) -> ExposureCutouter:
-        if self._renderer is None:
-            self._renderer = self._make_renderer(
-                tuple(self.config.sizes) if not self.config.use_footprint else (1,)
-            )
         return ExposureCutouter(
             self._settings(),
             self._renderer,
@@ -310,7 +320,14 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
     # Python entry point ------------------------------------------------------
 
     def run(
-        self, data: Any, butler: Any, njobs: int = 0, *, instrument: str | None = None, progress: bool = False
+        self,
+        data: Any,
+        butler: Any,
+        njobs: int = 0,
+        *,
+        instrument: str | None = None,
+        progress: bool = False,
+        origin: str = "DiaSource table",
     ) -> pipeBase.Struct:
         """Draw cutouts of DiaSources read from ``butler`` and write the
         manifests.
@@ -332,6 +349,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         progress
             Log progress (sources done, rate) as visit × detector groups
             finish.
+        origin
+            Where ``data`` came from (a file name, an APDB), for messages.
 
         Returns
         -------
@@ -344,7 +363,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
             instrument = _only_instrument(butler)
-        sources = standardize_sources(data, instrument=instrument, origin="DiaSource table")
+        sources = standardize_sources(data, instrument=instrument, origin=origin)
         self._output_path.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(self._output_path)
         if stale:
@@ -484,6 +503,17 @@ class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensio
         dimensions=("instrument", "visit", "detector"),
         multiple=True,
     )
+    diaSources = cT.Input(
+        doc="The DiaSource tables the cutout task was given, to record as failed the sources of a "
+        "visit × detector whose cutout quantum could not run (an input image is missing; build the "
+        "graph with --dataset-query-constraint dia_source_detector so that such visit × detectors are "
+        "kept). Must name the same dataset type as the cutout task's diaSources connection.",
+        name="dia_source_detector",
+        storageClass="DataFrame",
+        dimensions=("instrument", "visit", "detector"),
+        multiple=True,
+        deferLoad=True,
+    )
     manifest = cT.Output(
         doc="Union of the records, as used for the manifests.",
         name="cutout_manifest",
@@ -508,9 +538,74 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
     ConfigClass = GatherCutoutManifestConfig
     _DefaultName = "gatherCutoutManifest"
 
-    def run(self, records: list[pd.DataFrame]) -> pipeBase.Struct:
-        """Write the manifests of each output directory in ``records``."""
+    def runQuantum(
+        self,
+        butlerQC: pipeBase.QuantumContext,
+        inputRefs: pipeBase.InputQuantizedConnection,
+        outputRefs: pipeBase.OutputQuantizedConnection,
+    ) -> None:
+        records = butlerQC.get(inputRefs.records)
+        handles = butlerQC.get(inputRefs.diaSources)
+        recorded = {
+            (str(r["instrument"].iloc[0]), int(r["visit"].iloc[0]), int(r["detector"].iloc[0]))
+            for r in records
+            if len(r)
+        }
+        unhandled = []
+        for handle in handles:
+            data_id = handle.ref.dataId
+            key = (str(data_id["instrument"]), int(data_id["visit"]), int(data_id["detector"]))
+            if key not in recorded:
+                unhandled.append((key, handle.get()))
+        butlerQC.put(self.run(records, unhandled), outputRefs)
+
+    def run(
+        self,
+        records: list[pd.DataFrame],
+        unhandled: list[tuple[tuple[str, int, int], pd.DataFrame]] = (),
+    ) -> pipeBase.Struct:
+        """Write the manifests of each output directory in ``records``.
+
+        Parameters
+        ----------
+        records
+            Record tables of the cutout quanta that ran.
+        unhandled
+            ``((instrument, visit, detector), sources)`` of the visit ×
+            detectors that have DiaSources but no record table: their
+            cutout quantum could not run (an input image is missing), and
+            each of their sources is recorded as failed.
+
+        """
         table = pd.concat([empty_records(), *records], ignore_index=True)
+        if len(unhandled):
+            if table.empty:
+                self.log.warning(
+                    "No cutout quantum ran; %d visit × detector(s) with DiaSources have no record and "
+                    "there is no output directory to report them in.",
+                    len(unhandled),
+                )
+            else:
+                output_path, url_root = table["output_path"].iloc[0], table["url_root"].iloc[0]
+                table = pd.concat(
+                    [
+                        table,
+                        *(
+                            _missing_quantum_records(key, sources, output_path, url_root)
+                            for key, sources in unhandled
+                        ),
+                    ],
+                    ignore_index=True,
+                )
+                for (instrument, visit, detector), sources in unhandled:
+                    self.log.warning(
+                        "visit %d detector %d (%s): no cutout quantum ran (an input image is missing); "
+                        "its %d source(s) are recorded as failed",
+                        visit,
+                        detector,
+                        instrument,
+                        len(sources),
+                    )
         for (output_path, url_root), part in table.groupby(["output_path", "url_root"], dropna=False):
             write_manifests(part, Path(output_path), url_root or None)
             summary = summarize(part)
@@ -523,3 +618,31 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
                 summary["failed_by_reason"],
             )
         return pipeBase.Struct(manifest=table)
+
+
+def _missing_quantum_records(
+    key: tuple[str, int, int], sources: pd.DataFrame, output_path: str, url_root: str
+) -> pd.DataFrame:
+    """Failure records of the sources of a visit × detector whose cutout
+    quantum did not run.
+    """
+    instrument, visit, detector = key
+    frame = standardize_sources(sources, instrument=instrument, origin=f"DiaSources of {key}")
+    reason = f"no cutout quantum ran for visit {visit} detector {detector}: an input image is missing"
+    return pd.DataFrame(
+        {
+            "diaSourceId": frame["diaSourceId"].astype("int64"),
+            "instrument": instrument,
+            "visit": visit,
+            "detector": detector,
+            "band": frame["band"].fillna("").astype(str) if "band" in frame else "",
+            "ra": frame["ra"].astype(float),
+            "dec": frame["dec"].astype(float),
+            "path": "",
+            "status": STATUS_FAILED,
+            "reason_code": "missing_exposure",
+            "reason": reason,
+            "output_path": output_path,
+            "url_root": url_root,
+        }
+    )
