@@ -155,8 +155,10 @@ class PlaneReader:
 
 class _OpenArchiveGetter:
     """Reads components of one lsst.images file, opened on first use and
-    kept open until `close`; falls back to ``fallback`` (a ``butler.get``)
-    for files lsst.images cannot open.
+    kept open until `close`.  Files lsst.images cannot open are read with
+    `lsst.analysis.ap.legacy_fits` when they are afw-written FITS files (so
+    afw-era datasets such as ``calexp`` are read without afw), else through
+    ``fallback`` (a ``butler.get``).
     """
 
     def __init__(self, uri: Any, fallback: Getter) -> None:
@@ -185,6 +187,9 @@ class _OpenArchiveGetter:
                 reader = self._open()
             except Exception:
                 self._use_fallback = True
+                legacy = _LegacyFitsGetter.for_uri(self._uri)
+                if legacy is not None:
+                    self._fallback = legacy
             else:
                 return reader.get_component(component, **dict(parameters or {}))
         return self._fallback(component, parameters)
@@ -193,6 +198,42 @@ class _OpenArchiveGetter:
         if self._stack is not None:
             stack, self._stack, self._reader = self._stack, None, None
             stack.close()
+
+
+class _LegacyFitsGetter:
+    """Reads the components the cutouts need from an afw-written FITS file
+    (Exposure or MaskedImage, old or new layout) with
+    `lsst.analysis.ap.legacy_fits`, without afw.
+    """
+
+    def __init__(self, path: str) -> None:
+        from .legacy_fits import read_legacy_header_info
+
+        self._path = path
+        self._bbox = read_legacy_header_info(path).bbox
+        self._projection: Any = None
+
+    @classmethod
+    def for_uri(cls, uri: Any) -> _LegacyFitsGetter | None:
+        """A getter for a local afw FITS file, or `None` if it is not one."""
+        try:
+            return cls(uri.ospath if hasattr(uri, "ospath") else str(uri))
+        except Exception:
+            return None
+
+    def __call__(self, component: str, parameters: Mapping[str, Any] | None) -> Any:
+        from .legacy_fits import read_legacy_masked_image
+
+        if component == "bbox":
+            return self._bbox
+        if component == "sky_projection":
+            if self._projection is None:
+                corner = Box.from_shape((1, 1), start=(self._bbox.y.start, self._bbox.x.start))
+                self._projection = read_legacy_masked_image(self._path, bbox=corner).sky_projection
+            return self._projection
+        if component == "image":
+            return read_legacy_masked_image(self._path, bbox=(parameters or {}).get("bbox")).image
+        raise KeyError(f"component {component!r} is not read from afw FITS files")
 
 
 def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, Any]) -> PlaneReader:

@@ -1,0 +1,108 @@
+"""afw-era datasets (e.g. ``calexp``, ``*_differenceExp``) whose files were
+written by afw are read without afw, through the Butler, by the cutout task.
+
+The real afw-written HSC calexp sub-image of ``tests/data/afw`` is ingested
+into a real Butler repository under the old dataset type names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.io.fits as fits
+import astropy.wcs
+import numpy as np
+import pandas as pd
+import pytest
+from lsst.daf.butler import Butler, DatasetRef, DatasetType, FileDataset
+from lsst.images import Box
+from PIL import Image
+
+from lsst.analysis.ap.exposures import butler_plane_reader
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+
+HSC_FILE = Path(__file__).parent / "data" / "afw" / "HSC-0908120-056-small.fits"
+DATA_ID = {"instrument": "HSC", "visit": 908120, "detector": 56}
+TYPES = ("calexp", "oldDiff_templateExp", "oldDiff_differenceExp")
+
+
+@pytest.fixture(scope="module")
+def afw_repo(tmp_path_factory) -> Butler:
+    root = tmp_path_factory.mktemp("afw") / "repo"
+    Butler.makeRepo(str(root))
+    butler = Butler.from_config(str(root), writeable=True, run="HSC/runs/old")
+    butler.registry.insertDimensionData("instrument", {"name": "HSC"})
+    butler.registry.insertDimensionData(
+        "physical_filter", {"instrument": "HSC", "name": "HSC-I", "band": "i"}
+    )
+    butler.registry.insertDimensionData("day_obs", {"instrument": "HSC", "id": 20130317})
+    butler.registry.insertDimensionData("detector", {"instrument": "HSC", "id": 56, "full_name": "1_36"})
+    butler.registry.insertDimensionData(
+        "visit",
+        {
+            "instrument": "HSC",
+            "id": 908120,
+            "name": "908120",
+            "physical_filter": "HSC-I",
+            "day_obs": 20130317,
+        },
+    )
+    for name in TYPES:
+        dataset_type = DatasetType(name, tuple(DATA_ID), "ExposureF", universe=butler.dimensions)
+        butler.registry.registerDatasetType(dataset_type)
+        ref = DatasetRef(dataset_type, DATA_ID, run="HSC/runs/old")
+        # The file's datastore record names a formatter that cannot read it,
+        # as afw-era formatters cannot be imported without the afw stack.
+        butler.ingest(
+            FileDataset(path=str(HSC_FILE), refs=[ref], formatter="lsst.images.formatters.GenericFormatter"),
+            transfer="copy",
+        )
+    yield butler
+    butler.close()
+
+
+def test_plane_reader_reads_afw_file(afw_repo):
+    reader = butler_plane_reader(afw_repo, "calexp", DATA_ID)
+    assert (reader.bbox.x.start, reader.bbox.y.start, reader.bbox.x.size) == (100, 100, 200)
+    box = Box.from_shape((30, 30), start=(150, 120))
+    array, array_box = reader.read(box)
+    assert array_box == box
+    raw = fits.getdata(HSC_FILE, 1)
+    np.testing.assert_array_equal(array, raw[50:80, 20:50])
+    # Sky positions from astropy's reading of the file's WCS (FK5, as the
+    # header says; converted to ICRS) land on the same pixels.
+    wcs = astropy.wcs.WCS(fits.getheader(HSC_FILE, 1))
+    local = np.array([[10.0, 20.0], [150.5, 99.0], [199.0, 0.0]])
+    sky = wcs.pixel_to_world(local[:, 0], local[:, 1]).icrs
+    x, y = reader.sky_to_pixel(sky.ra.deg, sky.dec.deg)
+    np.testing.assert_allclose(x, local[:, 0] + 100, atol=0.01)
+    np.testing.assert_allclose(y, local[:, 1] + 100, atol=0.01)
+    reader.release()
+
+
+def test_task_draws_cutouts_from_afw_datasets(afw_repo, tmp_path):
+    wcs = astropy.wcs.WCS(fits.getheader(HSC_FILE, 1))
+    sky = wcs.pixel_to_world([100.0, 3.0], [100.0, 150.0]).icrs
+    sources = pd.DataFrame(
+        {
+            "diaSourceId": [1, 2],
+            "visit": 908120,
+            "detector": 56,
+            "ra": sky.ra.deg,
+            "dec": sky.dec.deg,
+            "instrument": "HSC",
+        }
+    )
+    config = PlotImageSubtractionCutoutsConfig(science_image_type="calexp", diff_image_type="oldDiff")
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=tmp_path)
+    result = task.run(sources, afw_repo)
+    assert result.written == [1, 2], result.records[["diaSourceId", "reason"]]
+    for dia_source_id in (1, 2):
+        with Image.open(tmp_path / "images" / "0" / f"{dia_source_id}.png") as image:
+            image.load()
+    # Source 2 sits 3 px from the image edge: its stamps are padded with no data.
+    pixels = np.asarray(Image.open(tmp_path / "images" / "0" / "2.png").convert("RGB"))
+    assert (pixels == np.array(task._renderer.no_data_rgb)).all(axis=-1).any()
