@@ -378,11 +378,15 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         meter = _Progress(self.log, len(sources), enabled=progress)
         if njobs > 0 and len(groups) > 1:
             context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=njobs, mp_context=context) as pool:
-                futures = [
-                    pool.submit(_run_groups, self.config, str(self._output_path), butler, part)
-                    for part in _split(groups, 4 * njobs)
-                ]
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=njobs,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(self.config, str(self._output_path), butler),
+            ) as pool:
+                # Largest groups first, one visit × detector per task: the
+                # load balances and progress is reported group by group.
+                futures = [pool.submit(_run_group, group) for group in sorted(groups, key=len, reverse=True)]
                 frames = []
                 for future in concurrent.futures.as_completed(futures):
                     frames.append(future.result())
@@ -470,24 +474,21 @@ def _only_instrument(butler: Any) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def _split(groups: list[pd.DataFrame], n: int) -> list[list[pd.DataFrame]]:
-    """Deal groups into ``n`` lists of similar source counts."""
-    parts: list[list[pd.DataFrame]] = [[] for _ in range(min(n, len(groups)))]
-    loads = [0] * len(parts)
-    for group in sorted(groups, key=len, reverse=True):
-        k = loads.index(min(loads))
-        parts[k].append(group)
-        loads[k] += len(group)
-    return [part for part in parts if part]
+_WORKER: dict[str, Any] = {}
+"""State of a worker process, set by `_start_worker` (spawned workers share
+nothing with the parent but their arguments)."""
 
 
-def _run_groups(
-    config: PlotImageSubtractionCutoutsConfig, output_path: str, butler: Any, groups: list[pd.DataFrame]
-) -> pd.DataFrame:
-    """Worker-process entry point: draw whole visit × detector groups."""
+def _start_worker(config: PlotImageSubtractionCutoutsConfig, output_path: str, butler: Any) -> None:
+    """Worker-process initializer: one task (and renderer) per worker."""
     logging.basicConfig(level=logging.INFO)
-    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
-    return task._run_groups(butler, groups)
+    _WORKER["task"] = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    _WORKER["butler"] = butler
+
+
+def _run_group(group: pd.DataFrame) -> pd.DataFrame:
+    """Worker-process entry point: draw one visit × detector group."""
+    return _WORKER["task"]._run_groups(_WORKER["butler"], [group])
 
 
 # Gathering ---------------------------------------------------------------------

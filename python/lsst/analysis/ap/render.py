@@ -54,7 +54,6 @@ __all__ = (
     "TEXT_RGB",
     "Box",
     "TripletRenderer",
-    "colorize",
     "display_levels",
     "font_path",
     "make_lut",
@@ -254,35 +253,6 @@ def display_levels(scaled: np.ndarray, n_levels: int, no_data_index: int) -> np.
     return index
 
 
-def colorize(scaled: np.ndarray, lut: np.ndarray, no_data_rgb: Sequence[int]) -> np.ndarray:
-    """Map display values in [0, 1] to RGB through a LUT.
-
-    Parameters
-    ----------
-    scaled : `numpy.ndarray`
-        2-D display values in [0, 1]; NaN for no data.
-    lut : `numpy.ndarray`
-        ``(n, 3)`` uint8 lookup table (see `make_lut`); value ``v`` takes
-        entry ``round(v * (n - 1))``.
-    no_data_rgb : sequence of 3 `int`
-        Colour of NaN pixels.
-
-    Returns
-    -------
-    rgb : `numpy.ndarray`
-        ``scaled.shape + (3,)`` uint8 array, same orientation as ``scaled``.
-
-    """
-    n = len(lut)
-    nan = np.isnan(scaled)
-    index = np.rint(np.where(nan, 0.0, scaled) * (n - 1))
-    np.clip(index, 0, n - 1, out=index)
-    rgb = np.asarray(lut)[index.astype(np.intp)]
-    rgb[nan] = no_data_rgb
-    return rgb
-
-
-@functools.lru_cache(maxsize=64)
 def nearest_index(n_in: int, n_out: int) -> np.ndarray:
     """Source index of each output pixel for nearest-neighbour resampling.
 

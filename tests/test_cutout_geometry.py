@@ -1,0 +1,87 @@
+"""Stamp geometry through the core, with images that do not share a pixel
+grid: each panel is cut at the source's position through its own WCS and
+bounding box origin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import astropy.units as u
+import astropy.wcs
+import numpy as np
+import pandas as pd
+from lsst.images import Box, GeneralFrame, Image, SkyProjection
+
+from lsst.analysis.ap.cutouts import CutoutSettings, ExposureCutouter
+from lsst.analysis.ap.exposures import PlaneReader
+from lsst.analysis.ap.output import OutputLayout
+from lsst.analysis.ap.render import TripletRenderer
+
+RA, DEC = 150.0, 2.5
+
+
+def make_image(
+    start: tuple[int, int], rotation_deg: float, crpix: tuple[float, float]
+) -> tuple[Image, tuple[float, float]]:
+    """A 120×100 image with origin ``start`` (y, x), a TAN WCS, and one
+    bright Gaussian at (RA, DEC)."""
+    bbox = Box.from_shape((100, 120), start=start)
+    scale = 0.2 / 3600
+    theta = np.radians(rotation_deg)
+    wcs = astropy.wcs.WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [RA + 0.001, DEC - 0.0007]
+    wcs.wcs.crpix = list(crpix)
+    wcs.wcs.cd = scale * np.array([[-np.cos(theta), np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    projection = SkyProjection.from_fits_wcs(
+        wcs, GeneralFrame(unit=u.pix), pixel_bounds=bbox, x0=bbox.x.start, y0=bbox.y.start
+    )
+    x, y = wcs.all_world2pix(RA, DEC, 0)
+    x, y = float(x) + bbox.x.start, float(y) + bbox.y.start
+    yy, xx = np.mgrid[bbox.y.start : bbox.y.stop, bbox.x.start : bbox.x.stop]
+    pixels = 1000.0 * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / 1.5**2)
+    return Image(pixels.astype(np.float32), bbox=bbox, sky_projection=projection), (x, y)
+
+
+def reader_for(image: Image) -> PlaneReader:
+    def getter(component, parameters):
+        if component == "bbox":
+            return image.bbox
+        if component == "sky_projection":
+            return image.sky_projection
+        box = (parameters or {}).get("bbox")
+        return image[box] if box is not None else image
+
+    return PlaneReader(name="synthetic", getter=getter)
+
+
+def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
+    images = {
+        "template": make_image((20, 10), 30.0, (40.0, 70.0)),
+        "science": make_image((0, 0), 0.0, (60.0, 50.0)),
+        "difference": make_image((-7, 5), -50.0, (30.0, 45.0)),
+    }
+    # The source lies at different array positions in the three images.
+    assert len({(round(x), round(y)) for _, (x, y) in images.values()}) == 3
+    sources = pd.DataFrame(
+        {"diaSourceId": [7], "visit": [1], "detector": [0], "ra": [RA], "dec": [DEC], "instrument": ["X"]}
+    )
+    cutouter = ExposureCutouter(
+        CutoutSettings(sizes=(31,), save_as_numpy=True),
+        TripletRenderer([31], False),
+        OutputLayout(tmp_path, None),
+        url_root=None,
+        log=logging.getLogger("test"),
+        make_renderer=lambda sizes: TripletRenderer(sizes, False),
+    )
+    for threshold in (None, 1):  # bbox reads, then whole reads
+        cutouter.settings = CutoutSettings(
+            sizes=(31,), save_as_numpy=True, whole_read_min_sources=threshold, overwrite=True
+        )
+        records = cutouter.process(sources, {role: reader_for(image) for role, (image, _) in images.items()})
+        assert list(records["status"]) == ["written"], records["reason"].tolist()
+        for role, short in (("template", "temp"), ("science", "sci"), ("difference", "diff")):
+            stamp = np.load(tmp_path / "numpy" / f"7_{short}_31.npy")
+            peak = np.unravel_index(np.nanargmax(stamp), stamp.shape)
+            assert abs(peak[0] - 15) <= 1 and abs(peak[1] - 15) <= 1, (role, peak)
