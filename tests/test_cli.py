@@ -231,3 +231,52 @@ def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_
     for name in ("manifest.csv", "images/manifest.csv", "failures.csv"):
         assert (output / name).read_bytes() == (apdb_run.output / name).read_bytes(), name
     shutil.rmtree(output)
+
+
+def test_apdb_config_reliability_cut_and_config_file(tmp_path, demo_repo, demo_sources):
+    """--apdb-config, --reliabilityMin/Max and a -C override file together."""
+    overrides = tmp_path / "overrides.py"
+    overrides.write_text(
+        "config.sizes = [16, 40]\nconfig.chunk_size = None\nconfig.whole_read_min_sources = 1\n"
+    )
+    output = tmp_path / "out"
+    argv = cli(
+        demo_repo,
+        output,
+        "--apdb-config",
+        str(demo_repo.apdb_config),
+        "--all",
+        "--reliabilityMin",
+        "0.5",
+        "--reliabilityMax",
+        "0.9",
+        "-C",
+        str(overrides),
+    )
+    process = run_cli(argv)
+    assert process.returncode == 0, process.stderr
+    kept = demo_sources[(demo_sources["reliability"] >= 0.5) & (demo_sources["reliability"] <= 0.9)]
+    assert 0 < len(kept) < len(demo_sources)
+    assert summary_counts(process.stdout)["total"] == len(kept)
+    pngs = sorted((output / "images").glob("*.png"))  # chunk_size=None: one flat directory
+    assert pngs and not [p for p in (output / "images").iterdir() if p.is_dir()]
+    assert {int(p.stem) for p in pngs} <= set(kept["diaSourceId"])
+    from PIL import Image
+
+    from lsst.analysis.ap.render import TripletRenderer
+
+    expected = TripletRenderer([16, 40], True, panel_pixels=240).canvas_size
+    with Image.open(pngs[0]) as image:
+        assert image.size == tuple(expected)
+
+
+def test_fits_table_catalog(tmp_path, demo_repo, demo_sources):
+    from astropy.table import Table
+
+    subset = demo_sources[demo_sources["visit"] == 1003].iloc[:5]
+    catalog = tmp_path / "sources.fits"
+    Table.from_pandas(subset.drop(columns=["reliabilityVersion", "band"])).write(catalog)
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(catalog), "--all", *FAST))
+    assert process.returncode == 0, process.stderr
+    assert summary_counts(process.stdout)["total"] == 5
+    assert "band" in process.stderr  # the missing annotation column is reported once
