@@ -16,37 +16,7 @@ from lsst.analysis.ap.annotate import (
     ab_magnitude,
     missing_annotation_columns,
 )
-
-FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + (
-    "psfFlux_flag",
-    "apFlux_flag",
-    "forced_PsfFlux_flag",
-)
-
-
-def full_row(**overrides):
-    row = dict(
-        diaSourceId=3068394138746667042,
-        instrument="LSSTComCam",
-        detector=4,
-        visit=2024120600049,
-        band="r",
-        ra=53.1234567,
-        dec=-28.1234567,
-        snr=12.345,
-        psfChi2=250.0,
-        psfNdata=200,
-        psfFlux=12345.6,
-        psfFluxErr=123.4,
-        apFlux=11000.0,
-        apFluxErr=150.0,
-        scienceFlux=1000.0,
-        scienceFluxErr=10.0,
-        reliability=0.873,
-    )
-    row.update({c: False for c in FLAG_COLUMNS})
-    row.update(overrides)
-    return row
+from source_rows import full_row
 
 
 def test_ab_magnitude_formula():

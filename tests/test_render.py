@@ -31,12 +31,8 @@ from lsst.analysis.ap.scaling import (
     make_stretch,
     scale_stamp,
 )
+from source_rows import FLAG_COLUMNS, full_row
 
-FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + (
-    "psfFlux_flag",
-    "apFlux_flag",
-    "forced_PsfFlux_flag",
-)
 P = DEFAULT_PANEL_PIXELS
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
@@ -55,26 +51,13 @@ def plain_renderer():
 def row(**overrides):
     values = dict(
         diaSourceId=1234567890123456789,
-        instrument="LSSTComCam",
-        detector=4,
-        visit=2024120600049,
-        band="r",
-        ra=53.1234567,
-        dec=-28.1234567,
         snr=12.3,
-        psfChi2=250.0,
-        psfNdata=200,
-        psfFlux=12345.6,
-        psfFluxErr=123.4,
-        apFlux=11000.0,
-        apFluxErr=150.0,
         scienceFlux=56789.0,
         scienceFluxErr=300.0,
         reliability=0.87,
     )
-    values.update({c: False for c in FLAG_COLUMNS})
     values.update(overrides)
-    return values
+    return full_row(**values)
 
 
 def noise_triplet(s, seed=0):
