@@ -39,7 +39,7 @@ from .annotate import BADGES, FLAGGED_RGB, SourceAnnotation
 from .exposures import IMAGE_ROLES, image_dataset_types
 from .render import PANEL_TITLES
 from .sources import group_by_exposure, standardize_sources
-from .stamps import cut_stamp, stamp_box
+from .stamps import cut_stamp, pixel_scale_arcsec, sky_to_pixel, stamp_box
 
 _LABEL_COLOR = "dimgray"
 _GHOST_COLOR = "#c8c8c8"
@@ -330,20 +330,12 @@ def _draw_group(
     sizes: tuple[int, ...],
     add_metadata: bool,
 ) -> None:
-    from astropy.coordinates import SkyCoord
-    from lsst.images import XY
-
     if sources.empty:
         return
-    coords = SkyCoord(sources["ra"].to_numpy(float), sources["dec"].to_numpy(float), unit="deg")
-    positions = {}
-    for role, exposure in exposures.items():
-        xy = exposure.sky_projection.sky_to_pixel(coords)
-        positions[role] = (np.asarray(xy.x, dtype=float), np.asarray(xy.y, dtype=float))
+    ra, dec = sources["ra"].to_numpy(float), sources["dec"].to_numpy(float)
+    positions = {role: sky_to_pixel(exposure.sky_projection, ra, dec) for role, exposure in exposures.items()}
     science = exposures["science"]
-    cx, cy = science.bbox.x.center, science.bbox.y.center
-    sky = science.sky_projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
-    scale = math.sqrt(sky[0].separation(sky[1]).arcsec * sky[0].separation(sky[2]).arcsec)
+    scale = pixel_scale_arcsec(science.sky_projection, science.bbox)
     for index, row in enumerate(sources.to_dict("records")):
         stamps = []
         for size in sizes:

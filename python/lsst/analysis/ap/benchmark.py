@@ -453,7 +453,6 @@ def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[in
     """Read the three image planes of the visit × detector of ``sources``
     and cut ``sizes`` stamps of ``n`` of its sources (spread over the list).
     """
-    from .cutouts import _pixel_scale_arcsec
     from .exposures import IMAGE_ROLES, butler_plane_reader, image_dataset_types
     from .stamps import cut_stamp, stamp_box
 
@@ -485,7 +484,7 @@ def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[in
             )
             for i in range(len(rows))
         ]
-    scale = _pixel_scale_arcsec(readers["science"])
+    scale = readers["science"].pixel_scale_arcsec()
     for reader in readers.values():
         reader.release()
     return StampSet(rows=rows, stamps=stamps, pixel_scale=scale, whole_read_seconds=timer.wall)
@@ -740,7 +739,7 @@ def time_original(butler: Any, sources: pd.DataFrame, output: Path, sample: int 
 _PROFILE_FUNCTIONS = {
     "lookup": [("ap/exposures.py", "butler_plane_reader")],
     "describe": [("ap/exposures.py", "_describe")],
-    "sky": [("ap/exposures.py", "sky_to_pixel"), ("ap/cutouts.py", "_pixel_scale_arcsec")],
+    "sky": [("ap/exposures.py", "sky_to_pixel"), ("ap/stamps.py", "pixel_scale_arcsec")],
     "whole": [("ap/exposures.py", "read_whole")],
     "bbox": [("ap/exposures.py", "read")],
     "cut": [("ap/cutouts.py", "_cut")],

@@ -87,18 +87,6 @@ class SourceFailure(Exception):
         self.code = code
 
 
-def _pixel_scale_arcsec(reader: PlaneReader) -> float:
-    """Pixel scale at the centre of an image, in arcseconds."""
-    from lsst.images import XY
-
-    bbox = reader.bbox
-    cx, cy = bbox.x.center, bbox.y.center
-    sky = reader.projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
-    dx = sky[0].separation(sky[1]).arcsec
-    dy = sky[0].separation(sky[2]).arcsec
-    return float(math.sqrt(dx * dy))
-
-
 class ExposureCutouter:
     """Draws and writes the cutouts of the sources of one visit × detector.
 
@@ -265,7 +253,7 @@ class ExposureCutouter:
         positions = {role: readers[role].sky_to_pixel(ra, dec) for role in IMAGE_ROLES}
         # The scale bar is drawn from the science image's pixel scale (the
         # template and difference share its pixel grid).
-        scale = _pixel_scale_arcsec(readers["science"])
+        scale = readers["science"].pixel_scale_arcsec()
         if len(todo) >= whole_read_threshold(self.settings, readers["science"].bbox.y.size):
             for role in IMAGE_ROLES:
                 readers[role].read_whole()

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from lsst.images import Box, SkyProjection
 
+from .stamps import pixel_scale_arcsec, sky_to_pixel
+
 IMAGE_ROLES = ("template", "science", "difference")
 """Panel order, left to right."""
 
@@ -118,10 +120,11 @@ class PlaneReader:
 
     def sky_to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel positions (parent coordinates) of sky positions in degrees."""
-        from astropy.coordinates import SkyCoord
+        return sky_to_pixel(self.projection, ra, dec)
 
-        xy = self.projection.sky_to_pixel(SkyCoord(ra, dec, unit="deg", frame="icrs"))
-        return np.asarray(xy.x, dtype=float), np.asarray(xy.y, dtype=float)
+    def pixel_scale_arcsec(self) -> float:
+        """Pixel scale at the centre of the image, in arcseconds."""
+        return pixel_scale_arcsec(self.projection, self.bbox)
 
     def read_whole(self) -> tuple[np.ndarray, Box]:
         """Read (once) and keep the whole image plane."""

@@ -12,6 +12,8 @@ __all__ = (
     "StampBox",
     "cut_stamp",
     "footprint_stamp_size",
+    "pixel_scale_arcsec",
+    "sky_to_pixel",
     "stamp_box",
     "union_box",
 )
@@ -21,7 +23,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from lsst.images import Box
+from lsst.images import XY, Box, SkyProjection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +131,22 @@ def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | Non
     if bbox_size is None or not np.isfinite(bbox_size) or bbox_size <= 0:
         return None
     return max(int(bbox_size), minimum)
+
+
+def sky_to_pixel(projection: SkyProjection, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parent pixel positions of ICRS sky positions (degrees) through
+    ``projection``.
+    """
+    from astropy.coordinates import SkyCoord
+
+    xy = projection.sky_to_pixel(SkyCoord(ra, dec, unit="deg", frame="icrs"))
+    return np.asarray(xy.x, dtype=float), np.asarray(xy.y, dtype=float)
+
+
+def pixel_scale_arcsec(projection: SkyProjection, bbox: Box) -> float:
+    """Pixel scale (arcseconds, geometric mean of x and y) at the centre of
+    ``bbox``.
+    """
+    cx, cy = bbox.x.center, bbox.y.center
+    sky = projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
+    return float(math.sqrt(sky[0].separation(sky[1]).arcsec * sky[0].separation(sky[2]).arcsec))
