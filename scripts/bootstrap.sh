@@ -55,6 +55,24 @@ MSG
     "$PY" -m venv "$VENV"
 fi
 
+# System packages the tests need (requirements/debian-packages.txt): install the missing ones.
+missing=()
+while read -r pkg; do
+    case "$pkg" in ''|'#'*) continue ;; esac
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < requirements/debian-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: installing Debian packages: ${missing[*]}"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "bootstrap: the tests need these Debian packages: ${missing[*]}" >&2
+        echo "bootstrap: install them (apt-get install ${missing[*]}) and re-run." >&2
+        exit 1
+    fi
+fi
+
 want=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
