@@ -1,0 +1,143 @@
+"""Box reads of tile-compressed FITS planes against astropy's full decode."""
+
+import glob
+
+import astropy.io.fits as fits
+import numpy as np
+import pytest
+
+from lsst.analysis.ap.images.tiles import TiledPlane, open_plane, tile_rows_for_box
+
+
+def _write(path, array, **kwargs):
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(array, name="IMAGE", **kwargs)]).writeto(path)
+    return path
+
+
+def _random_boxes(shape, rng, n=40):
+    for _ in range(n):
+        y0, x0 = rng.integers(-10, shape[0]), rng.integers(-10, shape[1])
+        yield y0, y0 + rng.integers(1, 40), x0, x0 + rng.integers(1, 40)
+
+
+@pytest.mark.parametrize(
+    "dtype,kwargs",
+    [
+        (np.float32, dict(compression_type="GZIP_2", tile_shape=(1, 97), quantize_level=0.0)),
+        (np.float32, dict(compression_type="GZIP_1", tile_shape=(1, 97), quantize_level=0.0)),
+        (np.float32, dict(compression_type="GZIP_2", tile_shape=(16, 24), quantize_level=0.0)),
+        (np.float64, dict(compression_type="GZIP_2", tile_shape=(5, 97), quantize_level=0.0)),
+        (np.int32, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
+        (np.int16, dict(compression_type="GZIP_1", tile_shape=(7, 13))),
+        (np.int32, dict(compression_type="NOCOMPRESS", tile_shape=(1, 97))),
+    ],
+)
+def test_tiled_reads_match_astropy(tmp_path, dtype, kwargs):
+    rng = np.random.default_rng(5)
+    array = (rng.normal(0, 1000, (83, 97))).astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        array[3, 5] = np.nan
+        array[10:12, :] = -np.inf
+    path = _write(tmp_path / "a.fits", array, **kwargs)
+    plane = open_plane(path, "IMAGE")
+    assert isinstance(plane, TiledPlane)
+    expected = fits.getdata(path, "IMAGE")
+    np.testing.assert_array_equal(expected, array)
+    for y0, y1, x0, x1 in _random_boxes(array.shape, rng):
+        got = plane.read(y0, y1, x0, x1)
+        want = expected[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
+        assert got.dtype.isnative
+        np.testing.assert_array_equal(got, want)
+    plane.close()
+
+
+def test_lossy_and_rice_planes_fall_back_to_astropy(tmp_path):
+    rng = np.random.default_rng(6)
+    array = rng.normal(0, 10, (40, 50)).astype(np.float32)
+    for name, kwargs in [
+        ("quantized.fits", dict(compression_type="GZIP_2", quantize_level=16)),
+        ("rice.fits", dict(compression_type="RICE_1")),
+    ]:
+        path = _write(tmp_path / name, array, **kwargs)
+        plane = open_plane(path, 1)
+        assert not isinstance(plane, TiledPlane)
+        np.testing.assert_array_equal(plane.read(5, 25, 7, 30), fits.getdata(path, 1)[5:25, 7:30])
+        plane.close()
+
+
+def test_uncompressed_image_hdu(tmp_path):
+    array = np.arange(600, dtype=">f4").reshape(20, 30)
+    path = tmp_path / "plain.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(array, name="IMAGE")]).writeto(path)
+    plane = open_plane(path, "IMAGE")
+    np.testing.assert_array_equal(plane.read(2, 5, 3, 9), array[2:5, 3:9])
+    plane.close()
+
+
+def test_nearby_boxes_share_decoded_tiles(tmp_path):
+    array = np.random.default_rng(7).normal(size=(200, 300)).astype(np.float32)
+    path = _write(
+        tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 300), quantize_level=0.0
+    )
+    plane = open_plane(path, "IMAGE")
+    plane.read(100, 130, 10, 40)
+    assert plane.tiles_decoded == 30
+    plane.read(110, 140, 200, 230)  # overlaps rows 110-129
+    assert plane.tiles_decoded == 40
+    assert list(tile_rows_for_box(100, 130, 1)) == list(range(100, 130))
+    assert list(tile_rows_for_box(5, 21, 8)) == [0, 1, 2]
+
+
+def test_cache_is_bounded(tmp_path):
+    array = np.zeros((100, 64), np.float32)
+    path = _write(
+        tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 64), quantize_level=0.0
+    )
+    plane = open_plane(path, "IMAGE", cache_bytes=10 * 64 * 4)
+    plane.read(0, 100, 0, 64)
+    assert len(plane._cache) == 10
+    plane.read(0, 5, 0, 64)  # evicted long ago: decoded again
+    assert plane.tiles_decoded == 105
+
+
+def test_planes_written_by_lsst_images(demo_repo):
+    """Every plane of the demo's Butler-written lsst.images files."""
+    files = sorted(glob.glob(str(demo_repo.root / "**" / "*.fits"), recursive=True))
+    files = [f for f in files if "difference_image" in f or "template" in f][:4]
+    assert files
+    rng = np.random.default_rng(8)
+    for path in files:
+        with fits.open(path) as hdus:
+            names = [h.name for h in hdus if isinstance(h, fits.CompImageHDU)]
+            assert {"IMAGE", "MASK", "VARIANCE"} <= set(names)
+            for name in ("IMAGE", "MASK", "VARIANCE"):
+                expected = hdus[name].data
+                plane = open_plane(path, name)
+                assert isinstance(plane, TiledPlane), (path, name)
+                for y0, y1, x0, x1 in _random_boxes(expected.shape, rng, n=10):
+                    np.testing.assert_array_equal(
+                        plane.read(y0, y1, x0, x1), expected[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
+                    )
+                plane.close()
+
+
+def test_missing_hdu_and_damaged_tile(tmp_path):
+    array = np.ones((10, 10), np.float32)
+    path = _write(
+        tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 10), quantize_level=0.0
+    )
+    with pytest.raises(KeyError):
+        open_plane(path, "NOPE")
+    plane = open_plane(path, "IMAGE")
+    count, offset = plane._descriptors[3]
+    data = bytearray(path.read_bytes())
+    start = plane._heap_offset + int(offset)
+    data[start : start + int(count)] = b"\x00" * int(count)
+    damaged = tmp_path / "damaged.fits"
+    damaged.write_bytes(bytes(data))
+    plane.close()
+    broken = open_plane(damaged, "IMAGE")
+    np.testing.assert_array_equal(broken.read(0, 2, 0, 10), array[:2])
+    with pytest.raises(ValueError, match=r"tile \(3, 0\) is damaged"):
+        broken.read(3, 4, 0, 10)
+    broken.close()
