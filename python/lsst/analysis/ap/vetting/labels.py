@@ -1,0 +1,169 @@
+"""Labels given on the vetting page: their names, the exported CSV, and
+merging them into a record table.
+
+The page exports ``diaSourceId,label,time`` (one row per labelled source,
+``time`` in ISO 8601 UTC); `read_labels` reads that file back and
+`merge_labels` adds ``label`` and ``label_time`` columns to the records.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "LABELS",
+    "LABEL_NAMES",
+    "Label",
+    "LabelFileError",
+    "merge_labels",
+    "read_labels",
+)
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """One label of the page.
+
+    Attributes
+    ----------
+    name : `str`
+        Value written to the CSV.
+    key : `str`
+        Keyboard key that gives it on the page.
+    color : `str`
+        CSS colour of its mark.
+
+    """
+
+    name: str
+    key: str
+    color: str
+
+
+LABELS: tuple[Label, ...] = (
+    Label("real", "r", "#1a8f3c"),
+    Label("bogus", "b", "#c62828"),
+    Label("unsure", "u", "#b8860b"),
+    Label("skip", "s", "#607d8b"),
+)
+"""The labels and their keys (arrow keys move to the next / previous source)."""
+
+LABEL_NAMES: tuple[str, ...] = tuple(label.name for label in LABELS)
+
+LABEL_FILE_COLUMNS = ("diaSourceId", "label", "time")
+"""Columns of an exported label file."""
+
+
+class LabelFileError(ValueError):
+    """A label file that cannot be read; the message names the file, line
+    and value."""
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """Read a label file exported from the vetting page.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        CSV with columns ``diaSourceId,label,time``.
+
+    Returns
+    -------
+    labels : `pandas.DataFrame`
+        Columns ``diaSourceId`` (int64), ``label`` and ``label_time``
+        (`pandas.Timestamp`, UTC); one row per source (the latest label
+        when a source appears several times).
+
+    Raises
+    ------
+    LabelFileError
+        Raised when a column is missing, an id is not an integer, a label is
+        not one of `LABEL_NAMES` or a time cannot be parsed.
+
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise LabelFileError(f"{path}: cannot read the label file: {error}") from error
+    missing = [column for column in LABEL_FILE_COLUMNS if column not in frame.columns]
+    if missing:
+        raise LabelFileError(
+            f"{path}: missing column(s) {missing}; a label file has columns {list(LABEL_FILE_COLUMNS)}"
+        )
+    ids = []
+    times = []
+    for number, (raw_id, label, time) in enumerate(
+        zip(frame["diaSourceId"], frame["label"], frame["time"], strict=True), start=2
+    ):
+        try:
+            ids.append(int(raw_id.strip()))
+        except ValueError:
+            raise LabelFileError(f"{path}, line {number}: diaSourceId {raw_id!r} is not an integer") from None
+        if label not in LABEL_NAMES:
+            raise LabelFileError(
+                f"{path}, line {number}: label {label!r} of diaSourceId {raw_id} is not one of "
+                f"{', '.join(LABEL_NAMES)}"
+            )
+        try:
+            times.append(pd.Timestamp(time).tz_convert("UTC") if time.strip() else pd.NaT)
+        except (ValueError, TypeError):
+            try:
+                times.append(pd.Timestamp(time).tz_localize("UTC"))
+            except (ValueError, TypeError):
+                raise LabelFileError(
+                    f"{path}, line {number}: time {time!r} of diaSourceId {raw_id} is not an ISO 8601 time"
+                ) from None
+    labels = pd.DataFrame(
+        {
+            "diaSourceId": pd.Series(ids, dtype="int64"),
+            "label": pd.Series(frame["label"].tolist(), dtype=object),
+            "label_time": pd.Series(times, dtype="datetime64[ns, UTC]"),
+        }
+    )
+    labels = labels.sort_values("label_time", kind="stable", na_position="first")
+    return labels.drop_duplicates("diaSourceId", keep="last").sort_index().reset_index(drop=True)
+
+
+def merge_labels(records: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Add the labels to a record table.
+
+    Parameters
+    ----------
+    records : `pandas.DataFrame`
+        Record table (``records.csv``); earlier ``label`` and
+        ``label_time`` columns are replaced where ``labels`` has a newer
+        label for the source and kept otherwise.
+    labels : `pandas.DataFrame`
+        As returned by `read_labels`.
+
+    Returns
+    -------
+    merged : `pandas.DataFrame`
+        ``records`` (same rows, same order) with ``label`` ('' where
+        unlabelled) and ``label_time`` (ISO 8601 text, '' where unlabelled)
+        columns.  Labels of sources not in ``records`` are left out; the
+        number is in ``merged.attrs["unmatched_labels"]``.
+
+    """
+    merged = records.copy()
+    old_label = merged["label"].fillna("").astype(str) if "label" in merged else pd.Series("", merged.index)
+    old_time = (
+        merged["label_time"].fillna("").astype(str) if "label_time" in merged else pd.Series("", merged.index)
+    )
+    by_id = labels.set_index("diaSourceId")
+    ids = merged["diaSourceId"].astype("int64")
+    found = ids.isin(by_id.index)
+    new_label = ids.map(by_id["label"]).where(found, old_label)
+    new_time = ids.map(
+        by_id["label_time"].map(lambda t: "" if pd.isna(t) else t.isoformat(timespec="milliseconds"))
+    ).where(found, old_time)
+    # An earlier label with a later time than the file's wins.
+    keep_old = found & (old_time != "") & (old_time > new_time.fillna(""))
+    merged["label"] = new_label.where(~keep_old, old_label).fillna("")
+    merged["label_time"] = new_time.where(~keep_old, old_time).fillna("")
+    merged.attrs["unmatched_labels"] = int((~labels["diaSourceId"].isin(ids)).sum())
+    return merged

@@ -1,0 +1,342 @@
+"""The vetting page of a run: ``index.html`` over the run's record table.
+
+The page is static: one HTML file rendered from a Jinja2 template, a style
+sheet, a script and the records as a script file
+(``window.CUTOUT_RECORDS = …``), so it opens from ``file://`` without a
+server and needs no request beyond the output directory (it works the same
+when the directory is served over HTTP at ``url_root``).  Nothing is fetched
+from the network.
+
+Files written under the output directory::
+
+    index.html                 the page
+    vetting/vetting.css        style sheet
+    vetting/vetting.js         the page's script (plain JavaScript)
+    vetting/records.js         the records shown, column by column
+
+Record columns
+--------------
+Every column of `lsst.analysis.ap.manifest.RECORD_COLUMNS` is used.  The
+catalog values of the annotation (`lsst.analysis.ap.annotate.REQUESTED_COLUMNS`:
+S/N, fluxes, reliability and the flag columns) are shown when the records
+carry them or when the DiaSource table is passed as ``sources``; the flag
+columns become one ``flags`` column of badge names (``SAT CR``).  Optional
+columns, used where present:
+
+``diaObjectId``
+    Sources of the same DiaObject are shown as the frames of the object in
+    the large view, in time (``midpointMjdTai``) or visit order.
+``frame_paths``
+    Paths (relative to the output directory, ``;``-separated) of further
+    images of the source's DiaObject, one per frame (sequence products).
+``sequence_path``
+    Path of one image of the whole sequence (contact sheet, animation).
+``label``, ``label_time``
+    Labels merged back from an exported label file
+    (`lsst.analysis.ap.vetting.merge_labels`); the page starts from them
+    for sources without a label in the browser.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "PAGE_FILE",
+    "STATIC_DIR",
+    "VettingPageFiles",
+    "page_table",
+    "write_vetting_page",
+)
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from ..annotate import BADGES, REQUESTED_COLUMNS
+from ..manifest import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN
+from ..output import atomic_write_bytes
+from .labels import LABELS
+
+PAGE_FILE = "index.html"
+"""Name of the page in the output directory."""
+
+STATIC_DIR = "vetting"
+"""Sub-directory of the output directory holding the page's assets."""
+
+_STATIC_ASSETS = ("vetting.css", "vetting.js")
+
+_SEQUENCE_COLUMNS = ("diaObjectId", "midpointMjdTai", "frame_paths", "sequence_path")
+_LABEL_COLUMNS = ("label", "label_time")
+_FLAG_COLUMNS = tuple(column for badge in BADGES for column in badge.columns)
+
+_ID_COLUMNS = ("diaSourceId", "diaObjectId")
+"""64-bit ids: sent to the browser as strings (JavaScript numbers hold 53 bits)."""
+
+_DISPLAY_ORDER = (
+    "diaSourceId",
+    "status",
+    "instrument",
+    "visit",
+    "detector",
+    "band",
+    "ra",
+    "dec",
+    "snr",
+    "reliability",
+    "flags",
+    "psfFlux",
+    "psfFluxErr",
+    "apFlux",
+    "apFluxErr",
+    "scienceFlux",
+    "scienceFluxErr",
+    "psfChi2",
+    "psfNdata",
+    "psfFlux_flag",
+    "apFlux_flag",
+    "forced_PsfFlux_flag",
+    "diaObjectId",
+    "midpointMjdTai",
+    "reason_code",
+    "reason",
+    "path",
+    "frame_paths",
+    "sequence_path",
+    "label",
+    "label_time",
+)
+"""Order of the columns in the page (others follow in record order)."""
+
+_HIDDEN = ("output_path", "url_root", *_FLAG_COLUMNS)
+"""Record columns not sent to the page (the flag columns are summarised in
+``flags``; the output directory is where the page is)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VettingPageFiles:
+    """Files written by `write_vetting_page`.
+
+    Attributes
+    ----------
+    page : `pathlib.Path`
+        ``index.html``.
+    data : `pathlib.Path`
+        ``vetting/records.js``, the records as a script.
+    assets : `tuple` [`pathlib.Path`, ...]
+        Style sheet and script.
+    n_records : `int`
+        Number of records in the page.
+
+    """
+
+    page: Path
+    data: Path
+    assets: tuple[Path, ...]
+    n_records: int
+
+
+def _flag_names(table: pd.DataFrame) -> pd.Series:
+    """Badge names set for each row, space-separated ('' when none or no
+    flag column is known).
+    """
+    names = np.full(len(table), "", dtype=object)
+    for badge in BADGES:
+        present = [column for column in badge.columns if column in table.columns]
+        if not present:
+            continue
+        values = table[present].apply(pd.to_numeric, errors="coerce").fillna(0).astype(bool)
+        set_rows = values.any(axis=1).to_numpy()
+        names[set_rows] = [f"{n} {badge.name}".strip() for n in names[set_rows]]
+    return pd.Series(names, index=table.index, dtype=object)
+
+
+def page_table(records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table the page shows: the records, with catalog values joined
+    from ``sources`` where the records lack them, and a ``flags`` column.
+
+    Parameters
+    ----------
+    records : `pandas.DataFrame`
+        Record table of a run (the ``records.csv`` columns, plus any
+        optional column listed in the module documentation).
+    sources : `pandas.DataFrame`, optional
+        DiaSource table of the run (APDB column names); its annotation,
+        sequence and time columns are joined on ``diaSourceId``.
+
+    Returns
+    -------
+    table : `pandas.DataFrame`
+        One row per record, columns in display order.
+
+    """
+    table = records.reset_index(drop=True).copy()
+    if "diaSourceId" not in table.columns:
+        raise ValueError(f"records have no diaSourceId column (columns: {list(table.columns)})")
+    if sources is not None and "diaSourceId" in sources.columns:
+        wanted = [
+            column
+            for column in (*REQUESTED_COLUMNS, *_SEQUENCE_COLUMNS)
+            if column in sources.columns and column not in table.columns
+        ]
+        if wanted:
+            extra = sources[["diaSourceId", *wanted]].drop_duplicates("diaSourceId", keep="last")
+            extra = extra.astype({"diaSourceId": "int64"})
+            table = table.astype({"diaSourceId": "int64"}).merge(extra, on="diaSourceId", how="left")
+    if "flags" not in table.columns:
+        table["flags"] = _flag_names(table)
+    shown = [c for c in _DISPLAY_ORDER if c in table.columns]
+    shown += [c for c in table.columns if c not in shown and c not in _HIDDEN]
+    return table[shown]
+
+
+def _id_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _column_values(series: pd.Series) -> tuple[str, list]:
+    """The kind (``number``, ``text`` or ``id``) and JSON-ready values of
+    one column; missing values become ``null``.
+    """
+    if series.name in _ID_COLUMNS:
+        return "id", [_id_text(v) for v in series.tolist()]
+    if pd.api.types.is_bool_dtype(series):
+        return "number", [None if pd.isna(v) else int(v) for v in series.tolist()]
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.astype("float64").to_numpy()
+        integral = pd.api.types.is_integer_dtype(series)
+        out = []
+        for v in values.tolist():
+            if not math.isfinite(v):
+                out.append(None)
+            else:
+                out.append(int(v) if integral else float(f"{v:.10g}"))
+        return "number", out
+    return "text", ["" if pd.isna(v) else str(v) for v in series.tolist()]
+
+
+def page_data(table: pd.DataFrame, *, title: str, storage_key: str) -> dict:
+    """The records of ``table`` as the page's data object (columns of
+    values, with their kinds)."""
+    columns = []
+    values = []
+    for name in table.columns:
+        kind, column = _column_values(table[name])
+        columns.append({"name": str(name), "kind": kind})
+        values.append(column)
+    return {
+        "title": title,
+        "storageKey": storage_key,
+        "count": len(table),
+        "columns": columns,
+        "values": values,
+        "labels": [{"name": label.name, "key": label.key, "color": label.color} for label in LABELS],
+        "badges": [
+            {"name": b.name, "color": "#{:02x}{:02x}{:02x}".format(*b.rgb), "description": b.description}
+            for b in BADGES
+        ],
+        "statuses": [STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED],
+    }
+
+
+def _template_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lsst.analysis.ap.vetting", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _asset_bytes(name: str) -> bytes:
+    return resources.files("lsst.analysis.ap.vetting").joinpath("static", name).read_bytes()
+
+
+def _version_tag(parts: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()[:12]
+
+
+def write_vetting_page(
+    output_root: str | Path,
+    records: pd.DataFrame,
+    sources: pd.DataFrame | None = None,
+    *,
+    title: str | None = None,
+) -> VettingPageFiles:
+    """Write the vetting page of a run into its output directory.
+
+    Parameters
+    ----------
+    output_root : `str` or `pathlib.Path`
+        Output directory of the run (the record paths are relative to it).
+    records : `pandas.DataFrame`
+        Record table of the run (as in ``records.csv``), every status.
+    sources : `pandas.DataFrame`, optional
+        DiaSource table of the run, for catalog values the records lack
+        (S/N, fluxes, reliability, flags, ``diaObjectId``).
+    title : `str`, optional
+        Page title; defaults to the output directory's name.
+
+    Returns
+    -------
+    files : `VettingPageFiles`
+        Paths of the files written.
+
+    Notes
+    -----
+    Every file is written atomically; the page and its data are replaced
+    together at the end, so a reader sees the old or the new page.  Labels
+    made in the browser are kept in its local storage under a key derived
+    from the absolute output directory, so they survive a rewrite of the
+    page.
+
+    """
+    root = Path(output_root).absolute()
+    table = page_table(records, sources)
+    title = title or f"Cutouts: {root.name}"
+    storage_key = "cutout-vetting:" + hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    data = page_data(table, title=title, storage_key=storage_key)
+    data_bytes = (
+        "window.CUTOUT_RECORDS = "
+        + json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        + ";\n"
+    ).encode()
+    assets = {name: _asset_bytes(name) for name in _STATIC_ASSETS}
+    version = _version_tag([*assets.values(), data_bytes])
+    html = (
+        _template_environment()
+        .get_template("index.html.j2")
+        .render(
+            title=title,
+            static_dir=STATIC_DIR,
+            version=version,
+            count=len(table),
+            labels=LABELS,
+            badges=BADGES,
+        )
+    )
+    static = root / STATIC_DIR
+    written = []
+    for name, content in assets.items():
+        atomic_write_bytes(static / name, content)
+        written.append(static / name)
+    data_path = static / "records.js"
+    atomic_write_bytes(data_path, data_bytes)
+    page = root / PAGE_FILE
+    atomic_write_bytes(page, html.encode())
+    return VettingPageFiles(page=page, data=data_path, assets=tuple(written), n_records=len(table))

@@ -1,0 +1,520 @@
+"""The vetting page, driven in a real headless Chromium (Debian's
+``chromium`` and ``chromium-driver``, through Selenium).
+
+The page under test is the one written for a real run of the cutout task on
+the demo repository (its ``records.csv``), plus a synthetic record table of
+20,000 sources for the responsiveness bound.  Every browser runs with a
+logging proxy as its only way out: a request that would leave the machine
+reaches the proxy and is recorded (and refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import re
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from lsst.analysis.ap.annotate import BADGES
+from lsst.analysis.ap.manifest import RECORDS_FILE
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+from lsst.analysis.ap.vetting import (
+    LABEL_NAMES,
+    LabelFileError,
+    merge_labels,
+    read_labels,
+    write_vetting_page,
+)
+from lsst.analysis.ap.vetting import cli as vetting_cli
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+"""The flags of the brief, and the window size of the screenshots."""
+
+QUIET_BROWSER_FLAGS = (
+    "--no-default-browser-check",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-search-engine-choice-screen",
+    "--no-pings",
+    "--dns-prefetch-disable",
+    "--disable-features=AutofillServerCommunication,NetworkTimeServiceQuerying,OptimizationHints,"
+    "MediaRouter,Translate,InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater",
+)
+"""Chromium's own background services off, so that the proxy sees only what
+the page asks for."""
+
+
+# A logging proxy: the browser's only route off the machine ---------------------
+
+
+class _LoggingProxy(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+
+
+class _ProxyHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline(65536).decode("latin-1").strip()
+        if line:
+            self.server.requests.append(line)
+        self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@contextlib.contextmanager
+def logging_proxy() -> Iterator[_LoggingProxy]:
+    proxy = _LoggingProxy()
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+@contextlib.contextmanager
+def http_server(root: Path) -> Iterator[str]:
+    """Serve ``root`` on a localhost port; yields its URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Browser -------------------------------------------------------------------------
+
+
+def _find(program: str) -> str:
+    path = shutil.which(program) or next(
+        (p for p in (f"/usr/bin/{program}", f"/usr/lib/chromium/{program}") if Path(p).exists()), None
+    )
+    if path is None:
+        pytest.fail(
+            f"{program} is not installed: the vetting page tests need Debian's chromium and "
+            "chromium-driver (listed in requirements/debian-packages.txt; `make bootstrap` installs them)"
+        )
+    return path
+
+
+class Browser:
+    """A headless Chromium with a fresh profile, a download directory and
+    the logging proxy as its only way out.
+    """
+
+    def __init__(self, proxy: _LoggingProxy, downloads: Path) -> None:
+        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        self.downloads = downloads
+        options = webdriver.ChromeOptions()
+        options.binary_location = _find("chromium")
+        for flag in CHROMIUM_FLAGS + QUIET_BROWSER_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={self.profile}")
+        options.add_argument(f"--proxy-server=http://127.0.0.1:{proxy.server_address[1]}")
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
+        self.driver = webdriver.Chrome(options=options, service=Service(_find("chromedriver")))
+        self.driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
+
+    def quit(self) -> None:
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def open(self, url: str, timeout: float = 20) -> float:
+        """Load ``url`` and wait until the page is ready; returns the
+        page's own ready time (ms after navigation start).
+        """
+        driver = self.driver
+        driver.get("about:blank")
+        driver.get(url)
+        ready = WebDriverWait(driver, timeout).until(
+            lambda d: d.execute_script("return document.documentElement.dataset.ready || null")
+        )
+        return float(ready)
+
+    def shown_ids(self) -> list[int]:
+        """diaSourceIds of the cards or table rows on the current page."""
+        return [
+            int(e.get_attribute("data-id")) for e in self.driver.find_elements(By.CSS_SELECTOR, "[data-pos]")
+        ]
+
+    def counts(self) -> str:
+        return self.driver.find_element(By.ID, "counts").text
+
+    def select(self, element_id: str, value: str) -> None:
+        Select(self.driver.find_element(By.ID, element_id)).select_by_value(value)
+
+    def keys(self, *keys: str) -> None:
+        body = self.driver.find_element(By.TAG_NAME, "body")
+        for key in keys:
+            body.send_keys(key)
+
+    def page_requests(self) -> list[str]:
+        """URLs of every request the page's tab made since the last call
+        (Chromium's network log of the tab, failed requests included)."""
+        urls = []
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                urls.append(message["params"]["request"]["url"])
+        return urls
+
+    def resource_urls(self) -> list[str]:
+        return self.driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".concat(performance.getEntriesByType('navigation').map(e => e.name))"
+        )
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[_LoggingProxy]:
+    with logging_proxy() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(proxy, tmp_path_factory) -> Iterator[Browser]:
+    chrome = Browser(proxy, tmp_path_factory.mktemp("downloads"))
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+# The demo run ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_repo, demo_sources, tmp_path_factory) -> Path:
+    """Output directory of a real run on every demo DiaSource, with its page."""
+    output = tmp_path_factory.mktemp("vetting") / "cutouts"
+    config = PlotImageSubtractionCutoutsConfig()
+    config.whole_read_min_sources = 1
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
+    with demo_repo.butler() as butler:
+        task.run(demo_sources, butler)
+    records = vetting_cli.read_records(output / RECORDS_FILE)
+    write_vetting_page(output, records, demo_sources)
+    return output
+
+
+@pytest.fixture(scope="module")
+def records(demo_run) -> pd.DataFrame:
+    return vetting_cli.read_records(demo_run / RECORDS_FILE)
+
+
+def page_url(output: Path, hash_: str = "") -> str:
+    return (output / "index.html").as_uri() + (f"#{hash_}" if hash_ else "")
+
+
+def wait_for(browser: Browser, condition, timeout: float = 10):
+    return WebDriverWait(browser.driver, timeout).until(lambda d: condition())
+
+
+# Tests -------------------------------------------------------------------------
+
+
+def test_page_lists_exactly_the_written_sources(browser, demo_run, records):
+    written = set(records.loc[records["status"] == "written", "diaSourceId"].astype(int))
+    failed = records[records["status"] == "failed"]
+    assert written and len(failed), "the demo run should write sources and fail at least one"
+    browser.open(page_url(demo_run))
+    assert set(browser.shown_ids()) == written
+    assert len(browser.shown_ids()) == len(written)
+    assert browser.counts().startswith(f"{len(written)} of {len(records)} source(s) shown")
+    # The first thumbnail is the run's PNG, loaded at its size.
+    first = browser.driver.find_element(By.CSS_SELECTOR, ".card img")
+    width = wait_for(browser, lambda: first.get_property("naturalWidth"))
+    src = first.get_attribute("src")
+    assert src.startswith(demo_run.as_uri() + "/images/")
+    assert width > 3 * 30
+    # The failed sources, with their reasons, under the failed filter.
+    browser.select("f-status", "failed")
+    assert set(browser.shown_ids()) == set(failed["diaSourceId"].astype(int))
+    text = browser.driver.find_element(By.ID, "grid").text
+    for code in failed["reason_code"]:
+        assert code in text
+
+
+def _flag_set(sources: pd.DataFrame, badge_name: str) -> set[int]:
+    badge = next(b for b in BADGES if b.name == badge_name)
+    columns = [c for c in badge.columns if c in sources.columns]
+    return set(
+        sources.loc[sources[columns].fillna(False).astype(bool).any(axis=1), "diaSourceId"].astype(int)
+    )
+
+
+@pytest.mark.parametrize("badge", ["DIPOLE", "SAT", "EDGE"])
+def test_flag_filter_shows_exactly_the_flagged_sources(browser, demo_run, records, demo_sources, badge):
+    written = set(records.loc[records["status"] == "written", "diaSourceId"].astype(int))
+    expected = _flag_set(demo_sources, badge) & written
+    assert expected and expected != written
+    browser.open(page_url(demo_run))
+    browser.select("f-flag", badge)
+    assert set(browser.shown_ids()) == expected
+    # The URL keeps the filter: a new load of it shows the same view.
+    url = browser.driver.current_url
+    assert f"flag={badge}" in url
+    browser.open(url)
+    assert Select(browser.driver.find_element(By.ID, "f-flag")).first_selected_option.text == badge
+    assert set(browser.shown_ids()) == expected
+
+
+def test_visit_reliability_filters_and_sort(browser, demo_run, records, demo_sources):
+    table = records.merge(demo_sources[["diaSourceId", "reliability", "snr"]], on="diaSourceId")
+    table = table[table["status"] == "written"]
+    browser.open(page_url(demo_run, "visit=1002&rmin=0.5&sort=snr&dir=desc"))
+    expected = table[(table["visit"] == 1002) & (table["reliability"] >= 0.5)]
+    expected = expected.sort_values("snr", ascending=False, na_position="last", kind="stable")
+    assert browser.shown_ids() == expected["diaSourceId"].astype(int).tolist()
+    # Table view, sorted by a header click.
+    browser.select("f-view", "table")
+    header = browser.driver.find_element(By.CSS_SELECTOR, "th[data-column='detector']")
+    header.click()
+    shown = browser.shown_ids()
+    ordered = expected.sort_values(["detector"], kind="stable")
+    assert [int(records.set_index("diaSourceId").loc[i, "detector"]) for i in shown] == ordered[
+        "detector"
+    ].tolist()
+    assert "sort=detector" in browser.driver.current_url
+
+
+def _wait_for_download(directory: Path, name: str, timeout: float = 10) -> Path:
+    path = directory / name
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and not list(directory.glob("*.crdownload")):
+            return path
+        time.sleep(0.1)
+    raise AssertionError(f"no download {path}; directory holds {list(directory.iterdir())}")
+
+
+def test_keyboard_labels_survive_reload_and_merge_back(browser, demo_run, records, tmp_path):
+    browser.open(page_url(demo_run))
+    ids = browser.shown_ids()
+    browser.keys("r", "b", Keys.ARROW_RIGHT, "u", Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_RIGHT, "s")
+    expected = {ids[0]: "real", ids[1]: "bogus", ids[3]: "skip"}
+    browser.keys(Keys.ARROW_RIGHT, Keys.ENTER)
+    detail_title = browser.driver.find_element(By.ID, "detail-title").text
+    assert str(ids[5]) in detail_title
+    browser.keys("u", Keys.ESCAPE)
+    expected[ids[5]] = "unsure"
+
+    def marks() -> dict[int, str]:
+        return {
+            int(card.get_attribute("data-id")): card.find_element(By.CLASS_NAME, "label-mark").get_attribute(
+                "data-label"
+            )
+            for card in browser.driver.find_elements(By.CSS_SELECTOR, ".card")
+        }
+
+    assert {k: v for k, v in marks().items() if v} == expected
+    browser.driver.refresh()
+    wait_for(browser, lambda: browser.driver.execute_script("return document.documentElement.dataset.ready"))
+    assert {k: v for k, v in marks().items() if v} == expected
+    assert "labelled: 4" in browser.driver.find_element(By.ID, "label-counts").text
+
+    for stale in browser.downloads.glob("cutout-labels*.csv"):
+        stale.unlink()
+    browser.driver.find_element(By.ID, "export").click()
+    exported = _wait_for_download(browser.downloads, "cutout-labels.csv")
+    assert exported.read_text().splitlines()[0] == "diaSourceId,label,time"
+    labels = read_labels(exported)
+    assert dict(zip(labels["diaSourceId"], labels["label"], strict=True)) == expected
+    assert labels["label_time"].notna().all()
+
+    merged = merge_labels(records, labels)
+    assert len(merged) == len(records)
+    assert merged["diaSourceId"].tolist() == records["diaSourceId"].tolist()
+    labelled = merged[merged["label"] != ""]
+    assert dict(zip(labelled["diaSourceId"], labelled["label"], strict=True)) == expected
+
+    # The command line does the same, and the page shows the merged labels
+    # to a browser that has none of its own.
+    target = tmp_path / "labelled.csv"
+    assert vetting_cli.main(["merge-labels", str(demo_run), str(exported), "--to", str(target)]) == 0
+    from_cli = pd.read_csv(target, keep_default_na=False)
+    assert (
+        dict(zip(*(from_cli.loc[from_cli["label"] != "", c] for c in ("diaSourceId", "label")), strict=True))
+        == expected
+    )
+    browser.driver.execute_script("localStorage.clear()")
+    assert vetting_cli.main(["merge-labels", str(demo_run), str(exported)]) == 0
+    assert vetting_cli.main(["page", str(demo_run)]) == 0
+    browser.open(page_url(demo_run))
+    assert {k: v for k, v in marks().items() if v} == expected
+
+
+def test_label_file_errors_name_line_and_value(tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("diaSourceId,label,time\n12,real,2026-01-01T00:00:00Z\n13,maybe,2026-01-01T00:00:00Z\n")
+    with pytest.raises(LabelFileError, match=r"line 3: label 'maybe' of diaSourceId 13 is not one of real"):
+        read_labels(bad)
+    bad.write_text("diaSourceId,label\n12,real\n")
+    with pytest.raises(LabelFileError, match=r"missing column\(s\) \['time'\]"):
+        read_labels(bad)
+    bad.write_text("diaSourceId,label,time\nx12,real,2026-01-01T00:00:00Z\n")
+    with pytest.raises(LabelFileError, match="line 2: diaSourceId 'x12' is not an integer"):
+        read_labels(bad)
+    assert set(LABEL_NAMES) == {"real", "bogus", "unsure", "skip"}
+
+
+CHROMIUM_SERVICE_HOSTS = re.compile(
+    r"^(CONNECT|GET|POST) (http://)?([a-z0-9-]+\.)*(google\.com|googleapis\.com|gstatic\.com|duckduckgo\.com)[:/]"
+)
+"""Chromium's own services (time, updates, sign-in, the default search
+engine), which it calls even with background networking off; the proxy
+refuses them.  A request to any other host would be the page's."""
+
+
+def test_no_request_leaves_the_machine(browser, proxy, demo_run):
+    before = len(proxy.requests)
+    browser.page_requests()  # drop the log of earlier tests
+    browser.open(page_url(demo_run, "status=all"))
+    # Open a source with frames, the Zooniverse preview, the table view, filters.
+    browser.keys(Keys.ENTER, "z")
+    wait_for(browser, lambda: browser.driver.find_element(By.ID, "zooniverse").is_displayed())
+    zoo_text = browser.driver.find_element(By.ID, "zooniverse").text
+    shown_id = browser.driver.execute_script("return window.vetting.state().open")
+    assert shown_id and shown_id not in zoo_text  # hidden metadata is not shown to volunteers
+    assert browser.driver.find_elements(By.CSS_SELECTOR, "#zoo-image img")
+    browser.keys(Keys.ESCAPE)
+    browser.select("f-view", "table")
+    browser.select("f-flag", "DIPOLE")
+    browser.driver.find_element(By.ID, "export").click()
+    urls = browser.resource_urls()
+    assert urls and all(url.startswith("file://") for url in urls), urls
+    requested = browser.page_requests()
+    assert any(url.endswith(".png") for url in requested)
+    assert all(url.startswith(("file://", "blob:", "data:", "about:")) for url in requested), requested
+    with http_server(demo_run) as root:
+        browser.open(root + "index.html")
+        browser.keys(Keys.ENTER, "z", Keys.ARROW_RIGHT)
+        urls = browser.resource_urls()
+        assert any(url.endswith(".png") for url in urls)
+        assert all(url.startswith(root) for url in urls), urls
+        requested = browser.page_requests()
+        assert all(url.startswith((root, "blob:", "data:", "about:")) for url in requested), requested
+        assert set(browser.shown_ids())
+    page_made = [line for line in proxy.requests[before:] if not CHROMIUM_SERVICE_HOSTS.match(line)]
+    assert page_made == []
+
+
+# 20,000 sources ----------------------------------------------------------------
+
+
+def synthetic_records(n: int, image: Path, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` records all showing one PNG, and their DiaSource values."""
+    rng = np.random.default_rng(13)
+    ids = 170_000_000_000_000_000 + np.arange(n, dtype=np.int64) * 7919
+    relpath = "images/sample.png"
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    shutil.copy(image, output / relpath)
+    status = np.where(rng.random(n) < 0.05, "failed", "written")
+    records = pd.DataFrame(
+        {
+            "diaSourceId": ids,
+            "instrument": "LSSTCam",
+            "visit": rng.integers(2025_0000_0000, 2025_0000_0400, n),
+            "detector": rng.integers(0, 189, n),
+            "band": rng.choice(list("ugrizy"), n),
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-80, 10, n),
+            "path": np.where(status == "written", relpath, ""),
+            "status": status,
+            "reason_code": np.where(status == "failed", "no_data", ""),
+            "reason": np.where(status == "failed", "the template stamp has no valid pixels", ""),
+            "output_path": str(output),
+            "url_root": "",
+        }
+    )
+    sources = pd.DataFrame(
+        {
+            "diaSourceId": ids,
+            "diaObjectId": 990_000_000_000_000_000 + rng.integers(0, n // 4, n),
+            "snr": rng.lognormal(2.5, 1.0, n),
+            "psfFlux": rng.normal(0, 5000, n),
+            "psfFluxErr": rng.uniform(100, 300, n),
+            "reliability": rng.uniform(0, 1, n),
+            "isDipole": rng.random(n) < 0.1,
+            "pixelFlags_saturated": rng.random(n) < 0.05,
+            "pixelFlags_edge": rng.random(n) < 0.03,
+        }
+    )
+    return records, sources
+
+
+def test_20000_sources_are_interactive_within_3_s(browser, demo_run, tmp_path):
+    output = tmp_path / "big"
+    sample = next((demo_run / "images").rglob("*.png"))
+    records, sources = synthetic_records(20_000, sample, output)
+    files = write_vetting_page(output, records, sources)
+    assert files.n_records == 20_000
+    start = time.perf_counter()
+    ready_ms = browser.open(page_url(output))
+    # Interactive: a filter answers and a key press labels.
+    browser.select("f-flag", "DIPOLE")
+    browser.keys("r")
+    wait_for(browser, lambda: "labelled: 1" in browser.driver.find_element(By.ID, "label-counts").text)
+    elapsed = time.perf_counter() - start
+    written = records["status"] == "written"
+    expected = int((sources["isDipole"] & written).sum())
+    assert browser.counts().startswith(f"{expected} of 20000 source(s) shown")
+    assert len(browser.shown_ids()) == 100
+    assert ready_ms < 3000, f"page ready after {ready_ms:.0f} ms"
+    assert elapsed < 3.0, f"loaded, filtered and labelled in {elapsed:.2f} s"
+    # A deep page of everything, sorted, opened from its URL.
+    browser.open(page_url(output, "status=all&sort=reliability&dir=desc&page=137"))
+    table = records.merge(sources, on="diaSourceId").sort_values("reliability", ascending=False)
+    assert browser.shown_ids() == table["diaSourceId"].iloc[13700:13800].tolist()
+    assert "page 138 of 200" in browser.driver.find_element(By.ID, "page-info").text
+
+
+def test_bad_records_directory_exit_code(tmp_path, capsys):
+    assert vetting_cli.main(["page", str(tmp_path)]) == 2
+    assert "records.csv does not exist" in capsys.readouterr().err
