@@ -518,3 +518,81 @@ def test_20000_sources_are_interactive_within_3_s(browser, demo_run, tmp_path):
 def test_bad_records_directory_exit_code(tmp_path, capsys):
     assert vetting_cli.main(["page", str(tmp_path)]) == 2
     assert "records.csv does not exist" in capsys.readouterr().err
+
+
+# DiaSource rows with the real APDB schema ------------------------------------------
+
+APDB_COLUMNS = Path(__file__).parent / "data" / "apdb_DiaSource_columns.csv"
+"""The DiaSource columns of sdm_schemas' apdb.yaml (name, type, nullable)."""
+
+
+def apdb_schema_sources(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``n`` DiaSource rows with every column of the APDB schema (sdm_schemas
+    apdb.yaml), its types, and NULLs in every nullable column of the last row.
+    """
+    schema = pd.read_csv(APDB_COLUMNS)
+    dtypes = {
+        "long": "Int64",
+        "int": "Int32",
+        "short": "Int16",
+        "double": "Float64",
+        "float": "Float32",
+        "boolean": "boolean",
+        "char": "string",
+        "string": "string",
+    }
+    columns = {}
+    for name, kind, nullable in zip(schema["name"], schema["datatype"], schema["nullable"], strict=True):
+        if kind == "boolean":
+            values = pd.array(rng.random(n) < 0.3, dtype="boolean")
+        elif kind in ("char", "string"):
+            values = pd.array(rng.choice(list("ugrizy"), n), dtype="string")
+        elif kind in ("double", "float"):
+            values = pd.array(rng.normal(0.5, 0.2, n), dtype=dtypes[kind])
+        else:
+            values = pd.array(rng.integers(1, 1000, n), dtype=dtypes[kind])
+        if bool(nullable):
+            values[n - 1] = pd.NA
+        columns[name] = values
+    frame = pd.DataFrame(columns)
+    # Real ids use all 64 bits' worth of digits.
+    frame["diaSourceId"] = pd.array(
+        9_223_372_036_854_000_000 + np.arange(n, dtype=np.int64) * 977, dtype="Int64"
+    )
+    frame["diaObjectId"] = pd.array(
+        [9_100_000_000_000_000_123 + (i % 3) for i in range(n - 1)] + [pd.NA], dtype="Int64"
+    )
+    return frame
+
+
+def test_page_of_sources_with_the_real_apdb_schema(browser, demo_run, tmp_path):
+    rng = np.random.default_rng(7)
+    sources = apdb_schema_sources(12, rng)
+    assert len(sources.columns) == 103
+    output = tmp_path / "schema"
+    sample = next((demo_run / "images").rglob("*.png"))
+    records, _ = synthetic_records(12, sample, output)
+    records["status"] = "written"
+    records["path"] = "images/sample.png"
+    records["diaSourceId"] = sources["diaSourceId"].astype("int64")
+    write_vetting_page(output, records, sources)
+    browser.open(page_url(output, "sort=diaSourceId&dir=desc"))
+    # 64-bit ids arrive exactly, in numeric order.
+    assert browser.shown_ids() == sorted(sources["diaSourceId"].astype(int), reverse=True)
+    # Nullable booleans: a flag filter shows exactly the rows where it is true.
+    browser.select("f-flag", "CR")
+    cr = sources["pixelFlags_cr"].fillna(False) | sources["pixelFlags_crCenter"].fillna(False)
+    assert set(browser.shown_ids()) == set(sources.loc[cr, "diaSourceId"].astype(int))
+    # The row of NULLs: shown as missing, and it has no DiaObject frames.
+    last = int(sources["diaSourceId"].iloc[-1])
+    browser.open(page_url(output, f"open={last}"))
+    record = browser.driver.find_element(By.ID, "detail-record").text
+    assert f"diaSourceId {last}" in record
+    assert "snr —" in record and "reliability —" in record and "diaObjectId —" in record
+    assert browser.driver.find_element(By.ID, "detail-frames").text == ""
+    # A source with a DiaObject shows the frames of its object.
+    first = int(sources["diaSourceId"].iloc[0])
+    browser.open(page_url(output, f"open={first}"))
+    frames = browser.driver.find_element(By.ID, "detail-frames").text
+    same_object = int((sources["diaObjectId"] == sources["diaObjectId"].iloc[0]).sum())
+    assert f"DiaObject {sources['diaObjectId'].iloc[0]}: {same_object} frames" in frames

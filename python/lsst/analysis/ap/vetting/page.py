@@ -143,6 +143,16 @@ class VettingPageFiles:
     n_records: int
 
 
+def _truthy(column: pd.Series) -> np.ndarray:
+    """Whether each value of a flag column is set; NULL, NaN and text other
+    than true/1 count as not set.
+    """
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return column.astype("Float64").fillna(0).to_numpy(dtype=float) != 0
+    text = column.astype("string").str.strip().str.lower()
+    return text.isin(["true", "1", "t", "yes"]).fillna(False).to_numpy(dtype=bool)
+
+
 def _flag_names(table: pd.DataFrame) -> pd.Series:
     """Badge names set for each row, space-separated ('' when none or no
     flag column is known).
@@ -152,8 +162,7 @@ def _flag_names(table: pd.DataFrame) -> pd.Series:
         present = [column for column in badge.columns if column in table.columns]
         if not present:
             continue
-        values = table[present].apply(pd.to_numeric, errors="coerce").fillna(0).astype(bool)
-        set_rows = values.any(axis=1).to_numpy()
+        set_rows = np.logical_or.reduce([_truthy(table[column]) for column in present])
         names[set_rows] = [f"{n} {badge.name}".strip() for n in names[set_rows]]
     return pd.Series(names, index=table.index, dtype=object)
 
