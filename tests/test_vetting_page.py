@@ -190,9 +190,9 @@ class Browser:
         Select(self.driver.find_element(By.ID, element_id)).select_by_value(value)
 
     def keys(self, *keys: str) -> None:
-        body = self.driver.find_element(By.TAG_NAME, "body")
+        """Type ``keys`` where the keyboard focus is, as a user would."""
         for key in keys:
-            body.send_keys(key)
+            self.driver.switch_to.active_element.send_keys(key)
 
     def page_requests(self) -> list[str]:
         """URLs of every request the page's tab made since the last call

@@ -535,6 +535,8 @@
     const key = Object.keys(FORM).find((k) => FORM[k] === event.target.id);
     if (!key) return;
     state[key] = event.target.value;
+    // Back to the page, so that the labelling and arrow keys work at once.
+    if (event.target.tagName === "SELECT") event.target.blur();
     if (FILTER_KEYS.includes(key)) {
       applyFilters();
       cursor = 0;
