@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_REPO ?= demo_repo
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: bootstrap demo demo-repo test lint bench lock clean
 
@@ -24,11 +25,11 @@ test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: bootstrap
-	$(VENV)/bin/ruff check python tests
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
 
 bench: bootstrap
-	$(PY) -m lsst.analysis.ap.benchmark --output bench_output
+	$(PY) -m benchmarks.benchmark --output bench_output $(BENCH_ARGS)
 
 lock: bootstrap
 	@{ echo "# Exact versions of every dependency (direct and transitive), used as pip constraints."; \

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsst.analysis.ap.annotate import BADGES
+from lsst.analysis.ap.display.annotation import BADGES
 
 FLAG_COLUMNS = tuple(c for b in BADGES for c in b.columns) + (
     "psfFlux_flag",

@@ -18,7 +18,8 @@ from lsst.daf.butler import Butler, DatasetRef, DatasetType, FileDataset
 from lsst.images import Box
 from PIL import Image
 
-from lsst.analysis.ap.exposures import butler_plane_reader
+from lsst.analysis.ap.cli import main
+from lsst.analysis.ap.images.butler import butler_plane_reader
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
@@ -30,7 +31,8 @@ TYPES = ("calexp", "oldDiff_templateExp", "oldDiff_differenceExp")
 
 
 @pytest.fixture(scope="module")
-def afw_repo(tmp_path_factory) -> Butler:
+def afw_repo_root(tmp_path_factory) -> Path:
+    """Root of a repository holding the afw file under the old dataset types."""
     root = tmp_path_factory.mktemp("afw") / "repo"
     Butler.makeRepo(str(root))
     butler = Butler.from_config(str(root), writeable=True, run="HSC/runs/old")
@@ -60,6 +62,13 @@ def afw_repo(tmp_path_factory) -> Butler:
             FileDataset(path=str(HSC_FILE), refs=[ref], formatter="lsst.images.formatters.GenericFormatter"),
             transfer="copy",
         )
+    butler.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def afw_repo(afw_repo_root) -> Butler:
+    butler = Butler.from_config(str(afw_repo_root), collections=["HSC/runs/old"])
     yield butler
     butler.close()
 
@@ -106,3 +115,23 @@ def test_task_draws_cutouts_from_afw_datasets(afw_repo, tmp_path):
     # Source 2 sits 3 px from the image edge: its stamps are padded with no data.
     pixels = np.asarray(Image.open(tmp_path / "images" / "0" / "2.png").convert("RGB"))
     assert (pixels == np.array(task._renderer.no_data_rgb)).all(axis=-1).any()
+
+
+def test_command_line_connection_overrides_read_afw_datasets(afw_repo, afw_repo_root, tmp_path):
+    """``-c connections.<role>=...`` on the command line (pipe_base's override
+    machinery, dotted names) selects the afw-era datasets."""
+    wcs = astropy.wcs.WCS(fits.getheader(HSC_FILE, 1))
+    sky = wcs.pixel_to_world([100.0], [100.0]).icrs
+    catalog = tmp_path / "sources.csv"
+    pd.DataFrame(
+        {"diaSourceId": [7], "visit": 908120, "detector": 56, "ra": sky.ra.deg, "dec": sky.dec.deg}
+    ).to_csv(catalog, index=False)
+    output = tmp_path / "out"
+    argv = [str(afw_repo_root), str(output), "--collections", "HSC/runs/old", "--catalog", str(catalog)]
+    for role, name in zip(("science", "template", "difference"), TYPES, strict=True):
+        argv += ["-c", f"connections.{role}={name}"]
+    assert main([*argv, "--instrument", "HSC", "--no-progress"]) == 0
+    assert (output / "images" / "0" / "7.png").stat().st_size > 0
+    assert pd.read_csv(output / "failures.csv").empty
+    records = pd.read_csv(output / "records.csv")
+    assert records["status"].tolist() == ["written"]

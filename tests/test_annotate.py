@@ -1,4 +1,4 @@
-"""Tests of the pure DiaSource annotation (lsst.analysis.ap.annotate)."""
+"""Tests of the pure DiaSource annotation (lsst.analysis.ap.display.annotation)."""
 
 import dataclasses
 import math
@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsst.analysis.ap.annotate import (
+from lsst.analysis.ap.display.annotation import (
     BADGE_COLORS,
     BADGES,
     MISSING_TEXT,
     REQUESTED_COLUMNS,
     SourceAnnotation,
     ab_magnitude,
-    missing_annotation_columns,
 )
+from lsst.analysis.ap.sources import missing_optional_columns
 from source_rows import full_row
 
 
@@ -172,14 +172,13 @@ def test_annotation_is_frozen():
         a.ra = 0.0  # type: ignore[misc]
 
 
-def test_missing_annotation_columns_of_a_table():
-    columns = [c for c in full_row() if c not in ("snr", "isDipole")]
-    assert missing_annotation_columns(columns) == ("snr", "isDipole")
-    assert missing_annotation_columns([*columns, "snr", "isDipole"]) == ()
-    assert missing_annotation_columns([c for c in columns if c != "instrument"], with_instrument=False) == (
-        "snr",
-        "isDipole",
-    )
+def test_missing_optional_columns_of_a_table():
+    row = {**full_row(), "bboxSize": 12.0}
+    columns = [c for c in row if c not in ("snr", "isDipole")]
+    assert missing_optional_columns(columns) == ["snr", "isDipole"]
+    assert missing_optional_columns(row) == []
+    # The columns without which no cutout is made are not optional.
+    assert missing_optional_columns(["snr"])[:2] == ["band", "psfChi2"]
 
 
 def test_huge_flux_is_formatted_compactly():

@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-
-from lsst.analysis.ap.benchmark import PLANS, main, run_benchmark
+from benchmarks.benchmark import PLANS, main, run_benchmark
 
 
 def _positive(value: object) -> bool:
@@ -108,7 +107,7 @@ def test_cached_repositories_are_reused(
 ) -> None:
     """A second command-line run on the same directory reuses the repositories."""
     output = tiny_result[1]
-    from lsst.analysis.ap import benchmark
+    from benchmarks import benchmark
 
     repos = benchmark.prepare_repos(output / "repos", PLANS["tiny"], lambda line: None)
     assert repos["main"]["reused"] and repos["sparse"]["reused"]

@@ -263,7 +263,7 @@ def test_apdb_config_reliability_cut_and_config_file(tmp_path, demo_repo, demo_s
     assert {int(p.stem) for p in pngs} <= set(kept["diaSourceId"])
     from PIL import Image
 
-    from lsst.analysis.ap.render import TripletRenderer
+    from lsst.analysis.ap.display.renderer import TripletRenderer
 
     expected = TripletRenderer([16, 40], True, panel_pixels=240).canvas_size
     with Image.open(pngs[0]) as image:
@@ -280,3 +280,35 @@ def test_fits_table_catalog(tmp_path, demo_repo, demo_sources):
     assert process.returncode == 0, process.stderr
     assert summary_counts(process.stdout)["total"] == 5
     assert "band" in process.stderr  # the missing annotation column is reported once
+
+
+def test_dotted_connection_override_names_the_dataset_read(tmp_path, demo_repo):
+    """``-c connections.science=calexp`` goes through pipe_base's override
+    machinery: the run looks for ``calexp`` (absent from the demo
+    repository), so every source fails naming it."""
+    output = tmp_path / "out"
+    process = run_cli(
+        cli(
+            demo_repo,
+            output,
+            "--sqlitefile",
+            str(demo_repo.apdb_file),
+            "--limit",
+            "4",
+            "-c",
+            "connections.science=calexp",
+        )
+    )
+    assert process.returncode == 0, process.stderr
+    assert summary_counts(process.stdout) == {"total": 4, "written": 0, "skipped": 0, "failed": 4}
+    failures = pd.read_csv(output / "failures.csv")
+    assert set(failures["reason_code"]) == {"missing_exposure"}
+    assert failures["reason"].str.contains("calexp@", regex=False).all(), failures["reason"].tolist()
+
+
+def test_unknown_config_field_exits_with_message(tmp_path, demo_repo):
+    process = run_cli(
+        cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "-c", "connections.nope=x")
+    )
+    assert process.returncode == 2
+    assert "nope" in process.stderr and "Traceback" not in process.stderr

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from lsst.images import Box, GeneralFrame, Image, SkyProjection
 
-from lsst.analysis.ap.cutouts import CutoutSettings, ExposureCutouter
-from lsst.analysis.ap.exposures import PlaneReader
-from lsst.analysis.ap.output import OutputLayout
-from lsst.analysis.ap.render import TripletRenderer
+from lsst.analysis.ap.core import CutoutSettings, DetectorCutouter
+from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.images.butler import PlaneReader
+from lsst.analysis.ap.outputs.paths import OutputLayout
 
 RA, DEC = 150.0, 2.5
 
@@ -67,7 +67,7 @@ def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
     sources = pd.DataFrame(
         {"diaSourceId": [7], "visit": [1], "detector": [0], "ra": [RA], "dec": [DEC], "instrument": ["X"]}
     )
-    cutouter = ExposureCutouter(
+    cutouter = DetectorCutouter(
         CutoutSettings(sizes=(31,), save_as_numpy=True),
         TripletRenderer([31], False),
         OutputLayout(tmp_path, None),

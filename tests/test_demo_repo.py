@@ -14,16 +14,16 @@ from lsst.daf.butler import Butler
 from lsst.images import XY, Box, DifferenceImage, MaskedImage, VisitImage
 from lsst.images.psfs import GaussianPointSpreadFunction
 
+from lsst.analysis.ap.apdb import load_apdb_sources
 from lsst.analysis.ap.demo import DIA_SOURCE_TYPE, build_demo_repo
-from lsst.analysis.ap.demo_camera import PIXEL_SIZE_MM, make_amplifiers, make_camera_frame_set, make_detector
-from lsst.analysis.ap.demo_scene import (
+from lsst.analysis.ap.demo.camera import PIXEL_SIZE_MM, make_amplifiers, make_camera_frame_set, make_detector
+from lsst.analysis.ap.demo.scene import (
     MASK_PLANES,
     DemoSpec,
     make_sky,
     make_visit_geometries,
     simulate_detector,
 )
-from lsst.analysis.ap.sources import load_apdb_sources
 
 IMAGE_TYPES = ("preliminary_visit_image", "template_detector", "difference_image")
 BUTLER = [sys.executable, "-m", "lsst.daf.butler.cli.butler"]

@@ -15,7 +15,7 @@ import pytest
 from astropy.coordinates import SkyCoord
 from lsst.images import XY, Box
 
-from lsst.analysis.ap.legacy_fits import read_legacy_header_info, read_legacy_masked_image
+from lsst.analysis.ap.images.legacy_fits import read_legacy_header_info, read_legacy_masked_image
 
 DATA_DIR = Path(__file__).parent / "data" / "afw"
 HSC = DATA_DIR / "HSC-0908120-056-small.fits"

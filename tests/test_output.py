@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-from lsst.analysis.ap.output import OutputLayout, atomic_write_bytes, remove_stale_temporaries
+from lsst.analysis.ap.outputs.atomic import atomic_write_bytes, remove_stale_temporaries
+from lsst.analysis.ap.outputs.paths import OutputLayout
 
 
 def test_chunked_and_flat_paths(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of display scaling and cutout rendering (lsst.analysis.ap.scaling / render)."""
+"""Tests of display scaling and cutout rendering (lsst.analysis.ap.display)."""
 
 import io
 import pickle
@@ -9,17 +9,16 @@ import pytest
 from astropy.visualization import AsinhStretch, LinearStretch, MinMaxInterval, ZScaleInterval
 from PIL import Image
 
-from lsst.analysis.ap.annotate import BADGES, FLAGGED_RGB, SourceAnnotation
-from lsst.analysis.ap.render import (
+from lsst.analysis.ap.display.annotation import BADGES, FLAGGED_RGB, SourceAnnotation
+from lsst.analysis.ap.display.palette import NO_DATA_RGB, make_lut
+from lsst.analysis.ap.display.renderer import (
     DEFAULT_PANEL_PIXELS,
-    NO_DATA_RGB,
     TripletRenderer,
-    make_lut,
     nearest_index,
     render_panel_rgb,
     scale_bar_length,
 )
-from lsst.analysis.ap.scaling import (
+from lsst.analysis.ap.display.scaling import (
     CONSTANT_LEVEL,
     DIFFERENCE_SCALING,
     INTERVAL_NAMES,
@@ -442,7 +441,7 @@ def test_zscale_limits_equal_astropy(size):
     are not degenerate."""
     from astropy.visualization import ZScaleInterval
 
-    from lsst.analysis.ap.scaling import RobustZScaleInterval
+    from lsst.analysis.ap.display.scaling import RobustZScaleInterval
 
     rng = np.random.default_rng(size)
     for trial in range(5):

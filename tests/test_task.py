@@ -25,13 +25,13 @@ import pytest
 from PIL import Image
 
 from lsst.analysis.ap import plotImageSubtractionCutouts
-from lsst.analysis.ap.annotate import BADGE_COLORS, BADGES
+from lsst.analysis.ap.display.annotation import BADGE_COLORS, BADGES
+from lsst.analysis.ap.display.renderer import TripletRenderer
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsConnections,
     PlotImageSubtractionCutoutsTask,
 )
-from lsst.analysis.ap.render import TripletRenderer
 from lsst.analysis.ap.sources import SourceTableError
 
 URL_ROOT = "https://example.org/cutouts"
@@ -631,3 +631,19 @@ def test_empty_png_is_redrawn_and_stale_manifest_removed(tmp_path, baseline, but
     assert not (tmp_path / "manifest.csv").exists()
     panoptes = pd.read_csv(tmp_path / "images" / "manifest.csv")
     assert set(panoptes["#diaSourceId"]) == set(first.written)
+
+
+def test_tasks_import_from_the_package():
+    """The package re-exports the tasks (as the original package did, and as
+    the ``lsst-task-topic`` doc directive needs), the same classes as the
+    public module path the pipeline YAML names."""
+    from lsst.analysis.ap import (
+        GatherCutoutManifestTask,
+        PlotImageSubtractionCutoutsConfig,
+        PlotImageSubtractionCutoutsTask,
+    )
+
+    assert PlotImageSubtractionCutoutsTask is plotImageSubtractionCutouts.PlotImageSubtractionCutoutsTask
+    assert PlotImageSubtractionCutoutsConfig is plotImageSubtractionCutouts.PlotImageSubtractionCutoutsConfig
+    assert GatherCutoutManifestTask is plotImageSubtractionCutouts.GatherCutoutManifestTask
+    assert PlotImageSubtractionCutoutsTask.ConfigClass is PlotImageSubtractionCutoutsConfig

@@ -32,8 +32,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from lsst.analysis.ap.annotate import BADGES
-from lsst.analysis.ap.manifest import RECORDS_FILE
+from lsst.analysis.ap.display.annotation import BADGES
+from lsst.analysis.ap.outputs.manifests import RECORDS_FILE
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,

@@ -10,18 +10,13 @@ from __future__ import annotations
 __all__ = ("build_parser", "main")
 
 import argparse
-import ast
 import logging
 import sys
 import time
+from typing import Any
 
-from .sources import (
-    SourceTableError,
-    load_apdb_sources,
-    load_butler_sources,
-    load_catalog,
-    select_reliability,
-)
+from .apdb import load_apdb_sources
+from .sources import SourceTableError, load_butler_sources, load_catalog, select_reliability
 
 _LOG = logging.getLogger("lsst.analysis.ap.cli")
 
@@ -64,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_sources(args: argparse.Namespace, butler) -> object:
+def _load_sources(args: argparse.Namespace, butler: Any) -> Any:
     limit = None if args.all else args.limit
     if args.sqlitefile or args.apdb_config:
         return load_apdb_sources(
@@ -99,18 +94,22 @@ def _origin(args: argparse.Namespace) -> str:
     return f"{args.dataset_type} tables ({args.where or 'all'})"
 
 
-def _apply_overrides(config, args: argparse.Namespace) -> None:
+def _apply_overrides(config: Any, args: argparse.Namespace) -> None:
+    """Apply the ``-C`` files, then the ``-c`` values, through
+    `lsst.pipe.base.configOverrides.ConfigOverrides` (as ``pipetask`` does), so
+    dotted names such as ``connections.science`` can be set.
+    """
+    from lsst.pipe.base.configOverrides import ConfigOverrides
+
+    overrides = ConfigOverrides()
     for path in args.config_file:
-        config.load(path)
+        overrides.addFileOverride(path)
     for item in args.config:
         field, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"plotImageSubtractionCutouts: -c expects field=value, got {item!r}")
-        try:
-            parsed = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            parsed = value.strip()
-        setattr(config, field.strip(), parsed)
+        overrides.addValueOverride(field.strip(), value.strip())
+    overrides.applyTo(config)
 
 
 def main(argv: list[str] | None = None) -> int:

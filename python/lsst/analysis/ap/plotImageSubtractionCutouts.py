@@ -13,12 +13,8 @@ __all__ = (
     "PlotImageSubtractionCutoutsTask",
 )
 
-import concurrent.futures
 import dataclasses
-import logging
 import math
-import multiprocessing
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,13 +24,35 @@ import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
 import pandas as pd
 
-from .cutouts import CutoutSettings, ExposureCutouter, make_exposure_records, output_root
-from .exposures import IMAGE_ROLES, butler_plane_reader, handle_plane_reader, image_dataset_types
-from .manifest import STATUS_FAILED, empty_records, summarize, write_manifests
-from .output import OutputLayout, remove_stale_temporaries
-from .render import TripletRenderer
-from .scaling import INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
-from .sources import group_by_exposure, standardize_sources
+from .core import CutoutSettings, DetectorCutouter, make_detector_records
+from .datasets import (
+    DEFAULT_DIA_SOURCE_TYPE,
+    DEFAULT_DIFFERENCE_TYPE,
+    DEFAULT_MANIFEST_TYPE,
+    DEFAULT_RECORDS_TYPE,
+    DEFAULT_SCIENCE_TYPE,
+    DEFAULT_TEMPLATE_TYPE,
+    IMAGE_ROLES,
+    image_dataset_types,
+)
+from .display.renderer import TripletRenderer
+from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
+from .images.butler import butler_plane_reader, handle_plane_reader, only_instrument
+from .outputs.atomic import remove_stale_temporaries
+from .outputs.manifests import write_manifests
+from .outputs.paths import OutputLayout, output_root
+from .parallel import Progress, draw_in_workers
+from .records import (
+    STATUS_FAILED,
+    STATUS_SKIPPED,
+    STATUS_WRITTEN,
+    ReasonCode,
+    empty_records,
+    make_record,
+    records_frame,
+    summarize,
+)
+from .sources import group_by_detector, standardize_sources
 
 
 class PlotImageSubtractionCutoutsConnections(
@@ -46,57 +64,65 @@ class PlotImageSubtractionCutoutsConnections(
 
     science = cT.Input(
         doc="Science image the science stamps are cut from.",
-        name="preliminary_visit_image",
+        name=DEFAULT_SCIENCE_TYPE,
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
     template = cT.Input(
         doc="Template warped to the science image, the template stamps are cut from.",
-        name="template_detector",
+        name=DEFAULT_TEMPLATE_TYPE,
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
     difference = cT.Input(
         doc="Difference image the difference stamps are cut from.",
-        name="difference_image",
+        name=DEFAULT_DIFFERENCE_TYPE,
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
     diaSources = cT.Input(
         doc="DiaSources measured on the difference image.",
-        name="dia_source_detector",
+        name=DEFAULT_DIA_SOURCE_TYPE,
         storageClass="DataFrame",
         dimensions=("instrument", "visit", "detector"),
     )
     records = cT.Output(
         doc="One row per DiaSource handled: id, relative PNG path, status and reason.",
-        name="cutout_records",
+        name=DEFAULT_RECORDS_TYPE,
         storageClass="DataFrame",
         dimensions=("instrument", "visit", "detector"),
     )
 
     def __init__(self, *, config: PlotImageSubtractionCutoutsConfig) -> None:
         super().__init__(config=config)
-        names = image_dataset_types(config.science_image_type, config.diff_image_type)
-        defaults = image_dataset_types(
-            PlotImageSubtractionCutoutsConfig.science_image_type.default,
-            PlotImageSubtractionCutoutsConfig.diff_image_type.default,
-        )
-        for role in IMAGE_ROLES:
+        for role, name in _image_types(config).items():
             connection = getattr(self, role)
-            # An explicit ``connections.<role>`` override wins over the
-            # science_image_type / diff_image_type fields.
-            if connection.name == defaults[role] and connection.name != names[role]:
-                setattr(self, role, dataclasses.replace(connection, name=names[role]))
+            if connection.name != name:
+                setattr(self, role, dataclasses.replace(connection, name=name))
 
 
-def _scaling_fields(
-    role: str, interval: str, stretch: str
-) -> tuple[pexConfig.ChoiceField, pexConfig.ChoiceField]:
+def _image_types(config: PlotImageSubtractionCutoutsConfig) -> dict[str, str]:
+    """Dataset types of the three images, by role, as the task reads them.
+
+    An explicit ``connections.<role>`` override wins over the
+    ``science_image_type`` / ``diff_image_type`` fields, in a pipeline as in
+    a Python or command-line run.
+    """
+    names = image_dataset_types(config.science_image_type, config.diff_image_type)
+    defaults = image_dataset_types(DEFAULT_SCIENCE_TYPE, None)
+    types = {}
+    for role in IMAGE_ROLES:
+        connection_name = getattr(config.connections, role)
+        types[role] = connection_name if connection_name != defaults[role] else names[role]
+    return types
+
+
+def _scaling_fields(role: str) -> tuple[pexConfig.ChoiceField, pexConfig.ChoiceField]:
     """The interval and stretch config fields of one panel."""
+    interval, stretch = DEFAULT_SCALING_NAMES[role]
     return (
         pexConfig.ChoiceField[str](
             doc=f"Display limits of the {role} panel.",
@@ -150,7 +176,7 @@ class PlotImageSubtractionCutoutsConfig(
     )
     science_image_type = pexConfig.Field[str](
         doc="Dataset type of the science image (older processings: calexp, initial_pvi, visit_image).",
-        default="preliminary_visit_image",
+        default=DEFAULT_SCIENCE_TYPE,
     )
     diff_image_type = pexConfig.Field[str](
         doc="Optional prefix P of the template and difference dataset types, read as P_templateExp and "
@@ -181,9 +207,9 @@ class PlotImageSubtractionCutoutsConfig(
         min=32,
     )
     colormap = pexConfig.Field[str](doc="matplotlib colormap name for all panels.", default="gray")
-    template_interval, template_stretch = _scaling_fields("template", "minmax", "asinh")
-    science_interval, science_stretch = _scaling_fields("science", "minmax", "asinh")
-    difference_interval, difference_stretch = _scaling_fields("difference", "zscale", "linear")
+    template_interval, template_stretch = _scaling_fields("template")
+    science_interval, science_stretch = _scaling_fields("science")
+    difference_interval, difference_stretch = _scaling_fields("difference")
     png_compress_level = pexConfig.RangeField[int](
         doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9, inclusiveMax=True
     )
@@ -283,8 +309,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             overwrite=self.config.overwrite,
         )
 
-    def _cutouter(self) -> ExposureCutouter:
-        return ExposureCutouter(
+    def _cutouter(self) -> DetectorCutouter:
+        return DetectorCutouter(
             self._settings(),
             self._renderer,
             OutputLayout(self._output_path, self.config.chunk_size),
@@ -307,15 +333,26 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         sources = standardize_sources(
             sources, instrument=str(data_id["instrument"]), origin=f"dia sources of {data_id}"
         )
-        records = self.runExposure(sources, {role: handle_plane_reader(h) for role, h in handles.items()})
+        records = self.runDetector(sources, {role: handle_plane_reader(h) for role, h in handles.items()})
         butlerQC.put(pipeBase.Struct(records=records), outputRefs)
 
-    def runExposure(self, sources: pd.DataFrame, readers: dict) -> pd.DataFrame:
+    def runDetector(self, sources: pd.DataFrame, readers: dict) -> pd.DataFrame:
         """Draw the sources of one visit × detector from open readers.
 
-        Returns the record table of those sources.
+        Parameters
+        ----------
+        sources : `pandas.DataFrame`
+            Standardized DiaSources of one visit × detector.
+        readers : `dict` [`str`, `~lsst.analysis.ap.images.butler.PlaneReader`]
+            Readers of the three images, by role.
+
+        Returns
+        -------
+        records : `pandas.DataFrame`
+            The record table of those sources.
+
         """
-        return make_exposure_records(self._cutouter(), sources, lambda: readers)
+        return make_detector_records(self._cutouter(), sources, lambda: readers)
 
     # Python entry point ------------------------------------------------------
 
@@ -362,48 +399,53 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
 
         """
         if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
-            instrument = _only_instrument(butler)
+            instrument = only_instrument(butler)
         sources = standardize_sources(data, instrument=instrument, origin=origin)
         self._output_path.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(self._output_path)
         if stale:
             self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
-        groups = [frame for _, frame in group_by_exposure(sources)]
+        groups = [frame for _, frame in group_by_detector(sources)]
         self.log.info(
             "Drawing %d DiaSource(s) from %d visit×detector(s) into %s",
             len(sources),
             len(groups),
             self.output_path,
         )
-        meter = _Progress(self.log, len(sources), enabled=progress)
+        meter = Progress(self.log, len(sources), enabled=progress)
         if njobs > 0 and len(groups) > 1:
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=njobs,
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(self.config, str(self._output_path), butler),
-            ) as pool:
-                # Largest groups first, one visit × detector per task: the
-                # load balances and progress is reported group by group.
-                futures = [pool.submit(_run_group, group) for group in sorted(groups, key=len, reverse=True)]
-                frames = []
-                for future in concurrent.futures.as_completed(futures):
-                    frames.append(future.result())
-                    meter.update(frames[-1])
+            frames = draw_in_workers(self, butler, groups, njobs, meter.update)
         else:
-            frames = [self._run_groups(butler, groups, meter.update)]
+            frames = [self.drawGroups(butler, groups, meter.update)]
         records = pd.concat([empty_records(), *frames], ignore_index=True)
         return self.finish(records)
 
-    def _run_groups(
+    def drawGroups(
         self,
         butler: Any,
         groups: Iterable[pd.DataFrame],
         on_group: Callable[[pd.DataFrame], None] | None = None,
     ) -> pd.DataFrame:
+        """Draw visit × detector groups of sources in this process, reading
+        the images through ``butler``.
+
+        Parameters
+        ----------
+        butler : `lsst.daf.butler.Butler`
+            Butler with default collections holding the images.
+        groups : iterable of `pandas.DataFrame`
+            Standardized sources, one frame per visit × detector.
+        on_group : callable, optional
+            Called with the record table of each group as it finishes.
+
+        Returns
+        -------
+        records : `pandas.DataFrame`
+            Record table of all the groups.
+
+        """
         cutouter = self._cutouter()
-        types = image_dataset_types(self.config.science_image_type, self.config.diff_image_type)
+        types = _image_types(self.config)
         frames = []
         for sources in groups:
             first = sources.iloc[0]
@@ -416,7 +458,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             def open_readers(data_id: dict = data_id) -> dict:
                 return {role: butler_plane_reader(butler, types[role], data_id) for role in IMAGE_ROLES}
 
-            frames.append(make_exposure_records(cutouter, sources, open_readers))
+            frames.append(make_detector_records(cutouter, sources, open_readers))
             if on_group is not None:
                 on_group(frames[-1])
         return pd.concat([empty_records(), *frames], ignore_index=True)
@@ -434,61 +476,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         )
         by_status = {
             status: records.loc[records["status"] == status, "diaSourceId"].astype(int).tolist()
-            for status in ("written", "skipped", "failed")
+            for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
         return pipeBase.Struct(records=records, summary=summary, manifest=files, **by_status)
-
-
-class _Progress:
-    """Logs sources done and the rate, at most every few seconds."""
-
-    def __init__(self, log: Any, total: int, *, enabled: bool, every: float = 5.0) -> None:
-        self.log = log
-        self.total = total
-        self.enabled = enabled
-        self.every = every
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def update(self, records: pd.DataFrame) -> None:
-        self.done += len(records)
-        now = time.monotonic()
-        if self.enabled and (now - self.last >= self.every or self.done == self.total):
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            self.log.info(
-                "progress: %d/%d DiaSources (%.0f%%), %.1f/s",
-                self.done,
-                self.total,
-                100.0 * self.done / max(self.total, 1),
-                rate,
-            )
-
-
-def _only_instrument(butler: Any) -> str | None:
-    """The repository's instrument when it has exactly one."""
-    try:
-        names = [record.name for record in butler.query_dimension_records("instrument")]
-    except Exception:
-        return None
-    return names[0] if len(names) == 1 else None
-
-
-_WORKER: dict[str, Any] = {}
-"""State of a worker process, set by `_start_worker` (spawned workers share
-nothing with the parent but their arguments)."""
-
-
-def _start_worker(config: PlotImageSubtractionCutoutsConfig, output_path: str, butler: Any) -> None:
-    """Worker-process initializer: one task (and renderer) per worker."""
-    logging.basicConfig(level=logging.INFO)
-    _WORKER["task"] = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
-    _WORKER["butler"] = butler
-
-
-def _run_group(group: pd.DataFrame) -> pd.DataFrame:
-    """Worker-process entry point: draw one visit × detector group."""
-    return _WORKER["task"]._run_groups(_WORKER["butler"], [group])
 
 
 # Gathering ---------------------------------------------------------------------
@@ -499,7 +489,7 @@ class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensio
 
     records = cT.Input(
         doc="Records of every visit × detector.",
-        name="cutout_records",
+        name=DEFAULT_RECORDS_TYPE,
         storageClass="DataFrame",
         dimensions=("instrument", "visit", "detector"),
         multiple=True,
@@ -509,7 +499,7 @@ class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensio
         "visit × detector whose cutout quantum could not run (an input image is missing; build the "
         "graph with --dataset-query-constraint dia_source_detector so that such visit × detectors are "
         "kept). Must name the same dataset type as the cutout task's diaSources connection.",
-        name="dia_source_detector",
+        name=DEFAULT_DIA_SOURCE_TYPE,
         storageClass="DataFrame",
         dimensions=("instrument", "visit", "detector"),
         multiple=True,
@@ -517,7 +507,7 @@ class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensio
     )
     manifest = cT.Output(
         doc="Union of the records, as used for the manifests.",
-        name="cutout_manifest",
+        name=DEFAULT_MANIFEST_TYPE,
         storageClass="DataFrame",
         dimensions=(),
     )
@@ -630,20 +620,17 @@ def _missing_quantum_records(
     instrument, visit, detector = key
     frame = standardize_sources(sources, instrument=instrument, origin=f"DiaSources of {key}")
     reason = f"no cutout quantum ran for visit {visit} detector {detector}: an input image is missing"
-    return pd.DataFrame(
-        {
-            "diaSourceId": frame["diaSourceId"].astype("int64"),
-            "instrument": instrument,
-            "visit": visit,
-            "detector": detector,
-            "band": frame["band"].fillna("").astype(str) if "band" in frame else "",
-            "ra": frame["ra"].astype(float),
-            "dec": frame["dec"].astype(float),
-            "path": "",
-            "status": STATUS_FAILED,
-            "reason_code": "missing_exposure",
-            "reason": reason,
-            "output_path": output_path,
-            "url_root": url_root,
-        }
+    return records_frame(
+        [
+            make_record(
+                row,
+                STATUS_FAILED,
+                ReasonCode.MISSING_IMAGE,
+                reason,
+                path="",
+                output_path=output_path,
+                url_root=url_root,
+            )
+            for row in frame.to_dict("records")
+        ]
     )

@@ -2,9 +2,9 @@
 are grouped.
 
 Sources reach the cutout task as a pandas DataFrame (an astropy Table is
-converted) with APDB ``DiaSource`` column names.  They can be read from an
-APDB (SQLite file or an lsst-dax-apdb configuration), from a catalog file
-(parquet, CSV or FITS table) or from the Butler's DiaSource table datasets.
+converted) with APDB ``DiaSource`` column names.  They can be read from a
+catalog file (parquet, CSV or FITS table), from the Butler's DiaSource table
+datasets, or from an APDB (`lsst.analysis.ap.apdb`).
 """
 
 from __future__ import annotations
@@ -13,23 +13,23 @@ __all__ = (
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "SourceTableError",
-    "group_by_exposure",
-    "load_apdb_sources",
+    "group_by_detector",
     "load_butler_sources",
     "load_catalog",
+    "missing_optional_columns",
     "select_reliability",
     "standardize_sources",
 )
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .annotate import REQUESTED_COLUMNS
+from .display.annotation import REQUESTED_COLUMNS
 
 _LOG = logging.getLogger(__name__)
 
@@ -116,13 +116,38 @@ def standardize_sources(
     return frame
 
 
-def missing_optional_columns(frame: pd.DataFrame) -> list[str]:
-    """Annotation columns that ``frame`` lacks."""
-    return [column for column in OPTIONAL_COLUMNS if column not in frame.columns]
+def missing_optional_columns(columns: Iterable[str]) -> list[str]:
+    """The optional columns a table lacks (they are shown as absent).
+
+    Parameters
+    ----------
+    columns : iterable of `str`
+        Column names of the table.
+
+    Returns
+    -------
+    missing : `list` [`str`]
+        Columns of `OPTIONAL_COLUMNS` not in ``columns``, in that order.
+
+    """
+    available = set(columns)
+    return [column for column in OPTIONAL_COLUMNS if column not in available]
 
 
-def group_by_exposure(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int], pd.DataFrame]]:
-    """Yield ``((instrument, visit, detector), sources)`` groups in sorted order."""
+def group_by_detector(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int], pd.DataFrame]]:
+    """Split standardized sources by visit × detector.
+
+    Parameters
+    ----------
+    frame : `pandas.DataFrame`
+        Standardized DiaSources.
+
+    Yields
+    ------
+    group : `tuple` [`tuple` [`str`, `int`, `int`], `pandas.DataFrame`]
+        ``((instrument, visit, detector), sources)``, in sorted order.
+
+    """
     yield from frame.groupby(["instrument", "visit", "detector"], sort=True)
 
 
@@ -170,78 +195,6 @@ def load_catalog(path: str | Path) -> pd.DataFrame:
     raise SourceTableError(
         f"Catalog {path}: unknown file type {suffixes or '(none)'}; use .parquet, .csv or .fits."
     )
-
-
-def _apdb_sql_url(sqlitefile: str | Path | None, apdb_config: str | None) -> str:
-    if sqlitefile is not None:
-        sqlitefile = Path(sqlitefile)
-        if not sqlitefile.exists():
-            raise SourceTableError(f"APDB file {sqlitefile} does not exist.")
-        return f"sqlite:///{sqlitefile.absolute()}"
-    if apdb_config is None:
-        raise SourceTableError("Give an APDB SQLite file or an APDB configuration.")
-    from lsst.dax.apdb import ApdbConfig
-
-    try:
-        config = ApdbConfig.from_uri(apdb_config)
-    except Exception as error:
-        raise SourceTableError(f"Cannot read APDB configuration {apdb_config}: {error}") from error
-    url = getattr(config, "db_url", None)
-    if url is None:
-        raise SourceTableError(
-            f"APDB configuration {apdb_config} is not an SQL APDB; only SQL APDBs are read."
-        )
-    return url
-
-
-def load_apdb_sources(
-    *,
-    sqlitefile: str | Path | None = None,
-    apdb_config: str | None = None,
-    limit: int | None = None,
-    reliability_min: float | None = None,
-    reliability_max: float | None = None,
-) -> pd.DataFrame:
-    """Read DiaSources from an APDB, ordered by ``diaSourceId``.
-
-    Parameters
-    ----------
-    sqlitefile
-        Path of an SQLite APDB file.
-    apdb_config
-        An lsst-dax-apdb configuration file or URI (SQL APDBs).
-    limit
-        Return at most this many sources (after the reliability cut).
-    reliability_min, reliability_max
-        Keep sources with reliability in this range.
-
-    """
-    import sqlalchemy
-
-    url = _apdb_sql_url(sqlitefile, apdb_config)
-    where = []
-    params: dict[str, Any] = {}
-    if reliability_min is not None:
-        where.append('"reliability" >= :rmin')
-        params["rmin"] = reliability_min
-    if reliability_max is not None:
-        where.append('"reliability" <= :rmax')
-        params["rmax"] = reliability_max
-    query = 'SELECT * FROM "DiaSource"'
-    if where:
-        query += " WHERE " + " AND ".join(where)
-    query += ' ORDER BY "diaSourceId"'
-    if limit is not None:
-        query += f" LIMIT {int(limit)}"
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            frame = pd.read_sql_query(sqlalchemy.text(query), connection, params=params)
-    except Exception as error:
-        raise SourceTableError(f"Cannot read DiaSources from APDB {url}: {error}") from error
-    finally:
-        engine.dispose()
-    return frame
 
 
 def load_butler_sources(

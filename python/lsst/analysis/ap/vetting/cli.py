@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..manifest import RECORDS_FILE
-from ..output import atomic_write_bytes
+from ..outputs.atomic import atomic_write_bytes
+from ..outputs.manifests import RECORDS_FILE
 from ..sources import SourceTableError, load_catalog
 from .labels import LabelFileError, merge_labels, read_labels
 from .page import write_vetting_page

@@ -16,8 +16,8 @@ Files written under the output directory::
 
 Record columns
 --------------
-Every column of `lsst.analysis.ap.manifest.RECORD_COLUMNS` is used.  The
-catalog values of the annotation (`lsst.analysis.ap.annotate.REQUESTED_COLUMNS`:
+Every column of `lsst.analysis.ap.records.RECORD_COLUMNS` is used.  The
+catalog values of the annotation (`lsst.analysis.ap.display.annotation.REQUESTED_COLUMNS`:
 S/N, fluxes, reliability and the flag columns) are shown when the records
 carry them or when the DiaSource table is passed as ``sources``; the flag
 columns become one ``flags`` column of badge names (``SAT CR``).  Optional
@@ -60,9 +60,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from ..annotate import BADGES, REQUESTED_COLUMNS
-from ..manifest import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN
-from ..output import atomic_write_bytes
+from ..display.annotation import BADGES, REQUESTED_COLUMNS
+from ..outputs.atomic import atomic_write_bytes
+from ..records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN
 from .labels import LABELS
 
 PAGE_FILE = "index.html"

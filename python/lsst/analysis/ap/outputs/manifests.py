@@ -1,6 +1,6 @@
-"""Per-source records, and the files assembled from them: the Zooniverse
-subject-set manifest, the panoptes-cli manifest, the failure list and the
-run summary.
+"""The files assembled from the per-source records (`lsst.analysis.ap.records`):
+the Zooniverse subject-set manifest, the panoptes-cli manifest, the failure
+list, the record list and the run summary.
 
 Each unit of work (a quantum, a worker, a Python call) returns a record
 table; the manifests are always built from the union of those tables, so
@@ -9,69 +9,20 @@ parallel and distributed runs give one correct manifest.
 
 from __future__ import annotations
 
-__all__ = (
-    "RECORD_COLUMNS",
-    "STATUS_FAILED",
-    "STATUS_SKIPPED",
-    "STATUS_WRITTEN",
-    "ManifestFiles",
-    "empty_records",
-    "summarize",
-    "write_manifests",
-)
+__all__ = ("MANIFEST_METADATA", "RECORDS_FILE", "ManifestFiles", "join_url", "write_manifests")
 
 import dataclasses
 import io
 import json
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
-from .output import atomic_write_bytes
-
-STATUS_WRITTEN = "written"
-STATUS_SKIPPED = "skipped"
-STATUS_FAILED = "failed"
-
-RECORD_COLUMNS = {
-    "diaSourceId": "int64",
-    "instrument": "object",
-    "visit": "int64",
-    "detector": "int64",
-    "band": "object",
-    "ra": "float64",
-    "dec": "float64",
-    "path": "object",
-    "status": "object",
-    "reason_code": "object",
-    "reason": "object",
-    "output_path": "object",
-    "url_root": "object",
-}
-"""Columns of a record table, with their types.
-
-``path`` is relative to ``output_path``; ``reason_code`` is a short
-machine-readable failure class and ``reason`` the human-readable detail.
-"""
+from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, summarize
+from .atomic import atomic_write_bytes
 
 MANIFEST_METADATA = ("diaSourceId", "instrument", "visit", "detector", "band", "ra", "dec")
 """Catalog values carried into the manifests."""
-
-
-def empty_records() -> pd.DataFrame:
-    """A record table with no rows and the right columns."""
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in RECORD_COLUMNS.items()})
-
-
-def records_frame(rows: list[dict]) -> pd.DataFrame:
-    """Record table from a list of record dicts."""
-    if not rows:
-        return empty_records()
-    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
-    for name in ("diaSourceId", "visit", "detector"):
-        frame[name] = frame[name].astype("int64")
-    return frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,19 +44,6 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 def join_url(url_root: str, path: str) -> str:
     """``url_root`` and a relative path joined by exactly one slash."""
     return url_root.rstrip("/") + "/" + path.lstrip("/")
-
-
-def summarize(records: pd.DataFrame) -> dict:
-    """Counts of written, skipped and failed sources, failures by reason."""
-    counts = Counter(records["status"])
-    failed = records[records["status"] == STATUS_FAILED]
-    return {
-        "total": int(len(records)),
-        "written": int(counts.get(STATUS_WRITTEN, 0)),
-        "skipped": int(counts.get(STATUS_SKIPPED, 0)),
-        "failed": int(counts.get(STATUS_FAILED, 0)),
-        "failed_by_reason": {str(k): int(v) for k, v in sorted(Counter(failed["reason_code"]).items())},
-    }
 
 
 RECORDS_FILE = "records.csv"

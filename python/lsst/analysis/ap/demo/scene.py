@@ -18,7 +18,6 @@ are derived from the masks around each source.
 from __future__ import annotations
 
 __all__ = (
-    "AB_ZERO_POINT_NJY_MAG",
     "MASK_PLANES",
     "DemoSpec",
     "DetectorScene",
@@ -38,8 +37,7 @@ import astropy.wcs
 import numpy as np
 import pandas as pd
 
-AB_ZERO_POINT_NJY_MAG = 31.4
-"""AB magnitude of a flux of 1 nJy."""
+from ..display.annotation import AB_ZEROPOINT_NJY
 
 PIXEL_SCALE_ARCSEC = 0.2
 """Pixel scale of the demo camera."""
@@ -267,7 +265,7 @@ def make_sky(spec: DemoSpec, rng: np.random.Generator) -> tuple[pd.DataFrame, pd
     ra, dec = disc(n_stars)
     mag = 24.5 - rng.power(2.2, n_stars) * 8.0  # few bright stars, many faint ones
     mag[: 3 * area_factor] = rng.uniform(14.5, 16.0, 3 * area_factor)  # saturated cores on every detector
-    stars = pd.DataFrame({"ra": ra, "dec": dec, "flux": 10 ** ((AB_ZERO_POINT_NJY_MAG - mag) / 2.5)})
+    stars = pd.DataFrame({"ra": ra, "dec": dec, "flux": 10 ** ((AB_ZEROPOINT_NJY - mag) / 2.5)})
 
     n_objects = spec.objects_per_detector * area_factor
     ra, dec = disc(n_objects)
@@ -279,7 +277,7 @@ def make_sky(spec: DemoSpec, rng: np.random.Generator) -> tuple[pd.DataFrame, pd
             "ra": ra,
             "dec": dec,
             "kind": kinds,
-            "flux": 10 ** ((AB_ZERO_POINT_NJY_MAG - mag) / 2.5),
+            "flux": 10 ** ((AB_ZEROPOINT_NJY - mag) / 2.5),
             "dipole_dx": rng.uniform(-1.5, 1.5, n_objects),
             "dipole_dy": rng.uniform(-1.5, 1.5, n_objects),
         }
@@ -350,7 +348,7 @@ def _transients_on_detector(
             "x": xs,
             "y": ys,
             "template_flux": 0.0,
-            "science_flux": 10 ** ((AB_ZERO_POINT_NJY_MAG - rng.uniform(19.5, 21.5, n)) / 2.5),
+            "science_flux": 10 ** ((AB_ZEROPOINT_NJY - rng.uniform(19.5, 21.5, n)) / 2.5),
             "dipole_dx": 0.0,
             "dipole_dy": 0.0,
         }

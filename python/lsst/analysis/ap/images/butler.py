@@ -22,12 +22,11 @@ that lsst.images cannot open are read through ``butler.get``.
 from __future__ import annotations
 
 __all__ = (
-    "IMAGE_ROLES",
-    "ExposureUnavailableError",
+    "ImageUnavailableError",
     "PlaneReader",
     "butler_plane_reader",
     "handle_plane_reader",
-    "image_dataset_types",
+    "only_instrument",
 )
 
 import contextlib
@@ -38,34 +37,11 @@ from typing import Any
 import numpy as np
 from lsst.images import Box, SkyProjection
 
-from .stamps import pixel_scale_arcsec, sky_to_pixel
-
-IMAGE_ROLES = ("template", "science", "difference")
-"""Panel order, left to right."""
+from ..geometry import pixel_scale_arcsec, sky_to_pixel
 
 
-class ExposureUnavailableError(RuntimeError):
+class ImageUnavailableError(RuntimeError):
     """An image of a visit × detector could not be found or read."""
-
-
-def image_dataset_types(science_image_type: str, diff_image_type: str | None) -> dict[str, str]:
-    """Dataset type names of the three images, keyed by role.
-
-    Parameters
-    ----------
-    science_image_type
-        Dataset type of the science image.
-    diff_image_type
-        `None` for the current names (``template_detector`` and
-        ``difference_image``), or a prefix ``P`` for ``P_templateExp`` and
-        ``P_differenceExp``.
-
-    """
-    if diff_image_type:
-        template, difference = f"{diff_image_type}_templateExp", f"{diff_image_type}_differenceExp"
-    else:
-        template, difference = "template_detector", "difference_image"
-    return {"template": template, "science": science_image_type, "difference": difference}
 
 
 Getter = Callable[[str, Mapping[str, Any] | None], Any]
@@ -98,9 +74,9 @@ class PlaneReader:
             self._bbox = self.getter("bbox", None)
             self._projection = self.getter("sky_projection", None)
         except Exception as error:
-            raise ExposureUnavailableError(f"cannot read {self.name}: {error}") from error
+            raise ImageUnavailableError(f"cannot read {self.name}: {error}") from error
         if self._projection is None:
-            raise ExposureUnavailableError(f"{self.name} has no sky projection (WCS)")
+            raise ImageUnavailableError(f"{self.name} has no sky projection (WCS)")
 
     @property
     def bbox(self) -> Box:
@@ -132,7 +108,7 @@ class PlaneReader:
             try:
                 image = self.getter("image", None)
             except Exception as error:
-                raise ExposureUnavailableError(f"cannot read {self.name}: {error}") from error
+                raise ImageUnavailableError(f"cannot read {self.name}: {error}") from error
             self._whole = (image.array, image.bbox)
             self._bbox = image.bbox
         return self._whole
@@ -146,7 +122,7 @@ class PlaneReader:
         try:
             image = self.getter("image", {"bbox": box})
         except Exception as error:
-            raise ExposureUnavailableError(f"cannot read {box} of {self.name}: {error}") from error
+            raise ImageUnavailableError(f"cannot read {box} of {self.name}: {error}") from error
         return image.array, image.bbox
 
     def release(self) -> None:
@@ -159,7 +135,7 @@ class PlaneReader:
 class _OpenArchiveGetter:
     """Reads components of one lsst.images file, opened on first use and
     kept open until `close`.  Files lsst.images cannot open are read with
-    `lsst.analysis.ap.legacy_fits` when they are afw-written FITS files (so
+    `lsst.analysis.ap.images.legacy_fits` when they are afw-written FITS files (so
     afw-era datasets such as ``calexp`` are read without afw), else through
     ``fallback`` (a ``butler.get``).
     """
@@ -206,7 +182,7 @@ class _OpenArchiveGetter:
 class _LegacyFitsGetter:
     """Reads the components the cutouts need from an afw-written FITS file
     (Exposure or MaskedImage, old or new layout) with
-    `lsst.analysis.ap.legacy_fits`, without afw.
+    `lsst.analysis.ap.images.legacy_fits`, without afw.
     """
 
     def __init__(self, path: str) -> None:
@@ -243,15 +219,15 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
     """A reader of one dataset through a Butler.
 
     The dataset is looked up once, here; a missing one raises
-    `ExposureUnavailableError` naming it.
+    `ImageUnavailableError` naming it.
     """
     name = f"{dataset_type}@{dict(data_id)}"
     try:
         ref = butler.find_dataset(dataset_type, data_id)
     except Exception as error:
-        raise ExposureUnavailableError(f"cannot look up {name}: {error}") from error
+        raise ImageUnavailableError(f"cannot look up {name}: {error}") from error
     if ref is None:
-        raise ExposureUnavailableError(f"{name} not found in collections {list(butler.collections.defaults)}")
+        raise ImageUnavailableError(f"{name} not found in collections {list(butler.collections.defaults)}")
 
     def butler_get(component: str, parameters: Mapping[str, Any] | None) -> Any:
         return butler.get(ref.makeComponentRef(component), parameters=parameters)
@@ -279,3 +255,25 @@ def handle_plane_reader(handle: Any) -> PlaneReader:
         return PlaneReader(name=name, getter=handle_get)
     getter = _OpenArchiveGetter(uri, handle_get)
     return PlaneReader(name=name, getter=getter, closer=getter.close)
+
+
+def only_instrument(butler: Any) -> str | None:
+    """The repository's instrument when it has exactly one.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        The repository.
+
+    Returns
+    -------
+    instrument : `str` or `None`
+        Its only instrument's name, or `None` when it has none, several, or
+        cannot be queried.
+
+    """
+    try:
+        names = [record.name for record in butler.query_dimension_records("instrument")]
+    except Exception:
+        return None
+    return names[0] if len(names) == 1 else None

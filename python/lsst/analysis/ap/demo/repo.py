@@ -12,7 +12,7 @@ As in Rubin repositories, science images are `lsst.images.VisitImage`
 (``DifferenceImage``) and templates `lsst.images.MaskedImage`
 (``MaskedImageV2``).  Science and difference carry the visit's Gaussian PSF,
 its `~astro_metadata_translator.ObservationInfo` and the detector of the
-demo camera (`lsst.analysis.ap.demo_camera`).
+demo camera (`lsst.analysis.ap.demo.camera`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,15 @@ from lsst.images.cameras import CameraFrameSet, Detector
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
-from .demo_camera import RAFT, detector_name, make_camera_frame_set, make_detector
-from .demo_scene import (
-    AB_ZERO_POINT_NJY_MAG,
+from ..datasets import (
+    DEFAULT_DIA_SOURCE_TYPE,
+    DEFAULT_DIFFERENCE_TYPE,
+    DEFAULT_SCIENCE_TYPE,
+    DEFAULT_TEMPLATE_TYPE,
+)
+from ..display.annotation import AB_ZEROPOINT_NJY
+from .camera import RAFT, detector_name, make_camera_frame_set, make_detector
+from .scene import (
     EXPOSURE_TIME,
     MASK_PLANES,
     PIXEL_SCALE_ARCSEC,
@@ -76,10 +82,10 @@ _LOG = logging.getLogger(__name__)
 DEFAULT_COLLECTION = "DemoCam/runs/demo"
 """RUN collection holding every demo dataset."""
 
-SCIENCE_TYPE = "preliminary_visit_image"
-TEMPLATE_TYPE = "template_detector"
-DIFFERENCE_TYPE = "difference_image"
-DIA_SOURCE_TYPE = "dia_source_detector"
+SCIENCE_TYPE = DEFAULT_SCIENCE_TYPE
+TEMPLATE_TYPE = DEFAULT_TEMPLATE_TYPE
+DIFFERENCE_TYPE = DEFAULT_DIFFERENCE_TYPE
+DIA_SOURCE_TYPE = DEFAULT_DIA_SOURCE_TYPE
 IMAGE_DIMENSIONS = ("instrument", "visit", "detector")
 STORAGE_CLASSES = {
     SCIENCE_TYPE: "VisitImage",
@@ -303,7 +309,7 @@ def _summary_stats(scene: DetectorScene, size: int) -> ObservationSummaryStats:
         dec=float(dec),
         pixelScale=PIXEL_SCALE_ARCSEC,
         expTime=EXPOSURE_TIME,
-        zeroPoint=AB_ZERO_POINT_NJY_MAG,
+        zeroPoint=AB_ZEROPOINT_NJY,
         raCorners=tuple(float(a) for a in ra_corners),
         decCorners=tuple(float(d) for d in dec_corners),
     )

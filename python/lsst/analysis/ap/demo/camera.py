@@ -49,7 +49,7 @@ from lsst.images.cameras import (
 )
 from lsst.images.serialization import DetachedArchive
 
-from .demo_scene import PIXEL_SCALE_ARCSEC, DemoSpec, detector_offsets
+from .scene import PIXEL_SCALE_ARCSEC, DemoSpec, detector_offsets
 
 PIXEL_SIZE_MM = 0.01
 """Side of a (square) demo pixel in mm: 10 µm, as on the LSSTCam sensors."""

@@ -23,7 +23,8 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from lsst.images import XY, Box, SkyProjection
+from lsst.images import XY, Box, Interval, NoOverlapError, SkyProjection
+from lsst.images.utils import round_half_up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +68,8 @@ def stamp_box(x: float, y: float, size: int) -> StampBox:
     """
     if size < 1:
         raise ValueError(f"Stamp size must be at least 1 pixel, not {size}.")
-    cx = math.floor(x + 0.5)
-    cy = math.floor(y + 0.5)
+    cx = round_half_up(x)
+    cy = round_half_up(y)
     half = size // 2
     return StampBox(x0=cx - half, y0=cy - half, size=size)
 
@@ -78,16 +79,14 @@ def union_box(boxes: Iterable[StampBox], within: Box) -> Box | None:
 
     Returns `None` when none of the boxes overlaps ``within``.
     """
-    boxes = list(boxes)
+    boxes = [stamp.box for stamp in boxes]
     if not boxes:
         return None
-    x0 = max(min(b.x0 for b in boxes), within.x.start)
-    y0 = max(min(b.y0 for b in boxes), within.y.start)
-    x1 = min(max(b.x0 + b.size for b in boxes), within.x.stop)
-    y1 = min(max(b.y0 + b.size for b in boxes), within.y.stop)
-    if x0 >= x1 or y0 >= y1:
+    hull = Box(Interval.hull(*(b.y for b in boxes)), Interval.hull(*(b.x for b in boxes)))
+    try:
+        return hull.intersection(within)
+    except NoOverlapError:
         return None
-    return Box.from_shape((y1 - y0, x1 - x0), start=(y0, x0))
 
 
 def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = np.nan) -> np.ndarray:
@@ -112,14 +111,11 @@ def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = 
 
     """
     out = np.full((stamp.size, stamp.size), fill, dtype=np.float32)
-    x0 = max(stamp.x0, array_box.x.start)
-    y0 = max(stamp.y0, array_box.y.start)
-    x1 = min(stamp.x0 + stamp.size, array_box.x.stop)
-    y1 = min(stamp.y0 + stamp.size, array_box.y.stop)
-    if x0 < x1 and y0 < y1:
-        out[y0 - stamp.y0 : y1 - stamp.y0, x0 - stamp.x0 : x1 - stamp.x0] = array[
-            y0 - array_box.y.start : y1 - array_box.y.start, x0 - array_box.x.start : x1 - array_box.x.start
-        ]
+    try:
+        overlap = stamp.box.intersection(array_box)
+    except NoOverlapError:
+        return out
+    out[overlap.slice_within(stamp.box)] = array[overlap.slice_within(array_box)]
     return out
 
 

@@ -1,6 +1,6 @@
 """The documented matplotlib way of drawing a cutout triplet, and the
 original end-to-end way of making cutouts; used only as the baseline of
-`lsst.analysis.ap.benchmark`.
+`benchmarks.benchmark`.
 
 Nothing in the cutout task uses this module.  It reproduces what the task
 replaced, so that the benchmark compares against it in the same run on the
@@ -12,7 +12,7 @@ same sources:
   `~astropy.visualization.ImageNormalize` with an asinh stretch on min/max
   for the template and science and a linear stretch on zscale for the
   difference, a 1-arcsecond scale bar on every panel, the annotation texts
-  of `~lsst.analysis.ap.annotate.SourceAnnotation` (grey field labels, red
+  of `~lsst.analysis.ap.display.annotation.SourceAnnotation` (grey field labels, red
   labels of flagged fluxes, black values, coloured badges of set flags and
   grey ones of unset flags), saved with ``bbox_inches="tight"`` to PNG bytes.
 - `draw_original`: for each visit × detector, read the three *whole*
@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .annotate import BADGES, FLAGGED_RGB, SourceAnnotation
-from .exposures import IMAGE_ROLES, image_dataset_types
-from .render import PANEL_TITLES
-from .sources import group_by_exposure, standardize_sources
-from .stamps import cut_stamp, pixel_scale_arcsec, sky_to_pixel, stamp_box
+from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, PANEL_TITLES, image_dataset_types
+from lsst.analysis.ap.display.annotation import BADGES, FLAGGED_RGB, SourceAnnotation
+from lsst.analysis.ap.geometry import cut_stamp, pixel_scale_arcsec, sky_to_pixel, stamp_box
+from lsst.analysis.ap.sources import group_by_detector, standardize_sources
 
 _LABEL_COLOR = "dimgray"
 _GHOST_COLOR = "#c8c8c8"
@@ -262,7 +261,7 @@ def draw_original(
     *,
     sizes: Sequence[int] = (30,),
     add_metadata: bool = True,
-    science_image_type: str = "preliminary_visit_image",
+    science_image_type: str = DEFAULT_SCIENCE_TYPE,
     diff_image_type: str | None = None,
     max_draw_per_exposure: int | None = None,
 ) -> OriginalRun:
@@ -299,7 +298,7 @@ def draw_original(
     types = image_dataset_types(science_image_type, diff_image_type)
     sources = standardize_sources(sources, origin="DiaSource table")
     timings = []
-    for (instrument, visit, detector), group in group_by_exposure(sources):
+    for (instrument, visit, detector), group in group_by_detector(sources):
         data_id = {"instrument": instrument, "visit": int(visit), "detector": int(detector)}
         wall, cpu = time.perf_counter(), time.process_time()
         exposures = {role: butler.get(types[role], data_id) for role in IMAGE_ROLES}

@@ -4,14 +4,14 @@
 (fluxes in nJy) into an immutable record.  Nothing here draws: the record
 offers the formatted text of each field (`SourceAnnotation.fields`), the set
 badges (`SourceAnnotation.badges`) and plain text lines
-(`SourceAnnotation.lines`), and `lsst.analysis.ap.render` places them at
+(`SourceAnnotation.lines`), and `lsst.analysis.ap.display.renderer` places them at
 fixed positions on the cutout.
 
 Missing columns and NULL / NaN / ``pandas.NA`` values never raise: values
 are shown as `MISSING_TEXT` and flags count as not set.  The columns that
 were absent from the row are listed in `SourceAnnotation.missing_columns`
-(and `missing_annotation_columns` checks a table's columns once), so the
-caller can log them once rather than per source.
+(and `lsst.analysis.ap.sources.missing_optional_columns` checks a table's
+columns once), so the caller can log them once rather than per source.
 
 Badges (`BADGES`, fixed order; the colour table of the cutouts)
 --------------------------------------------------------------
@@ -40,6 +40,7 @@ red when their measurement failed: PSF <- ``psfFlux_flag``, ap <-
 from __future__ import annotations
 
 __all__ = (
+    "AB_ZEROPOINT_NJY",
     "BADGES",
     "BADGE_COLORS",
     "FLAGGED_RGB",
@@ -49,11 +50,10 @@ __all__ = (
     "BadgeSpec",
     "SourceAnnotation",
     "ab_magnitude",
-    "missing_annotation_columns",
 )
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -160,28 +160,6 @@ REQUESTED_COLUMNS: tuple[str, ...] = (
     + tuple(column for badge in BADGES for column in badge.columns)
 )
 """Every DiaSource column the annotation reads (``instrument`` aside)."""
-
-
-def missing_annotation_columns(columns: Iterable[str], *, with_instrument: bool = True) -> tuple[str, ...]:
-    """List the annotation columns a table lacks, to log them once.
-
-    Parameters
-    ----------
-    columns : iterable of `str`
-        Column names of the source table.
-    with_instrument : `bool`, optional
-        Also require an ``instrument`` column (pass `False` when the
-        instrument is known from elsewhere).
-
-    Returns
-    -------
-    missing : `tuple` [`str`, ...]
-        Requested columns not in ``columns``, in `REQUESTED_COLUMNS` order.
-
-    """
-    available = set(columns)
-    requested = (("instrument",) if with_instrument else ()) + REQUESTED_COLUMNS
-    return tuple(c for c in requested if c not in available)
 
 
 def _is_missing(value: Any) -> bool:

@@ -1,13 +1,13 @@
 """Speed and memory benchmark of the cutout job.
 
-Run as ``python -m lsst.analysis.ap.benchmark --output DIR [--quick]``
+Run as ``python -m benchmarks.benchmark --output DIR [--quick]``
 (``make bench``).  It builds realistic demo repositories once (cached under
 ``DIR/repos``, rebuilt only when their specification changes), then, in the
 same run, measures and prints one line per figure and writes every figure to
 ``DIR/benchmark.json``:
 
-1. render only: ms per triplet, `~lsst.analysis.ap.render.TripletRenderer`
-   against the matplotlib baseline (`lsst.analysis.ap.baseline`), on the
+1. render only: ms per triplet, `~lsst.analysis.ap.display.renderer.TripletRenderer`
+   against the matplotlib baseline (`benchmarks.baseline`), on the
    same stamps, for sizes [30] and [30, 64], metadata on and off;
 2. end to end through `PlotImageSubtractionCutoutsTask.run` from the Butler
    repository: sources/s with bbox reads and with whole-plane reads, on a
@@ -56,11 +56,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cutouts import CutoutSettings, whole_read_threshold
-from .demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, build_demo_repo
-from .demo_scene import DemoSpec
+from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
+from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
+from lsst.analysis.ap.demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, DemoSpec, build_demo_repo
 
 _CHILD_MARK = "BENCH_CHILD_RESULT "
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+"""Root of the source tree (``benchmarks`` is not installed; children import it from here)."""
 _HUGE = 1_000_000_000
 
 
@@ -453,8 +455,9 @@ def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[in
     """Read the three image planes of the visit × detector of ``sources``
     and cut ``sizes`` stamps of ``n`` of its sources (spread over the list).
     """
-    from .exposures import IMAGE_ROLES, butler_plane_reader, image_dataset_types
-    from .stamps import cut_stamp, stamp_box
+    from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
+    from lsst.analysis.ap.geometry import cut_stamp, stamp_box
+    from lsst.analysis.ap.images.butler import butler_plane_reader
 
     first = sources.iloc[0]
     data_id = {
@@ -462,7 +465,7 @@ def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[in
         "visit": int(first["visit"]),
         "detector": int(first["detector"]),
     }
-    types = image_dataset_types("preliminary_visit_image", None)
+    types = image_dataset_types(DEFAULT_SCIENCE_TYPE, None)
     take = np.unique(np.linspace(0, len(sources) - 1, min(n, len(sources))).astype(int))
     rows = sources.iloc[take].to_dict("records")
     with _Timer() as timer:
@@ -492,7 +495,10 @@ def cut_stamp_set(butler: Any, sources: pd.DataFrame, n: int, sizes: Sequence[in
 
 def _task_renderer(sizes: Sequence[int], add_metadata: bool, compress_level: int | None = None) -> Any:
     """The renderer the task builds with its default configuration."""
-    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, _renderer_factory
+    from lsst.analysis.ap.plotImageSubtractionCutouts import (
+        PlotImageSubtractionCutoutsConfig,
+        _renderer_factory,
+    )
 
     config = PlotImageSubtractionCutoutsConfig()
     config.add_metadata = add_metadata
@@ -518,7 +524,7 @@ def _time_calls(calls: Iterable[Callable[[], bytes]]) -> tuple[list[float], list
 
 def measure_render(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[str], None]) -> dict[str, Any]:
     """Figure 1: ms per triplet, ours against the matplotlib baseline."""
-    from .baseline import baseline_triplet_png
+    from benchmarks.baseline import baseline_triplet_png
 
     n = len(stamp_set.rows)
     m = min(plan.baseline_sources, n)
@@ -628,8 +634,8 @@ def _render_breakdown(stamp_set: StampSet, annotations: list) -> dict[str, Any]:
 
 def write_samples(stamp_set: StampSet, directory: Path) -> list[str]:
     """One PNG of ours and one of the baseline, to compare by eye."""
-    from .annotate import SourceAnnotation
-    from .baseline import baseline_triplet_png
+    from benchmarks.baseline import baseline_triplet_png
+    from lsst.analysis.ap.display.annotation import SourceAnnotation
 
     directory.mkdir(parents=True, exist_ok=True)
     row = stamp_set.rows[0]
@@ -663,7 +669,7 @@ def time_task_run(
 
     ``whole_read_min_sources`` `None` keeps the task's default.
     """
-    from .plotImageSubtractionCutouts import (
+    from lsst.analysis.ap.plotImageSubtractionCutouts import (
         PlotImageSubtractionCutoutsConfig,
         PlotImageSubtractionCutoutsTask,
     )
@@ -711,8 +717,8 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def time_original(butler: Any, sources: pd.DataFrame, output: Path, sample: int | None) -> dict[str, Any]:
-    """The original way on ``sources`` (see `lsst.analysis.ap.baseline.draw_original`)."""
-    from .baseline import draw_original
+    """The original way on ``sources`` (see `benchmarks.baseline.draw_original`)."""
+    from benchmarks.baseline import draw_original
 
     shutil.rmtree(output, ignore_errors=True)
     run = draw_original(butler, sources, output, max_draw_per_exposure=sample)
@@ -970,10 +976,13 @@ def run_child(
         "seed": seed,
         "packed": packed,
     }
-    command = [sys.executable, "-m", "lsst.analysis.ap.benchmark", "--child-run", json.dumps(params)]
+    command = [sys.executable, "-m", "benchmarks.benchmark", "--child-run", json.dumps(params)]
     if os.name == "posix" and Path("/bin/sh").exists():
         command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *command]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    path = os.pathsep.join(filter(None, [str(_REPOSITORY_ROOT), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
+    )
     for line in reversed(completed.stdout.splitlines()):
         if line.startswith(_CHILD_MARK):
             return json.loads(line[len(_CHILD_MARK) :])
@@ -1078,11 +1087,11 @@ def measure_scaling(
 
 def measure_png(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[str], None]) -> dict[str, Any]:
     """Figure 5: PNG bytes per triplet; compress_level 0-9 → ms and bytes
-    of `~lsst.analysis.ap.render.TripletRenderer.render_png` (30 px,
+    of `~lsst.analysis.ap.display.renderer.TripletRenderer.render_png` (30 px,
     metadata on), against the level-independent drawing alone
     (``render_indices``, when the renderer has it).
     """
-    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
+    from lsst.analysis.ap.plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
 
     default_level = PlotImageSubtractionCutoutsConfig().png_compress_level
     n = min(plan.png_sources, len(stamp_set.rows))
@@ -1136,7 +1145,7 @@ def measure_png(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[str]
 
 
 def _annotations(rows: Sequence[dict]) -> list:
-    from .annotate import SourceAnnotation
+    from lsst.analysis.ap.display.annotation import SourceAnnotation
 
     return [SourceAnnotation.from_row(row, instrument=str(row["instrument"])) for row in rows]
 
@@ -1153,7 +1162,7 @@ def measure_butler_read(
     from lsst.images import Box
 
     butler = _butler(repos["main"]["root"])
-    ref = next(iter(butler.query_datasets("difference_image", limit=1)))
+    ref = next(iter(butler.query_datasets(DEFAULT_DIFFERENCE_TYPE, limit=1)))
     height = repos["main"]["spec"]["image_size"]
     box = Box.from_shape((30, 30), start=(height // 2, height // 3))
     bbox_times, full_times = [], []
@@ -1279,7 +1288,7 @@ def run_benchmark(
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m lsst.analysis.ap.benchmark",
+        prog="python -m benchmarks.benchmark",
         description="Measure the speed and memory of the cutout job; write DIR/benchmark.json.",
     )
     parser.add_argument("--output", default="bench_output", help="Directory of repositories and results.")

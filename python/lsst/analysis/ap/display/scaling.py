@@ -20,6 +20,8 @@ from __future__ import annotations
 
 __all__ = (
     "CONSTANT_LEVEL",
+    "DEFAULT_SCALINGS",
+    "DEFAULT_SCALING_NAMES",
     "DIFFERENCE_SCALING",
     "INTERVAL_NAMES",
     "STRETCH_NAMES",
@@ -445,11 +447,28 @@ class DisplayScaling:
         return scale_stamp(array, self.interval, self.stretch)
 
 
-TEMPLATE_SCALING = DisplayScaling(MinMaxInterval(), AsinhStretch())
+DEFAULT_SCALING_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "template": ("minmax", "asinh"),
+        "science": ("minmax", "asinh"),
+        "difference": ("zscale", "linear"),
+    }
+)
+"""Default ``(interval, stretch)`` names of each panel, by role: template and
+science are an asinh stretch on min/max, the difference is linear on
+(robust) zscale.  The task's ``<role>_interval`` / ``<role>_stretch`` config
+fields default to these."""
+
+DEFAULT_SCALINGS: Mapping[str, DisplayScaling] = MappingProxyType(
+    {role: DisplayScaling.from_names(*names) for role, names in DEFAULT_SCALING_NAMES.items()}
+)
+"""Default scaling of each panel, by role (built from `DEFAULT_SCALING_NAMES`)."""
+
+TEMPLATE_SCALING = DEFAULT_SCALINGS["template"]
 """Default template panel scaling: asinh stretch on min/max."""
 
-SCIENCE_SCALING = DisplayScaling(MinMaxInterval(), AsinhStretch())
+SCIENCE_SCALING = DEFAULT_SCALINGS["science"]
 """Default science panel scaling: asinh stretch on min/max."""
 
-DIFFERENCE_SCALING = DisplayScaling(RobustZScaleInterval(), LinearStretch())
+DIFFERENCE_SCALING = DEFAULT_SCALINGS["difference"]
 """Default difference panel scaling: linear stretch on (robust) zscale."""

@@ -8,31 +8,31 @@ failure becomes a record with its reason.
 
 from __future__ import annotations
 
-__all__ = ("CutoutSettings", "ExposureCutouter", "make_exposure_records", "whole_read_threshold")
+__all__ = ("CutoutSettings", "DetectorCutouter", "make_detector_records", "whole_read_threshold")
 
 import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from lsst.images.utils import round_half_up
 
-from .annotate import SourceAnnotation
-from .exposures import IMAGE_ROLES, ExposureUnavailableError, PlaneReader
-from .manifest import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, records_frame
-from .output import OutputLayout, atomic_write_bytes, atomic_write_numpy
-from .render import TripletRenderer
+from .datasets import IMAGE_ROLES, ROLES
+from .display.annotation import SourceAnnotation
+from .display.renderer import TripletRenderer
+from .geometry import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
+from .images.butler import ImageUnavailableError, PlaneReader
+from .outputs.atomic import atomic_write_bytes, atomic_write_numpy
+from .outputs.paths import OutputLayout
+from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
 from .sources import missing_optional_columns
-from .stamps import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 
 _FAR_PIXELS = 1e8
 """Pixel coordinates beyond this are from a sky position far off the image
 (the projection may return huge or meaningless values there)."""
-
-_NUMPY_ROLE_NAMES = {"template": "temp", "science": "sci", "difference": "diff"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +82,12 @@ def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
 class SourceFailure(Exception):
     """A source that cannot be drawn; ``code`` classifies the reason."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ReasonCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-class ExposureCutouter:
+class DetectorCutouter:
     """Draws and writes the cutouts of the sources of one visit × detector.
 
     Parameters
@@ -135,24 +135,20 @@ class ExposureCutouter:
             self._footprint_renderers[size] = self._make_renderer((size,))
         return self._footprint_renderers[size]
 
-    def _record(self, row: Mapping[str, Any], status: str, code: str = "", reason: str = "") -> dict:
-        return {
-            "diaSourceId": int(row["diaSourceId"]),
-            "instrument": str(row["instrument"]),
-            "visit": int(row["visit"]),
-            "detector": int(row["detector"]),
-            "band": str(row["band"]) if "band" in row and pd.notna(row["band"]) else "",
-            "ra": float(row["ra"]),
-            "dec": float(row["dec"]),
-            "path": self.layout.image_relpath(int(row["diaSourceId"])),
-            "status": status,
-            "reason_code": code,
-            "reason": reason,
-            "output_path": str(self.layout.root),
-            "url_root": self.url_root or "",
-        }
+    def _record(
+        self, row: Mapping[str, Any], status: str, code: ReasonCode = ReasonCode.NONE, reason: str = ""
+    ) -> dict:
+        return make_record(
+            row,
+            status,
+            code,
+            reason,
+            path=self.layout.image_relpath(int(row["diaSourceId"])),
+            output_path=str(self.layout.root),
+            url_root=self.url_root,
+        )
 
-    def _fail(self, row: Mapping[str, Any], code: str, reason: str) -> dict:
+    def _fail(self, row: Mapping[str, Any], code: ReasonCode, reason: str) -> dict:
         self.log.warning(
             "diaSourceId=%d (visit %d, detector %d): %s",
             int(row["diaSourceId"]),
@@ -168,12 +164,12 @@ class ExposureCutouter:
         size = footprint_stamp_size(row.get("bboxSize"))
         if size is None:
             raise SourceFailure(
-                "no_footprint", "use_footprint is set but bboxSize is missing or not positive"
+                ReasonCode.NO_FOOTPRINT, "use_footprint is set but bboxSize is missing or not positive"
             )
         return (size,)
 
     def process(
-        self, sources: pd.DataFrame, readers: Mapping[str, PlaneReader] | ExposureUnavailableError
+        self, sources: pd.DataFrame, readers: Mapping[str, PlaneReader] | ImageUnavailableError
     ) -> pd.DataFrame:
         """Draw every source of ``sources`` (all of one visit × detector).
 
@@ -199,19 +195,19 @@ class ExposureCutouter:
             # An empty file (a crash between create and write on some file
             # systems) is not a finished PNG.
             if not self.settings.overwrite and path.exists() and path.stat().st_size > 0:
-                records.append(self._record(row, STATUS_SKIPPED, "exists", "PNG already present"))
+                records.append(self._record(row, STATUS_SKIPPED, ReasonCode.EXISTS, "PNG already present"))
             else:
                 todo.append(row)
         if not todo:
             return records_frame(records)
-        if isinstance(readers, ExposureUnavailableError):
+        if isinstance(readers, ImageUnavailableError):
             records.extend(self._fail_group(todo, readers))
             return records_frame(records)
         self._log_missing_columns(sources)
         try:
             try:
                 geometry = self._prepare(todo, readers)
-            except ExposureUnavailableError as error:
+            except ImageUnavailableError as error:
                 records.extend(self._fail_group(todo, error))
                 return records_frame(records)
             for row in todo:
@@ -221,7 +217,7 @@ class ExposureCutouter:
                 reader.release()
         return records_frame(records)
 
-    def _fail_group(self, todo: list[dict], error: ExposureUnavailableError) -> list[dict]:
+    def _fail_group(self, todo: list[dict], error: ImageUnavailableError) -> list[dict]:
         """Failure records of every source of a visit × detector whose images
         cannot be read, logged once for the group.
         """
@@ -233,10 +229,12 @@ class ExposureCutouter:
             error,
             len(todo),
         )
-        return [self._record(row, STATUS_FAILED, "missing_exposure", str(error)) for row in todo]
+        return [self._record(row, STATUS_FAILED, ReasonCode.MISSING_IMAGE, str(error)) for row in todo]
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
-        missing = tuple(c for c in missing_optional_columns(sources) if c not in self._missing_columns_logged)
+        missing = tuple(
+            c for c in missing_optional_columns(sources.columns) if c not in self._missing_columns_logged
+        )
         if missing:
             self._missing_columns_logged.update(missing)
             self.log.warning(
@@ -268,11 +266,13 @@ class ExposureCutouter:
     ) -> list[np.ndarray]:
         bbox = reader.bbox
         if not (np.isfinite(x) and np.isfinite(y)) or max(abs(x), abs(y)) > _FAR_PIXELS:
-            raise SourceFailure("off_image", f"sky position has no pixel position near the {role} image")
-        cx, cy = math.floor(x + 0.5), math.floor(y + 0.5)
-        if not (bbox.x.start <= cx < bbox.x.stop and bbox.y.start <= cy < bbox.y.stop):
             raise SourceFailure(
-                "off_image", f"centre ({x:.1f}, {y:.1f}) is off the {role} image (x {bbox.x}, y {bbox.y})"
+                ReasonCode.OFF_IMAGE, f"sky position has no pixel position near the {role} image"
+            )
+        if not bbox.contains(x=round_half_up(x), y=round_half_up(y)):
+            raise SourceFailure(
+                ReasonCode.OFF_IMAGE,
+                f"centre ({x:.1f}, {y:.1f}) is off the {role} image (x {bbox.x}, y {bbox.y})",
             )
         boxes: list[StampBox] = [stamp_box(x, y, size) for size in sizes]
         region = union_box(boxes, bbox)
@@ -280,7 +280,7 @@ class ExposureCutouter:
         array, array_box = reader.read(region)
         stamps = [cut_stamp(array, array_box, box) for box in boxes]
         if not any(np.isfinite(stamp).any() for stamp in stamps):
-            raise SourceFailure("no_data", f"the {role} stamp has no valid pixels (all NaN)")
+            raise SourceFailure(ReasonCode.NO_DATA, f"the {role} stamp has no valid pixels (all NaN)")
         return stamps
 
     def _draw_one(self, row: dict, readers: Mapping[str, PlaneReader], geometry: dict[str, Any]) -> dict:
@@ -304,22 +304,22 @@ class ExposureCutouter:
             png = renderer.render_png(stamps, annotation, geometry["scale"])
             dia_source_id = int(row["diaSourceId"])
             if self.settings.save_as_numpy:
-                for role in IMAGE_ROLES:
-                    for size, stamp in zip(sizes, per_role[role], strict=True):
-                        relpath = self.layout.numpy_relpath(dia_source_id, _NUMPY_ROLE_NAMES[role], size)
+                for role in ROLES:
+                    for size, stamp in zip(sizes, per_role[role.name], strict=True):
+                        relpath = self.layout.numpy_relpath(dia_source_id, role.tag, size)
                         atomic_write_numpy(self.layout.path(relpath), stamp)
             atomic_write_bytes(self.layout.path(self.layout.image_relpath(dia_source_id)), png)
         except SourceFailure as failure:
             return self._fail(row, failure.code, str(failure))
-        except ExposureUnavailableError as error:
-            return self._fail(row, "read_error", str(error))
+        except ImageUnavailableError as error:
+            return self._fail(row, ReasonCode.READ_ERROR, str(error))
         except Exception as error:  # one bad source never aborts the run
-            return self._fail(row, "error", f"{type(error).__name__}: {error}")
+            return self._fail(row, ReasonCode.ERROR, f"{type(error).__name__}: {error}")
         return self._record(row, STATUS_WRITTEN)
 
 
-def make_exposure_records(
-    cutouter: ExposureCutouter,
+def make_detector_records(
+    cutouter: DetectorCutouter,
     sources: pd.DataFrame,
     open_readers: Callable[[], Mapping[str, PlaneReader]],
 ) -> pd.DataFrame:
@@ -327,12 +327,7 @@ def make_exposure_records(
     sources; a missing image fails them all with its reason.
     """
     try:
-        readers: Mapping[str, PlaneReader] | ExposureUnavailableError = open_readers()
-    except ExposureUnavailableError as error:
+        readers: Mapping[str, PlaneReader] | ImageUnavailableError = open_readers()
+    except ImageUnavailableError as error:
         readers = error
     return cutouter.process(sources, readers)
-
-
-def output_root(path: str | Path) -> Path:
-    """Absolute output directory."""
-    return Path(path).expanduser().absolute()

@@ -1,12 +1,11 @@
-"""Where cutout files go, and writing them so that no partial file is ever
-left behind.
+"""Writing output files so that no partial file is ever left behind, and
+removing the temporaries of interrupted runs.
 """
 
 from __future__ import annotations
 
-__all__ = ("OutputLayout", "atomic_write_bytes", "atomic_write_numpy", "remove_stale_temporaries")
+__all__ = ("atomic_write_bytes", "atomic_write_numpy", "remove_stale_temporaries")
 
-import dataclasses
 import functools
 import io
 import os
@@ -16,48 +15,6 @@ from pathlib import Path
 import numpy as np
 
 _TEMP_SUFFIX = ".partial"
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-    """Paths of the files written for each DiaSource.
-
-    Parameters
-    ----------
-    root
-        Output directory.
-    chunk_size
-        Files are grouped in sub-directories named for
-        ``(diaSourceId // chunk_size) * chunk_size``; `None` writes all of
-        them to one directory.
-
-    """
-
-    root: Path
-    chunk_size: int | None = 10000
-
-    def chunk(self, dia_source_id: int) -> str:
-        """Name of the chunk directory of a source ('' when not chunked)."""
-        if self.chunk_size is None:
-            return ""
-        return str((int(dia_source_id) // self.chunk_size) * self.chunk_size)
-
-    def image_relpath(self, dia_source_id: int) -> str:
-        """Path of the PNG, relative to `root`, with '/' separators."""
-        parts = ["images", self.chunk(dia_source_id), f"{int(dia_source_id)}.png"]
-        return "/".join(part for part in parts if part)
-
-    def numpy_relpath(self, dia_source_id: int, role: str, size: int) -> str:
-        """Path of one saved stamp array, relative to `root`.
-
-        ``role`` is ``sci``, ``temp`` or ``diff``.
-        """
-        parts = ["numpy", self.chunk(dia_source_id), f"{int(dia_source_id)}_{role}_{size}.npy"]
-        return "/".join(part for part in parts if part)
-
-    def path(self, relpath: str) -> Path:
-        """Absolute path of a relative output path."""
-        return self.root / relpath
 
 
 @functools.cache

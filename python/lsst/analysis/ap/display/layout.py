@@ -1,0 +1,238 @@
+"""Where everything goes on a cutout canvas.
+
+Layout (top to bottom)::
+
+    [annotation block, if add_metadata: identity / position / fluxes / badges]
+    Template      Science       Difference        <- titles
+    [  size 0  ]  [  size 0  ]  [  size 0  ]
+    [  size 1  ]  [  size 1  ]  [  size 1  ]      <- one row per size
+
+Every position depends only on the configuration (sizes, add_metadata,
+panel_pixels), so the PNG size does too.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "BADGE_SIZE",
+    "BASELINE",
+    "FLAGGABLE_FIELDS",
+    "LABEL_SIZE",
+    "SCALE_BAR_INSET",
+    "SCALE_BAR_THICKNESS",
+    "SCALE_LABEL_SIZE",
+    "TITLE_HEIGHT",
+    "TITLE_SIZE",
+    "VALUE_SIZE",
+    "Box",
+    "CanvasLayout",
+    "Cell",
+    "layout_canvas",
+)
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .annotation import BADGES, MISSING_TEXT
+from .glyphs import GlyphCache, font
+
+# Distances in canvas pixels.
+_MARGIN = 8
+_GAP = 8
+TITLE_HEIGHT = 22
+_LINE_HEIGHT = 20
+BASELINE = 15
+_LABEL_GAP = 4
+_CELL_GAP = 10
+_BADGE_GAP = 6
+_BADGE_HEIGHT = 17
+_BADGE_PAD = 5
+SCALE_BAR_INSET = 6
+SCALE_BAR_THICKNESS = 3
+
+# Font sizes in pixels.
+VALUE_SIZE = 13
+LABEL_SIZE = 12
+TITLE_SIZE = 14
+BADGE_SIZE = 11
+SCALE_LABEL_SIZE = 12
+
+_FLUX_TEMPLATE = "-1.235e+06 ± 1.235e+06 nJy"
+# Annotation fields: (key, widest expected value).  Each line group starts
+# on a new line; it is made of units (tuples of fields) that wrap as a whole
+# when the canvas is too narrow for them.
+_FIELD_GROUPS: tuple[tuple[tuple[tuple[str, str], ...], ...], ...] = (
+    (
+        (("diaSourceId", "9" * 19),),
+        (("instrument", "LSSTComCamSim"),),
+        (("detector", "999"),),
+        (("visit", "9" * 13),),
+        (("band", "y"),),
+    ),
+    ((("ra", "359.999999"),), (("dec", "-89.999999"),), (("snr", "99999.9"),), (("chi2", "99999.99"),)),
+    ((("psf", _FLUX_TEMPLATE), ("psf_snr", "-9999.9")), (("ap", _FLUX_TEMPLATE), ("ap_snr", "-9999.9"))),
+    ((("total", _FLUX_TEMPLATE), ("total_snr", "-9999.9")), (("mag", "99.99"),)),
+)
+FLAGGABLE_FIELDS = ("psf", "ap", "total")
+"""Flux fields whose label turns red when their measurement flag is set."""
+_RELIABILITY_TEMPLATE = "0.999"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A canvas rectangle, half-open: columns ``[x0, x1)``, rows ``[y0, y1)``."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``(rows, columns)`` slices of the box in a canvas array."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return self.y1 - self.y0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The label and value boxes of one annotation field."""
+
+    key: str
+    label_box: Box
+    value_box: Box
+
+
+@dataclass(frozen=True)
+class CanvasLayout:
+    """The boxes of one renderer configuration."""
+
+    canvas_size: tuple[int, int]
+    """``(width, height)`` of every image, in pixels."""
+    title_top: int
+    """Top of the panel-title row."""
+    panel_boxes: tuple[tuple[Box, Box, Box], ...]
+    """Panel boxes, ``[size index][0=template, 1=science, 2=difference]``."""
+    badge_boxes: Mapping[str, Box]
+    """Box of each flag badge by name (empty without metadata)."""
+    cells: Mapping[str, Cell]
+    """Label and value boxes of each annotation field by key (empty without metadata)."""
+
+
+def layout_canvas(
+    n_rows: int,
+    add_metadata: bool,
+    panel_pixels: int,
+    value_glyphs: GlyphCache,
+    label_glyphs: GlyphCache,
+    labels: Mapping[str, str],
+) -> CanvasLayout:
+    """Place the annotation block, the titles and the panels.
+
+    Parameters
+    ----------
+    n_rows : `int`
+        Number of panel rows (stamp sizes).
+    add_metadata : `bool`
+        Whether the annotation block is drawn.
+    panel_pixels : `int`
+        Width and height of each panel box.
+    value_glyphs, label_glyphs : `~lsst.analysis.ap.display.glyphs.GlyphCache`
+        Glyphs of the value and label fonts (for text widths).
+    labels : `~collections.abc.Mapping` [`str`, `str`]
+        Label of each annotation field by key.
+
+    Returns
+    -------
+    layout : `CanvasLayout`
+        The boxes.
+
+    """
+    width = 2 * _MARGIN + 3 * panel_pixels + 2 * _GAP
+    y = _MARGIN
+    cells: dict[str, Cell] = {}
+    badge_boxes: dict[str, Box] = {}
+    if add_metadata:
+        y = _layout_annotation(width, y, cells, badge_boxes, value_glyphs, label_glyphs, labels) + _GAP // 2
+    title_top = y
+    y += TITLE_HEIGHT
+    panel_boxes = []
+    for _ in range(n_rows):
+        row = []
+        for column in range(3):
+            x0 = _MARGIN + column * (panel_pixels + _GAP)
+            row.append(Box(x0, y, x0 + panel_pixels, y + panel_pixels))
+        panel_boxes.append(tuple(row))
+        y += panel_pixels + _GAP
+    height = y - _GAP + _MARGIN
+    return CanvasLayout(
+        canvas_size=(width, height),
+        title_top=title_top,
+        panel_boxes=tuple(panel_boxes),
+        badge_boxes=MappingProxyType(badge_boxes),
+        cells=MappingProxyType(cells),
+    )
+
+
+def _layout_annotation(
+    width: int,
+    y: int,
+    cells: dict[str, Cell],
+    badge_boxes: dict[str, Box],
+    value_glyphs: GlyphCache,
+    label_glyphs: GlyphCache,
+    labels: Mapping[str, str],
+) -> int:
+    """Place annotation fields and badges; return the y below them."""
+    right = width - _MARGIN
+    missing_width = value_glyphs.width(MISSING_TEXT)
+
+    def cell_widths(key: str, template: str) -> tuple[int, int]:
+        label_w = math.ceil(label_glyphs.width(labels[key]))
+        value_w = math.ceil(max(value_glyphs.width(template), missing_width)) + 2
+        return label_w, value_w
+
+    def place_unit(x: int, y: int, unit: tuple[tuple[str, str], ...]) -> tuple[int, int]:
+        widths = [cell_widths(key, template) for key, template in unit]
+        unit_w = sum(lw + _LABEL_GAP + vw for lw, vw in widths) + _CELL_GAP * (len(unit) - 1)
+        if x > _MARGIN and x + unit_w > right:
+            x, y = _MARGIN, y + _LINE_HEIGHT
+        for (key, _), (label_w, value_w) in zip(unit, widths, strict=True):
+            if x > _MARGIN and x + label_w + _LABEL_GAP + value_w > right:
+                x, y = _MARGIN, y + _LINE_HEIGHT
+            vx = x + label_w + _LABEL_GAP
+            value_w = max(1, min(value_w, right - vx))
+            cells[key] = Cell(
+                key, Box(x, y, x + label_w, y + _LINE_HEIGHT), Box(vx, y, vx + value_w, y + _LINE_HEIGHT)
+            )
+            x = vx + value_w + _CELL_GAP
+        return x, y
+
+    for group in _FIELD_GROUPS:
+        x = _MARGIN
+        for unit in group:
+            x, y = place_unit(x, y, unit)
+        y += _LINE_HEIGHT
+    y += 2
+    x = _MARGIN
+    badge_font = font(BADGE_SIZE, bold=True)
+    top = (_LINE_HEIGHT - _BADGE_HEIGHT) // 2
+    for badge in BADGES:
+        w = math.ceil(badge_font.getlength(badge.name)) + 2 * _BADGE_PAD
+        if x > _MARGIN and x + w > right:
+            x, y = _MARGIN, y + _LINE_HEIGHT
+        badge_boxes[badge.name] = Box(x, y + top, x + w, y + top + _BADGE_HEIGHT)
+        x += w + _BADGE_GAP
+    x, y = place_unit(x + _CELL_GAP - _BADGE_GAP, y, (("reliability", _RELIABILITY_TEMPLATE),))
+    return y + _LINE_HEIGHT

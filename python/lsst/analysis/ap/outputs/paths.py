@@ -1,0 +1,55 @@
+"""Where the files of each DiaSource go in the output directory."""
+
+from __future__ import annotations
+
+__all__ = ("OutputLayout", "output_root")
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Paths of the files written for each DiaSource.
+
+    Parameters
+    ----------
+    root
+        Output directory.
+    chunk_size
+        Files are grouped in sub-directories named for
+        ``(diaSourceId // chunk_size) * chunk_size``; `None` writes all of
+        them to one directory.
+
+    """
+
+    root: Path
+    chunk_size: int | None = 10000
+
+    def chunk(self, dia_source_id: int) -> str:
+        """Name of the chunk directory of a source ('' when not chunked)."""
+        if self.chunk_size is None:
+            return ""
+        return str((int(dia_source_id) // self.chunk_size) * self.chunk_size)
+
+    def image_relpath(self, dia_source_id: int) -> str:
+        """Path of the PNG, relative to `root`, with '/' separators."""
+        parts = ["images", self.chunk(dia_source_id), f"{int(dia_source_id)}.png"]
+        return "/".join(part for part in parts if part)
+
+    def numpy_relpath(self, dia_source_id: int, role: str, size: int) -> str:
+        """Path of one saved stamp array, relative to `root`.
+
+        ``role`` is ``sci``, ``temp`` or ``diff``.
+        """
+        parts = ["numpy", self.chunk(dia_source_id), f"{int(dia_source_id)}_{role}_{size}.npy"]
+        return "/".join(part for part in parts if part)
+
+    def path(self, relpath: str) -> Path:
+        """Absolute path of a relative output path."""
+        return self.root / relpath
+
+
+def output_root(path: str | Path) -> Path:
+    """Absolute output directory."""
+    return Path(path).expanduser().absolute()

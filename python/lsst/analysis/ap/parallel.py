@@ -1,0 +1,130 @@
+"""Worker processes and progress of ``PlotImageSubtractionCutoutsTask.run``.
+
+Workers are started with the ``spawn`` method (they share nothing with the
+parent but their arguments): each builds one task, and so one renderer, and
+takes whole visit × detector groups, the largest first, one per call, so
+the load balances and progress is reported group by group.
+"""
+
+from __future__ import annotations
+
+__all__ = ("Progress", "draw_in_workers")
+
+import concurrent.futures
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+
+class Progress:
+    """Logs sources done and the rate, at most every ``every`` seconds.
+
+    Parameters
+    ----------
+    log : `logging.Logger`
+        Where to log.
+    total : `int`
+        Number of sources of the run.
+    enabled : `bool`
+        Whether to log at all.
+    every : `float`, optional
+        Least number of seconds between two messages (the last one is
+        always logged).
+
+    """
+
+    def __init__(self, log: Any, total: int, *, enabled: bool, every: float = 5.0) -> None:
+        self.log = log
+        self.total = total
+        self.enabled = enabled
+        self.every = every
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, records: pd.DataFrame) -> None:
+        """Count the sources of a finished group.
+
+        Parameters
+        ----------
+        records : `pandas.DataFrame`
+            Record table of the group.
+
+        """
+        self.done += len(records)
+        now = time.monotonic()
+        if self.enabled and (now - self.last >= self.every or self.done == self.total):
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            self.log.info(
+                "progress: %d/%d DiaSources (%.0f%%), %.1f/s",
+                self.done,
+                self.total,
+                100.0 * self.done / max(self.total, 1),
+                rate,
+            )
+
+
+_WORKER: dict[str, Any] = {}
+"""State of a worker process, set by `_start_worker`."""
+
+
+def _start_worker(task_class: type, config: Any, output_path: str, butler: Any) -> None:
+    """Worker-process initializer: one task (and renderer) per worker."""
+    logging.basicConfig(level=logging.INFO)
+    _WORKER["task"] = task_class(config=config, output_path=output_path)
+    _WORKER["butler"] = butler
+
+
+def _draw_group(group: pd.DataFrame) -> pd.DataFrame:
+    """Worker-process entry point: draw one visit × detector group."""
+    return _WORKER["task"].drawGroups(_WORKER["butler"], [group])
+
+
+def draw_in_workers(
+    task: Any,
+    butler: Any,
+    groups: Sequence[pd.DataFrame],
+    njobs: int,
+    on_group: Callable[[pd.DataFrame], None],
+) -> list[pd.DataFrame]:
+    """Draw visit × detector groups in ``njobs`` spawned worker processes.
+
+    Parameters
+    ----------
+    task : `~lsst.analysis.ap.plotImageSubtractionCutouts.PlotImageSubtractionCutoutsTask`
+        The task; each worker builds one like it (same class, config and
+        output directory).
+    butler : `lsst.daf.butler.Butler`
+        Butler the workers read the images with (pickled to each worker).
+    groups : sequence of `pandas.DataFrame`
+        Standardized sources, one frame per visit × detector.
+    njobs : `int`
+        Number of worker processes.
+    on_group : callable
+        Called with the record table of each group as it finishes.
+
+    Returns
+    -------
+    frames : `list` [`pandas.DataFrame`]
+        Record tables of the groups, in the order they finished.
+
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=njobs,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(type(task), task.config, str(task.output_path), butler),
+    ) as pool:
+        # Largest groups first, one visit × detector per task: the load
+        # balances and progress is reported group by group.
+        futures = [pool.submit(_draw_group, group) for group in sorted(groups, key=len, reverse=True)]
+        frames = []
+        for future in concurrent.futures.as_completed(futures):
+            frames.append(future.result())
+            on_group(frames[-1])
+    return frames

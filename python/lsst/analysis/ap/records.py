@@ -1,0 +1,205 @@
+"""The per-source record: one row for every DiaSource a run was given,
+saying whether its PNG was written, skipped or failed, and why.
+
+Every unit of work (a quantum, a worker, a Python call) returns a record
+table with the columns of `RECORD_COLUMNS`; the manifests, the failure list
+and the summary are always built from the union of those tables
+(`lsst.analysis.ap.outputs.manifests`).  This module is the only place that
+defines the columns, the statuses, the reason codes and how one row is
+built.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "RECORD_COLUMNS",
+    "STATUS_FAILED",
+    "STATUS_SKIPPED",
+    "STATUS_WRITTEN",
+    "ReasonCode",
+    "empty_records",
+    "make_record",
+    "records_frame",
+    "summarize",
+)
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+STATUS_WRITTEN = "written"
+"""The PNG was drawn and written by this run."""
+
+STATUS_SKIPPED = "skipped"
+"""The PNG was already present and was kept (resume)."""
+
+STATUS_FAILED = "failed"
+"""No PNG: see the record's reason."""
+
+
+class ReasonCode(enum.StrEnum):
+    """Short machine-readable class of a record's reason (``reason_code``).
+
+    The values are written to ``records.csv``, ``failures.csv`` and
+    ``summary.json``; they do not change.
+    """
+
+    NONE = ""
+    """Written: no reason."""
+    EXISTS = "exists"
+    """Skipped: the PNG is already present."""
+    MISSING_IMAGE = "missing_exposure"
+    """An image of the visit × detector is missing or cannot be opened (or,
+    in the gather step, the visit × detector's cutout quantum did not run)."""
+    NO_FOOTPRINT = "no_footprint"
+    """``use_footprint`` is set but the source has no usable ``bboxSize``."""
+    OFF_IMAGE = "off_image"
+    """The source's centre is not on one of the images."""
+    NO_DATA = "no_data"
+    """A stamp has no valid pixel."""
+    READ_ERROR = "read_error"
+    """Reading the stamp's pixels failed."""
+    ERROR = "error"
+    """Any other error while drawing or writing the source."""
+
+
+RECORD_COLUMNS: Mapping[str, str] = {
+    "diaSourceId": "int64",
+    "instrument": "object",
+    "visit": "int64",
+    "detector": "int64",
+    "band": "object",
+    "ra": "float64",
+    "dec": "float64",
+    "path": "object",
+    "status": "object",
+    "reason_code": "object",
+    "reason": "object",
+    "output_path": "object",
+    "url_root": "object",
+}
+"""Columns of a record table, with their types.
+
+``path`` is the PNG path relative to ``output_path`` (empty when the source
+had no place in an output directory); ``reason_code`` is a `ReasonCode`
+value and ``reason`` the human-readable detail.
+"""
+
+_INTEGER_COLUMNS = tuple(name for name, dtype in RECORD_COLUMNS.items() if dtype == "int64")
+
+
+def make_record(
+    row: Mapping[str, Any],
+    status: str,
+    code: ReasonCode | str = ReasonCode.NONE,
+    reason: str = "",
+    *,
+    path: str,
+    output_path: str,
+    url_root: str | None,
+) -> dict[str, Any]:
+    """The record of one source.
+
+    Parameters
+    ----------
+    row : `~collections.abc.Mapping` [`str`, `~typing.Any`]
+        The standardized DiaSource (``diaSourceId``, ``instrument``,
+        ``visit``, ``detector``, ``ra``, ``dec``, optional ``band``).
+    status : `str`
+        `STATUS_WRITTEN`, `STATUS_SKIPPED` or `STATUS_FAILED`.
+    code : `ReasonCode` or `str`, optional
+        Class of the reason.
+    reason : `str`, optional
+        Human-readable reason.
+    path : `str`
+        PNG path relative to ``output_path`` (``""`` for none).
+    output_path : `str`
+        Output directory of the run.
+    url_root : `str` or `None`
+        URL the output directory is served from.
+
+    Returns
+    -------
+    record : `dict` [`str`, `~typing.Any`]
+        One value per column of `RECORD_COLUMNS`.
+
+    """
+    band = row["band"] if "band" in row else None
+    return {
+        "diaSourceId": int(row["diaSourceId"]),
+        "instrument": str(row["instrument"]),
+        "visit": int(row["visit"]),
+        "detector": int(row["detector"]),
+        "band": str(band) if band is not None and pd.notna(band) else "",
+        "ra": float(row["ra"]),
+        "dec": float(row["dec"]),
+        "path": path,
+        "status": status,
+        "reason_code": str(code),
+        "reason": reason,
+        "output_path": output_path,
+        "url_root": url_root or "",
+    }
+
+
+def empty_records() -> pd.DataFrame:
+    """A record table with no rows and the right columns.
+
+    Returns
+    -------
+    records : `pandas.DataFrame`
+        The empty table.
+
+    """
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in RECORD_COLUMNS.items()})
+
+
+def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Record table from a list of records made by `make_record`.
+
+    Parameters
+    ----------
+    rows : `list` [`dict` [`str`, `~typing.Any`]]
+        The records.
+
+    Returns
+    -------
+    records : `pandas.DataFrame`
+        The table, with the columns of `RECORD_COLUMNS`.
+
+    """
+    if not rows:
+        return empty_records()
+    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    for name in _INTEGER_COLUMNS:
+        frame[name] = frame[name].astype("int64")
+    return frame
+
+
+def summarize(records: pd.DataFrame) -> dict[str, Any]:
+    """Counts of written, skipped and failed sources, failures by reason.
+
+    Parameters
+    ----------
+    records : `pandas.DataFrame`
+        A record table.
+
+    Returns
+    -------
+    summary : `dict` [`str`, `~typing.Any`]
+        ``total``, ``written``, ``skipped``, ``failed`` and
+        ``failed_by_reason`` (reason code -> count, sorted by code).
+
+    """
+    counts = Counter(records["status"])
+    failed = records[records["status"] == STATUS_FAILED]
+    return {
+        "total": int(len(records)),
+        "written": int(counts.get(STATUS_WRITTEN, 0)),
+        "skipped": int(counts.get(STATUS_SKIPPED, 0)),
+        "failed": int(counts.get(STATUS_FAILED, 0)),
+        "failed_by_reason": {str(k): int(v) for k, v in sorted(Counter(failed["reason_code"]).items())},
+    }
