@@ -222,7 +222,10 @@ def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_
     )
     assert resumed.returncode == 0, resumed.stderr
     counts = summary_counts(resumed.stdout)
-    assert counts["skipped"] == len(partial)
+    # PNGs of visit × detectors finished before the kill are kept; those of
+    # the one being drawn have no record of how they were drawn: redrawn.
+    assert counts["skipped"] <= len(partial)
+    assert counts["written"] + counts["skipped"] == len(reference)
     final = png_files(output)
     assert sorted(final) == sorted(reference)
     for name, path in final.items():

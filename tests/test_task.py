@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import lsst.daf.butler as dafButler
@@ -491,6 +492,7 @@ def test_resume_rewrites_only_missing_pngs(tmp_path, baseline, butler):
     # A temporary file left by a killed writer is cleaned up.
     stale = files[removed[0]].parent / f".{removed[0]}.png.abc123.partial"
     stale.write_bytes(b"\x89PNG half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     result = run_task(baseline.data, butler, output, save_as_numpy=True, url_root=URL_ROOT + "/")
     assert sorted(result.written) == removed
     assert sorted(result.skipped) == sorted(set(baseline.result.written) - set(removed))

@@ -25,8 +25,10 @@ from .display.annotation import SourceAnnotation
 from .display.renderer import TripletRenderer
 from .geometry import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 from .images.butler import ImageUnavailableError, PlaneReader
-from .outputs.atomic import atomic_write_bytes, atomic_write_numpy
+from .outputs.atomic import numpy_bytes
+from .outputs.ledger import Ledger, PriorDrawing, group_part_path
 from .outputs.paths import OutputLayout
+from .outputs.store import OutputError, OutputStore
 from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
 from .sources import missing_optional_columns
 
@@ -53,6 +55,9 @@ class CutoutSettings:
         chooses by `whole_read_threshold`.
     overwrite
         Redraw sources whose PNG exists (otherwise they are skipped).
+    drawing
+        Key of the display configuration: an existing PNG is kept only when
+        its record says it was drawn with the same key.
 
     """
 
@@ -61,6 +66,7 @@ class CutoutSettings:
     save_as_numpy: bool = False
     whole_read_min_sources: int | None = None
     overwrite: bool = False
+    drawing: str = ""
 
 
 def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
@@ -99,6 +105,11 @@ class DetectorCutouter:
         ``use_footprint``: a renderer per footprint size is made on demand).
     layout
         Output paths.
+    store
+        The output directory, where the files and record files go.
+    token
+        Writer token of this run (`lsst.analysis.ap.outputs.ledger.run_token`),
+        naming its record files.
     url_root
         Recorded with each source for the manifests.
     log
@@ -113,6 +124,8 @@ class DetectorCutouter:
         settings: CutoutSettings,
         renderer: TripletRenderer | None,
         layout: OutputLayout,
+        store: OutputStore,
+        token: str,
         *,
         url_root: str | None,
         log: logging.Logger | Any,
@@ -121,6 +134,9 @@ class DetectorCutouter:
         self.settings = settings
         self.renderer = renderer
         self.layout = layout
+        self.store = store
+        self.ledger = Ledger(store)
+        self.token = token
         self.url_root = url_root
         self.log = log
         self._make_renderer = make_renderer
@@ -144,7 +160,7 @@ class DetectorCutouter:
             code,
             reason,
             path=self.layout.image_relpath(int(row["diaSourceId"])),
-            output_path=str(self.layout.root),
+            output_path=self.store.location,
             url_root=self.url_root,
         )
 
@@ -190,32 +206,101 @@ class DetectorCutouter:
         """
         records: list[dict] = []
         todo = []
-        for row in sources.to_dict("records"):
-            path = self.layout.path(self.layout.image_relpath(row["diaSourceId"]))
-            # An empty file (a crash between create and write on some file
-            # systems) is not a finished PNG.
-            if not self.settings.overwrite and path.exists() and path.stat().st_size > 0:
-                records.append(self._record(row, STATUS_SKIPPED, ReasonCode.EXISTS, "PNG already present"))
+        rows = sources.to_dict("records")
+        prior = self._prior_drawings(rows[0]) if rows and not self.settings.overwrite else {}
+        redrawn = {"other": 0, "unknown": 0, "damaged": 0}
+        for row in rows:
+            keep = self._keep_existing(row, prior.get(int(row["diaSourceId"])), redrawn)
+            if keep is not None:
+                records.append(
+                    {
+                        **self._record(row, STATUS_SKIPPED, ReasonCode.EXISTS, "PNG already present"),
+                        "drawing": keep.drawing,
+                        "png_size": keep.png_size,
+                    }
+                )
             else:
                 todo.append(row)
-        if not todo:
-            return records_frame(records)
-        if isinstance(readers, ImageUnavailableError):
-            records.extend(self._fail_group(todo, readers))
-            return records_frame(records)
+        self._log_redrawn(rows, redrawn)
+        if todo:
+            if isinstance(readers, ImageUnavailableError):
+                records.extend(self._fail_group(todo, readers))
+            else:
+                records.extend(self._process_readable(sources, todo, readers))
+        if records:
+            first = records[0]
+            # This visit × detector's records, in a file of their own: what
+            # this writer drew stays known whatever other writers do.
+            self.ledger.write_part(
+                group_part_path(first["instrument"], first["visit"], first["detector"], self.token),
+                pd.DataFrame(records),
+            )
+        return records_frame(records)
+
+    def _prior_drawings(self, row: Mapping[str, Any]) -> dict[int, PriorDrawing]:
+        return self.ledger.prior_drawings(str(row["instrument"]), int(row["visit"]), int(row["detector"]))
+
+    def _keep_existing(
+        self, row: Mapping[str, Any], prior: PriorDrawing | None, redrawn: dict[str, int]
+    ) -> PriorDrawing | None:
+        """The record of an existing PNG to keep (resume), or `None` to draw
+        it: kept only when its record says it was drawn with this display
+        configuration, its size is the recorded one and it is a PNG.
+        """
+        if self.settings.overwrite:
+            return None
+        relpath = self.layout.image_relpath(row["diaSourceId"])
+        size = self.store.size(relpath)
+        # An empty file (a crash between create and write on some file
+        # systems) is not a finished PNG.
+        if not size:
+            return None
+        if prior is None:
+            redrawn["unknown"] += 1
+            return None
+        if prior.drawing != self.settings.drawing:
+            redrawn["other"] += 1
+            return None
+        if prior.png_size != size or (self.store.is_local and not self.store.is_png(relpath)):
+            redrawn["damaged"] += 1
+            return None
+        return prior
+
+    def _log_redrawn(self, rows: list[dict], redrawn: dict[str, int]) -> None:
+        if not any(redrawn.values()):
+            return
+        first = rows[0]
+        why = {
+            "other": "drawn with another display configuration",
+            "unknown": "with no record of how they were drawn (an interrupted run, or not ours)",
+            "damaged": "not the PNG that was recorded (damaged or replaced)",
+        }
+        for kind, count in redrawn.items():
+            if count:
+                self.log.warning(
+                    "visit %d detector %d: %d existing PNG(s) %s are redrawn",
+                    int(first["visit"]),
+                    int(first["detector"]),
+                    count,
+                    why[kind],
+                )
+
+    def _process_readable(
+        self, sources: pd.DataFrame, todo: list[dict], readers: Mapping[str, PlaneReader]
+    ) -> list[dict]:
+        records: list[dict] = []
         self._log_missing_columns(sources)
         try:
             try:
                 geometry = self._prepare(todo, readers)
             except ImageUnavailableError as error:
-                records.extend(self._fail_group(todo, error))
-                return records_frame(records)
+                return self._fail_group(todo, error)
             for row in todo:
                 records.append(self._draw_one(row, readers, geometry))
         finally:
             for reader in readers.values():
                 reader.release()
-        return records_frame(records)
+        return records
 
     def _fail_group(self, todo: list[dict], error: ImageUnavailableError) -> list[dict]:
         """Failure records of every source of a visit × detector whose images
@@ -307,15 +392,20 @@ class DetectorCutouter:
                 for role in ROLES:
                     for size, stamp in zip(sizes, per_role[role.name], strict=True):
                         relpath = self.layout.numpy_relpath(dia_source_id, role.tag, size)
-                        atomic_write_numpy(self.layout.path(relpath), stamp)
-            atomic_write_bytes(self.layout.path(self.layout.image_relpath(dia_source_id)), png)
+                        self.store.write(relpath, numpy_bytes(stamp))
+            self.store.write(self.layout.image_relpath(dia_source_id), png)
         except SourceFailure as failure:
             return self._fail(row, failure.code, str(failure))
         except ImageUnavailableError as error:
             return self._fail(row, ReasonCode.READ_ERROR, str(error))
+        except OutputError:
+            # The output directory cannot be written (full, read-only,
+            # unreachable): not this source's fault, and every other
+            # source would fail the same way.
+            raise
         except Exception as error:  # one bad source never aborts the run
             return self._fail(row, ReasonCode.ERROR, f"{type(error).__name__}: {error}")
-        return self._record(row, STATUS_WRITTEN)
+        return {**self._record(row, STATUS_WRITTEN), "drawing": self.settings.drawing, "png_size": len(png)}
 
 
 def make_detector_records(

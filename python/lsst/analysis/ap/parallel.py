@@ -72,10 +72,12 @@ _WORKER: dict[str, Any] = {}
 """State of a worker process, set by `_start_worker`."""
 
 
-def _start_worker(task_class: type, config: Any, output_path: str, butler: Any) -> None:
-    """Worker-process initializer: one task (and renderer) per worker."""
+def _start_worker(task_class: type, config: Any, output_path: str, token: str, butler: Any) -> None:
+    """Worker-process initializer: one task (and renderer) per worker,
+    writing record files under the parent run's token.
+    """
     logging.basicConfig(level=logging.INFO)
-    _WORKER["task"] = task_class(config=config, output_path=output_path)
+    _WORKER["task"] = task_class(config=config, output_path=output_path, writer_token=token)
     _WORKER["butler"] = butler
 
 
@@ -118,7 +120,7 @@ def draw_in_workers(
         max_workers=njobs,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(type(task), task.config, str(task.output_path), butler),
+        initargs=(type(task), task.config, str(task.output_path), task.writer_token, butler),
     ) as pool:
         # Largest groups first, one visit × detector per task: the load
         # balances and progress is reported group by group.

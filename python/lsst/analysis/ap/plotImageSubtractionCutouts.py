@@ -14,6 +14,8 @@ __all__ = (
 )
 
 import dataclasses
+import hashlib
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -38,9 +40,10 @@ from .datasets import (
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .images.butler import butler_plane_reader, handle_plane_reader, only_instrument
-from .outputs.atomic import remove_stale_temporaries
+from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import write_manifests
-from .outputs.paths import OutputLayout, output_root
+from .outputs.paths import OutputLayout
+from .outputs.store import OutputStore, resolve_output_location
 from .parallel import Progress, draw_in_workers
 from .records import (
     STATUS_FAILED,
@@ -185,7 +188,10 @@ class PlotImageSubtractionCutoutsConfig(
         optional=True,
     )
     output_path = pexConfig.Field[str](
-        doc="Directory the cutouts are written to (the output_path constructor argument overrides it).",
+        doc="Directory the cutouts are written to: a local path or any lsst-resources URI (file://, "
+        "s3://, ...).  A relative path is made absolute when the configuration is validated (when a "
+        "quantum graph is built: at submission), so every job writes into one directory.  The "
+        "output_path constructor argument overrides it.",
         default=None,
         optional=True,
     )
@@ -232,12 +238,49 @@ class PlotImageSubtractionCutoutsConfig(
             raise pexConfig.FieldValidationError(
                 type(self).colormap, self, f"unknown matplotlib colormap {self.colormap!r}"
             )
+        if self.output_path is not None:
+            # Resolved once, here: validate() runs when the pipeline graph is
+            # built (pipetask qgraph, bps submit), before the configuration is
+            # frozen and stored with the graph, so every quantum, in whatever
+            # working directory, writes to the same place.
+            resolved = OutputStore(resolve_output_location(self.output_path)).location
+            if resolved != self.output_path:
+                self.output_path = resolved
         if self.chunk_size is not None and not _is_power_of_ten(self.chunk_size):
             raise pexConfig.FieldValidationError(
                 type(self).chunk_size,
                 self,
                 f"must be a power of ten (1, 10, 100, …) or None, not {self.chunk_size}",
             )
+
+
+_NOT_DRAWING_FIELDS = frozenset(
+    {
+        "output_path",
+        "url_root",
+        "chunk_size",
+        "save_as_numpy",
+        "whole_read_min_sources",
+        "overwrite",
+        "connections",
+        "saveLogOutput",
+        "saveMetadata",
+    }
+)
+"""Configuration fields that do not change how a PNG looks."""
+
+
+def drawing_key(config: PlotImageSubtractionCutoutsConfig) -> str:
+    """Key of the display configuration: two configurations with the same
+    key draw the same PNG of a source.
+
+    Every field counts except those of `_NOT_DRAWING_FIELDS` (where files
+    go, manifests, reading strategy), so a display field added later counts
+    without being listed.
+    """
+    fields = {name: value for name, value in config.toDict().items() if name not in _NOT_DRAWING_FIELDS}
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _renderer_factory(
@@ -282,7 +325,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
     _DefaultName = "plotImageSubtractionCutouts"
     config: PlotImageSubtractionCutoutsConfig
 
-    def __init__(self, *, output_path: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, output_path: str | Path | None = None, writer_token: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         path = output_path if output_path is not None else self.config.output_path
         if path is None:
@@ -290,15 +335,24 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
                 "No output directory: pass output_path= or set config.output_path "
                 "(on the command line: -c plotImageSubtractionCutouts:output_path=DIR)."
             )
-        self._output_path = output_root(path)
+        self._store = OutputStore(path)
+        # Names this run's record files; worker processes share their parent's.
+        self._token = writer_token or run_token()
         self._make_renderer = _renderer_factory(self.config)
         # Footprint stamps get a renderer per size, made as sizes are met.
         self._renderer = None if self.config.use_footprint else self._make_renderer(tuple(self.config.sizes))
 
     @property
-    def output_path(self) -> Path:
-        """Directory the cutouts are written to."""
-        return self._output_path
+    def output_path(self) -> Path | str:
+        """Directory the cutouts are written to (a `~pathlib.Path` when
+        local, else the URI).
+        """
+        return self._store.local_path() if self._store.is_local else self._store.location
+
+    @property
+    def writer_token(self) -> str:
+        """Token naming this run's record files."""
+        return self._token
 
     def _settings(self) -> CutoutSettings:
         return CutoutSettings(
@@ -307,13 +361,16 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             save_as_numpy=self.config.save_as_numpy,
             whole_read_min_sources=self.config.whole_read_min_sources,
             overwrite=self.config.overwrite,
+            drawing=drawing_key(self.config),
         )
 
     def _cutouter(self) -> DetectorCutouter:
         return DetectorCutouter(
             self._settings(),
             self._renderer,
-            OutputLayout(self._output_path, self.config.chunk_size),
+            OutputLayout(self._store.location, self.config.chunk_size),
+            self._store,
+            self._token,
             url_root=self.config.url_root,
             log=self.log,
             make_renderer=self._make_renderer,
@@ -401,8 +458,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
             instrument = only_instrument(butler)
         sources = standardize_sources(data, instrument=instrument, origin=origin)
-        self._output_path.mkdir(parents=True, exist_ok=True)
-        stale = remove_stale_temporaries(self._output_path)
+        self.check_output()
+        stale = self._store.sweep_temporaries(("images", "numpy", "records"))
         if stale:
             self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
         groups = [frame for _, frame in group_by_detector(sources)]
@@ -463,9 +520,20 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
                 on_group(frames[-1])
         return pd.concat([empty_records(), *frames], ignore_index=True)
 
+    def check_output(self) -> None:
+        """Check, before any work, that the output directory can be written.
+
+        Raises
+        ------
+        lsst.analysis.ap.outputs.store.OutputError
+            Raised with the directory and the cause when it cannot.
+
+        """
+        self._store.check_writable()
+
     def finish(self, records: pd.DataFrame) -> pipeBase.Struct:
         """Write manifests, failure list and summary for ``records``."""
-        files = write_manifests(records, self._output_path, self.config.url_root)
+        files = write_manifests(records, self._store, self.config.url_root, token=self._token)
         summary = summarize(records)
         self.log.info(
             "Cutouts: %d written, %d skipped (already present), %d failed%s",
@@ -597,8 +665,16 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
                         instrument,
                         len(sources),
                     )
+        token = run_token()
         for (output_path, url_root), part in table.groupby(["output_path", "url_root"], dropna=False):
-            write_manifests(part, Path(output_path), url_root or None)
+            store = OutputStore(output_path)
+            # The cutout quanta wrote their own record files; the sources of
+            # the visit × detectors without a quantum get theirs here.
+            missing = part[part["path"] == ""]
+            ledger = Ledger(store)
+            for (instrument, visit, detector), group in missing.groupby(["instrument", "visit", "detector"]):
+                ledger.write_part(group_part_path(instrument, visit, detector, token), group)
+            write_manifests(None, store, url_root or None)
             summary = summarize(part)
             self.log.info(
                 "%s: %d written, %d skipped, %d failed %s",

@@ -1,20 +1,58 @@
-"""Writing output files so that no partial file is ever left behind, and
-removing the temporaries of interrupted runs.
+"""Writing local files so that no partial file is ever left behind, and
+removing the temporaries of interrupted writers.
+
+A file is written to a temporary name in its final directory and renamed
+into place.  Temporary names carry the writer's host, PID namespace, PID
+and a random token (``.<name>.<host>.<pidns>.<pid>.<random>.partial``), so
+that the sweep of temporaries left by killed runs never removes a file that
+a writer on another host, or in another container, is still writing.
 """
 
 from __future__ import annotations
 
-__all__ = ("atomic_write_bytes", "atomic_write_numpy", "remove_stale_temporaries")
+__all__ = (
+    "STALE_TEMPORARY_SECONDS",
+    "TEMP_SUFFIX",
+    "atomic_write_bytes",
+    "numpy_bytes",
+    "temporary_is_stale",
+    "writer_tag",
+)
 
 import functools
 import io
 import os
+import socket
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-_TEMP_SUFFIX = ".partial"
+TEMP_SUFFIX = ".partial"
+"""Suffix of the temporary files of local writes."""
+
+STALE_TEMPORARY_SECONDS = 3600.0
+"""Age after which a temporary file is stale whoever wrote it: one file write
+never takes that long, so its writer is gone."""
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname().replace(".", "-").replace("/", "-") or "host"
+
+
+@functools.cache
+def _pid_namespace() -> str:
+    """Identifier of this process's PID namespace ("0" where unknown)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def writer_tag() -> str:
+    """``host.pidns.pid`` of this process, as used in temporary names."""
+    return f"{_host()}.{_pid_namespace()}.{os.getpid()}"
 
 
 @functools.cache
@@ -29,12 +67,11 @@ def _file_mode() -> int:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
-    directory and an atomic rename, so readers (and re-runs after a crash)
-    see either the whole file or none.
+    directory and a rename; on any error the temporary is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX
+        dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=TEMP_SUFFIX
     )
     try:
         with os.fdopen(fd, "wb") as stream:
@@ -49,44 +86,44 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_numpy(path: Path, array: np.ndarray) -> None:
-    """Save ``array`` in ``.npy`` format atomically."""
+def temporary_is_stale(temp: Path, now: float, stale_after: float) -> bool:
+    """Whether a temporary file was left by a writer that is gone.
+
+    It is when it is older than ``stale_after`` seconds, or when its writer
+    ran on this host, in this PID namespace, and that process has ended.
+    A writer on another host or in another PID namespace is never judged by
+    its PID (the number means nothing here).
+    """
+    try:
+        age = now - temp.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > stale_after:
+        return True
+    fields = temp.name.split(".")
+    # .<name>.<host>.<pidns>.<pid>.<random>.partial
+    if len(fields) < 6:
+        return False
+    host, namespace, pid = fields[-5], fields[-4], fields[-3]
+    if host != _host() or namespace != _pid_namespace():
+        return False
+    try:
+        pid_number = int(pid)
+    except ValueError:
+        return False
+    if pid_number == os.getpid():
+        return False
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def numpy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in ``.npy`` format."""
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _writer_alive(temp: Path) -> bool:
-    """Whether the process that created temporary file ``temp`` (its pid is
-    the second-to-last dot-separated field before the random part) still runs.
-    """
-    fields = temp.name.split(".")
-    try:
-        pid = int(fields[-3])
-    except (IndexError, ValueError):
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(root: Path) -> int:
-    """Delete temporary files left by interrupted runs (those whose writing
-    process is gone, so a concurrent run's files in progress are kept);
-    return how many.
-    """
-    count = 0
-    for sub in ("images", "numpy"):
-        base = root / sub
-        if base.exists():
-            for stale in base.rglob(f".*{_TEMP_SUFFIX}"):
-                if not _writer_alive(stale):
-                    stale.unlink(missing_ok=True)
-                    count += 1
-    return count
+    return buffer.getvalue()

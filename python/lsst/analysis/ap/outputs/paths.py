@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ("OutputLayout", "output_root")
+__all__ = ("OutputLayout",)
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,7 +16,7 @@ class OutputLayout:
     Parameters
     ----------
     root
-        Output directory.
+        Output directory (a local path, or a URI: `path` needs a local one).
     chunk_size
         Files are grouped in sub-directories named for
         ``(diaSourceId // chunk_size) * chunk_size``; `None` writes all of
@@ -23,7 +24,7 @@ class OutputLayout:
 
     """
 
-    root: Path
+    root: Any
     chunk_size: int | None = 10000
 
     def chunk(self, dia_source_id: int) -> str:
@@ -46,10 +47,5 @@ class OutputLayout:
         return "/".join(part for part in parts if part)
 
     def path(self, relpath: str) -> Path:
-        """Absolute path of a relative output path."""
-        return self.root / relpath
-
-
-def output_root(path: str | Path) -> Path:
-    """Absolute output directory."""
-    return Path(path).expanduser().absolute()
+        """Absolute path of a relative output path (local directories)."""
+        return Path(self.root) / relpath

@@ -1,0 +1,240 @@
+"""The output directory of a run, anywhere lsst-resources reaches (a local
+path, ``file://``, ``s3://``, ``https://`` WebDAV, ...), and reading and
+writing its files.
+
+On a POSIX file system a file is written to a temporary name in its final
+directory and renamed into place (`lsst.analysis.ap.outputs.atomic`); an
+object store (S3, ...) shows an object only once its upload is complete, so
+one ``PUT`` is already atomic.
+"""
+
+from __future__ import annotations
+
+__all__ = ("OutputError", "OutputStore", "resolve_output_location")
+
+import errno
+import os
+import secrets
+import time
+from pathlib import Path
+
+from lsst.resources import ResourcePath, ResourcePathExpression
+
+from .atomic import STALE_TEMPORARY_SECONDS, TEMP_SUFFIX, atomic_write_bytes, temporary_is_stale, writer_tag
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class OutputError(RuntimeError):
+    """A file of the output directory cannot be written or read; the
+    message names the file and the cause.
+    """
+
+
+def resolve_output_location(location: ResourcePathExpression) -> ResourcePath:
+    """The absolute directory URI of an output location.
+
+    A relative local path is resolved against the current directory, once:
+    the returned URI names the same directory from any other working
+    directory (a BPS job's, a worker's).  ``~`` is expanded.  URIs with a
+    scheme (``file://``, ``s3://``, ...) are kept as given.
+
+    Parameters
+    ----------
+    location : `lsst.resources.ResourcePathExpression`
+        Local path or URI of the output directory.
+
+    Returns
+    -------
+    location : `lsst.resources.ResourcePath`
+        Directory URI.
+
+    """
+    if isinstance(location, ResourcePath):
+        return location if location.isdir() else ResourcePath(location, forceDirectory=True)
+    if isinstance(location, Path) or "://" not in str(location):
+        location = os.path.abspath(os.path.expanduser(os.fspath(location)))
+    return ResourcePath(location, forceDirectory=True, forceAbsolute=True)
+
+
+class OutputStore:
+    """Files of one output directory, addressed by paths relative to it.
+
+    Parameters
+    ----------
+    location : `lsst.resources.ResourcePathExpression`
+        Local path or URI of the directory (see `resolve_output_location`).
+
+    """
+
+    def __init__(self, location: ResourcePathExpression) -> None:
+        self.root = resolve_output_location(location)
+        self.is_local = self.root.isLocal and self.root.scheme == "file"
+
+    def __repr__(self) -> str:
+        return f"OutputStore({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """The directory as recorded in records and logs: an absolute
+        local path (no trailing slash), or the URI.
+        """
+        if self.is_local:
+            return self.root.ospath.rstrip("/") or "/"
+        return str(self.root)
+
+    def uri(self, relpath: str) -> ResourcePath:
+        """URI of a file of the directory."""
+        return self.root.join(relpath)
+
+    def local_path(self, relpath: str = "") -> Path:
+        """Local path of a file of a local directory."""
+        if not self.is_local:
+            raise ValueError(f"{self.location} is not a local directory")
+        return Path(self.root.ospath) / relpath
+
+    def display(self, relpath: str) -> Path | ResourcePath:
+        """Where a file is, for users: a `~pathlib.Path` when local."""
+        return self.local_path(relpath) if self.is_local else self.uri(relpath)
+
+    def _error(self, action: str, relpath: str, error: BaseException) -> OutputError:
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            cause = "no space left on the device"
+        return OutputError(f"cannot {action} {self.display(relpath)}: {cause}")
+
+    def write(self, relpath: str, data: bytes) -> None:
+        """Write a whole file, atomically.
+
+        Raises
+        ------
+        OutputError
+            Raised when the file cannot be written (permissions, full disk,
+            store unreachable); no partial file is left.
+
+        """
+        try:
+            if self.is_local:
+                atomic_write_bytes(self.local_path(relpath), data)
+            else:
+                self.uri(relpath).write(data, overwrite=True)
+        except OutputError:
+            raise
+        except Exception as error:
+            raise self._error("write", relpath, error) from error
+
+    def read(self, relpath: str, size: int = -1) -> bytes:
+        """Content of a file (its first ``size`` bytes when positive)."""
+        try:
+            if self.is_local:
+                with open(self.local_path(relpath), "rb") as stream:
+                    return stream.read(size)
+            return self.uri(relpath).read(size=size)
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            raise self._error("read", relpath, error) from error
+
+    def size(self, relpath: str) -> int | None:
+        """Size in bytes of a file, `None` when there is none (a directory
+        or other non-file at a local path also counts as none).
+        """
+        if self.is_local:
+            try:
+                status = self.local_path(relpath).stat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            return status.st_size if os.path.isfile(self.local_path(relpath)) else None
+        try:
+            return self.uri(relpath).size()
+        except FileNotFoundError:
+            return None
+
+    def is_png(self, relpath: str) -> bool:
+        """Whether a file starts with the PNG signature."""
+        try:
+            return self.read(relpath, len(PNG_SIGNATURE)) == PNG_SIGNATURE
+        except (FileNotFoundError, OutputError):
+            return False
+
+    def remove(self, relpath: str) -> None:
+        """Delete a file if present."""
+        try:
+            if self.is_local:
+                self.local_path(relpath).unlink(missing_ok=True)
+            else:
+                uri = self.uri(relpath)
+                if uri.exists():
+                    uri.remove()
+        except Exception as error:
+            raise self._error("remove", relpath, error) from error
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Relative paths of the files under directory ``prefix``, sorted
+        (temporaries excluded).
+        """
+        base = self.root.join(prefix.rstrip("/") + "/", forceDirectory=True)
+        if self.is_local:
+            top = Path(base.ospath)
+            if not top.is_dir():
+                return []
+            found = [
+                p.relative_to(self.local_path()).as_posix()
+                for p in top.rglob("*")
+                if p.is_file() and not p.name.endswith(TEMP_SUFFIX)
+            ]
+            return sorted(found)
+        found = []
+        try:
+            for directory, _, files in base.walk():
+                for name in files:
+                    found.append(directory.join(name).relative_to(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in found if p is not None)
+
+    def check_writable(self) -> None:
+        """Create the directory if needed and write and delete a probe file.
+
+        Raises
+        ------
+        OutputError
+            Raised, before any work, when the directory cannot be written.
+
+        """
+        probe = f".write-probe.{writer_tag()}.{secrets.token_hex(4)}"
+        try:
+            if self.is_local:
+                self.local_path().mkdir(parents=True, exist_ok=True)
+            self.write(probe, b"")
+            self.remove(probe)
+        except OutputError as error:
+            raise OutputError(f"output directory {self.location} is not writable: {error}") from None
+        except OSError as error:
+            raise OutputError(
+                f"output directory {self.location} is not writable: {error.strerror or error}"
+            ) from None
+
+    def sweep_temporaries(
+        self, subdirs: tuple[str, ...], stale_after: float = STALE_TEMPORARY_SECONDS
+    ) -> int:
+        """Delete the temporary files left by interrupted local writers
+        under ``subdirs``; return how many.
+
+        A temporary is removed when it is older than ``stale_after``
+        seconds, or when its writer ran on this host in this PID namespace
+        and has ended; files being written by live writers elsewhere are
+        kept.  Object stores have no temporaries.
+        """
+        if not self.is_local:
+            return 0
+        count = 0
+        now = time.time()
+        for sub in subdirs:
+            base = self.local_path(sub)
+            if base.is_dir():
+                for temp in base.rglob(f".*{TEMP_SUFFIX}"):
+                    if temporary_is_stale(temp, now, stale_after):
+                        temp.unlink(missing_ok=True)
+                        count += 1
+        return count
