@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lsst.analysis.ap.manifest import join_url, write_manifests
 from lsst.analysis.ap.outputs.ledger import read_record_csv, run_token
+from lsst.analysis.ap.outputs.manifests import join_url, write_manifests
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
