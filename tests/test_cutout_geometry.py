@@ -16,7 +16,9 @@ from lsst.images import Box, GeneralFrame, Image, SkyProjection
 from lsst.analysis.ap.core import CutoutSettings, DetectorCutouter
 from lsst.analysis.ap.display.renderer import TripletRenderer
 from lsst.analysis.ap.images.butler import PlaneReader
+from lsst.analysis.ap.outputs.ledger import run_token
 from lsst.analysis.ap.outputs.paths import OutputLayout
+from lsst.analysis.ap.outputs.store import OutputStore
 
 RA, DEC = 150.0, 2.5
 
@@ -71,6 +73,8 @@ def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
         CutoutSettings(sizes=(31,), save_as_numpy=True),
         TripletRenderer([31], False),
         OutputLayout(tmp_path, None),
+        OutputStore(tmp_path),
+        run_token(),
         url_root=None,
         log=logging.getLogger("test"),
         make_renderer=lambda sizes: TripletRenderer(sizes, False),
