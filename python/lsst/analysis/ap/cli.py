@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make template/science/difference cutout PNGs of DiaSources and Zooniverse manifests.",
     )
     parser.add_argument("repo", help="Butler repository holding the images.")
-    parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
+    parser.add_argument(
+        "output",
+        help="Directory to write images/, manifests and the failure list to: a local path or an "
+        "lsst-resources URI (file://, s3://bucket/prefix, ...).",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sqlitefile", help="SQLite APDB file to read DiaSources from.")
     source.add_argument(
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from lsst.daf.butler import Butler
 
+    from .outputs.store import OutputError
     from .plotImageSubtractionCutouts import (
         PlotImageSubtractionCutoutsConfig,
         PlotImageSubtractionCutoutsTask,
@@ -157,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     except SourceTableError as error:
         print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
         return 2
+    except OutputError as error:
+        print(
+            f"plotImageSubtractionCutouts: {error}. Every file written is complete; run the same "
+            "command again once this is fixed to finish the run.",
+            file=sys.stderr,
+        )
+        return 1
     summary = result.summary
     elapsed = time.perf_counter() - start
     print(
