@@ -338,8 +338,12 @@ class DetectorCutouter:
         # template and difference share its pixel grid).
         scale = readers["science"].pixel_scale_arcsec()
         if len(todo) >= whole_read_threshold(self.settings, readers["science"].bbox.y.size):
+            # Planes whose box reads share decoded tiles never gain from a
+            # whole read, unless the configuration asks for one.
+            forced = self.settings.whole_read_min_sources is not None
             for role in IMAGE_ROLES:
-                readers[role].read_whole()
+                if forced or not readers[role].shares_tiles:
+                    readers[role].read_whole()
         return {
             "positions": positions,
             "scale": scale,

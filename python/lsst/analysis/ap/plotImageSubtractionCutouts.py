@@ -197,8 +197,10 @@ class PlotImageSubtractionCutoutsConfig(
     )
     whole_read_min_sources = pexConfig.RangeField[int](
         doc="Read whole image planes of a visit × detector once when it has at least this many sources "
-        "to draw; with fewer, read one small bbox per source and image.  None chooses from the image "
-        "height and stamp size (about 100 sources for 4096-px detectors and 30-px stamps).",
+        "to draw; with fewer, read one small bbox per source and image.  None chooses: planes stored "
+        "as lossless tiles (what lsst-images writes) are always read by box, each tile decoded once and "
+        "shared between nearby stamps; other planes are read whole from about image height / (stamp "
+        "+ 10) sources (about 100 for 4096-px detectors and 30-px stamps).",
         default=None,
         optional=True,
         min=1,
