@@ -48,14 +48,25 @@ def load_apdb_sources(
 
     Parameters
     ----------
-    sqlitefile
+    sqlitefile : `str` or `pathlib.Path`, optional
         Path of an SQLite APDB file.
-    apdb_config
+    apdb_config : `str`, optional
         An lsst-dax-apdb configuration file or URI (SQL APDBs).
-    limit
+    limit : `int`, optional
         Return at most this many sources (after the reliability cut).
-    reliability_min, reliability_max
+    reliability_min, reliability_max : `float`, optional
         Keep sources with reliability in this range.
+
+    Returns
+    -------
+    sources : `pandas.DataFrame`
+        The ``DiaSource`` rows, APDB column names.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when the APDB cannot be found, configured or read; the message
+        names it.
 
     """
     import sqlalchemy

@@ -22,7 +22,14 @@ _LOG = logging.getLogger("lsst.analysis.ap.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the command."""
+    """The argument parser of the command.
+
+    Returns
+    -------
+    parser : `argparse.ArgumentParser`
+        The parser.
+
+    """
     parser = argparse.ArgumentParser(
         prog="plotImageSubtractionCutouts",
         description="Make template/science/difference cutout PNGs of DiaSources and Zooniverse manifests.",
@@ -117,7 +124,20 @@ def _apply_overrides(config: Any, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the process exit status."""
+    """Run the command.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : `int`
+        Process exit status: 0 when the run finished (whatever failed per
+        source is in ``failures.csv``), 2 for bad configuration or input.
+
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from lsst.daf.butler import Butler

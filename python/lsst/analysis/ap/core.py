@@ -43,19 +43,19 @@ class CutoutSettings:
 
     Attributes
     ----------
-    sizes
+    sizes : `tuple` [`int`, ...]
         Stamp widths in pixels, one row of panels each.
-    use_footprint
+    use_footprint : `bool`
         Cut one square stamp of the source's footprint size (``bboxSize``).
-    save_as_numpy
+    save_as_numpy : `bool`
         Also save the raw stamp arrays.
-    whole_read_min_sources
+    whole_read_min_sources : `int` or `None`
         Read whole image planes, rather than one bbox per source, for a
         visit × detector with at least this many sources to draw; `None`
         chooses by `whole_read_threshold`.
-    overwrite
+    overwrite : `bool`
         Redraw sources whose PNG exists (otherwise they are skipped).
-    drawing
+    drawing : `str`
         Key of the display configuration: an existing PNG is kept only when
         its record says it was drawn with the same key.
 
@@ -78,6 +78,19 @@ def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
     height once: measured crossovers (``make bench``) are ~100 sources for
     4096-px detectors and ~27 for 1024-px ones with 30-px stamps, i.e.
     ``height / (stamp + 10)``.
+
+    Parameters
+    ----------
+    settings : `CutoutSettings`
+        What is cut; ``whole_read_min_sources``, when set, is returned.
+    image_height : `int`
+        Height of the image in pixels.
+
+    Returns
+    -------
+    threshold : `int`
+        Least number of sources for a whole read.
+
     """
     if settings.whole_read_min_sources is not None:
         return settings.whole_read_min_sources
@@ -98,23 +111,23 @@ class DetectorCutouter:
 
     Parameters
     ----------
-    settings
+    settings : `CutoutSettings`
         What to cut.
-    renderer
+    renderer : `~lsst.analysis.ap.display.renderer.TripletRenderer` or `None`
         Renderer built for ``settings.sizes`` (ignored sizes when
         ``use_footprint``: a renderer per footprint size is made on demand).
-    layout
+    layout : `~lsst.analysis.ap.outputs.paths.OutputLayout`
         Output paths.
-    store
+    store : `~lsst.analysis.ap.outputs.store.OutputStore`
         The output directory, where the files and record files go.
-    token
+    token : `str`
         Writer token of this run (`lsst.analysis.ap.outputs.ledger.run_token`),
         naming its record files.
-    url_root
+    url_root : `str` or `None`
         Recorded with each source for the manifests.
-    log
+    log : `logging.Logger`
         Logger for per-source failures.
-    make_renderer
+    make_renderer : callable
         Builds a renderer for other sizes (footprint stamps).
 
     """
@@ -191,16 +204,17 @@ class DetectorCutouter:
 
         Parameters
         ----------
-        sources
+        sources : `pandas.DataFrame`
             Standardized DiaSources of one visit × detector.
-        readers
+        readers : `~collections.abc.Mapping` [`str`, `~lsst.analysis.ap.images.butler.PlaneReader`] \
+or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             Readers of the template, science and difference images, or the
             error that prevented finding one of them (every source to draw
             then fails with that reason, without further reads).
 
         Returns
         -------
-        pandas.DataFrame
+        records : `pandas.DataFrame`
             One record per source.
 
         """
@@ -419,6 +433,23 @@ def make_detector_records(
 ) -> pd.DataFrame:
     """Open the readers of one visit × detector (once) and process its
     sources; a missing image fails them all with its reason.
+
+    Parameters
+    ----------
+    cutouter : `DetectorCutouter`
+        Draws and writes the sources.
+    sources : `pandas.DataFrame`
+        Standardized DiaSources of one visit × detector.
+    open_readers : callable
+        Returns the readers of the three images by role; raises
+        `~lsst.analysis.ap.images.butler.ImageUnavailableError` when one
+        cannot be found.
+
+    Returns
+    -------
+    records : `pandas.DataFrame`
+        One record per source.
+
     """
     try:
         readers: Mapping[str, PlaneReader] | ImageUnavailableError = open_readers()

@@ -19,6 +19,7 @@ __all__ = (
 )
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable
 
@@ -33,9 +34,9 @@ class StampBox:
 
     Attributes
     ----------
-    x0, y0
+    x0, y0 : `int`
         Parent pixel coordinates of the lower-left pixel.
-    size
+    size : `int`
         Width and height in pixels.
 
     """
@@ -44,7 +45,7 @@ class StampBox:
     y0: int
     size: int
 
-    @property
+    @functools.cached_property
     def box(self) -> Box:
         """The box as an `lsst.images.Box` (may extend past an image)."""
         return Box.from_shape((self.size, self.size), start=(self.y0, self.x0))
@@ -60,10 +61,20 @@ def stamp_box(x: float, y: float, size: int) -> StampBox:
 
     Parameters
     ----------
-    x, y
+    x, y : `float`
         Position in parent pixel coordinates.
-    size
+    size : `int`
         Width and height of the stamp in pixels (≥ 1).
+
+    Returns
+    -------
+    stamp : `StampBox`
+        The box (it may extend past any image).
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is less than 1.
 
     """
     if size < 1:
@@ -77,7 +88,19 @@ def stamp_box(x: float, y: float, size: int) -> StampBox:
 def union_box(boxes: Iterable[StampBox], within: Box) -> Box | None:
     """The smallest box holding all ``boxes``, clipped to ``within``.
 
-    Returns `None` when none of the boxes overlaps ``within``.
+    Parameters
+    ----------
+    boxes : iterable of `StampBox`
+        The stamps of one source (one per size).
+    within : `lsst.images.Box`
+        Bounding box of the image.
+
+    Returns
+    -------
+    region : `lsst.images.Box` or `None`
+        The region to read, or `None` when none of the boxes overlaps
+        ``within``.
+
     """
     boxes = [stamp.box for stamp in boxes]
     if not boxes:
@@ -94,19 +117,19 @@ def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = 
 
     Parameters
     ----------
-    array
+    array : `numpy.ndarray`
         Pixels of the image (or of a part of it) indexed ``[y, x]``.
-    array_box
+    array_box : `lsst.images.Box`
         Parent-coordinate box of ``array``.
-    stamp
+    stamp : `StampBox`
         The stamp to cut.
-    fill
+    fill : `float`, optional
         Value of stamp pixels that ``array`` does not cover (NaN marks them
         as "no data" for rendering).
 
     Returns
     -------
-    numpy.ndarray
+    cutout : `numpy.ndarray`
         A new ``stamp.size`` × ``stamp.size`` float32 array.
 
     """
@@ -120,9 +143,21 @@ def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = 
 
 
 def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | None:
-    """Square stamp size for a footprint of width ``bbox_size`` pixels.
+    """Square stamp size for a footprint.
 
-    Returns `None` when the catalog gives no usable footprint size.
+    Parameters
+    ----------
+    bbox_size : `float` or `None`
+        Footprint width in pixels (the catalog's ``bboxSize``).
+    minimum : `int`, optional
+        Smallest stamp size returned.
+
+    Returns
+    -------
+    size : `int` or `None`
+        The stamp size, or `None` when the catalog gives no usable
+        footprint size.
+
     """
     if bbox_size is None or not np.isfinite(bbox_size) or bbox_size <= 0:
         return None
@@ -130,8 +165,21 @@ def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | Non
 
 
 def sky_to_pixel(projection: SkyProjection, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Parent pixel positions of ICRS sky positions (degrees) through
-    ``projection``.
+    """Parent pixel positions of ICRS sky positions.
+
+    Parameters
+    ----------
+    projection : `lsst.images.SkyProjection`
+        Sky projection of the image.
+    ra, dec : `numpy.ndarray`
+        ICRS coordinates in degrees.
+
+    Returns
+    -------
+    x, y : `numpy.ndarray`
+        Parent pixel coordinates (float; may be huge or NaN far off the
+        image).
+
     """
     from astropy.coordinates import SkyCoord
 
@@ -140,8 +188,20 @@ def sky_to_pixel(projection: SkyProjection, ra: np.ndarray, dec: np.ndarray) -> 
 
 
 def pixel_scale_arcsec(projection: SkyProjection, bbox: Box) -> float:
-    """Pixel scale (arcseconds, geometric mean of x and y) at the centre of
-    ``bbox``.
+    """Pixel scale at the centre of a box.
+
+    Parameters
+    ----------
+    projection : `lsst.images.SkyProjection`
+        Sky projection of the image.
+    bbox : `lsst.images.Box`
+        Bounding box of the image.
+
+    Returns
+    -------
+    scale : `float`
+        Arcseconds per pixel, geometric mean of x and y.
+
     """
     cx, cy = bbox.x.center, bbox.y.center
     sky = projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))

@@ -316,9 +316,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
 
     Parameters
     ----------
-    output_path
+    output_path : `str` or `pathlib.Path`, optional
         Directory to write to; defaults to ``config.output_path``.
-    **kwargs
+    **kwargs : `~typing.Any`
         Passed to `lsst.pipe.base.PipelineTask`.
 
     """
@@ -430,27 +430,27 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
 
         Parameters
         ----------
-        data
-            DiaSources (`pandas.DataFrame` or `astropy.table.Table`) with
+        data : `pandas.DataFrame` or `astropy.table.Table`
+            DiaSources with
             APDB column names; an ``instrument`` column is needed unless the
             repository has exactly one instrument.
-        butler
+        butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
-        njobs
+        njobs : `int`, optional
             Number of worker processes; 0 draws in this process.  Workers
             are started with the ``spawn`` method, and each takes whole
             visit × detector groups.
-        instrument
+        instrument : `str`, optional
             Instrument of sources without an ``instrument`` column.
-        progress
+        progress : `bool`, optional
             Log progress (sources done, rate) as visit × detector groups
             finish.
-        origin
+        origin : `str`, optional
             Where ``data`` came from (a file name, an APDB), for messages.
 
         Returns
         -------
-        lsst.pipe.base.Struct
+        result : `lsst.pipe.base.Struct`
             ``records`` (one row per source: id, path, status, reason),
             ``written``, ``skipped``, ``failed`` (lists of diaSourceId),
             ``summary`` (counts) and ``manifest`` (paths of the files
@@ -534,7 +534,20 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         self._store.check_writable()
 
     def finish(self, records: pd.DataFrame) -> pipeBase.Struct:
-        """Write manifests, failure list and summary for ``records``."""
+        """Write the manifests, failure list and summary of a run.
+
+        Parameters
+        ----------
+        records : `pandas.DataFrame`
+            Records of every source of the run.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``records``, ``summary``, ``manifest`` and the ``written``,
+            ``skipped`` and ``failed`` diaSourceIds (see `run`).
+
+        """
         files = write_manifests(records, self._store, self.config.url_root, token=self._token)
         summary = summarize(records)
         self.log.info(
@@ -629,13 +642,19 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
 
         Parameters
         ----------
-        records
+        records : `list` [`pandas.DataFrame`]
             Record tables of the cutout quanta that ran.
-        unhandled
+        unhandled : `list` [`tuple` [`tuple` [`str`, `int`, `int`], `pandas.DataFrame`]], optional
             ``((instrument, visit, detector), sources)`` of the visit ×
             detectors that have DiaSources but no record table: their
             cutout quantum could not run (an input image is missing), and
             each of their sources is recorded as failed.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``manifest``: the union of the records, with the failures of the
+            unhandled visit × detectors.
 
         """
         table = pd.concat([empty_records(), *records], ignore_index=True)

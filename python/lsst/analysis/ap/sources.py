@@ -54,16 +54,16 @@ def standardize_sources(
 
     Parameters
     ----------
-    data
-        `pandas.DataFrame` or `astropy.table.Table` of DiaSources.
-    instrument
+    data : `pandas.DataFrame` or `astropy.table.Table`
+        DiaSources with APDB column names.
+    instrument : `str`, optional
         Instrument name to use where the table has no ``instrument`` column.
-    origin
+    origin : `str`, optional
         Where the table came from, for error messages.
 
     Returns
     -------
-    pandas.DataFrame
+    sources : `pandas.DataFrame`
         A copy with an ``instrument`` column and integer ``diaSourceId``,
         ``visit`` and ``detector`` columns, in the input order.
 
@@ -154,7 +154,26 @@ def group_by_detector(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int
 def select_reliability(
     frame: pd.DataFrame, minimum: float | None = None, maximum: float | None = None
 ) -> pd.DataFrame:
-    """Keep sources whose ``reliability`` lies in ``[minimum, maximum]``."""
+    """Keep sources whose ``reliability`` lies in ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    frame : `pandas.DataFrame`
+        DiaSources.
+    minimum, maximum : `float`, optional
+        Bounds (inclusive); `None` for no bound.
+
+    Returns
+    -------
+    selected : `pandas.DataFrame`
+        The rows kept.
+
+    Raises
+    ------
+    SourceTableError
+        If a bound is given and the table has no ``reliability`` column.
+
+    """
     if minimum is None and maximum is None:
         return frame
     if "reliability" not in frame.columns:
@@ -169,6 +188,16 @@ def select_reliability(
 
 def load_catalog(path: str | Path) -> pd.DataFrame:
     """Read a DiaSource catalog file: parquet, CSV, or a FITS table.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        The file; its suffix says its format.
+
+    Returns
+    -------
+    sources : `pandas.DataFrame`
+        The table as read.
 
     Raises
     ------
@@ -207,7 +236,30 @@ def load_butler_sources(
 ) -> pd.DataFrame:
     """Read and concatenate the Butler's DiaSource table datasets.
 
-    An ``instrument`` column is filled from each dataset's data ID.
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        The repository.
+    dataset_type : `str`
+        DiaSource table dataset type (e.g. ``dia_source_detector``).
+    where : `str`, optional
+        Butler query constraint.
+    collections : sequence of `str`, optional
+        Collections to search (default: the Butler's).
+    limit : `int`, optional
+        Return at most this many sources.
+
+    Returns
+    -------
+    sources : `pandas.DataFrame`
+        The tables, in data ID order, with an ``instrument`` column filled
+        from each dataset's data ID.
+
+    Raises
+    ------
+    SourceTableError
+        If no dataset matches.
+
     """
     refs = butler.query_datasets(
         dataset_type, collections=collections, where=where, limit=None, explain=False, find_first=True

@@ -69,14 +69,36 @@ _PARALLEL_OVERSCAN = 8  # raw rows beyond the data
 
 
 def detector_name(detector: int) -> str:
-    """Name of a detector in its raft (``S00``, ``S01``, ...), which is also
-    its full name in the Butler registry.
+    """Name of a detector in its raft.
+
+    Parameters
+    ----------
+    detector : `int`
+        Detector id.
+
+    Returns
+    -------
+    name : `str`
+        ``S00``, ``S01``, ...; also its full name in the Butler registry.
+
     """
     return f"S{detector:02d}"
 
 
 def detector_serial(detector: int) -> str:
-    """Serial number of a demo detector."""
+    """Serial number of a demo detector.
+
+    Parameters
+    ----------
+    detector : `int`
+        Detector id.
+
+    Returns
+    -------
+    serial : `str`
+        The serial number.
+
+    """
     return f"DEMO-CCD-{detector:03d}"
 
 
@@ -87,9 +109,9 @@ def plate_scale_rad_per_mm(
 
     Parameters
     ----------
-    pixel_scale_arcsec
+    pixel_scale_arcsec : `float`, optional
         Angle on the sky of one pixel, in arcseconds.
-    pixel_size_mm
+    pixel_size_mm : `float`, optional
         Size of one pixel in the focal plane, in mm.
 
     Returns
@@ -110,9 +132,9 @@ def detector_orientation(spec: DemoSpec, detector: int) -> Orientation:
 
     Parameters
     ----------
-    spec
+    spec : `DemoSpec`
         What is simulated (detector count and size).
-    detector
+    detector : `int`
         Detector identifier.
 
     Returns
@@ -171,7 +193,7 @@ def camera_ast(spec: DemoSpec) -> str:
 
     Parameters
     ----------
-    spec
+    spec : `DemoSpec`
         What is simulated (detector count and size).
 
     Returns
@@ -211,7 +233,7 @@ def make_camera_frame_set(spec: DemoSpec) -> CameraFrameSet:
 
     Parameters
     ----------
-    spec
+    spec : `DemoSpec`
         What is simulated (instrument, detector count and size).
 
     Returns
@@ -247,10 +269,10 @@ def make_amplifiers(bbox: Box, grid: tuple[int, int] = AMPLIFIER_GRID) -> list[A
 
     Parameters
     ----------
-    bbox
+    bbox : `Box`
         Bounding box of the detector (trimmed, assembled pixels); it must
         start at 0.
-    grid
+    grid : `tuple` [`int`, `int`], optional
         Rows and columns of amplifiers.
 
     Returns
@@ -315,13 +337,13 @@ def make_detector(
 
     Parameters
     ----------
-    spec
+    spec : `DemoSpec`
         What is simulated (detector size).
-    detector
+    detector : `int`
         Detector identifier.
-    frames
+    frames : `CameraFrameSet`
         The camera's coordinate systems (`make_camera_frame_set`).
-    visit
+    visit : `int`, optional
         Visit whose image the detector is attached to, if any.
 
     Returns

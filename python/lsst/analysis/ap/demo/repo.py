@@ -101,19 +101,19 @@ class DemoRepo:
 
     Attributes
     ----------
-    root
+    root : `pathlib.Path`
         Root of the Butler repository.
-    collection
+    collection : `str`
         RUN collection with every demo dataset.
-    apdb_config
+    apdb_config : `pathlib.Path`
         Path of the APDB configuration file (pass to `lsst.dax.apdb.Apdb.from_uri`).
-    apdb_file
+    apdb_file : `pathlib.Path`
         Path of the APDB SQLite file.
-    spec
+    spec : `DemoSpec`
         The specification it was built from.
-    n_sources
+    n_sources : `int`
         Number of DiaSources written.
-    data_ids
+    data_ids : `tuple` [`tuple` [`int`, `int`], ...]
         ``(visit, detector)`` pairs with images and sources.
 
     """
@@ -127,11 +127,30 @@ class DemoRepo:
     data_ids: tuple[tuple[int, int], ...]
 
     def butler(self, writeable: bool = False) -> Butler:
-        """A Butler on the demo repository with the demo collection."""
+        """A Butler on the demo repository with the demo collection.
+
+        Parameters
+        ----------
+        writeable : `bool`, optional
+            Open it writeable.
+
+        Returns
+        -------
+        butler : `lsst.daf.butler.Butler`
+            The Butler (close it, or use it as a context manager).
+
+        """
         return Butler.from_config(str(self.root), collections=[self.collection], writeable=writeable)
 
     def sources(self) -> pd.DataFrame:
-        """All demo DiaSources, read back from the Butler tables."""
+        """All demo DiaSources, read back from the Butler tables.
+
+        Returns
+        -------
+        sources : `pandas.DataFrame`
+            The sources, ordered by ``diaSourceId``.
+
+        """
         with self.butler() as butler:
             frames = [
                 butler.get(ref) for ref in butler.query_datasets(DIA_SOURCE_TYPE, collections=self.collection)
@@ -378,9 +397,20 @@ def _apdb_objects(sources: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
-    """Create an SQLite APDB at ``path`` holding ``sources``.
+    """Create an SQLite APDB holding DiaSources.
 
-    Returns the path of the APDB configuration file.
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        Directory of the APDB.
+    sources : `pandas.DataFrame`
+        DiaSources to insert (their DiaObjects are derived from them).
+
+    Returns
+    -------
+    config : `pathlib.Path`
+        Path of the APDB configuration file.
+
     """
     from lsst.dax.apdb import Apdb
     from lsst.dax.apdb.sql import ApdbSql
@@ -406,12 +436,12 @@ def build_demo_repo(root: str | Path, spec: DemoSpec | None = None, *, apdb: boo
 
     Parameters
     ----------
-    root
+    root : `str` or `Path`
         Directory to create; it must not hold a repository already.
-    spec
+    spec : `DemoSpec`, optional
         What to simulate; `DemoSpec` defaults give a small repository that
         builds in seconds.
-    apdb
+    apdb : `bool`, optional
         Also write the DiaSources to an SQLite APDB under ``root/apdb``.
 
     Returns
@@ -467,7 +497,14 @@ def build_demo_repo(root: str | Path, spec: DemoSpec | None = None, *, apdb: boo
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: ``makeCutoutDemoRepo PATH``."""
+    """Command-line entry point: ``makeCutoutDemoRepo PATH``.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    """
     parser = argparse.ArgumentParser(
         description="Build the demo Butler repository and APDB for the cutout task."
     )

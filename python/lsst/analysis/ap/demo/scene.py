@@ -67,27 +67,27 @@ class DemoSpec:
 
     Parameters
     ----------
-    n_visits
+    n_visits : `int`
         Number of visits.
-    n_detectors
+    n_detectors : `int`
         Number of detectors per visit, laid out on a square grid.
-    image_size
+    image_size : `int`
         Width and height of each detector in pixels.
-    objects_per_detector
+    objects_per_detector : `int`
         Mean number of multi-epoch DiaObjects (transients seen in several
         visits) per detector area.
-    singles_per_detector
+    singles_per_detector : `int`
         Single-epoch transients per visit and detector, several of them
         placed on and across the image edges.
-    stars_per_detector
+    stars_per_detector : `int`
         Static stars per detector area.
-    seed
+    seed : `int`
         Seed of the random number generator.
-    instrument
+    instrument : `str`
         Instrument name.
-    band
+    band : `str`
         Band of every visit.
-    first_visit
+    first_visit : `int`
         Identifier of the first visit; the others follow.
 
     """
@@ -171,8 +171,19 @@ def _grid_shape(n_detectors: int) -> tuple[int, int]:
 
 
 def detector_offsets(spec: DemoSpec) -> dict[int, tuple[float, float]]:
-    """Focal-plane offsets (pixels) of each detector centre from the
-    boresight, on a grid with a 40-pixel gap.
+    """Focal-plane offsets of each detector centre from the boresight, on a
+    grid with a 40-pixel gap.
+
+    Parameters
+    ----------
+    spec : `DemoSpec`
+        What is simulated.
+
+    Returns
+    -------
+    offsets : `dict` [`int`, `tuple` [`float`, `float`]]
+        ``(x, y)`` offset in pixels of each detector.
+
     """
     n_rows, n_cols = _grid_shape(spec.n_detectors)
     pitch = spec.image_size + 40
@@ -203,6 +214,19 @@ def make_visit_geometries(spec: DemoSpec, rng: np.random.Generator) -> list[Visi
     All detectors of a visit share the tangent point (the boresight); a
     detector's CRPIX places the boresight at its focal-plane offset, so the
     detectors tile the sky as the focal plane does, rotated with the visit.
+
+    Parameters
+    ----------
+    spec : `DemoSpec`
+        What is simulated.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    geometries : `list` [`VisitGeometry`]
+        One per visit.
+
     """
     offsets = detector_offsets(spec)
     geometries = []
@@ -244,9 +268,16 @@ def _field_radius_deg(spec: DemoSpec) -> float:
 def make_sky(spec: DemoSpec, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Static stars and multi-epoch transients (DiaObjects) on the sky.
 
+    Parameters
+    ----------
+    spec : `DemoSpec`
+        What is simulated.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
     Returns
     -------
-    stars, objects
+    stars, objects : `pandas.DataFrame`
         Tables with ``ra``, ``dec`` and fluxes in nJy; ``objects`` also has
         ``diaObjectId``, ``kind`` and the dipole offset.
 
@@ -386,6 +417,27 @@ def simulate_detector(
 ) -> DetectorScene:
     """Simulate the science, template and difference images and the
     DiaSources of one visit and detector.
+
+    Parameters
+    ----------
+    spec : `DemoSpec`
+        What is simulated.
+    geometry : `VisitGeometry`
+        The visit's pointing, seeing and detector WCSs.
+    visit_index : `int`
+        Index of the visit in ``spec.visits``.
+    detector : `int`
+        Detector id.
+    stars, objects : `pandas.DataFrame`
+        The sky (`make_sky`).
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    scene : `DetectorScene`
+        Pixels, masks and DiaSources of the visit × detector.
+
     """
     size = spec.image_size
     wcs = geometry.wcs[detector]
@@ -563,6 +615,29 @@ def measure_sources(
 
     Columns are named and typed as in the APDB ``DiaSource`` table; columns
     this demo does not measure are left out (the APDB fills its defaults).
+
+    Parameters
+    ----------
+    spec : `DemoSpec`
+        What is simulated.
+    geometry : `VisitGeometry`
+        The visit's pointing, seeing and detector WCSs.
+    detector : `int`
+        Detector id.
+    transients : `pandas.DataFrame`
+        Transients on the detector, with pixel positions.
+    science, science_var, difference, difference_var : `numpy.ndarray`
+        Image and variance planes.
+    planes : `dict` [`str`, `numpy.ndarray`]
+        Boolean mask planes by name.
+    rng : `numpy.random.Generator`
+        Random numbers (centroid noise).
+
+    Returns
+    -------
+    sources : `pandas.DataFrame`
+        One DiaSource per transient.
+
     """
     sigma = geometry.psf_sigma
     half = int(math.ceil(3 * sigma))

@@ -414,7 +414,19 @@ class SourceAnnotation:
         return ab_magnitude(self.science_flux)
 
     def has_badge(self, name: str) -> bool:
-        """Whether badge ``name`` (one of `BADGES`) is set."""
+        """Whether a badge is set.
+
+        Parameters
+        ----------
+        name : `str`
+            Badge name, one of `BADGES`.
+
+        Returns
+        -------
+        set : `bool`
+            Whether the badge is set.
+
+        """
         return name in self.badges
 
     def fields(self) -> Mapping[str, AnnotationField]:

@@ -39,7 +39,21 @@ def font_path(bold: bool = False) -> str:
 
 @functools.cache
 def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans (`font_path`) at ``size`` pixels, loaded once per size and face."""
+    """DejaVu Sans (`font_path`), loaded once per size and face.
+
+    Parameters
+    ----------
+    size : `int`
+        Size in pixels.
+    bold : `bool`, optional
+        Use the bold face.
+
+    Returns
+    -------
+    font : `PIL.ImageFont.FreeTypeFont`
+        The font (basic layout: no kerning or shaping).
+
+    """
     return ImageFont.truetype(font_path(bold), size, layout_engine=ImageFont.Layout.BASIC)
 
 
@@ -70,11 +84,37 @@ class GlyphCache:
         return glyph
 
     def width(self, text: str) -> float:
-        """Advance width of ``text`` in pixels."""
+        """Advance width of a text.
+
+        Parameters
+        ----------
+        text : `str`
+            The text.
+
+        Returns
+        -------
+        width : `float`
+            Sum of the glyph advances, in pixels.
+
+        """
         return sum(self._glyph(char)[3] for char in text)
 
     def fit(self, text: str, width: float) -> str:
-        """``text``, cut and ended with an ellipsis if wider than ``width``."""
+        """A text cut to a width.
+
+        Parameters
+        ----------
+        text : `str`
+            The text.
+        width : `float`
+            Available width in pixels.
+
+        Returns
+        -------
+        fitted : `str`
+            ``text``, or its longest start followed by an ellipsis that fits.
+
+        """
         if self.width(text) <= width:
             return text
         while text and self.width(text + "…") > width:
@@ -82,7 +122,23 @@ class GlyphCache:
         return text + "…"
 
     def coverage(self, text: str, width: int, height: int, baseline: int) -> np.ndarray:
-        """Coverage (0-255) of ``text`` drawn from x=0 on ``baseline``, clipped to the box."""
+        """Coverage of a text drawn in a box.
+
+        Parameters
+        ----------
+        text : `str`
+            The text, drawn from x = 0.
+        width, height : `int`
+            Size of the box in pixels.
+        baseline : `int`
+            Row of the baseline in the box.
+
+        Returns
+        -------
+        coverage : `numpy.ndarray`
+            ``(height, width)`` uint8 coverage (0-255), clipped to the box.
+
+        """
         strip = np.zeros((height, width), np.uint8)
         pen = 0.0
         for char in text:

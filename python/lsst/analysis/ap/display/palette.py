@@ -129,7 +129,19 @@ def _luminance(rgb: RGB) -> float:
 
 
 def badge_text_rgb(fill: RGB) -> RGB:
-    """Black or white, whichever reads on a badge of colour ``fill``."""
+    """The text colour of a badge.
+
+    Parameters
+    ----------
+    fill : `tuple` [`int`, `int`, `int`]
+        Badge colour.
+
+    Returns
+    -------
+    rgb : `tuple` [`int`, `int`, `int`]
+        Black or white, whichever reads on ``fill``.
+
+    """
     return (0, 0, 0) if _luminance(fill) > 0.55 else (255, 255, 255)
 
 

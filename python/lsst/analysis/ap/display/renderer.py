@@ -222,7 +222,7 @@ class TripletRenderer:
     colormap : `str`, optional
         matplotlib colormap name.
     template_scaling, science_scaling, difference_scaling : \
-`~lsst.analysis.ap.scaling.DisplayScaling` or (interval, stretch), optional
+`~lsst.analysis.ap.display.scaling.DisplayScaling` or (interval, stretch), optional
         Display scaling of each panel; default asinh on min/max for the
         template and science, linear on zscale for the difference.
     no_data_rgb : sequence of 3 `int`, optional
@@ -367,7 +367,7 @@ class TripletRenderer:
             array (NaN = no data, row 0 at the bottom).  The stamp width
             normally equals the configured size, but any square stamp is
             drawn into the same panel box.
-        annotation : `~lsst.analysis.ap.annotate.SourceAnnotation`, optional
+        annotation : `~lsst.analysis.ap.display.annotation.SourceAnnotation`, optional
             Catalog values to draw (only with ``add_metadata``; `None`
             leaves the value slots empty).
         pixel_scale_arcsec : `float` or sequence of `float`, optional
@@ -397,7 +397,14 @@ class TripletRenderer:
     ) -> bytes:
         """Draw one source's cutouts and encode them as PNG.
 
-        Parameters are those of `render`.
+        Parameters
+        ----------
+        stamps : sequence of (template, science, difference) `numpy.ndarray`
+            One triplet per size, as for `render`.
+        annotation : `~lsst.analysis.ap.display.annotation.SourceAnnotation`, optional
+            Catalog values to draw, as for `render`.
+        pixel_scale_arcsec : `float` or sequence of `float`, optional
+            Pixel scale(s) for the scale bars, as for `render`.
 
         Returns
         -------
@@ -420,7 +427,14 @@ class TripletRenderer:
     ) -> np.ndarray:
         """Draw one source's cutouts as palette indices.
 
-        Parameters are those of `render`.
+        Parameters
+        ----------
+        stamps : sequence of (template, science, difference) `numpy.ndarray`
+            One triplet per size, as for `render`.
+        annotation : `~lsst.analysis.ap.display.annotation.SourceAnnotation`, optional
+            Catalog values to draw, as for `render`.
+        pixel_scale_arcsec : `float` or sequence of `float`, optional
+            Pixel scale(s) for the scale bars, as for `render`.
 
         Returns
         -------

@@ -79,7 +79,7 @@ class RobustZScaleInterval(ZScaleInterval):
 
     Parameters
     ----------
-    **kwargs
+    **kwargs : `~typing.Any`
         Passed to `~astropy.visualization.ZScaleInterval` (``n_samples``,
         ``contrast``, ``max_reject``, ``min_npixels``, ``krej``,
         ``max_iterations``).
@@ -275,7 +275,7 @@ def make_interval(name: str, **params: Any) -> BaseInterval:
         ``"zscale"`` (a `RobustZScaleInterval`) or ``"percentile"``
         (`~astropy.visualization.PercentileInterval`, ``percentile`` defaults
         to 99.5).
-    **params
+    **params : `~typing.Any`
         Keyword arguments of the interval class.
 
     Returns
@@ -302,7 +302,7 @@ def make_stretch(name: str, **params: Any) -> BaseStretch:
         One of `STRETCH_NAMES` (case-insensitive): ``"linear"``,
         ``"asinh"``, ``"sqrt"``, ``"log"``, ``"power"`` (``a`` defaults to
         2), ``"sinh"`` or ``"sigmoid"`` (`SigmoidStretch`).
-    **params
+    **params : `~typing.Any`
         Keyword arguments of the stretch class (e.g. ``a=0.1`` for asinh).
 
     Returns

@@ -63,9 +63,9 @@ class PlaneReader:
 
     Parameters
     ----------
-    name
+    name : `str`
         Description for messages (dataset type and data ID).
-    getter
+    getter : callable
         Reads a component of the dataset, with optional read parameters.
 
     """
@@ -104,11 +104,30 @@ class PlaneReader:
         return self._projection
 
     def sky_to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel positions (parent coordinates) of sky positions in degrees."""
+        """Pixel positions of sky positions.
+
+        Parameters
+        ----------
+        ra, dec : `numpy.ndarray`
+            ICRS coordinates in degrees.
+
+        Returns
+        -------
+        x, y : `numpy.ndarray`
+            Parent pixel coordinates.
+
+        """
         return sky_to_pixel(self.projection, ra, dec)
 
     def pixel_scale_arcsec(self) -> float:
-        """Pixel scale at the centre of the image, in arcseconds."""
+        """Pixel scale at the centre of the image.
+
+        Returns
+        -------
+        scale : `float`
+            Arcseconds per pixel.
+
+        """
         return pixel_scale_arcsec(self.projection, self.bbox)
 
     @property
@@ -120,7 +139,21 @@ class PlaneReader:
         return bool(probe is not None and probe())
 
     def read_whole(self) -> tuple[np.ndarray, Box]:
-        """Read (once) and keep the whole image plane."""
+        """Read (once) and keep the whole image plane.
+
+        Returns
+        -------
+        array : `numpy.ndarray`
+            The pixels, indexed ``[y, x]``.
+        box : `lsst.images.Box`
+            Parent-coordinate box of ``array``.
+
+        Raises
+        ------
+        ImageUnavailableError
+            If the plane cannot be read.
+
+        """
         if self._whole is None:
             try:
                 image = self.getter("image", None)
@@ -131,8 +164,26 @@ class PlaneReader:
         return self._whole
 
     def read(self, box: Box) -> tuple[np.ndarray, Box]:
-        """Pixels of ``box`` (which must lie within `bbox`), from the whole
-        plane when it was read, else by a bbox read.
+        """Pixels of a box, from the whole plane when it was read, else by
+        a bbox read.
+
+        Parameters
+        ----------
+        box : `lsst.images.Box`
+            Region to read; it must lie within `bbox`.
+
+        Returns
+        -------
+        array : `numpy.ndarray`
+            Pixels of a region holding ``box``, indexed ``[y, x]``.
+        array_box : `lsst.images.Box`
+            Parent-coordinate box of ``array``.
+
+        Raises
+        ------
+        ImageUnavailableError
+            If the pixels cannot be read.
+
         """
         if self._whole is not None:
             return self._whole
@@ -285,8 +336,25 @@ class _LegacyFitsGetter:
 def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, Any]) -> PlaneReader:
     """A reader of one dataset through a Butler.
 
-    The dataset is looked up once, here; a missing one raises
-    `ImageUnavailableError` naming it.
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Butler with default collections holding the dataset.
+    dataset_type : `str`
+        Dataset type name.
+    data_id : `~collections.abc.Mapping` [`str`, `~typing.Any`]
+        Data ID (instrument, visit, detector).
+
+    Returns
+    -------
+    reader : `PlaneReader`
+        The reader; the dataset is looked up once, here.
+
+    Raises
+    ------
+    ImageUnavailableError
+        If the dataset cannot be found; the message names it.
+
     """
     name = f"{dataset_type}@{dict(data_id)}"
     try:
@@ -310,6 +378,17 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
 def handle_plane_reader(handle: Any) -> PlaneReader:
     """A reader of one dataset through a deferred dataset handle (as a
     PipelineTask receives its inputs).
+
+    Parameters
+    ----------
+    handle : `lsst.daf.butler.DeferredDatasetHandle`
+        The handle.
+
+    Returns
+    -------
+    reader : `PlaneReader`
+        The reader.
+
     """
     name = f"{handle.ref.datasetType.name}@{dict(handle.ref.dataId.required)}"
 
