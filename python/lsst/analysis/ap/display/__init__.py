@@ -1,5 +1,7 @@
-"""Drawing one source's cutouts: display scaling (`scaling`), catalog
-annotation (`annotation`), the palette (`palette`), the canvas layout
-(`layout`), fonts and glyphs (`glyphs`), pre-drawn art (`predrawn`) and the
-per-source renderer (`renderer`).
+"""Drawing one source's cutouts: display scaling (`scaling`, `limits`,
+`diverging`, `smoothing`), catalog annotation (`annotation`), the palette
+(`palette`), the canvas layout (`layout`), fonts and glyphs (`glyphs`),
+pre-drawn art (`predrawn`), overlays, markers, compass and orientation
+(`overlays`, `markers`, `compass`, `orientation`) and the per-source renderer
+(`renderer`).
 """

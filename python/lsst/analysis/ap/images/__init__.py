@@ -1,4 +1,4 @@
 """Image access: readers of the pixels and sky projection of the science,
-template and difference images (`butler` through a Butler, `legacy_fits` for
-afw-written FITS files).
+template and difference images (`butler` through a Butler, `tiles` for box
+reads of tile-compressed planes, `legacy_fits` for afw-written FITS files).
 """
