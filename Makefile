@@ -4,9 +4,10 @@ PY := $(VENV)/bin/python
 DEMO_REPO ?= demo_repo
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
+DOCS_OUTPUT ?= doc/_build/html
 BENCH_ARGS ?=
 
-.PHONY: bootstrap demo demo-repo test lint bench lock clean
+.PHONY: bootstrap demo demo-repo test lint bench lock clean docs
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,6 +25,11 @@ demo: demo-repo
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The Sphinx documentation; any warning fails the build.
+docs: bootstrap
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html doc $(DOCS_OUTPUT)
+	@echo "Documentation: $(abspath $(DOCS_OUTPUT))/index.html"
+
 lint: bootstrap
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
@@ -37,4 +43,4 @@ lock: bootstrap
 	   $(VENV)/bin/pip freeze --exclude-editable | grep -v '^lsst-analysis-ap'; } > requirements/constraints.txt
 
 clean:
-	rm -rf $(DEMO_REPO) $(DEMO_OUTPUT) bench_output
+	rm -rf $(DEMO_REPO) $(DEMO_OUTPUT) bench_output doc/_build
