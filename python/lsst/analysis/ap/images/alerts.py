@@ -1,0 +1,416 @@
+r"""Alert packets as cutout sources: Rubin and ZTF.
+
+A packet carries its three stamps and the catalog values of its source, so
+it needs no Butler.  `read_packets` reads a file of packets:
+
+* an Avro container file (``Obj\\x01`` first), holding Rubin or ZTF alerts
+  with the writer schema embedded;
+* one Rubin alert in the Confluent wire format, as Rubin's alert stream
+  sends it: a magic byte 0, a 4-byte big-endian schema id and the
+  schemaless Avro body.  The schema comes from ``lsst-alert-packet``: the
+  version whose id (``MAJOR * 100 + MINOR``) is the header's, or else the
+  newest shipped version that decodes the whole body exactly.
+
+`alert_source` turns a decoded packet into a `AlertSource`: the source row
+(APDB ``DiaSource`` column names) and a plane reader per role, ready for the
+cutting core.  Anything wrong with a packet (bad header, truncated body,
+unknown schema, null or damaged stamps) becomes a `PacketFailure` naming
+the packet and the reason; the other packets of the file are still read.
+
+Rubin stamps are FITS files written by astropy ``CCDData`` (image in nJy in
+the primary HDU with a local TAN WCS, variance in ``UNCERT``, mask in
+``MASK`` when present); the ``CUTMINX``/``CUTMINY`` cards place the stamp on
+its detector's pixel grid.  ZTF stamps are gzipped 63 × 63 FITS images in
+DN with no WCS, centred on the candidate: the source is drawn at the stamp
+centre and the scale bar uses ZTF's pixel scale (`ZTF_PIXEL_SCALE_ARCSEC`).
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ZTF_BANDS",
+    "ZTF_PIXEL_SCALE_ARCSEC",
+    "AlertSource",
+    "PacketFailure",
+    "alert_source",
+    "decode_wire_message",
+    "read_packets",
+    "rubin_schemas",
+)
+
+import dataclasses
+import functools
+import gzip
+import io
+import math
+import os
+import struct
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import astropy.io.fits
+import astropy.wcs
+import numpy as np
+
+from ..exposures import ExposureUnavailableError
+from .arrays import FixedPositionPlaneReader, array_plane_reader, celestial_wcs
+
+ZTF_PIXEL_SCALE_ARCSEC = 1.01
+"""Pixel scale of the ZTF cameras (arcsec/pixel), for the scale bar of
+stamps that carry no WCS."""
+
+ZTF_BANDS = {1: "g", 2: "r", 3: "i"}
+"""ZTF filter id (``fid``) to band."""
+
+ROLE_FIELDS = {"template": "cutoutTemplate", "science": "cutoutScience", "difference": "cutoutDifference"}
+"""Packet field of each role's stamp."""
+
+AVRO_CONTAINER_MAGIC = b"Obj\x01"
+WIRE_MAGIC = 0
+_WIRE_HEADER = struct.Struct(">bI")
+
+
+@dataclasses.dataclass(frozen=True)
+class PacketFailure:
+    """A packet, or part of a packet file, that gives no cutouts.
+
+    Attributes
+    ----------
+    packet
+        Name of the packet (file, and index within it).
+    code
+        Short machine-readable class of the failure.
+    reason
+        What is wrong, naming the packet.
+    row
+        The source's catalog values when they could be read, else `None`.
+
+    """
+
+    packet: str
+    code: str
+    reason: str
+    row: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSource:
+    """One decoded alert, ready for the cutting core.
+
+    Attributes
+    ----------
+    packet
+        Name of the packet.
+    survey
+        ``"rubin"`` or ``"ztf"``.
+    row
+        The source with APDB ``DiaSource`` column names (``diaSourceId``,
+        ``visit``, ``detector``, ``ra``, ``dec``, ``band``, fluxes in nJy,
+        ...), plus the survey's own fields for the annotation.
+    readers
+        Plane reader of each role (``template``, ``science``,
+        ``difference``).
+
+    """
+
+    packet: str
+    survey: str
+    row: Mapping[str, Any]
+    readers: Mapping[str, Any]
+
+
+# Schemas ---------------------------------------------------------------------
+
+
+@functools.cache
+def rubin_schemas() -> tuple[tuple[int, str, Any], ...]:
+    """``(schema id, version, schema)`` of every alert schema version that
+    ``lsst-alert-packet`` ships, newest first.
+    """
+    from lsst.alert.packet import SchemaRegistry
+
+    registry = SchemaRegistry.all_schemas_from_filesystem()
+    entries = []
+    for version in registry.known_versions:
+        schema = registry.get_by_version(version)
+        entries.append((schema.get_schema_id(), version, schema))
+    return tuple(sorted(entries, key=lambda e: tuple(int(p) for p in e[1].split(".")), reverse=True))
+
+
+def _decode_exactly(schema: Any, body: bytes) -> dict | None:
+    """Decode ``body`` with ``schema`` if it consumes every byte."""
+    import fastavro
+
+    stream = io.BytesIO(body)
+    try:
+        record = fastavro.schemaless_reader(stream, schema.definition)
+    except Exception:
+        return None
+    return record if stream.tell() == len(body) and isinstance(record, dict) else None
+
+
+def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
+    """Decode one Confluent wire-format Rubin alert.
+
+    Parameters
+    ----------
+    message
+        The 5-byte header and the schemaless Avro body.
+    packet
+        Name of the packet, for messages.
+
+    Returns
+    -------
+    dict or PacketFailure
+        The alert record, or why it cannot be read.
+
+    """
+    if len(message) < _WIRE_HEADER.size:
+        return PacketFailure(packet, "bad_packet", f"{packet}: {len(message)} bytes, shorter than the header")
+    magic, schema_id = _WIRE_HEADER.unpack_from(message)
+    if magic != WIRE_MAGIC:
+        return PacketFailure(
+            packet,
+            "bad_packet",
+            f"{packet}: wrong magic byte {message[0]:#04x}: neither a Confluent wire-format message "
+            "(magic byte 0) nor an Avro container file",
+        )
+    body = message[_WIRE_HEADER.size :]
+    schemas = rubin_schemas()
+    by_id = [entry for entry in schemas if entry[0] == schema_id]
+    if by_id:
+        (_, version, schema) = by_id[0]
+        record = _decode_exactly(schema, body)
+        if record is None:
+            return PacketFailure(
+                packet,
+                "bad_packet",
+                f"{packet}: the body does not decode with alert schema {version} (schema id {schema_id}): "
+                "truncated or damaged",
+            )
+        return record
+    for _, _, schema in schemas:
+        record = _decode_exactly(schema, body)
+        if record is not None:
+            return record
+    return PacketFailure(
+        packet,
+        "unknown_schema",
+        f"{packet}: unknown schema id {schema_id}, and no alert schema shipped by lsst-alert-packet "
+        f"({', '.join(entry[1] for entry in schemas)}) decodes its body",
+    )
+
+
+# Reading packet files ----------------------------------------------------------
+
+
+def read_packets(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict | PacketFailure]]:
+    """Read the packets of one file.
+
+    Yields
+    ------
+    packet : str
+        Name of the packet: the file, and ``#<index>`` within an Avro
+        container.
+    record : dict or PacketFailure
+        The decoded alert, or why it (or the rest of the file) cannot be
+        read.
+
+    """
+    name = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        yield name, PacketFailure(name, "bad_packet", f"{name}: cannot read the file ({error})")
+        return
+    if data.startswith(AVRO_CONTAINER_MAGIC):
+        yield from _read_container(name, data)
+    else:
+        yield name, decode_wire_message(data, name)
+
+
+def _read_container(name: str, data: bytes) -> Iterator[tuple[str, dict | PacketFailure]]:
+    import fastavro
+
+    index = 0
+    try:
+        reader = fastavro.reader(io.BytesIO(data))
+        for record in reader:
+            yield f"{name}#{index}", record
+            index += 1
+    except Exception as error:
+        packet = f"{name}#{index}"
+        yield (
+            packet,
+            PacketFailure(
+                packet,
+                "bad_packet",
+                f"{name}: the Avro container is damaged after {index} packet(s) "
+                f"({type(error).__name__}: {error})",
+            ),
+        )
+        return
+    if index == 0:
+        yield name, PacketFailure(name, "bad_packet", f"{name}: the Avro container holds no packets")
+
+
+# From a packet to a source -------------------------------------------------------
+
+
+def survey_of(record: Mapping[str, Any]) -> str | None:
+    """``"rubin"``, ``"ztf"`` or `None`, from the packet's fields."""
+    if "diaSource" in record:
+        return "rubin"
+    if "candidate" in record and "candid" in record:
+        return "ztf"
+    return None
+
+
+def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> AlertSource | PacketFailure:
+    """The source and stamps of one decoded packet.
+
+    Parameters
+    ----------
+    record
+        The decoded alert.
+    packet
+        Name of the packet, for messages.
+    instrument
+        Instrument name for Rubin packets (the packet does not name it).
+
+    """
+    survey = survey_of(record)
+    if survey is None:
+        return PacketFailure(
+            packet,
+            "bad_packet",
+            f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; fields {sorted(record)[:8]}",
+        )
+    row = _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
+    readers = {}
+    for role, field in ROLE_FIELDS.items():
+        stamp = record.get(field)
+        if survey == "ztf" and isinstance(stamp, Mapping):
+            stamp = stamp.get("stampData")
+        if stamp is None:
+            return PacketFailure(packet, "no_cutout", f"{packet}: {field} is null", row)
+        name = f"{packet} ({field})"
+        try:
+            readers[role] = _rubin_reader(stamp, name) if survey == "rubin" else _ztf_reader(stamp, name)
+        except ExposureUnavailableError as error:
+            return PacketFailure(packet, "bad_cutout", str(error), row)
+    return AlertSource(packet=packet, survey=survey, row=row, readers=readers)
+
+
+def _rubin_row(record: Mapping[str, Any], instrument: str) -> dict[str, Any]:
+    row = dict(record["diaSource"] or {})
+    row.setdefault("diaSourceId", record.get("diaSourceId"))
+    row["instrument"] = instrument
+    return row
+
+
+def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ZTF candidate with APDB names for what has one.
+
+    ``diaSourceId`` is ``candid``, ``visit`` the processing id ``pid`` (one
+    exposure and CCD quadrant), ``detector`` the readout channel ``rcid``,
+    ``band`` from ``fid``.  ``psfFlux``/``psfFluxErr`` are ``magpsf ±
+    sigmapsf`` in nJy (AB), negative when ``isdiffpos`` is ``'f'``;
+    ``reliability`` is the deep-learning score ``drb`` when present, else
+    ``rb``.
+    """
+    candidate = dict(record["candidate"])
+    positive = str(candidate.get("isdiffpos", "t")).lower() in ("t", "1")
+    magpsf, sigmapsf = candidate.get("magpsf"), candidate.get("sigmapsf")
+    flux = error = None
+    if magpsf is not None and math.isfinite(magpsf):
+        flux = 10.0 ** ((31.4 - magpsf) / 2.5) * (1.0 if positive else -1.0)
+        if sigmapsf is not None and math.isfinite(sigmapsf):
+            error = abs(flux) * sigmapsf * math.log(10.0) / 2.5
+    reliability = candidate.get("drb")
+    if reliability is None:
+        reliability = candidate.get("rb")
+    return {
+        "diaSourceId": record.get("candid", candidate.get("candid")),
+        "instrument": "ZTF",
+        "visit": candidate.get("pid"),
+        "detector": candidate.get("rcid"),
+        "ra": candidate.get("ra"),
+        "dec": candidate.get("dec"),
+        "band": ZTF_BANDS.get(candidate.get("fid"), str(candidate.get("fid"))),
+        "psfFlux": flux,
+        "psfFluxErr": error,
+        "reliability": reliability,
+        "objectId": record.get("objectId"),
+        "magpsf": magpsf,
+        "sigmapsf": sigmapsf,
+        "isdiffpos": candidate.get("isdiffpos"),
+        "rb": candidate.get("rb"),
+        "drb": candidate.get("drb"),
+        "fid": candidate.get("fid"),
+    }
+
+
+def _open_stamp(data: bytes, name: str) -> astropy.io.fits.HDUList:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hdus = astropy.io.fits.open(io.BytesIO(data), lazy_load_hdus=False)
+            hdus.verify("silentfix+ignore")
+            for hdu in hdus:
+                _ = hdu.data
+    except Exception as error:
+        raise ExposureUnavailableError(
+            f"{name}: not a readable FITS file ({type(error).__name__}: {error})"
+        ) from error
+    return hdus
+
+
+def _first_image(hdus: astropy.io.fits.HDUList, name: str) -> tuple[np.ndarray, astropy.io.fits.Header]:
+    for hdu in hdus:
+        if isinstance(hdu, astropy.io.fits.PrimaryHDU | astropy.io.fits.ImageHDU) and hdu.data is not None:
+            data = np.asarray(hdu.data, dtype=np.float32)
+            if data.ndim == 2 and data.size:
+                return data, hdu.header
+    raise ExposureUnavailableError(f"{name}: the FITS file holds no 2-d image")
+
+
+def _stamp_wcs(header: astropy.io.fits.Header, name: str) -> astropy.wcs.WCS:
+    """The stamp's celestial WCS; a header with CRVAL and a CD/PC matrix
+    but no ``CTYPE`` (as some alert production versions write) is a TAN
+    projection.
+    """
+    header = header.copy()
+    if not str(header.get("CTYPE1", "")).strip() and "CRVAL1" in header and "CRVAL2" in header:
+        header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    try:
+        wcs = celestial_wcs(header, name)
+    except ValueError as error:
+        raise ExposureUnavailableError(str(error)) from error
+    if wcs is None:
+        raise ExposureUnavailableError(f"{name}: the stamp has no celestial WCS")
+    return wcs
+
+
+def _rubin_reader(data: bytes, name: str) -> Any:
+    with _open_stamp(data, name) as hdus:
+        array, header = _first_image(hdus, name)
+        wcs = _stamp_wcs(header, name)
+        # CUTMINX/Y are the parent coordinates of the pixel before the first.
+        xy0 = (int(header.get("CUTMINX", -1)) + 1, int(header.get("CUTMINY", -1)) + 1)
+    return array_plane_reader(name, array, wcs=wcs, xy0=xy0)
+
+
+def _ztf_reader(data: bytes, name: str) -> FixedPositionPlaneReader:
+    try:
+        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    except Exception as error:
+        raise ExposureUnavailableError(f"{name}: damaged gzip data ({error})") from error
+    with _open_stamp(raw, name) as hdus:
+        array, _ = _first_image(hdus, name)
+    ny, nx = array.shape
+    return FixedPositionPlaneReader(
+        name=name, array=array, x=float(nx // 2), y=float(ny // 2), pixel_scale=ZTF_PIXEL_SCALE_ARCSEC
+    )

@@ -1,0 +1,164 @@
+"""Plane readers of images held in memory: the stamps of an alert packet,
+a FITS image read whole.
+
+They give the cutting core the same `~lsst.analysis.ap.exposures.PlaneReader`
+interface as the Butler readers, so alert packets and image files go
+through the same core (stamp geometry, failure records, rendering, output
+files) as the Butler path.
+
+An image with a celestial FITS WCS becomes an in-memory
+`lsst.images.Image` with an `lsst.images.SkyProjection`, read through an
+ordinary `PlaneReader`.  A stamp without a WCS (ZTF alert stamps) gets a
+`FixedPositionPlaneReader`: every source of it is at a known pixel (the
+stamp centre), and the pixel scale is the survey's.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "FixedPositionPlaneReader",
+    "array_plane_reader",
+    "fits_wcs_projection",
+)
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import astropy.wcs
+import numpy as np
+from lsst.images import Box, Image, SkyProjection
+
+from ..exposures import ExposureUnavailableError, PlaneReader
+from ..legacy_fits import _celestial_wcs, _make_sky_projection
+
+
+def fits_wcs_projection(wcs: astropy.wcs.WCS, bbox: Box, name: str) -> SkyProjection:
+    """The ICRS sky projection of the parent pixel grid ``bbox`` from a
+    celestial FITS WCS of the array's local (0-based) pixel grid.
+
+    Raises
+    ------
+    ValueError
+        When the projection cannot be built or disagrees with astropy; the
+        message names ``name``.
+
+    """
+    return _make_sky_projection(wcs, bbox, name)
+
+
+def celestial_wcs(header: Any, name: str) -> astropy.wcs.WCS | None:
+    """The celestial FITS WCS of a header, or `None` if it has none."""
+    return _celestial_wcs(header, name)
+
+
+class _ImageGetter:
+    """``get(component, parameters)`` over one in-memory `lsst.images.Image`."""
+
+    def __init__(self, image: Image) -> None:
+        self._image = image
+
+    def __call__(self, component: str, parameters: Mapping[str, Any] | None) -> Any:
+        if component == "bbox":
+            return self._image.bbox
+        if component == "sky_projection":
+            return self._image.sky_projection
+        if component == "image":
+            box = (parameters or {}).get("bbox")
+            return self._image if box is None else self._image[box]
+        raise KeyError(f"component {component!r} is not held by an in-memory image")
+
+
+def array_plane_reader(
+    name: str, array: np.ndarray, *, wcs: astropy.wcs.WCS | None, xy0: tuple[int, int] = (0, 0)
+) -> PlaneReader:
+    """A reader of a 2-d array with a celestial FITS WCS.
+
+    Parameters
+    ----------
+    name
+        Description for messages (packet or file name and role).
+    array
+        Pixels, indexed ``[y, x]``.
+    wcs
+        Celestial FITS WCS of the array's local 0-based pixel grid; `None`
+        makes every read fail with "no sky projection".
+    xy0
+        Parent coordinates of the array's first pixel.
+
+    Raises
+    ------
+    ExposureUnavailableError
+        When the array is not 2-d or the WCS cannot be turned into a sky
+        projection; the message names ``name``.
+
+    """
+    array = np.asarray(array)
+    if array.ndim != 2 or 0 in array.shape:
+        raise ExposureUnavailableError(f"{name}: expected a non-empty 2-d image, got shape {array.shape}")
+    bbox = Box.from_shape(array.shape, start=(int(xy0[1]), int(xy0[0])))
+    projection = None
+    if wcs is not None:
+        try:
+            projection = fits_wcs_projection(wcs, bbox, name)
+        except ValueError as error:
+            raise ExposureUnavailableError(str(error)) from error
+    image = Image(np.asarray(array, dtype=np.float32), bbox=bbox, sky_projection=projection)
+    return PlaneReader(name=name, getter=_ImageGetter(image))
+
+
+@dataclasses.dataclass
+class FixedPositionPlaneReader:
+    """A stamp without a sky projection whose sources are all at one known
+    pixel position (an alert stamp centred on its candidate).
+
+    Offers the `PlaneReader` methods the cutting core uses.
+
+    Parameters
+    ----------
+    name
+        Description for messages.
+    array
+        Pixels, indexed ``[y, x]``, first pixel at parent ``(0, 0)``.
+    x, y
+        Pixel position of the source.
+    pixel_scale
+        Pixel scale in arcseconds (the survey's nominal scale).
+
+    """
+
+    name: str
+    array: np.ndarray
+    x: float
+    y: float
+    pixel_scale: float | None
+
+    @property
+    def bbox(self) -> Box:
+        """Bounding box of the stamp."""
+        return Box.from_shape(self.array.shape)
+
+    @property
+    def projection(self) -> None:
+        """There is no sky projection."""
+        return None
+
+    def sky_to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The source position, for every sky position given."""
+        n = np.shape(np.atleast_1d(ra))[0]
+        return np.full(n, float(self.x)), np.full(n, float(self.y))
+
+    def pixel_scale_arcsec(self) -> float | None:
+        """The nominal pixel scale."""
+        return self.pixel_scale
+
+    def read_whole(self) -> tuple[np.ndarray, Box]:
+        """The whole stamp."""
+        return np.asarray(self.array, dtype=np.float32), self.bbox
+
+    def read(self, box: Box) -> tuple[np.ndarray, Box]:
+        """The whole stamp (it is in memory)."""
+        return self.read_whole()
+
+    def release(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,369 @@
+"""Cutouts without a Butler: from alert packets and from image files.
+
+`make_alert_cutouts` draws the stamps that Rubin or ZTF alert packets carry;
+`make_file_cutouts` cuts stamps of a DiaSource table out of science,
+template and difference image files.  Both go through the same cutting core
+(`lsst.analysis.ap.cutouts.ExposureCutouter`), configuration
+(`PlotImageSubtractionCutoutsConfig`) and outputs as the Butler path:
+``images/<chunk>/<id>.png``, the Zooniverse and panoptes manifests,
+``failures.csv``, ``summary.json`` and ``records.csv``.  Every packet and
+every source ends written, skipped or failed with a reason that names the
+packet or file.
+"""
+
+from __future__ import annotations
+
+__all__ = ("expand_packet_inputs", "make_alert_cutouts", "make_file_cutouts")
+
+import concurrent.futures
+import glob
+import logging
+import multiprocessing
+import os
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lsst.pipe.base import Struct
+
+from .cutouts import ExposureCutouter, make_exposure_records
+from .exposures import IMAGE_ROLES, ExposureUnavailableError
+from .images.alerts import (
+    AVRO_CONTAINER_MAGIC,
+    PacketFailure,
+    alert_source,
+    decode_wire_message,
+    read_packets,
+)
+from .images.files import file_plane_reader, role_files
+from .manifest import empty_records, records_frame
+from .output import remove_stale_temporaries
+from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
+from .sources import SourceTableError, standardize_sources
+
+_LOG = logging.getLogger(__name__)
+
+PACKET_SUFFIXES = (".avro", ".avsc.bin", ".bin", ".alert")
+"""Files a directory given as input is searched for (recursively)."""
+
+DEFAULT_INSTRUMENT = "LSSTCam"
+"""Instrument recorded for Rubin packets (which do not name it)."""
+
+
+# Alert packets -------------------------------------------------------------------
+
+
+def expand_packet_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Packet files from files, directories (searched recursively for
+    `PACKET_SUFFIXES`) and glob patterns, in order, without repeats.
+
+    Raises
+    ------
+    FileNotFoundError
+        When an input matches no file.
+
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(PACKET_SUFFIXES))
+        elif path.exists():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob.glob(os.fspath(item), recursive=True) if Path(p).is_file())
+        if not found:
+            raise FileNotFoundError(f"no alert packet file at {item}")
+        files.extend(p for p in found if p not in files)
+    return files
+
+
+def _packet_id(packet: str) -> int:
+    """A stable negative id for a packet whose source id is unknown."""
+    return -(zlib.crc32(packet.encode()) + 1)
+
+
+def _failure_row(failure: PacketFailure, instrument: str) -> dict[str, Any]:
+    row = dict(failure.row or {})
+
+    def value(name: str, default: Any) -> Any:
+        item = row.get(name)
+        return default if item is None or (isinstance(item, float) and np.isnan(item)) else item
+
+    return {
+        "diaSourceId": value("diaSourceId", _packet_id(failure.packet)),
+        "instrument": value("instrument", instrument),
+        "visit": value("visit", -1),
+        "detector": value("detector", -1),
+        "band": value("band", ""),
+        "ra": value("ra", float("nan")),
+        "dec": value("dec", float("nan")),
+    }
+
+
+def _packet_records(
+    cutouter: ExposureCutouter, packet: str, record: dict | PacketFailure, instrument: str
+) -> pd.DataFrame:
+    """Records of one packet: its source drawn by the core, or failed."""
+    source = (
+        record if isinstance(record, PacketFailure) else alert_source(record, packet, instrument=instrument)
+    )
+    if not isinstance(source, PacketFailure):
+        try:
+            sources = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
+        except SourceTableError as error:
+            source = PacketFailure(packet, "bad_packet", str(error), source.row)
+        else:
+            readers = source.readers
+            return make_exposure_records(cutouter, sources, lambda: readers)
+    return records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
+
+
+def _iter_packets(item: Any, index: int) -> Iterator[tuple[str, dict | PacketFailure]]:
+    """Packets of one input: a file, wire-format bytes, or a decoded dict."""
+    if isinstance(item, Mapping):
+        yield f"packet {index}", dict(item)
+    elif isinstance(item, bytes | bytearray):
+        name = f"packet {index}"
+        if bytes(item).startswith(AVRO_CONTAINER_MAGIC):
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(suffix=".avro") as handle:
+                handle.write(item)
+                handle.flush()
+                for packet, record in read_packets(handle.name):
+                    yield packet.replace(handle.name, name), record
+        else:
+            yield name, decode_wire_message(bytes(item), name)
+    else:
+        yield from read_packets(item)
+
+
+def _alert_records(
+    task: PlotImageSubtractionCutoutsTask, items: Sequence[Any], instrument: str
+) -> pd.DataFrame:
+    cutouter = task._cutouter()
+    frames = [empty_records()]
+    for index, item in enumerate(items):
+        for packet, record in _iter_packets(item, index):
+            frames.append(_packet_records(cutouter, packet, record, instrument))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _prepare_output(task: PlotImageSubtractionCutoutsTask) -> None:
+    task.output_path.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(task.output_path)
+    if stale:
+        task.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
+
+
+def make_alert_cutouts(
+    packets: Iterable[Any],
+    output_path: str | os.PathLike[str],
+    *,
+    config: PlotImageSubtractionCutoutsConfig | None = None,
+    njobs: int = 0,
+    instrument: str = DEFAULT_INSTRUMENT,
+) -> Struct:
+    """Draw the stamps of alert packets.
+
+    Parameters
+    ----------
+    packets
+        Packet files (Avro containers, Confluent wire-format messages),
+        directories and glob patterns (see `expand_packet_inputs`), or
+        packets themselves: wire-format or container `bytes`, or decoded
+        alert `dict` objects.
+    output_path
+        Output directory.
+    config
+        Task configuration (stamp sizes, display, chunking, url_root, ...).
+    njobs
+        Worker processes, one packet file at a time each; 0 draws here.
+    instrument
+        Instrument recorded for Rubin packets.
+
+    Returns
+    -------
+    lsst.pipe.base.Struct
+        As `PlotImageSubtractionCutoutsTask.run`: ``records``, ``summary``,
+        ``manifest``, ``written``, ``skipped``, ``failed``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When an input path matches no file.
+
+    """
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    items: list[Any] = []
+    for item in packets:
+        if isinstance(item, str | os.PathLike):
+            items.extend(expand_packet_inputs([item]))
+        else:
+            items.append(item)
+    _prepare_output(task)
+    task.log.info("Drawing the stamps of %d packet input(s) into %s", len(items), task.output_path)
+    files = [item for item in items if isinstance(item, Path)]
+    if njobs > 0 and len(files) > 1:
+        others = [item for item in items if not isinstance(item, Path)]
+        frames = [_alert_records(task, others, instrument)]
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=njobs,
+            mp_context=context,
+            initializer=_start_alert_worker,
+            initargs=(task.config, str(task.output_path), instrument),
+        ) as pool:
+            frames.extend(pool.map(_alert_worker_file, [str(f) for f in files]))
+        records = pd.concat(frames, ignore_index=True)
+    else:
+        records = _alert_records(task, items, instrument)
+    return task.finish(records)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_alert_worker(config: PlotImageSubtractionCutoutsConfig, output_path: str, instrument: str) -> None:
+    logging.basicConfig(level=logging.INFO)
+    _WORKER["task"] = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    _WORKER["instrument"] = instrument
+
+
+def _alert_worker_file(path: str) -> pd.DataFrame:
+    return _alert_records(_WORKER["task"], [Path(path)], _WORKER["instrument"])
+
+
+# Image files -----------------------------------------------------------------------
+
+
+class _FileReaders:
+    """One plane reader per image file, opened on first use."""
+
+    def __init__(self, files: Mapping[str, list[Path]]) -> None:
+        self.files = files
+        self._readers: dict[Path, Any] = {}
+        self._errors: dict[Path, ExposureUnavailableError] = {}
+
+    def reader(self, path: Path) -> Any:
+        if path in self._errors:
+            raise self._errors[path]
+        if path not in self._readers:
+            try:
+                reader = file_plane_reader(path)
+                reader.bbox  # noqa: B018  (reads the headers once, now)
+            except ExposureUnavailableError as error:
+                self._errors[path] = error
+                raise
+            self._readers[path] = reader
+        return self._readers[path]
+
+    def find(self, role: str, ra: float, dec: float) -> tuple[Path | None, str]:
+        """The first file of ``role`` whose image holds the position, or
+        `None` and why not.
+        """
+        candidates = self.files[role]
+        if len(candidates) == 1:
+            return candidates[0], ""
+        problems = []
+        for path in candidates:
+            try:
+                reader = self.reader(path)
+                x, y = reader.sky_to_pixel(np.array([ra]), np.array([dec]))
+            except ExposureUnavailableError as error:
+                problems.append(str(error))
+                continue
+            cx, cy = np.floor(x[0] + 0.5), np.floor(y[0] + 0.5)
+            box = reader.bbox
+            if np.isfinite(cx) and box.x.start <= cx < box.x.stop and box.y.start <= cy < box.y.stop:
+                return path, ""
+        detail = f" ({'; '.join(problems[:2])})" if problems else ""
+        return None, f"none of the {len(candidates)} {role} file(s) holds the source{detail}"
+
+
+def make_file_cutouts(
+    sources: Any,
+    output_path: str | os.PathLike[str],
+    *,
+    science: Any,
+    template: Any,
+    difference: Any,
+    config: PlotImageSubtractionCutoutsConfig | None = None,
+    instrument: str | None = None,
+    origin: str = "DiaSource table",
+) -> Struct:
+    """Cut the stamps of DiaSources out of image files.
+
+    Parameters
+    ----------
+    sources
+        DiaSources (`pandas.DataFrame`, `astropy.table.Table`, or the path
+        of a parquet/CSV/FITS catalog) with APDB column names.
+    output_path
+        Output directory.
+    science, template, difference
+        The images of each role: a file, a directory of FITS files, a glob
+        pattern, or a list of them.  With several files for a role, each
+        source is cut from the first file whose image holds it.
+    config
+        Task configuration.
+    instrument
+        Instrument name of sources without an ``instrument`` column.
+    origin
+        Where the table came from, for messages.
+
+    Raises
+    ------
+    lsst.analysis.ap.sources.SourceTableError
+        When the table cannot be used at all.
+    FileNotFoundError
+        When an image path matches no file.
+
+    """
+    from .sources import load_catalog
+
+    if isinstance(sources, str | os.PathLike):
+        origin = f"catalog {sources}"
+        sources = load_catalog(sources)
+    frame = standardize_sources(sources, instrument=instrument or "unknown", origin=origin)
+    files = {
+        role: role_files(spec, role)
+        for role, spec in (("template", template), ("science", science), ("difference", difference))
+    }
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    _prepare_output(task)
+    cutouter = task._cutouter()
+    readers = _FileReaders(files)
+    assigned: dict[tuple[Path, Path, Path], list[int]] = {}
+    frames = [empty_records()]
+    failed_rows = []
+    for position, row in enumerate(frame.to_dict("records")):
+        chosen = []
+        for role in IMAGE_ROLES:
+            path, why = readers.find(role, float(row["ra"]), float(row["dec"]))
+            if path is None:
+                failed_rows.append(cutouter._fail(row, "missing_exposure", why))
+                break
+            chosen.append(path)
+        else:
+            assigned.setdefault(tuple(chosen), []).append(position)
+    if failed_rows:
+        frames.append(records_frame(failed_rows))
+    task.log.info(
+        "Drawing %d DiaSource(s) from %d image file triplet(s) into %s",
+        len(frame),
+        len(assigned),
+        task.output_path,
+    )
+    for paths, positions in assigned.items():
+
+        def open_readers(paths: tuple[Path, ...] = paths) -> dict[str, Any]:
+            return {role: readers.reader(path) for role, path in zip(IMAGE_ROLES, paths, strict=True)}
+
+        frames.append(make_exposure_records(cutouter, frame.iloc[positions], open_readers))
+    records = pd.concat(frames, ignore_index=True)
+    return task.finish(records)

@@ -1,0 +1,377 @@
+"""Cutouts from alert packets: the real ZTF packet, Rubin packets built from
+the demo repository exactly as alert production writes them (CCDData FITS
+stamps, schema from lsst-alert-packet, Confluent wire format and Avro
+containers), damaged packets, and the ``plotAlertCutouts`` command.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import re
+import shutil
+import struct
+import warnings
+from pathlib import Path
+
+import fastavro
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from PIL import Image
+
+from alert_packets import container_bytes, latest_schema, make_centered_box, rubin_alert, wire_message
+from lsst.analysis.ap.annotate import SourceAnnotation
+from lsst.analysis.ap.images.alerts import ZTF_PIXEL_SCALE_ARCSEC, alert_source, read_packets
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+from lsst.analysis.ap.render import TripletRenderer
+from lsst.analysis.ap.stamps import stamp_box
+from lsst.analysis.ap.standalone import make_alert_cutouts
+from lsst.analysis.ap.standalone_cli import alerts_main
+
+ZTF_PACKET = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
+ZTF_STAMPS = Path(__file__).parent / "data" / "ztf"
+CANDID = 472263571115115000
+
+
+def config(**overrides) -> PlotImageSubtractionCutoutsConfig:
+    result = PlotImageSubtractionCutoutsConfig()
+    result.whole_read_min_sources = 1
+    for name, value in overrides.items():
+        setattr(result, name, value)
+    result.validate()
+    return result
+
+
+def ztf_stamp(kind: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ZTF stamps have a non-standard SIMPLE card
+        return np.asarray(fits.getdata(ZTF_STAMPS / f"{CANDID}_cutout{kind}.fits.gz"), dtype=np.float32)
+
+
+def ztf_record() -> tuple[dict, dict]:
+    """(writer schema, record) of the real ZTF packet."""
+    with open(ZTF_PACKET, "rb") as stream:
+        reader = fastavro.reader(stream)
+        return reader.writer_schema, next(iter(reader))
+
+
+def negative_ztf_packet(path: Path) -> dict:
+    """The real packet with ``isdiffpos = 'f'`` and its difference stamp
+    negated (a decrease in brightness), written with the packet's schema.
+    """
+    schema, record = ztf_record()
+    record["candid"] += 1
+    record["candidate"]["candid"] = record["candid"]
+    record["candidate"]["isdiffpos"] = "f"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdus = fits.open(io.BytesIO(gzip.decompress(record["cutoutDifference"]["stampData"])))
+        hdus[0].data = -hdus[0].data
+        stream = io.BytesIO()
+        hdus.writeto(stream, output_verify="silentfix")
+    record["cutoutDifference"]["stampData"] = gzip.compress(stream.getvalue())
+    with open(path, "wb") as out:
+        fastavro.writer(out, schema, [record])
+    return record
+
+
+def panel_pixels_of(png: Path, row: int, column: int) -> np.ndarray:
+    """Luminance of one panel of a PNG drawn with the default layout."""
+    renderer = TripletRenderer([63], True)
+    box = renderer.panel_boxes[row][column]
+    return np.asarray(Image.open(png).convert("L"), dtype=float)[box.slices]
+
+
+# ZTF ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ztf_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ztf")
+    negative = negative_ztf_packet(root / "negative.avro")
+    packets = [ZTF_PACKET, root / "negative.avro"]
+    result = make_alert_cutouts(packets, root / "out", config=config(sizes=[63, 21], save_as_numpy=True))
+    return result, root / "out", negative
+
+
+def test_ztf_triplets_are_the_packet_stamps_centred_on_the_candidate(ztf_run):
+    result, out, _ = ztf_run
+    assert result.summary["written"] == 2 and result.summary["failed"] == 0
+    for role, kind in (("sci", "Science"), ("temp", "Template"), ("diff", "Difference")):
+        stamp = ztf_stamp(kind)
+        full = np.load(out / "numpy" / "472263571115110000" / f"{CANDID}_{role}_63.npy")
+        np.testing.assert_array_equal(full, stamp)
+        small = np.load(out / "numpy" / "472263571115110000" / f"{CANDID}_{role}_21.npy")
+        # The centre pixel of every stamp is the packet stamp's centre: the candidate.
+        assert small[10, 10] == stamp[31, 31]
+        np.testing.assert_array_equal(small, stamp[21:42, 21:42])
+    # The candidate is the brightest point of the difference, at the centre.
+    difference = ztf_stamp("Difference")
+    peak = np.unravel_index(np.nanargmax(difference), difference.shape)
+    assert abs(peak[0] - 31) <= 1 and abs(peak[1] - 31) <= 1
+
+
+def test_ztf_records_and_annotation_match_the_packet(ztf_run):
+    result, out, _ = ztf_run
+    _, record = ztf_record()
+    candidate = record["candidate"]
+    row = result.records.set_index("diaSourceId").loc[CANDID]
+    assert row["instrument"] == "ZTF"
+    assert row["band"] == "r"  # fid 2
+    assert row["visit"] == candidate["pid"] and row["detector"] == candidate["rcid"]
+    assert row["ra"] == pytest.approx(candidate["ra"]) and row["dec"] == pytest.approx(candidate["dec"])
+    assert (out / row["path"]).exists()
+    source = alert_source(record, "ztf", instrument="ignored")
+    fields = SourceAnnotation.from_row(source.row).fields()
+    assert fields["diaSourceId"].text == str(CANDID)
+    assert fields["band"].text == "r"
+    assert fields["reliability"].text == f"{candidate['drb']:.3f}"
+    flux = 10 ** ((31.4 - candidate["magpsf"]) / 2.5)
+    error = flux * candidate["sigmapsf"] * math.log(10) / 2.5
+    assert fields["psf"].text == f"{flux:.1f} ± {error:.1f} nJy"
+    assert source.row["objectId"] == record["objectId"] == "ZTF17aaajnnn"
+    assert source.row["isdiffpos"] == "t" and source.row["rb"] == candidate["rb"]
+    # No WCS: the scale bar comes from ZTF's pixel scale.
+    assert source.readers["science"].pixel_scale_arcsec() == ZTF_PIXEL_SCALE_ARCSEC
+    assert source.readers["science"].projection is None
+
+
+def test_ztf_negative_difference_is_drawn_negative(ztf_run):
+    result, out, negative = ztf_run
+    records = result.records.set_index("diaSourceId")
+    positive_png = out / records.loc[CANDID, "path"]
+    negative_png = out / records.loc[negative["candid"], "path"]
+    for png, sign in ((positive_png, 1), (negative_png, -1)):
+        panel = panel_pixels_of(png, 0, 2)
+        n = panel.shape[0]
+        centre = panel[n // 2 - 10 : n // 2 + 10, n // 2 - 10 : n // 2 + 10].mean()
+        assert sign * (centre - np.median(panel)) > 40, png
+    source = alert_source(negative, "negative", instrument="ignored")
+    assert source.row["psfFlux"] < 0
+    assert SourceAnnotation.from_row(source.row).fields()["psf"].text.startswith("-")
+
+
+# Rubin ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rubin(demo_repo, demo_sources, tmp_path_factory):
+    """Alerts of every demo DiaSource (40-pixel minimum and production's 30),
+    and a Butler run drawing the same sources.
+    """
+    butler = demo_repo.butler()
+    schema_id, schema = latest_schema()
+    rows = demo_sources.assign(instrument="DemoCam").to_dict("records")
+    cache: dict = {}
+    alerts40 = [rubin_alert(butler, row, schema, min_cutout_size=40, cache=cache) for row in rows]
+    alerts30 = [rubin_alert(butler, row, schema, cache=cache) for row in rows]
+    root = tmp_path_factory.mktemp("rubin")
+    butler_out = root / "butler"
+    task = PlotImageSubtractionCutoutsTask(config=config(save_as_numpy=True), output_path=butler_out)
+    butler_result = task.run(demo_sources.assign(instrument="DemoCam"), butler)
+    status = butler_result.records.set_index("diaSourceId")["status"]
+    drawable = [a for a in alerts40 if status.loc[a["diaSourceId"]] == "written"]
+    return {
+        "drawable": drawable,
+        "butler": butler,
+        "schema": schema,
+        "schema_id": schema_id,
+        "rows": rows,
+        "alerts40": alerts40,
+        "alerts30": alerts30,
+        "root": root,
+        "butler_out": butler_out,
+        "butler_result": butler_result,
+    }
+
+
+def test_wire_format_packets_draw_the_butler_pngs(rubin, tmp_path):
+    messages = [wire_message(a, rubin["schema"], rubin["schema_id"]) for a in rubin["alerts40"]]
+    assert all(m[0] == 0 and struct.unpack(">I", m[1:5])[0] == rubin["schema_id"] for m in messages)
+    for index, message in enumerate(messages):
+        (tmp_path / "packets").mkdir(exist_ok=True)
+        (tmp_path / "packets" / f"{index:03d}.bin").write_bytes(message)
+    result = make_alert_cutouts(
+        [tmp_path / "packets"], tmp_path / "out", config=config(), instrument="DemoCam"
+    )
+    expected = rubin["butler_result"]
+    assert result.summary == expected.summary
+    written = expected.records[expected.records["status"] == "written"]
+    assert len(written) > 70
+    for path in written["path"]:
+        assert (tmp_path / "out" / path).read_bytes() == (rubin["butler_out"] / path).read_bytes(), path
+    ours = pd.read_csv(tmp_path / "out" / "images" / "manifest.csv")
+    theirs = pd.read_csv(rubin["butler_out"] / "images" / "manifest.csv")
+    pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_container_file_and_wcs_without_ctype_draw_the_same(rubin, tmp_path):
+    schema = rubin["schema"]
+    butler = rubin["butler"]
+    rows = rubin["rows"][:6]
+    no_ctype = [rubin_alert(butler, row, schema, min_cutout_size=40, ctype=False) for row in rows]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = fits.getheader(io.BytesIO(no_ctype[0]["cutoutScience"]))
+    assert not header.get("CTYPE1", "").strip()
+    (tmp_path / "alerts.avro").write_bytes(container_bytes(no_ctype, schema))
+    result = make_alert_cutouts(
+        [tmp_path / "alerts.avro"], tmp_path / "out", config=config(), instrument="DemoCam"
+    )
+    expected = rubin["butler_result"].records.set_index("diaSourceId")
+    for record in result.records.to_dict("records"):
+        assert record["status"] == expected.loc[record["diaSourceId"], "status"]
+        if record["status"] == "written":
+            path = record["path"]
+            assert (tmp_path / "out" / path).read_bytes() == (rubin["butler_out"] / path).read_bytes()
+    assert result.summary["written"] >= 5
+
+
+def test_production_size_stamps_hold_the_butler_pixels(rubin, tmp_path):
+    """Alert production centres even-sized cutouts with afw's rule, which
+    for about half of the sources puts the box one pixel lower or further
+    left than this package's stamp box: with 30-pixel packets and 30-pixel
+    stamps those show one row or column of no data; every other pixel is
+    the Butler stamp's.
+    """
+    packets = [wire_message(a, rubin["schema"], rubin["schema_id"]) for a in rubin["alerts30"]]
+    result = make_alert_cutouts(
+        packets, tmp_path / "out", config=config(save_as_numpy=True), instrument="DemoCam"
+    )
+    written = result.records[result.records["status"] == "written"]
+    same_box = shifted = 0
+    butler = rubin["butler"]
+    for row in written.to_dict("records"):
+        data_id = {"instrument": "DemoCam", "visit": row["visit"], "detector": row["detector"]}
+        image = butler.get("preliminary_visit_image", data_id)
+        xy = image.sky_projection.sky_to_pixel(SkyCoord(row["ra"], row["dec"], unit="deg"))
+        catalog_row = next(r for r in rubin["rows"] if r["diaSourceId"] == row["diaSourceId"])
+        size = max(30, int(catalog_row["bboxSize"]))
+        ours = stamp_box(float(xy.x), float(xy.y), 30).box
+        theirs = make_centered_box(float(xy.x), float(xy.y), size)
+        path = row["path"]
+        chunk = Path(path).parent.name
+        for role in ("sci", "temp", "diff"):
+            name = f"{row['diaSourceId']}_{role}_30.npy"
+            packet_stamp = np.load(tmp_path / "out" / "numpy" / chunk / name)
+            butler_stamp = np.load(rubin["butler_out"] / "numpy" / chunk / name)
+            valid = np.isfinite(packet_stamp)
+            np.testing.assert_array_equal(packet_stamp[valid], butler_stamp[valid])
+        if theirs.contains(ours):
+            same_box += 1
+            assert (tmp_path / "out" / path).read_bytes() == (rubin["butler_out"] / path).read_bytes()
+        else:
+            shifted += 1
+            assert not np.isfinite(packet_stamp).all()
+    assert same_box > 40 and shifted > 5
+
+
+def test_damaged_packets_fail_with_reasons_and_the_run_goes_on(rubin, tmp_path):
+    schema, schema_id = rubin["schema"], rubin["schema_id"]
+    good = rubin["alerts40"][:1]
+    packets = tmp_path / "packets"
+    packets.mkdir()
+    message = wire_message(good[0], schema, schema_id)
+    (packets / "a_good.bin").write_bytes(message)
+    (packets / "b_truncated.bin").write_bytes(message[: len(message) // 2])
+    (packets / "c_magic.bin").write_bytes(b"\x07" + message[1:])
+    # A body written with a schema that lsst-alert-packet does not ship.
+    foreign = {"type": "record", "name": "other.alert", "fields": [{"name": "alertId", "type": "long"}]}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(foreign), {"alertId": 5})
+    (packets / "d_unknown_schema.bin").write_bytes(struct.pack(">bI", 0, 424242) + body.getvalue())
+    alerts = rubin["alerts40"]
+    corrupt = dict(alerts[1])
+    corrupt["cutoutScience"] = b"SIMPLE  =   not a FITS file" + bytes(100)
+    (packets / "e_corrupt_fits.bin").write_bytes(wire_message(corrupt, schema, schema_id))
+    null = dict(alerts[2])
+    null["cutoutTemplate"] = None
+    (packets / "f_null.avro").write_bytes(container_bytes([null, alerts[3]], schema))
+    container = container_bytes(alerts[6:9], schema)
+    (packets / "g_cut_container.avro").write_bytes(container[: len(container) - 3000])
+
+    result = make_alert_cutouts([packets], tmp_path / "out", config=config(), instrument="DemoCam")
+    records = result.records
+    failed = records[records["status"] == "failed"]
+    reasons = dict(zip(failed["reason_code"], failed["reason"], strict=False))
+    by_packet = {
+        Path(re.match(r"(\S+?)(#\d+)?[: ]", reason).group(1)).name: (code, reason)
+        for code, reason in zip(failed["reason_code"], failed["reason"], strict=True)
+    }
+    assert set(by_packet) == {
+        "b_truncated.bin",
+        "c_magic.bin",
+        "d_unknown_schema.bin",
+        "e_corrupt_fits.bin",
+        "f_null.avro",
+        "g_cut_container.avro",
+    }, reasons
+    assert "truncated or damaged" in by_packet["b_truncated.bin"][1]
+    assert "wrong magic byte 0x07" in by_packet["c_magic.bin"][1]
+    assert by_packet["d_unknown_schema.bin"][0] == "unknown_schema"
+    assert "unknown schema id 424242" in by_packet["d_unknown_schema.bin"][1]
+    assert by_packet["e_corrupt_fits.bin"][0] == "bad_cutout"
+    assert "(cutoutScience): not a readable FITS file" in by_packet["e_corrupt_fits.bin"][1]
+    assert by_packet["f_null.avro"] == ("no_cutout", f"{packets / 'f_null.avro'}#0: cutoutTemplate is null")
+    assert "damaged after" in by_packet["g_cut_container.avro"][1]
+    # Failed packets whose source is known are recorded under its id.
+    assert {int(alerts[1]["diaSourceId"]), int(alerts[2]["diaSourceId"])} <= set(failed["diaSourceId"])
+    # The good packets are drawn: a_good, the second packet of f_null and
+    # those of the cut container before the damage.
+    written = set(records.loc[records["status"] == "written", "diaSourceId"])
+    assert {int(alerts[i]["diaSourceId"]) for i in (0, 3, 6, 7)} <= written
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["failed"] == len(failed) >= 6
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert len(failures) == len(failed)
+
+
+def test_read_packets_names_each_packet_of_a_container(rubin, tmp_path):
+    path = tmp_path / "three.avro"
+    path.write_bytes(container_bytes(rubin["alerts40"][:3], rubin["schema"]))
+    names = [name for name, _ in read_packets(path)]
+    assert names == [f"{path}#0", f"{path}#1", f"{path}#2"]
+
+
+# Command line ----------------------------------------------------------------------
+
+
+def test_command_reads_directories_and_globs_with_workers(rubin, tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    shutil.copy(ZTF_PACKET, one / "ztf.avro")
+    for index, alert in enumerate(rubin["drawable"][:4]):
+        (two / f"{index}.bin").write_bytes(wire_message(alert, rubin["schema"], rubin["schema_id"]))
+    (two / "bad.bin").write_bytes(b"\x01garbage")
+    status = alerts_main(
+        [str(one), str(two / "*.bin"), str(tmp_path / "out"), "-j", "2", "-c", "sizes=[31]",
+         "--instrument", "DemoCam", "--url-root", "https://example.org/c"]
+    )  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "6 packet(s)" in printed and "5 written" in printed and "1 failed" in printed
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert len(manifest) == 5
+    assert manifest["location:1"].str.startswith("https://example.org/c/images/").all()
+    png = Image.open(
+        tmp_path
+        / "out"
+        / manifest.loc[manifest["external_id"] == CANDID, "location:1"]
+        .iloc[0]
+        .removeprefix("https://example.org/c/")
+    )
+    assert png.size == TripletRenderer([31], True).canvas_size
+
+
+def test_command_refuses_missing_inputs(tmp_path, capsys):
+    assert alerts_main([str(tmp_path / "nothing*.avro"), str(tmp_path / "out")]) == 2
+    assert "no alert packet file" in capsys.readouterr().err
