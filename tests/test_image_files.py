@@ -1,0 +1,276 @@
+"""Cutouts from image files given by path, without a Butler: lsst.images
+files written by the demo repository's Butler, the same files as an image
+cutout service trims them (no JSON tree; mask planes in ``MSKN``/``MSKM``
+cards), afw Exposure files of both layouts (real HSC calexp and afw's
+version-2 file), plain FITS images with a celestial WCS, and the
+``plotFileCutouts`` command.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import astropy.wcs
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+
+from lsst.analysis.ap.legacy_fits import read_legacy_masked_image
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+from lsst.analysis.ap.standalone import make_file_cutouts
+from lsst.analysis.ap.standalone_cli import files_main
+
+AFW = Path(__file__).parent / "data" / "afw"
+ROLES = {
+    "science": "preliminary_visit_image",
+    "template": "template_detector",
+    "difference": "difference_image",
+}
+
+
+def config(**overrides) -> PlotImageSubtractionCutoutsConfig:
+    result = PlotImageSubtractionCutoutsConfig()
+    for name, value in overrides.items():
+        setattr(result, name, value)
+    result.validate()
+    return result
+
+
+def chunk_png(out: Path, dia_source_id: int) -> Path:
+    return out / "images" / str(dia_source_id // 10000 * 10000) / f"{dia_source_id}.png"
+
+
+@pytest.fixture(scope="module")
+def butler_run(demo_repo, demo_sources, tmp_path_factory):
+    """The Butler path's PNGs of every demo source, and each image's file."""
+    butler = demo_repo.butler()
+    out = tmp_path_factory.mktemp("files") / "butler"
+    sources = demo_sources.assign(instrument="DemoCam")
+    result = PlotImageSubtractionCutoutsTask(config=config(save_as_numpy=True), output_path=out).run(
+        sources, butler
+    )
+    files = {}
+    for visit, detector in demo_repo.data_ids:
+        data_id = {"instrument": "DemoCam", "visit": visit, "detector": detector}
+        files[(visit, detector)] = {
+            role: Path(butler.getURI(dataset_type, data_id).ospath) for role, dataset_type in ROLES.items()
+        }
+    return {"out": out, "result": result, "files": files, "sources": sources}
+
+
+def test_lsst_images_files_by_path_give_the_butler_pngs(butler_run, tmp_path):
+    sources = butler_run["sources"]
+    expected = butler_run["result"].records.set_index("diaSourceId")
+    for (visit, detector), paths in list(butler_run["files"].items())[:2]:
+        group = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
+        out = tmp_path / f"{visit}_{detector}"
+        result = make_file_cutouts(group, out, config=config(), **{r: str(p) for r, p in paths.items()})
+        assert len(result.records) == len(group)
+        for record in result.records.to_dict("records"):
+            assert record["status"] == expected.loc[record["diaSourceId"], "status"]
+            if record["status"] == "written":
+                ours = (out / record["path"]).read_bytes()
+                assert ours == (butler_run["out"] / record["path"]).read_bytes()
+
+
+def test_a_directory_per_role_finds_each_sources_file(butler_run, tmp_path):
+    """One visit's detectors in a directory per role: each source is cut
+    from the detector file that holds it.
+    """
+    sources = butler_run["sources"]
+    visit = 1002
+    dirs = {role: tmp_path / role for role in ROLES}
+    for (v, _), paths in butler_run["files"].items():
+        if v == visit:
+            for role, path in paths.items():
+                dirs[role].mkdir(exist_ok=True)
+                shutil.copy(path, dirs[role] / path.name)
+    group = sources[sources["visit"] == visit]
+    assert group["detector"].nunique() == 2
+    catalog = tmp_path / "sources.parquet"
+    group.to_parquet(catalog)
+    out = tmp_path / "out"
+    argv = [str(catalog), str(out)] + [arg for role in ROLES for arg in (f"--{role}", str(dirs[role]))]
+    assert files_main(argv) == 0
+    expected = butler_run["result"].records.set_index("diaSourceId")
+    records = pd.read_csv(out / "records.csv")
+    assert len(records) == len(group)
+    for record in records.to_dict("records"):
+        assert record["status"] == expected.loc[record["diaSourceId"], "status"]
+        if record["status"] == "written":
+            assert (out / record["path"]).read_bytes() == (butler_run["out"] / record["path"]).read_bytes()
+
+
+def trimmed_lsst_images_file(source: Path, target: Path) -> None:
+    """An lsst.images file as a cutout service returns pixel planes: the
+    IMAGE, MASK (``MSKN``/``MSKM`` cards) and VARIANCE HDUs without the
+    JSON tree and index the lsst.images reader needs.
+    """
+    with fits.open(source) as hdus:
+        kept = [fits.PrimaryHDU()]
+        for name in ("IMAGE", "MASK", "VARIANCE"):
+            kept.append(fits.ImageHDU(data=hdus[name].data, header=hdus[name].header, name=name))
+        fits.HDUList(kept).writeto(target)
+
+
+def test_files_with_mskn_mask_cards_are_read(butler_run, tmp_path):
+    (visit, detector), paths = next(iter(butler_run["files"].items()))
+    trimmed = {}
+    for role, path in paths.items():
+        trimmed[role] = tmp_path / f"{role}.fits"
+        trimmed_lsst_images_file(path, trimmed[role])
+    with fits.open(trimmed["template"]) as hdus:
+        assert "MSKN0000" in hdus["MASK"].header and not any(k.startswith("MP_") for k in hdus["MASK"].header)
+    with pytest.raises(ValueError, match="no MP_<NAME> cards"):
+        read_legacy_masked_image(trimmed["template"])
+    sources = butler_run["sources"]
+    group = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
+    out = tmp_path / "out"
+    result = make_file_cutouts(group, out, config=config(save_as_numpy=True), **trimmed)
+    written = result.records[result.records["status"] == "written"]
+    assert (
+        len(written)
+        == (
+            butler_run["result"].records.set_index("diaSourceId").loc[group["diaSourceId"], "status"]
+            == "written"
+        ).sum()
+    )
+    for record in written.to_dict("records"):
+        # Same pixels as through the Butler (the FITS WCS of these demo
+        # images is their exact projection, so the same boxes are cut).
+        chunk = Path(record["path"]).parent.name
+        for role in ("sci", "temp", "diff"):
+            name = f"{record['diaSourceId']}_{role}_30.npy"
+            np.testing.assert_array_equal(
+                np.load(out / "numpy" / chunk / name), np.load(butler_run["out"] / "numpy" / chunk / name)
+            )
+
+
+def plain_fits_image(source: Path, target: Path, x0: int, y0: int, size: int) -> None:
+    """A section of an image written as the image cutout service writes a
+    plain image: an empty primary HDU and an image HDU with the celestial
+    WCS of the section and its parent origin in ``LTV1/2``.
+    """
+    with fits.open(source) as hdus:
+        data = np.asarray(hdus["IMAGE"].data)[y0 : y0 + size, x0 : x0 + size]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = astropy.wcs.WCS(hdus["IMAGE"].header)
+    header = wcs[y0 : y0 + size, x0 : x0 + size].to_header()
+    header["LTV1"], header["LTV2"] = -x0, -y0
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data=data, header=header)]).writeto(target)
+
+
+X0, Y0, SIZE = 50, 30, 180
+
+
+def test_plain_fits_sections_with_a_wcs(butler_run, tmp_path):
+    (visit, detector), paths = next(iter(butler_run["files"].items()))
+    sections = {}
+    for role, path in paths.items():
+        sections[role] = tmp_path / f"{role}.fits"
+        plain_fits_image(path, sections[role], X0, Y0, SIZE)
+    sources = butler_run["sources"]
+    group = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
+    out = tmp_path / "out"
+    result = make_file_cutouts(group, out, config=config(save_as_numpy=True), **sections)
+    records = result.records.set_index("diaSourceId")
+    expected = butler_run["result"].records.set_index("diaSourceId")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = astropy.wcs.WCS(fits.getheader(paths["science"], "IMAGE"))
+    x, y = wcs.world_to_pixel_values(group["ra"].to_numpy(), group["dec"].to_numpy())
+    inside = (x >= X0 + 15) & (x < X0 + SIZE - 15) & (y >= Y0 + 15) & (y < Y0 + SIZE - 15)
+    outside = (x < X0 - 1) | (y < Y0 - 1) | (x > X0 + SIZE) | (y > Y0 + SIZE)
+    assert inside.sum() >= 2 and outside.sum() >= 2
+    for dia_source_id in group["diaSourceId"][inside]:
+        if expected.loc[dia_source_id, "status"] != "written":
+            continue
+        assert records.loc[dia_source_id, "status"] == "written"
+        chunk = str(dia_source_id // 10000 * 10000)
+        for role in ("sci", "temp", "diff"):
+            name = f"{dia_source_id}_{role}_30.npy"
+            np.testing.assert_array_equal(
+                np.load(out / "numpy" / chunk / name), np.load(butler_run["out"] / "numpy" / chunk / name)
+            )
+    for dia_source_id in group["diaSourceId"][outside]:
+        assert records.loc[dia_source_id, "reason_code"] == "off_image"
+
+
+def afw_catalog(path: Path, positions: list[tuple[float, float]]) -> pd.DataFrame:
+    """DiaSources at parent pixel positions of an afw file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdus:
+            wcs = astropy.wcs.WCS(hdus[1].header)
+            x0, y0 = -hdus[1].header.get("LTV1", 0), -hdus[1].header.get("LTV2", 0)
+    ra, dec = wcs.pixel_to_world_values([x - x0 for x, _ in positions], [y - y0 for _, y in positions])
+    return pd.DataFrame(
+        {
+            "diaSourceId": np.arange(len(positions)) + 1000,
+            "visit": 1,
+            "detector": 1,
+            "ra": ra,
+            "dec": dec,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "name, positions, size",
+    [
+        ("HSC-0908120-056-small.fits", [(150.0, 150.0), (130.2, 240.7), (290.0, 110.0)], 21),
+        ("exposure-version-2.fits", [(4.0, 5.0), (6.3, 3.8)], 5),
+    ],
+)
+def test_afw_files_of_both_layouts(name, positions, size, tmp_path):
+    path = AFW / name
+    catalog = afw_catalog(path, positions)
+    out = tmp_path / "out"
+    result = make_file_cutouts(
+        catalog,
+        out,
+        science=path,
+        template=path,
+        difference=path,
+        config=config(sizes=[size], save_as_numpy=True),
+        instrument="HSC",
+    )
+    assert result.summary["written"] == len(positions)
+    whole = read_legacy_masked_image(path).image
+    for dia_source_id, (x, y) in zip(catalog["diaSourceId"], positions, strict=True):
+        assert chunk_png(out, dia_source_id).exists()
+        stamp = np.load(
+            out / "numpy" / str(dia_source_id // 10000 * 10000) / f"{dia_source_id}_sci_{size}.npy"
+        )
+        cx, cy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        bbox = whole.bbox
+        assert stamp[size // 2, size // 2] == whole.array[cy - bbox.y.start, cx - bbox.x.start]
+
+
+def test_files_without_a_wcs_fail_naming_the_file(tmp_path):
+    path = tmp_path / "nowcs.fits"
+    fits.PrimaryHDU(np.ones((20, 20), dtype=np.float32)).writeto(path)
+    catalog = pd.DataFrame({"diaSourceId": [1, 2], "visit": 1, "detector": 1, "ra": [10.0, 10.1], "dec": 5.0})
+    result = make_file_cutouts(
+        catalog, tmp_path / "out", science=path, template=path, difference=path, instrument="X"
+    )
+    assert (result.records["status"] == "failed").all()
+    assert result.records["reason"].str.contains(f"{path}: the image HDU has no celestial WCS").all()
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert sorted(failures["diaSourceId"]) == [1, 2]
+
+
+def test_command_refuses_missing_files(tmp_path, capsys):
+    catalog = tmp_path / "c.csv"
+    pd.DataFrame({"diaSourceId": [1], "visit": 1, "detector": 1, "ra": [1.0], "dec": [1.0]}).to_csv(catalog)
+    argv = [str(catalog), str(tmp_path / "out"), "--science", str(tmp_path / "none.fits")]
+    argv += ["--template", str(tmp_path / "none.fits"), "--difference", str(tmp_path / "none.fits")]
+    assert files_main(argv + ["--instrument", "X"]) == 2
+    assert f"template image {tmp_path / 'none.fits'} does not exist" in capsys.readouterr().err
