@@ -26,7 +26,7 @@ from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, VarianceUncertainty
 from lsst.images import XY, Box
 
-from lsst.analysis.ap.exposures import image_dataset_types
+from lsst.analysis.ap.datasets import image_dataset_types
 from lsst.analysis.ap.stamp_wcs import local_tan_wcs
 
 ROLE_FIELDS = {"template": "cutoutTemplate", "science": "cutoutScience", "difference": "cutoutDifference"}

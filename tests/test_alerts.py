@@ -25,16 +25,16 @@ from astropy.io import fits
 from PIL import Image
 
 from alert_packets import container_bytes, latest_schema, make_centered_box, rubin_alert, wire_message
-from lsst.analysis.ap.annotate import SourceAnnotation
+from lsst.analysis.ap.cli import alerts_main
+from lsst.analysis.ap.display.annotation import SourceAnnotation
+from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.geometry import stamp_box
 from lsst.analysis.ap.images.alerts import ZTF_PIXEL_SCALE_ARCSEC, alert_source, read_packets
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
 )
-from lsst.analysis.ap.render import TripletRenderer
-from lsst.analysis.ap.stamps import stamp_box
 from lsst.analysis.ap.standalone import make_alert_cutouts
-from lsst.analysis.ap.standalone_cli import alerts_main
 
 ZTF_PACKET = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
 ZTF_STAMPS = Path(__file__).parent / "data" / "ztf"

@@ -64,6 +64,17 @@ class ReasonCode(enum.StrEnum):
     """Reading the stamp's pixels failed."""
     ERROR = "error"
     """Any other error while drawing or writing the source."""
+    BAD_PACKET = "bad_packet"
+    """An alert packet cannot be decoded (damaged or truncated body or
+    container, wrong magic byte, not an alert)."""
+    UNKNOWN_SCHEMA = "unknown_schema"
+    """An alert packet's schema id is not one lsst-alert-packet ships, and no
+    shipped schema decodes its body."""
+    NO_CUTOUT = "no_cutout"
+    """An alert packet carries no stamp (null) for one of the images."""
+    BAD_CUTOUT = "bad_cutout"
+    """An alert packet's stamp is not a readable FITS image with what it
+    needs (a celestial WCS for Rubin stamps)."""
 
 
 RECORD_COLUMNS: Mapping[str, str] = {

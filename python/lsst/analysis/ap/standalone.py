@@ -3,7 +3,7 @@
 `make_alert_cutouts` draws the stamps that Rubin or ZTF alert packets carry;
 `make_file_cutouts` cuts stamps of a DiaSource table out of science,
 template and difference image files.  Both go through the same cutting core
-(`lsst.analysis.ap.cutouts.ExposureCutouter`), configuration
+(`lsst.analysis.ap.core.DetectorCutouter`), configuration
 (`PlotImageSubtractionCutoutsConfig`) and outputs as the Butler path:
 ``images/<chunk>/<id>.png``, the Zooniverse and panoptes manifests,
 ``failures.csv``, ``summary.json`` and ``records.csv``.  Every packet and
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from lsst.pipe.base import Struct
 
-from .cutouts import ExposureCutouter, make_exposure_records
-from .exposures import IMAGE_ROLES, ExposureUnavailableError
+from .core import DetectorCutouter, make_detector_records
+from .datasets import IMAGE_ROLES
 from .images.alerts import (
     AVRO_CONTAINER_MAGIC,
     PacketFailure,
@@ -38,10 +38,11 @@ from .images.alerts import (
     decode_wire_message,
     read_packets,
 )
+from .images.butler import ImageUnavailableError
 from .images.files import file_plane_reader, role_files
-from .manifest import empty_records, records_frame
-from .output import remove_stale_temporaries
+from .outputs.atomic import remove_stale_temporaries
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
+from .records import ReasonCode, empty_records, records_frame
 from .sources import SourceTableError, standardize_sources
 
 _LOG = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _failure_row(failure: PacketFailure, instrument: str) -> dict[str, Any]:
 
 
 def _packet_records(
-    cutouter: ExposureCutouter, packet: str, record: dict | PacketFailure, instrument: str
+    cutouter: DetectorCutouter, packet: str, record: dict | PacketFailure, instrument: str
 ) -> pd.DataFrame:
     """Records of one packet: its source drawn by the core, or failed."""
     source = (
@@ -115,10 +116,10 @@ def _packet_records(
         try:
             sources = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
         except SourceTableError as error:
-            source = PacketFailure(packet, "bad_packet", str(error), source.row)
+            source = PacketFailure(packet, ReasonCode.BAD_PACKET, str(error), source.row)
         else:
             readers = source.readers
-            return make_exposure_records(cutouter, sources, lambda: readers)
+            return make_detector_records(cutouter, sources, lambda: readers)
     return records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
 
 
@@ -247,7 +248,7 @@ class _FileReaders:
     def __init__(self, files: Mapping[str, list[Path]]) -> None:
         self.files = files
         self._readers: dict[Path, Any] = {}
-        self._errors: dict[Path, ExposureUnavailableError] = {}
+        self._errors: dict[Path, ImageUnavailableError] = {}
 
     def reader(self, path: Path) -> Any:
         if path in self._errors:
@@ -256,7 +257,7 @@ class _FileReaders:
             try:
                 reader = file_plane_reader(path)
                 reader.bbox  # noqa: B018  (reads the headers once, now)
-            except ExposureUnavailableError as error:
+            except ImageUnavailableError as error:
                 self._errors[path] = error
                 raise
             self._readers[path] = reader
@@ -274,7 +275,7 @@ class _FileReaders:
             try:
                 reader = self.reader(path)
                 x, y = reader.sky_to_pixel(np.array([ra]), np.array([dec]))
-            except ExposureUnavailableError as error:
+            except ImageUnavailableError as error:
                 problems.append(str(error))
                 continue
             cx, cy = np.floor(x[0] + 0.5), np.floor(y[0] + 0.5)
@@ -346,7 +347,7 @@ def make_file_cutouts(
         for role in IMAGE_ROLES:
             path, why = readers.find(role, float(row["ra"]), float(row["dec"]))
             if path is None:
-                failed_rows.append(cutouter._fail(row, "missing_exposure", why))
+                failed_rows.append(cutouter._fail(row, ReasonCode.MISSING_IMAGE, why))
                 break
             chosen.append(path)
         else:
@@ -364,6 +365,6 @@ def make_file_cutouts(
         def open_readers(paths: tuple[Path, ...] = paths) -> dict[str, Any]:
             return {role: readers.reader(path) for role, path in zip(IMAGE_ROLES, paths, strict=True)}
 
-        frames.append(make_exposure_records(cutouter, frame.iloc[positions], open_readers))
+        frames.append(make_detector_records(cutouter, frame.iloc[positions], open_readers))
     records = pd.concat(frames, ignore_index=True)
     return task.finish(records)

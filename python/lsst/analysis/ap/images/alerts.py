@@ -54,8 +54,10 @@ import astropy.io.fits
 import astropy.wcs
 import numpy as np
 
-from ..exposures import ExposureUnavailableError
-from .arrays import FixedPositionPlaneReader, array_plane_reader, celestial_wcs
+from ..records import ReasonCode
+from .arrays import FixedPositionPlaneReader, array_plane_reader
+from .butler import ImageUnavailableError
+from .legacy_fits import celestial_wcs
 
 ZTF_PIXEL_SCALE_ARCSEC = 1.01
 """Pixel scale of the ZTF cameras (arcsec/pixel), for the scale bar of
@@ -81,7 +83,7 @@ class PacketFailure:
     packet
         Name of the packet (file, and index within it).
     code
-        Short machine-readable class of the failure.
+        Class of the failure.
     reason
         What is wrong, naming the packet.
     row
@@ -90,7 +92,7 @@ class PacketFailure:
     """
 
     packet: str
-    code: str
+    code: ReasonCode
     reason: str
     row: Mapping[str, Any] | None = None
 
@@ -168,12 +170,14 @@ def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
 
     """
     if len(message) < _WIRE_HEADER.size:
-        return PacketFailure(packet, "bad_packet", f"{packet}: {len(message)} bytes, shorter than the header")
+        return PacketFailure(
+            packet, ReasonCode.BAD_PACKET, f"{packet}: {len(message)} bytes, shorter than the header"
+        )
     magic, schema_id = _WIRE_HEADER.unpack_from(message)
     if magic != WIRE_MAGIC:
         return PacketFailure(
             packet,
-            "bad_packet",
+            ReasonCode.BAD_PACKET,
             f"{packet}: wrong magic byte {message[0]:#04x}: neither a Confluent wire-format message "
             "(magic byte 0) nor an Avro container file",
         )
@@ -186,7 +190,7 @@ def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
         if record is None:
             return PacketFailure(
                 packet,
-                "bad_packet",
+                ReasonCode.BAD_PACKET,
                 f"{packet}: the body does not decode with alert schema {version} (schema id {schema_id}): "
                 "truncated or damaged",
             )
@@ -197,7 +201,7 @@ def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
             return record
     return PacketFailure(
         packet,
-        "unknown_schema",
+        ReasonCode.UNKNOWN_SCHEMA,
         f"{packet}: unknown schema id {schema_id}, and no alert schema shipped by lsst-alert-packet "
         f"({', '.join(entry[1] for entry in schemas)}) decodes its body",
     )
@@ -223,7 +227,7 @@ def read_packets(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict | Pac
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        yield name, PacketFailure(name, "bad_packet", f"{name}: cannot read the file ({error})")
+        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: cannot read the file ({error})")
         return
     if data.startswith(AVRO_CONTAINER_MAGIC):
         yield from _read_container(name, data)
@@ -246,14 +250,14 @@ def _read_container(name: str, data: bytes) -> Iterator[tuple[str, dict | Packet
             packet,
             PacketFailure(
                 packet,
-                "bad_packet",
+                ReasonCode.BAD_PACKET,
                 f"{name}: the Avro container is damaged after {index} packet(s) "
                 f"({type(error).__name__}: {error})",
             ),
         )
         return
     if index == 0:
-        yield name, PacketFailure(name, "bad_packet", f"{name}: the Avro container holds no packets")
+        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: the Avro container holds no packets")
 
 
 # From a packet to a source -------------------------------------------------------
@@ -285,7 +289,7 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
     if survey is None:
         return PacketFailure(
             packet,
-            "bad_packet",
+            ReasonCode.BAD_PACKET,
             f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; fields {sorted(record)[:8]}",
         )
     row = _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
@@ -295,12 +299,12 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
         if survey == "ztf" and isinstance(stamp, Mapping):
             stamp = stamp.get("stampData")
         if stamp is None:
-            return PacketFailure(packet, "no_cutout", f"{packet}: {field} is null", row)
+            return PacketFailure(packet, ReasonCode.NO_CUTOUT, f"{packet}: {field} is null", row)
         name = f"{packet} ({field})"
         try:
             readers[role] = _rubin_reader(stamp, name) if survey == "rubin" else _ztf_reader(stamp, name)
-        except ExposureUnavailableError as error:
-            return PacketFailure(packet, "bad_cutout", str(error), row)
+        except ImageUnavailableError as error:
+            return PacketFailure(packet, ReasonCode.BAD_CUTOUT, str(error), row)
     return AlertSource(packet=packet, survey=survey, row=row, readers=readers)
 
 
@@ -362,7 +366,7 @@ def _open_stamp(data: bytes, name: str) -> astropy.io.fits.HDUList:
             for hdu in hdus:
                 _ = hdu.data
     except Exception as error:
-        raise ExposureUnavailableError(
+        raise ImageUnavailableError(
             f"{name}: not a readable FITS file ({type(error).__name__}: {error})"
         ) from error
     return hdus
@@ -374,7 +378,7 @@ def _first_image(hdus: astropy.io.fits.HDUList, name: str) -> tuple[np.ndarray, 
             data = np.asarray(hdu.data, dtype=np.float32)
             if data.ndim == 2 and data.size:
                 return data, hdu.header
-    raise ExposureUnavailableError(f"{name}: the FITS file holds no 2-d image")
+    raise ImageUnavailableError(f"{name}: the FITS file holds no 2-d image")
 
 
 def _stamp_wcs(header: astropy.io.fits.Header, name: str) -> astropy.wcs.WCS:
@@ -388,9 +392,9 @@ def _stamp_wcs(header: astropy.io.fits.Header, name: str) -> astropy.wcs.WCS:
     try:
         wcs = celestial_wcs(header, name)
     except ValueError as error:
-        raise ExposureUnavailableError(str(error)) from error
+        raise ImageUnavailableError(str(error)) from error
     if wcs is None:
-        raise ExposureUnavailableError(f"{name}: the stamp has no celestial WCS")
+        raise ImageUnavailableError(f"{name}: the stamp has no celestial WCS")
     return wcs
 
 
@@ -407,7 +411,7 @@ def _ztf_reader(data: bytes, name: str) -> FixedPositionPlaneReader:
     try:
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     except Exception as error:
-        raise ExposureUnavailableError(f"{name}: damaged gzip data ({error})") from error
+        raise ImageUnavailableError(f"{name}: damaged gzip data ({error})") from error
     with _open_stamp(raw, name) as hdus:
         array, _ = _first_image(hdus, name)
     ny, nx = array.shape

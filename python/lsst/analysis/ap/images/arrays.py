@@ -1,7 +1,7 @@
 """Plane readers of images held in memory: the stamps of an alert packet,
 a FITS image read whole.
 
-They give the cutting core the same `~lsst.analysis.ap.exposures.PlaneReader`
+They give the cutting core the same `~lsst.analysis.ap.images.butler.PlaneReader`
 interface as the Butler readers, so alert packets and image files go
 through the same core (stamp geometry, failure records, rendering, output
 files) as the Butler path.
@@ -18,7 +18,6 @@ from __future__ import annotations
 __all__ = (
     "FixedPositionPlaneReader",
     "array_plane_reader",
-    "fits_wcs_projection",
 )
 
 import dataclasses
@@ -27,29 +26,10 @@ from typing import Any
 
 import astropy.wcs
 import numpy as np
-from lsst.images import Box, Image, SkyProjection
+from lsst.images import Box, Image
 
-from ..exposures import ExposureUnavailableError, PlaneReader
-from ..legacy_fits import _celestial_wcs, _make_sky_projection
-
-
-def fits_wcs_projection(wcs: astropy.wcs.WCS, bbox: Box, name: str) -> SkyProjection:
-    """The ICRS sky projection of the parent pixel grid ``bbox`` from a
-    celestial FITS WCS of the array's local (0-based) pixel grid.
-
-    Raises
-    ------
-    ValueError
-        When the projection cannot be built or disagrees with astropy; the
-        message names ``name``.
-
-    """
-    return _make_sky_projection(wcs, bbox, name)
-
-
-def celestial_wcs(header: Any, name: str) -> astropy.wcs.WCS | None:
-    """The celestial FITS WCS of a header, or `None` if it has none."""
-    return _celestial_wcs(header, name)
+from .butler import ImageUnavailableError, PlaneReader
+from .legacy_fits import make_sky_projection
 
 
 class _ImageGetter:
@@ -88,21 +68,21 @@ def array_plane_reader(
 
     Raises
     ------
-    ExposureUnavailableError
+    ImageUnavailableError
         When the array is not 2-d or the WCS cannot be turned into a sky
         projection; the message names ``name``.
 
     """
     array = np.asarray(array)
     if array.ndim != 2 or 0 in array.shape:
-        raise ExposureUnavailableError(f"{name}: expected a non-empty 2-d image, got shape {array.shape}")
+        raise ImageUnavailableError(f"{name}: expected a non-empty 2-d image, got shape {array.shape}")
     bbox = Box.from_shape(array.shape, start=(int(xy0[1]), int(xy0[0])))
     projection = None
     if wcs is not None:
         try:
-            projection = fits_wcs_projection(wcs, bbox, name)
+            projection = make_sky_projection(wcs, bbox, name)
         except ValueError as error:
-            raise ExposureUnavailableError(str(error)) from error
+            raise ImageUnavailableError(str(error)) from error
     image = Image(np.asarray(array, dtype=np.float32), bbox=bbox, sky_projection=projection)
     return PlaneReader(name=name, getter=_ImageGetter(image))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 __all__ = (
     "ImageUnavailableError",
+    "OpenArchiveGetter",
     "PlaneReader",
     "butler_plane_reader",
     "handle_plane_reader",
@@ -200,7 +201,7 @@ class PlaneReader:
             self.closer()
 
 
-class _OpenArchiveGetter:
+class OpenArchiveGetter:
     """Reads components of one lsst.images file, opened on first use and
     kept open until `close`.  Files lsst.images cannot open are read with
     `lsst.analysis.ap.images.legacy_fits` when they are afw-written FITS files (so
@@ -371,7 +372,7 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
         uri = butler.getURI(ref)
     except Exception:  # e.g. a disassembled (one file per component) dataset
         return PlaneReader(name=name, getter=butler_get)
-    getter = _OpenArchiveGetter(uri, butler_get)
+    getter = OpenArchiveGetter(uri, butler_get)
     return PlaneReader(name=name, getter=getter, closer=getter.close)
 
 
@@ -399,7 +400,7 @@ def handle_plane_reader(handle: Any) -> PlaneReader:
         uri = handle.butler.getURI(handle.ref)
     except Exception:
         return PlaneReader(name=name, getter=handle_get)
-    getter = _OpenArchiveGetter(uri, handle_get)
+    getter = OpenArchiveGetter(uri, handle_get)
     return PlaneReader(name=name, getter=getter, closer=getter.close)
 
 

@@ -6,7 +6,7 @@
    ``VisitImage`` and ``DifferenceImage`` datasets), with lsst-images' own
    reader, kept open and read by bbox exactly as through the Butler;
 2. afw Exposure / MaskedImage FITS files of either layout, with
-   `lsst.analysis.ap.legacy_fits`;
+   `lsst.analysis.ap.images.legacy_fits`;
 3. any other FITS image with a celestial WCS: files from the image cutout
    service (an empty primary HDU then the image), lsst.images files the
    lsst.images reader does not open (e.g. without their JSON tree, with
@@ -34,9 +34,9 @@ from typing import Any
 import astropy.io.fits
 import numpy as np
 
-from ..exposures import ExposureUnavailableError, PlaneReader, _OpenArchiveGetter
-from ..legacy_fits import _read_xy0
-from .arrays import array_plane_reader, celestial_wcs
+from .arrays import array_plane_reader
+from .butler import ImageUnavailableError, OpenArchiveGetter, PlaneReader
+from .legacy_fits import celestial_wcs, read_xy0
 
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fits.fz", ".fz")
 """File names a directory given for a role is searched for."""
@@ -82,7 +82,7 @@ def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
     for index, hdu in enumerate(hdus):
         if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS") == 2:
             return index
-    raise ExposureUnavailableError(f"{name}: no 2-d image HDU among its {len(hdus)} HDUs")
+    raise ImageUnavailableError(f"{name}: no 2-d image HDU among its {len(hdus)} HDUs")
 
 
 def _plain_fits_reader(path: str) -> PlaneReader:
@@ -95,13 +95,13 @@ def _plain_fits_reader(path: str) -> PlaneReader:
                 header = hdus[index].header
                 array = np.asarray(hdus[index].data, dtype=np.float32)
                 wcs = celestial_wcs(header, path)
-                xy0 = _read_xy0(header, path)
-    except ExposureUnavailableError:
+                xy0 = read_xy0(header, path)
+    except ImageUnavailableError:
         raise
     except (OSError, ValueError, TypeError) as error:
-        raise ExposureUnavailableError(f"{path}: not a readable FITS image ({error})") from error
+        raise ImageUnavailableError(f"{path}: not a readable FITS image ({error})") from error
     if wcs is None:
-        raise ExposureUnavailableError(f"{path}: the image HDU has no celestial WCS")
+        raise ImageUnavailableError(f"{path}: the image HDU has no celestial WCS")
     return array_plane_reader(path, array, wcs=wcs, xy0=(xy0.x, xy0.y))
 
 
@@ -126,6 +126,6 @@ def file_plane_reader(path: str | os.PathLike[str]) -> PlaneReader:
 
     name = os.fspath(path)
     if not Path(name).is_file():
-        raise ExposureUnavailableError(f"{name} does not exist or is not a file")
-    getter = _OpenArchiveGetter(ResourcePath(name), _PlainFitsGetter(name))
+        raise ImageUnavailableError(f"{name} does not exist or is not a file")
+    getter = OpenArchiveGetter(ResourcePath(name), _PlainFitsGetter(name))
     return PlaneReader(name=name, getter=getter, closer=getter.close)

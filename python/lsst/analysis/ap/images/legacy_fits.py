@@ -5,8 +5,9 @@
 IMAGE, a MASK and a VARIANCE HDU (Exposures follow them with binary-table
 archive HDUs that this module ignores).  `read_legacy_masked_image` turns such
 a file into an `lsst.images.MaskedImage` with the parent bounding box, a mask
-schema built from the file's ``MP_<NAME>`` cards and, when the IMAGE HDU has a
-celestial FITS WCS, a `lsst.images.SkyProjection`.
+schema built from the file's ``MP_<NAME>`` cards (or lsst.images'
+``MSKN``/``MSKM`` cards) and, when the IMAGE HDU has a celestial FITS WCS, a
+`lsst.images.SkyProjection`.
 
 `lsst.images.MaskedImage.read_legacy` does not read these files: it requires
 ``EXTNAME`` cards (afw files written before lsst.images have only
@@ -20,7 +21,14 @@ takes the celestial coordinates of any FITS WCS to be ICRS, which is about
 
 from __future__ import annotations
 
-__all__ = ("LegacyHeaderInfo", "read_legacy_header_info", "read_legacy_masked_image")
+__all__ = (
+    "LegacyHeaderInfo",
+    "celestial_wcs",
+    "make_sky_projection",
+    "read_legacy_header_info",
+    "read_legacy_masked_image",
+    "read_xy0",
+)
 
 import dataclasses
 import os
@@ -171,7 +179,8 @@ def read_legacy_masked_image(
     ------
     ValueError
         Raised if the file is not an afw image (no IMAGE HDU, a plane that is
-        not 2-d, planes of different shapes, a mask without ``MP_`` cards or
+        not 2-d, planes of different shapes, a mask without ``MP_`` (or
+        ``MSKN``/``MSKM``) cards or
         not made of integers, ...), or if ``bbox`` is not contained in the
         image.  The message names the file.
 
@@ -213,7 +222,7 @@ def read_legacy_masked_image(
             bbox = info.bbox
         elif not info.bbox.contains(bbox):
             raise ValueError(f"{name}: requested bbox {bbox} is not contained in the image bbox {info.bbox}.")
-        sky_projection = None if wcs is None else _make_sky_projection(wcs, info.bbox, name)
+        sky_projection = None if wcs is None else make_sky_projection(wcs, info.bbox, name)
         slices = tuple(bbox.slice_within(info.bbox))
         image = _read_float_plane(hdu_list[info.image_hdu], slices)
         variance = _read_float_plane(hdu_list[info.variance_hdu], slices)
@@ -254,13 +263,13 @@ def _inspect(hdu_list: astropy.io.fits.HDUList, path: str) -> tuple[LegacyHeader
     mask_hdu = hdu_list[indices["MASK"]]
     if mask_hdu.header["BITPIX"] < 0:
         raise ValueError(f"{path}: MASK HDU {indices['MASK']} holds floating-point values, not bits.")
-    wcs = _celestial_wcs(image_header, path)
+    wcs = celestial_wcs(image_header, path)
     info = LegacyHeaderInfo(
         path=path,
         image_hdu=indices["IMAGE"],
         mask_hdu=indices["MASK"],
         variance_hdu=indices["VARIANCE"],
-        bbox=Box.from_shape(shapes["IMAGE"], start=_read_xy0(image_header, path)),
+        bbox=Box.from_shape(shapes["IMAGE"], start=read_xy0(image_header, path)),
         mask_planes=_read_mask_planes(mask_hdu.header, abs(mask_hdu.header["BITPIX"]), path),
         has_sky_wcs=wcs is not None,
         metadata=_primary_metadata(hdu_list[0].header),
@@ -303,7 +312,7 @@ def _plane_shape(hdu: Any, plane: str, index: int, path: str) -> tuple[int, int]
     return shape[0], shape[1]
 
 
-def _read_xy0(header: astropy.io.fits.Header, path: str) -> XY[int]:
+def read_xy0(header: astropy.io.fits.Header, path: str) -> XY[int]:
     """Read the parent origin of an HDU the way afw does."""
     if (
         "CRVAL1A" in header
@@ -325,7 +334,11 @@ def _read_xy0(header: astropy.io.fits.Header, path: str) -> XY[int]:
 
 
 def _read_mask_planes(header: astropy.io.fits.Header, n_bits: int, path: str) -> dict[str, int]:
-    """Read the ``MP_<NAME> = bit`` cards of a MASK HDU, sorted by bit."""
+    """Read the mask planes of a MASK HDU, sorted by bit: afw's ``MP_<NAME> =
+    bit`` cards or, when there are none, the ``MSKNnnnn = name`` and
+    ``MSKMnnnn = 1 << bit`` cards lsst.images writes (cell-based coadds,
+    files trimmed by an image cutout service).
+    """
     planes: dict[str, int] = {}
     for card in header.cards:
         if not card.keyword.startswith("MP_"):
@@ -337,10 +350,36 @@ def _read_mask_planes(header: astropy.io.fits.Header, n_bits: int, path: str) ->
             )
         planes[name] = bit
     if not planes:
-        raise ValueError(f"{path}: the MASK HDU has no MP_<NAME> cards, so its bits have no meaning.")
+        planes = _read_mskn_planes(header, n_bits, path)
+    if not planes:
+        raise ValueError(
+            f"{path}: the MASK HDU has no MP_<NAME> (afw) or MSKN/MSKM (lsst.images) cards, "
+            "so its bits have no meaning."
+        )
     if len(set(planes.values())) != len(planes):
         raise ValueError(f"{path}: several mask planes share a bit: {planes}.")
     return dict(sorted(planes.items(), key=lambda item: item[1]))
+
+
+def _read_mskn_planes(header: astropy.io.fits.Header, n_bits: int, path: str) -> dict[str, int]:
+    """Read lsst.images' ``MSKNnnnn`` (plane name) / ``MSKMnnnn`` (bit mask)
+    card pairs of a MASK HDU.
+    """
+    planes: dict[str, int] = {}
+    for card in header.cards:
+        if not (card.keyword.startswith("MSKN") and card.keyword[4:].isdigit()):
+            continue
+        mask_key = "MSKM" + card.keyword[4:]
+        value = header.get(mask_key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value & (value - 1):
+            raise ValueError(
+                f"{path}: mask plane {card.value!r} has {mask_key} = {value!r}, not a single bit."
+            )
+        bit = value.bit_length() - 1
+        if bit >= n_bits:
+            raise ValueError(f"{path}: mask plane {card.value!r} is bit {bit}, beyond a {n_bits}-bit mask.")
+        planes[str(card.value).strip()] = bit
+    return planes
 
 
 def _primary_metadata(header: astropy.io.fits.Header) -> dict[str, Any]:
@@ -352,7 +391,7 @@ def _primary_metadata(header: astropy.io.fits.Header) -> dict[str, Any]:
     }
 
 
-def _celestial_wcs(header: astropy.io.fits.Header, path: str) -> astropy.wcs.WCS | None:
+def celestial_wcs(header: astropy.io.fits.Header, path: str) -> astropy.wcs.WCS | None:
     """Return the primary celestial FITS WCS of a header, or `None` if it has
     none.
     """
@@ -436,7 +475,7 @@ def _native_longitude(euler: np.ndarray, lon: float, lat: float) -> float:
     return float(native_longitude_of_pole + np.degrees(np.arctan2(y, x)))
 
 
-def _make_sky_projection(wcs: astropy.wcs.WCS, bbox: Box, path: str) -> SkyProjection:
+def make_sky_projection(wcs: astropy.wcs.WCS, bbox: Box, path: str) -> SkyProjection:
     """Build the ICRS sky projection of the parent pixel grid ``bbox`` from
     the FITS WCS of its local grid, and check it against astropy.
     """
