@@ -233,6 +233,12 @@ def test_container_file_and_wcs_without_ctype_draw_the_same(rubin, tmp_path):
             path = record["path"]
             assert (tmp_path / "out" / path).read_bytes() == (rubin["butler_out"] / path).read_bytes()
     assert result.summary["written"] >= 5
+    # The same container given as bytes, and the alerts given as dicts.
+    for name, packets in (("bytes", [container_bytes(no_ctype, schema)]), ("dicts", no_ctype)):
+        again = make_alert_cutouts(packets, tmp_path / name, config=config(), instrument="DemoCam")
+        assert again.summary == result.summary
+        for path in again.records.loc[again.records["status"] == "written", "path"]:
+            assert (tmp_path / name / path).read_bytes() == (tmp_path / "out" / path).read_bytes()
 
 
 def test_production_size_stamps_hold_the_butler_pixels(rubin, tmp_path):

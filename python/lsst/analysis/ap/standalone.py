@@ -17,6 +17,7 @@ __all__ = ("expand_packet_inputs", "make_alert_cutouts", "make_file_cutouts")
 
 import concurrent.futures
 import glob
+import io
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from .images.alerts import (
     PacketFailure,
     alert_source,
     decode_wire_message,
+    read_container,
     read_packets,
 )
 from .images.butler import ImageUnavailableError
@@ -130,13 +132,7 @@ def _iter_packets(item: Any, index: int) -> Iterator[tuple[str, dict | PacketFai
     elif isinstance(item, bytes | bytearray):
         name = f"packet {index}"
         if bytes(item).startswith(AVRO_CONTAINER_MAGIC):
-            import tempfile
-
-            with tempfile.NamedTemporaryFile(suffix=".avro") as handle:
-                handle.write(item)
-                handle.flush()
-                for packet, record in read_packets(handle.name):
-                    yield packet.replace(handle.name, name), record
+            yield from read_container(name, io.BytesIO(bytes(item)))
         else:
             yield name, decode_wire_message(bytes(item), name)
     else:

@@ -34,6 +34,7 @@ __all__ = (
     "PacketFailure",
     "alert_source",
     "decode_wire_message",
+    "read_container",
     "read_packets",
     "rubin_schemas",
 )
@@ -47,8 +48,7 @@ import os
 import struct
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import astropy.io.fits
 import astropy.wcs
@@ -225,22 +225,29 @@ def read_packets(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict | Pac
     """
     name = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as stream:
+            if stream.read(len(AVRO_CONTAINER_MAGIC)) == AVRO_CONTAINER_MAGIC:
+                # Containers are streamed: a night's file need not fit in memory.
+                stream.seek(0)
+                yield from read_container(name, stream)
+                return
+            stream.seek(0)
+            data = stream.read()
     except OSError as error:
         yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: cannot read the file ({error})")
         return
-    if data.startswith(AVRO_CONTAINER_MAGIC):
-        yield from _read_container(name, data)
-    else:
-        yield name, decode_wire_message(data, name)
+    yield name, decode_wire_message(data, name)
 
 
-def _read_container(name: str, data: bytes) -> Iterator[tuple[str, dict | PacketFailure]]:
+def read_container(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | PacketFailure]]:
+    """Read the packets of an Avro container, named ``name#<index>``; damage
+    ends the reading with a failure after the packets read so far.
+    """
     import fastavro
 
     index = 0
     try:
-        reader = fastavro.reader(io.BytesIO(data))
+        reader = fastavro.reader(stream)
         for record in reader:
             yield f"{name}#{index}", record
             index += 1
