@@ -460,10 +460,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
             instrument = only_instrument(butler)
         sources = standardize_sources(data, instrument=instrument, origin=origin)
-        self.check_output()
-        stale = self._store.sweep_temporaries(("images", "numpy", "records"))
-        if stale:
-            self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
+        self.prepare_output()
         groups = [frame for _, frame in group_by_detector(sources)]
         self.log.info(
             "Drawing %d DiaSource(s) from %d visit×detector(s) into %s",
@@ -521,6 +518,21 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             if on_group is not None:
                 on_group(frames[-1])
         return pd.concat([empty_records(), *frames], ignore_index=True)
+
+    def prepare_output(self) -> None:
+        """Before drawing: check that the output directory can be written and
+        remove the partial files an interrupted run left.
+
+        Raises
+        ------
+        lsst.analysis.ap.outputs.store.OutputError
+            Raised with the directory and the cause when it cannot be written.
+
+        """
+        self.check_output()
+        stale = self._store.sweep_temporaries(("images", "numpy", "records"))
+        if stale:
+            self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
 
     def check_output(self) -> None:
         """Check, before any work, that the output directory can be written.

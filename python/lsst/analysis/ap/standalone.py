@@ -42,7 +42,6 @@ from .images.alerts import (
 )
 from .images.butler import ImageUnavailableError
 from .images.files import file_plane_reader, role_files
-from .outputs.atomic import remove_stale_temporaries
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, empty_records, records_frame
 from .sources import SourceTableError, standardize_sources
@@ -150,13 +149,6 @@ def _alert_records(
     return pd.concat(frames, ignore_index=True)
 
 
-def _prepare_output(task: PlotImageSubtractionCutoutsTask) -> None:
-    task.output_path.mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_temporaries(task.output_path)
-    if stale:
-        task.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
-
-
 def make_alert_cutouts(
     packets: Iterable[Any],
     output_path: str | os.PathLike[str],
@@ -202,7 +194,7 @@ def make_alert_cutouts(
             items.extend(expand_packet_inputs([item]))
         else:
             items.append(item)
-    _prepare_output(task)
+    task.prepare_output()
     task.log.info("Drawing the stamps of %d packet input(s) into %s", len(items), task.output_path)
     files = [item for item in items if isinstance(item, Path)]
     if njobs > 0 and len(files) > 1:
@@ -213,7 +205,7 @@ def make_alert_cutouts(
             max_workers=njobs,
             mp_context=context,
             initializer=_start_alert_worker,
-            initargs=(task.config, str(task.output_path), instrument),
+            initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
             frames.extend(pool.map(_alert_worker_file, [str(f) for f in files]))
         records = pd.concat(frames, ignore_index=True)
@@ -225,9 +217,16 @@ def make_alert_cutouts(
 _WORKER: dict[str, Any] = {}
 
 
-def _start_alert_worker(config: PlotImageSubtractionCutoutsConfig, output_path: str, instrument: str) -> None:
+def _start_alert_worker(
+    config: PlotImageSubtractionCutoutsConfig, output_path: str, token: str, instrument: str
+) -> None:
+    """Worker-process initializer: one task per worker, writing record files
+    under the parent run's token.
+    """
     logging.basicConfig(level=logging.INFO)
-    _WORKER["task"] = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
+    _WORKER["task"] = PlotImageSubtractionCutoutsTask(
+        config=config, output_path=output_path, writer_token=token
+    )
     _WORKER["instrument"] = instrument
 
 
@@ -332,7 +331,7 @@ def make_file_cutouts(
         for role, spec in (("template", template), ("science", science), ("difference", difference))
     }
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=output_path)
-    _prepare_output(task)
+    task.prepare_output()
     cutouter = task._cutouter()
     readers = _FileReaders(files)
     assigned: dict[tuple[Path, Path, Path], list[int]] = {}
