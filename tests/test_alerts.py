@@ -39,6 +39,7 @@ from lsst.analysis.ap.standalone import make_alert_cutouts
 ZTF_PACKET = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
 ZTF_STAMPS = Path(__file__).parent / "data" / "ztf"
 CANDID = 472263571115115000
+RUBIN_SAMPLE = Path(__file__).parent / "data" / "rubin_alert_packet" / "v11_0_fakeAlert.avro"
 
 
 def config(**overrides) -> PlotImageSubtractionCutoutsConfig:
@@ -338,6 +339,33 @@ def test_damaged_packets_fail_with_reasons_and_the_run_goes_on(rubin, tmp_path):
     assert summary["failed"] == len(failed) >= 6
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert len(failures) == len(failed)
+
+
+def test_real_sample_packet_with_null_cutouts_in_every_form(tmp_path):
+    """lsst.alert.packet's own 11.0 sample (a container, null cutouts), and
+    its alert re-sent in the wire format with the schema's id (1100) and
+    with a registry id (1) that only decoding with the shipped schemas
+    resolves.
+    """
+    with open(RUBIN_SAMPLE, "rb") as stream:
+        reader = fastavro.reader(stream)
+        schema, alert = reader.writer_schema, next(iter(reader))
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(schema), alert)
+    for schema_id in (1100, 1):
+        (tmp_path / f"id{schema_id}.bin").write_bytes(struct.pack(">bI", 0, schema_id) + body.getvalue())
+    inputs = [RUBIN_SAMPLE, tmp_path / "id1100.bin", tmp_path / "id1.bin"]
+    result = make_alert_cutouts(inputs, tmp_path / "out", config=config(), instrument="LSSTCam")
+    failed = result.records
+    assert len(failed) == 3 and (failed["status"] == "failed").all()
+    assert (failed["reason_code"] == "no_cutout").all()
+    assert (failed["diaSourceId"] == alert["diaSource"]["diaSourceId"]).all()
+    assert failed["reason"].tolist() == [
+        f"{RUBIN_SAMPLE}#0: cutoutTemplate is null",
+        f"{tmp_path / 'id1100.bin'}: cutoutTemplate is null",
+        f"{tmp_path / 'id1.bin'}: cutoutTemplate is null",
+    ]
+    assert (failed["visit"] == alert["diaSource"]["visit"]).all()
 
 
 def test_read_packets_names_each_packet_of_a_container(rubin, tmp_path):
