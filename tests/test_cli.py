@@ -76,6 +76,8 @@ def test_apdb_run_prints_summary(apdb_run, demo_repo):
     manifest = pd.read_csv(apdb_run.output / "manifest.csv")
     assert len(manifest) == counts["written"]
     assert len(pd.read_csv(apdb_run.output / "failures.csv")) == counts["failed"]
+    assert f"Vetting page: {apdb_run.output / 'index.html'}" in process.stdout
+    assert (apdb_run.output / "index.html").is_file()
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -52,3 +52,9 @@ def test_commands_point_at_packaged_modules(wheel: zipfile.ZipFile) -> None:
             assert f"{module}.py" in names or f"{module}/__init__.py" in names, line
     assert "makeCutoutDemoRepo = lsst.analysis.ap.demo:main" in text
     assert "plotImageSubtractionCutouts = lsst.analysis.ap.cli:main" in text
+
+
+def test_wheel_has_the_vetting_page_assets(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    for asset in ("templates/index.html.j2", "static/vetting.js", "static/vetting.css"):
+        assert f"lsst/analysis/ap/vetting/{asset}" in names

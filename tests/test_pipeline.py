@@ -170,3 +170,14 @@ def test_missing_image_under_pipetask_fails_its_sources(demo_repo, demo_sources,
     summary = pd.read_json(output / "summary.json", typ="series")
     assert summary["total"] == len(demo_sources)
     assert not any(str(i) in p.name for i in lost["diaSourceId"] for p in (output / "images").rglob("*.png"))
+
+
+def test_gather_writes_the_same_vetting_page_as_python_api(pipeline_run, python_run):
+    python_output, result = python_run
+    assert result.vetting_page == python_output / "index.html"
+    # The gather step read the DiaSource columns the page shows from the
+    # Butler tables: the page and its records are the Python run's.
+    for name in ("index.html", "vetting/records.js", "vetting/vetting.js", "vetting/vetting.css"):
+        assert (pipeline_run.output / name).read_bytes() == (python_output / name).read_bytes(), name
+    data = (pipeline_run.output / "vetting" / "records.js").read_text()
+    assert '"name":"snr"' in data and '"name":"flags"' in data and '"name":"diaObjectId"' in data

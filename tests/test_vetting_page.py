@@ -33,6 +33,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from lsst.analysis.ap.display.annotation import BADGES
+from lsst.analysis.ap.outputs.ledger import read_record_csv
 from lsst.analysis.ap.outputs.manifests import RECORDS_FILE
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
@@ -237,15 +238,14 @@ def demo_run(demo_repo, demo_sources, tmp_path_factory) -> Path:
     config.whole_read_min_sources = 1
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
     with demo_repo.butler() as butler:
-        task.run(demo_sources, butler)
-    records = vetting_cli.read_records(output / RECORDS_FILE)
-    write_vetting_page(output, records, demo_sources)
+        result = task.run(demo_sources, butler)
+    assert result.vetting_page == output / "index.html"
     return output
 
 
 @pytest.fixture(scope="module")
 def records(demo_run) -> pd.DataFrame:
-    return vetting_cli.read_records(demo_run / RECORDS_FILE)
+    return read_record_csv((demo_run / RECORDS_FILE).read_bytes(), RECORDS_FILE)
 
 
 def page_url(output: Path, hash_: str = "") -> str:
@@ -334,7 +334,7 @@ def _wait_for_download(directory: Path, name: str, timeout: float = 10) -> Path:
     raise AssertionError(f"no download {path}; directory holds {list(directory.iterdir())}")
 
 
-def test_keyboard_labels_survive_reload_and_merge_back(browser, demo_run, records, tmp_path):
+def test_keyboard_labels_survive_reload_and_merge_back(browser, demo_run, records, demo_sources, tmp_path):
     browser.open(page_url(demo_run))
     ids = browser.shown_ids()
     browser.keys("r", "b", Keys.ARROW_RIGHT, "u", Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_RIGHT, "s")
@@ -385,9 +385,14 @@ def test_keyboard_labels_survive_reload_and_merge_back(browser, demo_run, record
     )
     browser.driver.execute_script("localStorage.clear()")
     assert vetting_cli.main(["merge-labels", str(demo_run), str(exported)]) == 0
-    assert vetting_cli.main(["page", str(demo_run)]) == 0
+    catalog = tmp_path / "sources.parquet"
+    demo_sources.to_parquet(catalog)
+    assert vetting_cli.main(["page", str(demo_run), "--catalog", str(catalog)]) == 0
     browser.open(page_url(demo_run))
     assert {k: v for k, v in marks().items() if v} == expected
+    browser.driver.execute_script("localStorage.clear()")
+    (demo_run / "records_labelled.csv").unlink()
+    assert vetting_cli.main(["page", str(demo_run), "--catalog", str(catalog)]) == 0
 
 
 def test_label_file_errors_name_line_and_value(tmp_path):

@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.manifest.zooniverse is not None:
         print(f"Zooniverse manifest: {result.manifest.zooniverse}")
     print(f"Failures: {result.manifest.failures}")
+    if result.vetting_page is not None:
+        print(f"Vetting page: {result.vetting_page}")
     return 0
 
 

@@ -56,6 +56,8 @@ from .records import (
     summarize,
 )
 from .sources import group_by_detector, standardize_sources
+from .vetting import write_output_vetting_page
+from .vetting.page import SOURCE_COLUMNS as VETTING_SOURCE_COLUMNS
 
 
 class PlotImageSubtractionCutoutsConnections(
@@ -144,6 +146,16 @@ def _is_power_of_ten(value: int) -> bool:
     return value >= 1 and 10 ** round(math.log10(value)) == value
 
 
+def _vetting_page_field() -> pexConfig.Field:
+    """The config field that turns the vetting page on or off."""
+    return pexConfig.Field[bool](
+        doc="After the manifests, also write index.html in the output directory: a static page for "
+        "browsing, filtering, sorting and labelling every cutout in a browser, with a Zooniverse "
+        "preview (lsst.analysis.ap.vetting; works from file:// and over HTTP at url_root).",
+        default=True,
+    )
+
+
 class PlotImageSubtractionCutoutsConfig(
     pipeBase.PipelineTaskConfig, pipelineConnections=PlotImageSubtractionCutoutsConnections
 ):
@@ -221,6 +233,7 @@ class PlotImageSubtractionCutoutsConfig(
     png_compress_level = pexConfig.RangeField[int](
         doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9, inclusiveMax=True
     )
+    vetting_page = _vetting_page_field()
 
     def validate(self) -> None:
         super().validate()
@@ -474,7 +487,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         else:
             frames = [self.drawGroups(butler, groups, meter.update)]
         records = pd.concat([empty_records(), *frames], ignore_index=True)
-        return self.finish(records)
+        return self.finish(records, sources)
 
     def drawGroups(
         self,
@@ -545,22 +558,30 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         self._store.check_writable()
 
-    def finish(self, records: pd.DataFrame) -> pipeBase.Struct:
-        """Write the manifests, failure list and summary of a run.
+    def finish(self, records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pipeBase.Struct:
+        """Write the manifests, failure list, summary and (with
+        ``config.vetting_page``) the vetting page of a run.
 
         Parameters
         ----------
         records : `pandas.DataFrame`
             Records of every source of the run.
+        sources : `pandas.DataFrame`, optional
+            The run's DiaSources, for the catalog values the vetting page
+            shows (S/N, fluxes, reliability, flags, DiaObject).
 
         Returns
         -------
         result : `lsst.pipe.base.Struct`
-            ``records``, ``summary``, ``manifest`` and the ``written``,
+            ``records``, ``summary``, ``manifest``, ``vetting_page`` (where
+            ``index.html`` is, `None` when not written) and the ``written``,
             ``skipped`` and ``failed`` diaSourceIds (see `run`).
 
         """
         files = write_manifests(records, self._store, self.config.url_root, token=self._token)
+        page = None
+        if self.config.vetting_page:
+            page = write_output_vetting_page(self._store, sources).page
         summary = summarize(records)
         self.log.info(
             "Cutouts: %d written, %d skipped (already present), %d failed%s",
@@ -573,7 +594,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             status: records.loc[records["status"] == status, "diaSourceId"].astype(int).tolist()
             for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
-        return pipeBase.Struct(records=records, summary=summary, manifest=files, **by_status)
+        return pipeBase.Struct(
+            records=records, summary=summary, manifest=files, vetting_page=page, **by_status
+        )
 
 
 # Gathering ---------------------------------------------------------------------
@@ -611,9 +634,11 @@ class GatherCutoutManifestConnections(pipeBase.PipelineTaskConnections, dimensio
 class GatherCutoutManifestConfig(
     pipeBase.PipelineTaskConfig, pipelineConnections=GatherCutoutManifestConnections
 ):
-    """Configuration of `GatherCutoutManifestTask` (none needed: the output
-    directory and URL root are recorded by the cutout task).
+    """Configuration of `GatherCutoutManifestTask` (the output directory and
+    URL root are recorded by the cutout task).
     """
+
+    vetting_page = _vetting_page_field()
 
 
 class GatherCutoutManifestTask(pipeBase.PipelineTask):
@@ -643,14 +668,18 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
             key = (str(data_id["instrument"]), int(data_id["visit"]), int(data_id["detector"]))
             if key not in recorded:
                 unhandled.append((key, handle.get()))
-        butlerQC.put(self.run(records, unhandled), outputRefs)
+        page_sources = _page_sources(handles) if self.config.vetting_page else None
+        butlerQC.put(self.run(records, unhandled, page_sources=page_sources), outputRefs)
 
     def run(
         self,
         records: list[pd.DataFrame],
         unhandled: list[tuple[tuple[str, int, int], pd.DataFrame]] = (),
+        *,
+        page_sources: pd.DataFrame | None = None,
     ) -> pipeBase.Struct:
-        """Write the manifests of each output directory in ``records``.
+        """Write the manifests (and with ``config.vetting_page`` the vetting
+        page) of each output directory in ``records``.
 
         Parameters
         ----------
@@ -661,6 +690,9 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
             detectors that have DiaSources but no record table: their
             cutout quantum could not run (an input image is missing), and
             each of their sources is recorded as failed.
+        page_sources : `pandas.DataFrame`, optional
+            DiaSources of the run, for the catalog values the vetting page
+            shows.
 
         Returns
         -------
@@ -708,6 +740,9 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
             for (instrument, visit, detector), group in missing.groupby(["instrument", "visit", "detector"]):
                 ledger.write_part(group_part_path(instrument, visit, detector, token), group)
             write_manifests(None, store, url_root or None)
+            if self.config.vetting_page:
+                page = write_output_vetting_page(store, page_sources).page
+                self.log.info("Vetting page: %s", page)
             summary = summarize(part)
             self.log.info(
                 "%s: %d written, %d skipped, %d failed %s",
@@ -718,6 +753,24 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
                 summary["failed_by_reason"],
             )
         return pipeBase.Struct(manifest=table)
+
+
+def _page_sources(handles: Sequence[Any]) -> pd.DataFrame | None:
+    """The DiaSource columns the vetting page shows, read from deferred
+    handles (only those columns).
+    """
+    frames = []
+    for handle in handles:
+        try:
+            available = set(handle.get(component="columns"))
+        except Exception:
+            # A storage without a column list: read the whole table.
+            frames.append(handle.get())
+            continue
+        columns = [c for c in ("diaSourceId", *VETTING_SOURCE_COLUMNS) if c in available]
+        if "diaSourceId" in columns:
+            frames.append(handle.get(parameters={"columns": columns}))
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def _missing_quantum_records(

@@ -7,10 +7,26 @@ page back to the record table (the ``cutoutVetting`` command does both from
 the command line).
 """
 
-from .labels import LABEL_NAMES, LABELS, Label, LabelFileError, merge_labels, read_labels
-from .page import PAGE_FILE, STATIC_DIR, VettingPageFiles, page_table, write_vetting_page
+from .labels import (
+    LABEL_NAMES,
+    LABELLED_RECORDS_FILE,
+    LABELS,
+    Label,
+    LabelFileError,
+    merge_labels,
+    read_labels,
+)
+from .page import (
+    PAGE_FILE,
+    STATIC_DIR,
+    VettingPageFiles,
+    page_table,
+    write_output_vetting_page,
+    write_vetting_page,
+)
 
 __all__ = (
+    "LABELLED_RECORDS_FILE",
     "LABELS",
     "LABEL_NAMES",
     "PAGE_FILE",
@@ -21,5 +37,6 @@ __all__ = (
     "merge_labels",
     "page_table",
     "read_labels",
+    "write_output_vetting_page",
     "write_vetting_page",
 )

@@ -14,54 +14,19 @@ names the file, line and value).
 
 from __future__ import annotations
 
-__all__ = ("LABELLED_RECORDS_FILE", "build_parser", "main", "read_records")
+__all__ = ("build_parser", "main")
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from ..outputs.atomic import atomic_write_bytes
+from ..outputs.ledger import read_record_csv, record_csv_bytes
 from ..outputs.manifests import RECORDS_FILE
+from ..outputs.store import OutputError, OutputStore
+from ..records import RECORD_COLUMNS
 from ..sources import SourceTableError, load_catalog
-from .labels import LabelFileError, merge_labels, read_labels
-from .page import write_vetting_page
-
-LABELLED_RECORDS_FILE = "records_labelled.csv"
-"""Default name of the records with labels, in the output directory."""
-
-_TEXT_COLUMNS = ("instrument", "band", "path", "status", "reason_code", "reason", "url_root", "label")
-
-
-def read_records(path: str | Path) -> pd.DataFrame:
-    """Read a ``records.csv`` written by a run.
-
-    Parameters
-    ----------
-    path : `str` or `pathlib.Path`
-        The file.
-
-    Returns
-    -------
-    records : `pandas.DataFrame`
-        The records; text columns hold '' rather than NaN.
-
-    Raises
-    ------
-    FileNotFoundError
-        Raised when the file does not exist.
-    ValueError
-        Raised when it is not a record table (no ``diaSourceId`` column).
-
-    """
-    path = Path(path)
-    frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=True)
-    if "diaSourceId" not in frame.columns:
-        raise ValueError(f"{path} is not a record table: it has no diaSourceId column")
-    present = [c for c in _TEXT_COLUMNS if c in frame.columns]
-    return frame.fillna(dict.fromkeys(present, ""))
+from .labels import LABELLED_RECORDS_FILE, LabelFileError, merge_labels, read_labels
+from .page import write_output_vetting_page
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,45 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _records_of(output: Path) -> pd.DataFrame:
-    path = output / RECORDS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {output} the output directory of a cutout run?")
-    labelled = output / LABELLED_RECORDS_FILE
-    records = read_records(path)
-    if labelled.exists():
-        # Labels merged earlier are shown on the page too.
-        earlier = read_records(labelled)
-        if "label" in earlier.columns:
-            keep = earlier[["diaSourceId", "label", "label_time"]].fillna("")
-            records = records.merge(keep, on="diaSourceId", how="left")
-    return records
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    output = Path(args.output)
     try:
+        store = OutputStore(args.output)
         if args.command == "page":
-            records = _records_of(output)
             sources = load_catalog(args.catalog) if args.catalog else None
-            files = write_vetting_page(output, records, sources, title=args.title)
+            files = write_output_vetting_page(store, sources, title=args.title)
             print(f"Vetting page: {files.page} ({files.n_records} record(s))")
             return 0
-        records = read_records(output / RECORDS_FILE)
+        records_name = store.display(RECORDS_FILE)
+        records = read_record_csv(store.read(RECORDS_FILE), str(records_name))
         labels = read_labels(args.labels)
         merged = merge_labels(records, labels)
-        target = Path(args.to) if args.to else output / LABELLED_RECORDS_FILE
-        buffer = io.StringIO()
-        merged.to_csv(buffer, index=False)
-        atomic_write_bytes(target, buffer.getvalue().encode())
-    except (FileNotFoundError, ValueError, SourceTableError, LabelFileError) as error:
+        data = record_csv_bytes(merged[[*RECORD_COLUMNS, "label", "label_time"]])
+        if args.to:
+            target = OutputStore(Path(args.to).absolute().parent)
+            name = Path(args.to).name
+        else:
+            target, name = store, LABELLED_RECORDS_FILE
+        target.write(name, data)
+        target = target.display(name)
+    except FileNotFoundError as error:
+        print(f"cutoutVetting: {error.filename or error}: no such file", file=sys.stderr)
+        return 2
+    except (ValueError, SourceTableError, LabelFileError, OutputError) as error:
         print(f"cutoutVetting: {error}", file=sys.stderr)
         return 2
     labelled = int((merged["label"] != "").sum())
     print(f"{len(labels)} label(s) read; {labelled} of {len(merged)} record(s) labelled; written to {target}")
     unmatched = merged.attrs["unmatched_labels"]
     if unmatched:
-        print(f"{unmatched} label(s) name sources that are not in {output / RECORDS_FILE}", file=sys.stderr)
+        print(f"{unmatched} label(s) name sources that are not in {records_name}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ The page exports ``diaSourceId,label,time`` (one row per labelled source,
 from __future__ import annotations
 
 __all__ = (
+    "LABELLED_RECORDS_FILE",
     "LABELS",
     "LABEL_NAMES",
     "Label",
@@ -52,6 +53,10 @@ LABELS: tuple[Label, ...] = (
 """The labels and their keys (arrow keys move to the next / previous source)."""
 
 LABEL_NAMES: tuple[str, ...] = tuple(label.name for label in LABELS)
+
+LABELLED_RECORDS_FILE = "records_labelled.csv"
+"""The records with merged labels, in the output directory (``cutoutVetting
+merge-labels``); ``records.csv`` stays as the runs wrote it."""
 
 LABEL_FILE_COLUMNS = ("diaSourceId", "label", "time")
 """Columns of an exported label file."""

@@ -41,9 +41,11 @@ from __future__ import annotations
 
 __all__ = (
     "PAGE_FILE",
+    "SOURCE_COLUMNS",
     "STATIC_DIR",
     "VettingPageFiles",
     "page_table",
+    "write_output_vetting_page",
     "write_vetting_page",
 )
 
@@ -59,11 +61,14 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from lsst.resources import ResourcePath, ResourcePathExpression
 
 from ..display.annotation import BADGES, REQUESTED_COLUMNS
-from ..outputs.atomic import atomic_write_bytes
+from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, read_record_csv
+from ..outputs.manifests import RECORDS_FILE
+from ..outputs.store import OutputStore
 from ..records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN
-from .labels import LABELS
+from .labels import LABELLED_RECORDS_FILE, LABELS
 
 PAGE_FILE = "index.html"
 """Name of the page in the output directory."""
@@ -74,6 +79,12 @@ STATIC_DIR = "vetting"
 _STATIC_ASSETS = ("vetting.css", "vetting.js")
 
 _SEQUENCE_COLUMNS = ("diaObjectId", "midpointMjdTai", "frame_paths", "sequence_path")
+
+SOURCE_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(c for c in (*REQUESTED_COLUMNS, *_SEQUENCE_COLUMNS) if c != "diaSourceId")
+)
+"""DiaSource columns the page shows when the records lack them (joined on
+``diaSourceId``)."""
 _LABEL_COLUMNS = ("label", "label_time")
 _FLAG_COLUMNS = tuple(column for badge in BADGES for column in badge.columns)
 
@@ -115,9 +126,10 @@ _DISPLAY_ORDER = (
 )
 """Order of the columns in the page (others follow in record order)."""
 
-_HIDDEN = ("output_path", "url_root", *_FLAG_COLUMNS)
+_HIDDEN = ("output_path", "url_root", *LEDGER_EXTRA_COLUMNS, *_FLAG_COLUMNS)
 """Record columns not sent to the page (the flag columns are summarised in
-``flags``; the output directory is where the page is)."""
+``flags``; the output directory is where the page is; the record files'
+own bookkeeping columns)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,20 +138,20 @@ class VettingPageFiles:
 
     Attributes
     ----------
-    page : `pathlib.Path`
-        ``index.html``.
-    data : `pathlib.Path`
+    page : `pathlib.Path` or `lsst.resources.ResourcePath`
+        ``index.html`` (a URI for an output directory that is not local).
+    data : `pathlib.Path` or `lsst.resources.ResourcePath`
         ``vetting/records.js``, the records as a script.
-    assets : `tuple` [`pathlib.Path`, ...]
+    assets : `tuple` [`pathlib.Path` or `lsst.resources.ResourcePath`, ...]
         Style sheet and script.
     n_records : `int`
         Number of records in the page.
 
     """
 
-    page: Path
-    data: Path
-    assets: tuple[Path, ...]
+    page: Path | ResourcePath
+    data: Path | ResourcePath
+    assets: tuple[Path | ResourcePath, ...]
     n_records: int
 
 
@@ -191,9 +203,7 @@ def page_table(records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pd
         raise ValueError(f"records have no diaSourceId column (columns: {list(table.columns)})")
     if sources is not None and "diaSourceId" in sources.columns:
         wanted = [
-            column
-            for column in (*REQUESTED_COLUMNS, *_SEQUENCE_COLUMNS)
-            if column in sources.columns and column not in table.columns
+            column for column in SOURCE_COLUMNS if column in sources.columns and column not in table.columns
         ]
         if wanted:
             extra = sources[["diaSourceId", *wanted]].drop_duplicates("diaSourceId", keep="last")
@@ -236,7 +246,7 @@ def _column_values(series: pd.Series) -> tuple[str, list]:
     return "text", ["" if pd.isna(v) else str(v) for v in series.tolist()]
 
 
-def page_data(table: pd.DataFrame, *, title: str, storage_key: str) -> dict:
+def page_data(table: pd.DataFrame, *, title: str) -> dict:
     """The records of ``table`` as the page's data object (columns of
     values, with their kinds)."""
     columns = []
@@ -247,7 +257,6 @@ def page_data(table: pd.DataFrame, *, title: str, storage_key: str) -> dict:
         values.append(column)
     return {
         "title": title,
-        "storageKey": storage_key,
         "count": len(table),
         "columns": columns,
         "values": values,
@@ -281,7 +290,7 @@ def _version_tag(parts: Iterable[bytes]) -> str:
 
 
 def write_vetting_page(
-    output_root: str | Path,
+    output_root: OutputStore | ResourcePathExpression,
     records: pd.DataFrame,
     sources: pd.DataFrame | None = None,
     *,
@@ -291,8 +300,9 @@ def write_vetting_page(
 
     Parameters
     ----------
-    output_root : `str` or `pathlib.Path`
-        Output directory of the run (the record paths are relative to it).
+    output_root : `OutputStore` or `lsst.resources.ResourcePathExpression`
+        Output directory of the run (the record paths are relative to it):
+        a local path or a URI.
     records : `pandas.DataFrame`
         Record table of the run (as in ``records.csv``), every status.
     sources : `pandas.DataFrame`, optional
@@ -308,18 +318,17 @@ def write_vetting_page(
 
     Notes
     -----
-    Every file is written atomically; the page and its data are replaced
-    together at the end, so a reader sees the old or the new page.  Labels
-    made in the browser are kept in its local storage under a key derived
-    from the absolute output directory, so they survive a rewrite of the
-    page.
+    Every file is written atomically (no partial file), ``index.html``
+    last.  The files depend only on the records, the sources and the title,
+    not on where the directory is.  Labels made in the browser are kept in
+    its local storage under a key made from the page's address (its
+    directory), so they survive a reload and a rewrite of the page.
 
     """
-    root = Path(output_root).absolute()
+    store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
     table = page_table(records, sources)
-    title = title or f"Cutouts: {root.name}"
-    storage_key = "cutout-vetting:" + hashlib.sha256(str(root).encode()).hexdigest()[:16]
-    data = page_data(table, title=title, storage_key=storage_key)
+    title = title or f"Cutouts: {Path(store.location.rstrip('/')).name}"
+    data = page_data(table, title=title)
     data_bytes = (
         "window.CUTOUT_RECORDS = "
         + json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -339,13 +348,68 @@ def write_vetting_page(
             badges=BADGES,
         )
     )
-    static = root / STATIC_DIR
-    written = []
     for name, content in assets.items():
-        atomic_write_bytes(static / name, content)
-        written.append(static / name)
-    data_path = static / "records.js"
-    atomic_write_bytes(data_path, data_bytes)
-    page = root / PAGE_FILE
-    atomic_write_bytes(page, html.encode())
-    return VettingPageFiles(page=page, data=data_path, assets=tuple(written), n_records=len(table))
+        store.write(f"{STATIC_DIR}/{name}", content)
+    store.write(f"{STATIC_DIR}/records.js", data_bytes)
+    store.write(PAGE_FILE, html.encode())
+    return VettingPageFiles(
+        page=store.display(PAGE_FILE),
+        data=store.display(f"{STATIC_DIR}/records.js"),
+        assets=tuple(store.display(f"{STATIC_DIR}/{name}") for name in assets),
+        n_records=len(table),
+    )
+
+
+def write_output_vetting_page(
+    output_root: OutputStore | ResourcePathExpression,
+    sources: pd.DataFrame | None = None,
+    *,
+    title: str | None = None,
+) -> VettingPageFiles:
+    """Write the vetting page of an output directory from the records of
+    every run into it.
+
+    Parameters
+    ----------
+    output_root : `OutputStore` or `lsst.resources.ResourcePathExpression`
+        Output directory (local path or URI) holding ``records.csv`` (written with the
+        manifests, `lsst.analysis.ap.outputs.manifests.write_manifests`).
+    sources : `pandas.DataFrame`, optional
+        DiaSources whose catalog values the page shows (see
+        `write_vetting_page`); sources of earlier runs that are not in it
+        are shown with their record values only.
+    title : `str`, optional
+        Page title.
+
+    Returns
+    -------
+    files : `VettingPageFiles`
+        Paths of the files written.
+
+    Raises
+    ------
+    FileNotFoundError
+        Raised when the directory has no ``records.csv``.
+
+    Notes
+    -----
+    Labels merged earlier into ``records_labelled.csv``
+    (``cutoutVetting merge-labels``) are shown too.
+
+    """
+    store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
+    try:
+        records = read_record_csv(store.read(RECORDS_FILE), str(store.display(RECORDS_FILE)))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{store.display(RECORDS_FILE)} does not exist: is {store.location} the output directory "
+            "of a cutout run?"
+        ) from None
+    try:
+        earlier = read_record_csv(store.read(LABELLED_RECORDS_FILE), LABELLED_RECORDS_FILE)
+    except FileNotFoundError:
+        earlier = None
+    if earlier is not None and {"label", "label_time"} <= set(earlier.columns):
+        labels = earlier[["diaSourceId", "label", "label_time"]].astype({"label": str, "label_time": str})
+        records = records.merge(labels, on="diaSourceId", how="left").fillna({"label": "", "label_time": ""})
+    return write_vetting_page(store, records, sources, title=title)

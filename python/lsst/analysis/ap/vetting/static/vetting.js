@@ -52,7 +52,8 @@
   }
 
   // Labels ------------------------------------------------------------------
-  const STORE = DATA.storageKey;
+  // One store per page address (the output directory, from file:// or over HTTP).
+  const STORE = "cutout-vetting:" + location.origin + location.pathname.replace(/[^/]*$/, "");
   let labels = {};
   try {
     labels = JSON.parse(localStorage.getItem(STORE) || "{}") || {};
