@@ -242,6 +242,26 @@ def test_container_file_and_wcs_without_ctype_draw_the_same(rubin, tmp_path):
             assert (tmp_path / name / path).read_bytes() == (tmp_path / "out" / path).read_bytes()
 
 
+def test_rubin_stamp_planes_are_the_butler_images(rubin):
+    """A packet's stamps sit on the detector's pixel grid (CUTMINX/Y) with
+    the image's pixels and its variance (UNCERT).
+    """
+    butler = rubin["butler"]
+    alert = rubin["drawable"][0]
+    source = alert_source(alert, "packet", instrument="DemoCam")
+    row = alert["diaSource"]
+    data_id = {"instrument": "DemoCam", "visit": row["visit"], "detector": row["detector"]}
+    for role, dataset_type in (("science", "preliminary_visit_image"), ("difference", "difference_image")):
+        reader = source.readers[role]
+        image = butler.get(dataset_type, data_id, parameters={"bbox": reader.bbox})
+        np.testing.assert_array_equal(reader.read(reader.bbox)[0], image.image.array)
+        variance = reader.getter("variance", {"bbox": reader.bbox})
+        np.testing.assert_array_equal(variance.array, image.variance.array)
+        x, y = reader.sky_to_pixel(np.array([row["ra"]]), np.array([row["dec"]]))
+        xy = image.sky_projection.sky_to_pixel(SkyCoord(row["ra"], row["dec"], unit="deg"))
+        assert abs(x[0] - float(xy.x)) < 1e-3 and abs(y[0] - float(xy.y)) < 1e-3
+
+
 def test_production_size_stamps_hold_the_butler_pixels(rubin, tmp_path):
     """Alert production centres even-sized cutouts with afw's rule, which
     for about half of the sources puts the box one pixel lower or further

@@ -411,7 +411,12 @@ def _rubin_reader(data: bytes, name: str) -> Any:
         wcs = _stamp_wcs(header, name)
         # CUTMINX/Y are the parent coordinates of the pixel before the first.
         xy0 = (int(header.get("CUTMINX", -1)) + 1, int(header.get("CUTMINY", -1)) + 1)
-    return array_plane_reader(name, array, wcs=wcs, xy0=xy0)
+        variance = None
+        if "UNCERT" in hdus and hdus["UNCERT"].header.get("UTYPE", "VarianceUncertainty") == (
+            "VarianceUncertainty"
+        ):
+            variance = np.asarray(hdus["UNCERT"].data, dtype=np.float32)
+    return array_plane_reader(name, array, wcs=wcs, xy0=xy0, variance=variance)
 
 
 def _ztf_reader(data: bytes, name: str) -> FixedPositionPlaneReader:

@@ -33,24 +33,35 @@ from .legacy_fits import make_sky_projection
 
 
 class _ImageGetter:
-    """``get(component, parameters)`` over one in-memory `lsst.images.Image`."""
+    """``get(component, parameters)`` over in-memory `lsst.images.Image`
+    planes: ``image`` and, when given, ``variance``.
+    """
 
-    def __init__(self, image: Image) -> None:
-        self._image = image
+    def __init__(self, image: Image, variance: Image | None = None) -> None:
+        self._planes = {"image": image}
+        if variance is not None:
+            self._planes["variance"] = variance
 
     def __call__(self, component: str, parameters: Mapping[str, Any] | None) -> Any:
+        image = self._planes["image"]
         if component == "bbox":
-            return self._image.bbox
+            return image.bbox
         if component == "sky_projection":
-            return self._image.sky_projection
-        if component == "image":
+            return image.sky_projection
+        if component in self._planes:
             box = (parameters or {}).get("bbox")
-            return self._image if box is None else self._image[box]
-        raise KeyError(f"component {component!r} is not held by an in-memory image")
+            plane = self._planes[component]
+            return plane if box is None else plane[box]
+        raise KeyError(f"the in-memory image has no {component} plane")
 
 
 def array_plane_reader(
-    name: str, array: np.ndarray, *, wcs: astropy.wcs.WCS | None, xy0: tuple[int, int] = (0, 0)
+    name: str,
+    array: np.ndarray,
+    *,
+    wcs: astropy.wcs.WCS | None,
+    xy0: tuple[int, int] = (0, 0),
+    variance: np.ndarray | None = None,
 ) -> PlaneReader:
     """A reader of a 2-d array with a celestial FITS WCS.
 
@@ -65,6 +76,9 @@ def array_plane_reader(
         makes every read fail with "no sky projection".
     xy0
         Parent coordinates of the array's first pixel.
+    variance
+        Variance plane of the same shape, if known (read as the
+        ``variance`` component).
 
     Raises
     ------
@@ -84,7 +98,14 @@ def array_plane_reader(
         except ValueError as error:
             raise ImageUnavailableError(str(error)) from error
     image = Image(np.asarray(array, dtype=np.float32), bbox=bbox, sky_projection=projection)
-    return PlaneReader(name=name, getter=_ImageGetter(image))
+    variance_plane = None
+    if variance is not None:
+        if np.shape(variance) != array.shape:
+            raise ImageUnavailableError(
+                f"{name}: variance of shape {np.shape(variance)} for an image of shape {array.shape}"
+            )
+        variance_plane = Image(np.asarray(variance, dtype=np.float32), bbox=bbox)
+    return PlaneReader(name=name, getter=_ImageGetter(image, variance_plane))
 
 
 @dataclasses.dataclass
