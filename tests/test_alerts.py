@@ -413,6 +413,7 @@ def test_command_reads_directories_and_globs_with_workers(rubin, tmp_path, capsy
     assert status == 0
     printed = capsys.readouterr().out
     assert "6 packet(s)" in printed and "5 written" in printed and "1 failed" in printed
+    assert (tmp_path / "out" / "index.html").exists() and "Vetting page:" in printed
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert len(manifest) == 5
     assert manifest["location:1"].str.startswith("https://example.org/c/images/").all()

@@ -297,6 +297,8 @@ def _report(result, start: float, unit: str) -> int:
     if result.manifest.zooniverse is not None:
         print(f"Zooniverse manifest: {result.manifest.zooniverse}")
     print(f"Failures: {result.manifest.failures}")
+    if result.vetting_page is not None:
+        print(f"Vetting page: {result.vetting_page}")
     return 0
 
 

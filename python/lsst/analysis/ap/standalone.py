@@ -108,8 +108,10 @@ def _failure_row(failure: PacketFailure, instrument: str) -> dict[str, Any]:
 
 def _packet_records(
     cutouter: DetectorCutouter, packet: str, record: dict | PacketFailure, instrument: str
-) -> pd.DataFrame:
-    """Records of one packet: its source drawn by the core, or failed."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Records of one packet (its source drawn by the core, or failed), and
+    its standardized source row when it has one.
+    """
     source = (
         record if isinstance(record, PacketFailure) else alert_source(record, packet, instrument=instrument)
     )
@@ -120,8 +122,9 @@ def _packet_records(
             source = PacketFailure(packet, ReasonCode.BAD_PACKET, str(error), source.row)
         else:
             readers = source.readers
-            return make_detector_records(cutouter, sources, lambda: readers)
-    return records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
+            return make_detector_records(cutouter, sources, lambda: readers), sources
+    failed = records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
+    return failed, None
 
 
 def _iter_packets(item: Any, index: int) -> Iterator[tuple[str, dict | PacketFailure]]:
@@ -140,13 +143,20 @@ def _iter_packets(item: Any, index: int) -> Iterator[tuple[str, dict | PacketFai
 
 def _alert_records(
     task: PlotImageSubtractionCutoutsTask, items: Sequence[Any], instrument: str
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Records of the packets of ``items``, and their source rows (for the
+    vetting page).
+    """
     cutouter = task._cutouter()
     frames = [empty_records()]
+    rows = []
     for index, item in enumerate(items):
         for packet, record in _iter_packets(item, index):
-            frames.append(_packet_records(cutouter, packet, record, instrument))
-    return pd.concat(frames, ignore_index=True)
+            records, source = _packet_records(cutouter, packet, record, instrument)
+            frames.append(records)
+            if source is not None:
+                rows.append(source)
+    return pd.concat(frames, ignore_index=True), rows
 
 
 def make_alert_cutouts(
@@ -199,7 +209,8 @@ def make_alert_cutouts(
     files = [item for item in items if isinstance(item, Path)]
     if njobs > 0 and len(files) > 1:
         others = [item for item in items if not isinstance(item, Path)]
-        frames = [_alert_records(task, others, instrument)]
+        records, rows = _alert_records(task, others, instrument)
+        frames = [records]
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=njobs,
@@ -207,11 +218,14 @@ def make_alert_cutouts(
             initializer=_start_alert_worker,
             initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
-            frames.extend(pool.map(_alert_worker_file, [str(f) for f in files]))
+            for file_records, file_rows in pool.map(_alert_worker_file, [str(f) for f in files]):
+                frames.append(file_records)
+                rows.extend(file_rows)
         records = pd.concat(frames, ignore_index=True)
     else:
-        records = _alert_records(task, items, instrument)
-    return task.finish(records)
+        records, rows = _alert_records(task, items, instrument)
+    sources = pd.concat(rows, ignore_index=True) if rows else None
+    return task.finish(records, sources)
 
 
 _WORKER: dict[str, Any] = {}
@@ -230,7 +244,7 @@ def _start_alert_worker(
     _WORKER["instrument"] = instrument
 
 
-def _alert_worker_file(path: str) -> pd.DataFrame:
+def _alert_worker_file(path: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     return _alert_records(_WORKER["task"], [Path(path)], _WORKER["instrument"])
 
 
@@ -362,4 +376,4 @@ def make_file_cutouts(
 
         frames.append(make_detector_records(cutouter, frame.iloc[positions], open_readers))
     records = pd.concat(frames, ignore_index=True)
-    return task.finish(records)
+    return task.finish(records, frame)
