@@ -595,12 +595,24 @@ def measure_render(stamp_set: StampSet, plan: BenchmarkPlan, report: Callable[[s
     }
 
 
-_RENDER_FUNCTIONS = {
-    "render_png": ("ap/render.py", "render_png"),
-    "scaling": ("ap/scaling.py", "scale_stamp"),
-    "annotation": ("ap/render.py", "_draw_annotation"),
-    "encode": ("PIL/Image.py", "save"),
-}
+def _code_keys(*functions: Any) -> set[tuple[str, str]]:
+    """``(file, name)`` of functions, as cProfile keys its entries (robust to
+    modules moving)."""
+    return {(f.__code__.co_filename, f.__code__.co_name) for f in functions}
+
+
+def _render_functions() -> dict[str, set[tuple[str, str]]]:
+    from PIL import Image
+
+    from lsst.analysis.ap.display.renderer import TripletRenderer
+    from lsst.analysis.ap.display.scaling import scale_stamp
+
+    return {
+        "render_png": _code_keys(TripletRenderer.render_png),
+        "scaling": _code_keys(scale_stamp),
+        "annotation": _code_keys(TripletRenderer._draw_annotation),
+        "encode": _code_keys(Image.Image.save),
+    }
 
 
 def _render_breakdown(stamp_set: StampSet, annotations: list) -> dict[str, Any]:
@@ -611,10 +623,11 @@ def _render_breakdown(stamp_set: StampSet, annotations: list) -> dict[str, Any]:
     for i in range(len(stamp_set.rows)):
         renderer.render_png(_triplets(stamp_set, (30,), i), annotations[i], stamp_set.pixel_scale)
     profile.disable()
-    c = dict.fromkeys(_RENDER_FUNCTIONS, 0.0)
+    functions = _render_functions()
+    c = dict.fromkeys(functions, 0.0)
     for (filename, _, function), (_, _, _, ct, _callers) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
-        for key, (path, name) in _RENDER_FUNCTIONS.items():
-            if function == name and filename.replace(os.sep, "/").endswith(path):
+        for key, keys in functions.items():
+            if (filename, function) in keys:
                 c[key] += ct
     total = max(c["render_png"], 1e-12)
     parts = {
@@ -742,19 +755,30 @@ def time_original(butler: Any, sources: pd.DataFrame, output: Path, sample: int 
     }
 
 
-_PROFILE_FUNCTIONS = {
-    "lookup": [("ap/exposures.py", "butler_plane_reader")],
-    "describe": [("ap/exposures.py", "_describe")],
-    "sky": [("ap/exposures.py", "sky_to_pixel"), ("ap/stamps.py", "pixel_scale_arcsec")],
-    "whole": [("ap/exposures.py", "read_whole")],
-    "bbox": [("ap/exposures.py", "read")],
-    "cut": [("ap/cutouts.py", "_cut")],
-    "annotation": [("ap/annotate.py", "from_row")],
-    "render_png": [("ap/render.py", "render_png")],
-    "png_encode": [("PIL/Image.py", "save")],
-    "write": [("ap/output.py", "atomic_write_bytes")],
-    "finish": [("plotImageSubtractionCutouts.py", "finish")],
-}
+def _profile_functions() -> dict[str, set[tuple[str, str]]]:
+    from PIL import Image
+
+    from lsst.analysis.ap import geometry
+    from lsst.analysis.ap.core import DetectorCutouter
+    from lsst.analysis.ap.display.annotation import SourceAnnotation
+    from lsst.analysis.ap.display.renderer import TripletRenderer
+    from lsst.analysis.ap.images.butler import PlaneReader, butler_plane_reader
+    from lsst.analysis.ap.outputs.store import OutputStore
+    from lsst.analysis.ap.plotImageSubtractionCutouts import PlotImageSubtractionCutoutsTask
+
+    return {
+        "lookup": _code_keys(butler_plane_reader),
+        "describe": _code_keys(PlaneReader._describe),
+        "sky": _code_keys(PlaneReader.sky_to_pixel, geometry.pixel_scale_arcsec),
+        "whole": _code_keys(PlaneReader.read_whole),
+        "bbox": _code_keys(PlaneReader.read),
+        "cut": _code_keys(DetectorCutouter._cut),
+        "annotation": _code_keys(SourceAnnotation.from_row.__func__),
+        "render_png": _code_keys(TripletRenderer.render_png),
+        "png_encode": _code_keys(Image.Image.save),
+        "write": _code_keys(OutputStore.write),
+        "finish": _code_keys(PlotImageSubtractionCutoutsTask.finish),
+    }
 
 
 def profile_breakdown(profile: cProfile.Profile, n_sources: int) -> dict[str, Any]:
@@ -765,13 +789,14 @@ def profile_breakdown(profile: cProfile.Profile, n_sources: int) -> dict[str, An
     approximate).
     """
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    cumulative = {key: 0.0 for key in _PROFILE_FUNCTIONS}
+    functions = _profile_functions()
+    cumulative = dict.fromkeys(functions, 0.0)
     total = 0.0
     for (filename, _, function), (_, _, _, ct, _callers) in stats.items():
         if function == "run" and filename.endswith("plotImageSubtractionCutouts.py"):
             total = max(total, ct)
-        for key, names in _PROFILE_FUNCTIONS.items():
-            if any(filename.replace(os.sep, "/").endswith(path) and function == name for path, name in names):
+        for key, keys in functions.items():
+            if (filename, function) in keys:
                 cumulative[key] += ct
     c = cumulative
     parts = {

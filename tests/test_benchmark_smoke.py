@@ -54,6 +54,11 @@ def test_render_figures(tiny_result: tuple[dict, Path]) -> None:
             assert _positive(config[key]), (key, config)
         assert _positive(config["ours_png_bytes"]) and _positive(config["baseline_png_bytes"])
     assert isinstance(render["meets_target"], bool)
+    # The profile finds the renderer's functions wherever their modules live.
+    parts = render["ours_breakdown"]["parts"]
+    assert all(0 <= part["fraction"] <= 1 for part in parts.values()), parts
+    assert parts["PNG encode"]["fraction"] > 0
+    assert parts["display scaling (intervals, stretches)"]["fraction"] > 0
 
 
 def test_end_to_end_figures(tiny_result: tuple[dict, Path]) -> None:
@@ -80,6 +85,8 @@ def test_end_to_end_figures(tiny_result: tuple[dict, Path]) -> None:
     )
     for profile in e2e["profile"].values():
         assert _positive(profile["profiled_total_s"])
+        for named in ("render (scaling, colour map, text)", "PNG encode (zlib)", "PNG file writes"):
+            assert profile["parts"][named]["fraction"] > 0, (named, profile["parts"])
         assert sum(part["fraction"] for part in profile["parts"].values()) == pytest.approx(1.0, abs=0.05)
     assert _positive(e2e["read_crossover"]["whole_read_s"])
 
