@@ -1,0 +1,420 @@
+"""`PlotDiaObjectSequencesTask`: every epoch of DiaObjects, from a Butler."""
+
+from __future__ import annotations
+
+__all__ = ("PlotDiaObjectSequencesConfig", "PlotDiaObjectSequencesTask")
+
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base as pipeBase
+import numpy as np
+import pandas as pd
+from astropy.visualization import ManualInterval
+from PIL import Image
+
+from ..datasets import IMAGE_ROLES as ROLES
+from ..datasets import image_dataset_types
+from ..display.renderer import TripletRenderer
+from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
+from ..geometry import pixel_scale_arcsec
+from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
+from ..outputs.store import OutputStore
+from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
+from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
+from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
+
+SEQUENCE_DIR = "sequences"
+"""Subdirectory of the output directory holding the sequence products."""
+
+
+class PlotDiaObjectSequencesConfig(pexConfig.Config):
+    """Configuration of `PlotDiaObjectSequencesTask`."""
+
+    size = pexConfig.RangeField[int](doc="Stamp width and height, in pixels.", default=41, min=5)
+    max_epochs = pexConfig.RangeField[int](
+        doc="Most epochs shown per object; None shows all.", default=30, min=1, optional=True
+    )
+    epoch_choice = pexConfig.ChoiceField[str](
+        doc="Which epochs are kept when an object has more than max_epochs.",
+        default="latest",
+        allowed=EPOCH_CHOICES,
+    )
+    group_by_band = pexConfig.Field[bool](
+        doc="Order epochs by band, then time (else by time only).", default=False
+    )
+    include_non_detections = pexConfig.Field[bool](
+        doc="Also show every other visit image that covers the object (from the Butler registry's "
+        "visit_detector_region), labelled 'not detected'.",
+        default=False,
+    )
+    alignment = pexConfig.ChoiceField[str](
+        doc="How epochs are put on one grid.",
+        default="auto",
+        allowed={
+            "auto": "cut each image's own pixels when all epochs share one pixel orientation, else "
+            "resample onto a north-up grid",
+            "north_up": "always resample onto a north-up, east-left grid centred on the object",
+        },
+    )
+    normalization = pexConfig.ChoiceField[str](
+        doc="Display limits shared by all frames of an object, so animations do not breathe.",
+        default="all",
+        allowed={
+            "all": "each panel's limits from all its frames together",
+            "template": "template and science limits from the template frames; difference from all "
+            "difference frames",
+        },
+    )
+    animation_image = pexConfig.ChoiceField[str](
+        doc="Which image the animations show.",
+        default="difference",
+        allowed={"difference": "the difference image", "science": "the science image"},
+    )
+    frame_duration_ms = pexConfig.RangeField[int](
+        doc="Display time of each animation frame (ms).", default=600, min=20
+    )
+    panel_pixels = pexConfig.RangeField[int](doc="Size of each panel on the images.", default=160, min=32)
+    science_image_type = pexConfig.Field[str](doc="Dataset type of the science images.", default="")
+    diff_image_type = pexConfig.Field[str](
+        doc="Prefix of legacy template/difference dataset types (as the cutout task).",
+        default=None,
+        optional=True,
+    )
+    url_root = pexConfig.Field[str](
+        doc="URL the output directory is served at; enables the subject-set manifest.",
+        default=None,
+        optional=True,
+    )
+
+    def setDefaults(self) -> None:  # noqa: N802 (pex_config API)
+        from ..datasets import DEFAULT_SCIENCE_TYPE
+
+        self.science_image_type = DEFAULT_SCIENCE_TYPE
+
+
+class _EpochFailure(Exception):
+    pass
+
+
+class PlotDiaObjectSequencesTask(pipeBase.Task):
+    """Contact sheets, animations and multi-frame subjects of DiaObjects.
+
+    Parameters
+    ----------
+    output_path : `str`, optional
+        Directory (or lsst-resources URI) the products are written under,
+        in ``sequences/<diaObjectId>/``.
+    **kwargs
+        Passed to `lsst.pipe.base.Task`.
+
+    """
+
+    ConfigClass = PlotDiaObjectSequencesConfig
+    _DefaultName = "plotDiaObjectSequences"
+
+    def __init__(self, *, output_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = OutputStore(output_path)
+
+    # ------------------------------------------------------------------
+
+    def run(self, dia_object_ids: Iterable[int], butler: Any, sources: pd.DataFrame) -> pipeBase.Struct:
+        """Draw the sequences of DiaObjects.
+
+        Parameters
+        ----------
+        dia_object_ids : iterable of `int`
+            Objects to draw.
+        butler : `lsst.daf.butler.Butler`
+            Butler with the images (default collections set).
+        sources : `pandas.DataFrame`
+            DiaSources with at least ``diaObjectId``, ``diaSourceId``,
+            ``instrument``, ``visit``, ``detector``, ``ra``, ``dec`` and
+            ``midpointMjdTai`` (``band`` and ``psfFlux`` are shown when
+            present).
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``objects`` (one record per object: status, reason, products),
+            ``epochs`` (one record per epoch) and ``summary`` (counts).
+
+        """
+        objects, epochs = [], []
+        for object_id in dict.fromkeys(int(i) for i in dia_object_ids):
+            rows = sources[sources["diaObjectId"] == object_id] if "diaObjectId" in sources else sources[:0]
+            record, epoch_records = self._run_object(object_id, rows, butler)
+            objects.append(record)
+            epochs.extend(epoch_records)
+            self.log.info(
+                "diaObjectId %d: %s (%d epochs)%s",
+                object_id,
+                record["status"],
+                record["n_epochs"],
+                f": {record['reason']}" if record["reason"] else "",
+            )
+        objects_frame = pd.DataFrame(objects)
+        epochs_frame = pd.DataFrame(epochs)
+        summary = self._write_tables(objects_frame, epochs_frame)
+        return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
+
+    # ------------------------------------------------------------------
+
+    def _object_record(self, object_id: int, ra: float, dec: float, **values: Any) -> dict[str, Any]:
+        record = dict(
+            diaObjectId=object_id,
+            ra=ra,
+            dec=dec,
+            status="failed",
+            reason="",
+            n_epochs=0,
+            n_detected=0,
+            n_epochs_failed=0,
+            resampled=False,
+            frames="",
+            contact_sheet="",
+            gif="",
+            apng="",
+        )
+        record.update(values)
+        return record
+
+    def _epochs(self, object_id: int, rows: pd.DataFrame, butler: Any, ra: float, dec: float) -> pd.DataFrame:
+        detections = rows.assign(detected=True)
+        if self.config.include_non_detections:
+            detections = pd.concat(
+                [detections, self._non_detections(rows, butler, ra, dec)], ignore_index=True
+            )
+        return choose_epochs(
+            detections,
+            max_epochs=self.config.max_epochs,
+            choice=self.config.epoch_choice,
+            group_by_band=self.config.group_by_band,
+        )
+
+    def _non_detections(self, rows: pd.DataFrame, butler: Any, ra: float, dec: float) -> pd.DataFrame:
+        instrument = str(rows["instrument"].iloc[0])
+        seen = {(int(v), int(d)) for v, d in zip(rows["visit"], rows["detector"], strict=True)}
+        data_ids = butler.query_data_ids(
+            ["visit", "detector"],
+            where=f"instrument = '{instrument}' AND visit_detector_region.region OVERLAPS POINT({ra}, {dec})",
+            with_dimension_records=True,
+            explain=False,
+        )
+        extra = []
+        for data_id in data_ids:
+            key = (int(data_id["visit"]), int(data_id["detector"]))
+            if key in seen:
+                continue
+            visit = data_id.records["visit"]
+            extra.append(
+                dict(
+                    diaObjectId=int(rows["diaObjectId"].iloc[0]),
+                    diaSourceId=0,
+                    instrument=instrument,
+                    visit=key[0],
+                    detector=key[1],
+                    ra=ra,
+                    dec=dec,
+                    band=str(visit.physical_filter and data_id.get("band", "") or ""),
+                    psfFlux=np.nan,
+                    detected=False,
+                    **{TIME_COLUMN: float(visit.timespan.begin.mjd)},
+                )
+            )
+            seen.add(key)
+        return pd.DataFrame(extra)
+
+    def _readers(self, butler: Any, epoch: Mapping[str, Any]) -> dict[str, PlaneReader]:
+        types = image_dataset_types(self.config.science_image_type, self.config.diff_image_type)
+        data_id = dict(
+            instrument=str(epoch["instrument"]), visit=int(epoch["visit"]), detector=int(epoch["detector"])
+        )
+        return {role: butler_plane_reader(butler, types[role], data_id) for role in ROLES}
+
+    def _run_object(self, object_id: int, rows: pd.DataFrame, butler: Any) -> tuple[dict, list[dict]]:
+        if rows.empty:
+            return self._object_record(
+                object_id, math.nan, math.nan, reason="no DiaSources of this object"
+            ), []
+        ra, dec = float(np.nanmean(rows["ra"])), float(np.nanmean(rows["dec"]))
+        try:
+            chosen = self._epochs(object_id, rows, butler, ra, dec)
+        except Exception as error:
+            return self._object_record(object_id, ra, dec, reason=f"cannot choose epochs: {error}"), []
+        size = self.config.size
+        cut: list[tuple[dict, dict[str, PlaneReader]]] = []
+        epoch_records = []
+        for k, epoch in enumerate(chosen.to_dict("records")):
+            record = dict(
+                diaObjectId=object_id,
+                epoch=k,
+                visit=int(epoch["visit"]),
+                detector=int(epoch["detector"]),
+                mjd=float(epoch[TIME_COLUMN]),
+                band=str(epoch.get("band") or ""),
+                detected=bool(epoch["detected"]),
+                flux=_finite_or_none(epoch.get("psfFlux")),
+                status="failed",
+                reason="",
+                path="",
+            )
+            epoch_records.append(record)
+            try:
+                readers = self._readers(butler, epoch)
+                for role in ROLES:
+                    local_grid(readers[role], ra, dec)  # raises when the object is off the image
+            except (ImageUnavailableError, LookupError, ValueError) as error:
+                record["reason"] = str(error)
+                continue
+            cut.append((record, readers))
+        if not cut:
+            reasons = "; ".join(sorted({r["reason"] for r in epoch_records})) or "no epochs"
+            return (
+                self._object_record(
+                    object_id,
+                    ra,
+                    dec,
+                    reason=f"no epoch could be drawn: {reasons}",
+                    n_epochs_failed=len(epoch_records),
+                ),
+                epoch_records,
+            )
+        try:
+            return self._draw_object(object_id, ra, dec, size, cut, epoch_records)
+        finally:
+            for _, readers in cut:
+                for reader in readers.values():
+                    reader.release()
+
+    def _draw_object(
+        self,
+        object_id: int,
+        ra: float,
+        dec: float,
+        size: int,
+        cut: list[tuple[dict, dict[str, PlaneReader]]],
+        epoch_records: list[dict],
+    ) -> tuple[dict, list[dict]]:
+        cds = [local_grid(readers[role], ra, dec) for _, readers in cut for role in ROLES]
+        resample = self.config.alignment == "north_up" or not grids_agree(cds)
+        grid = None
+        if resample:
+            science = cut[0][1]["science"]
+            scale = pixel_scale_arcsec(science.projection, science.bbox)
+            grid = common_grid(ra, dec, scale, size)
+        stamps: list[dict[str, AlignedStamp]] = [
+            {role: cut_aligned(readers[role], ra, dec, size, grid) for role in ROLES} for _, readers in cut
+        ]
+        renderer = self._renderer(stamps)
+        relative = f"{SEQUENCE_DIR}/{object_id}"
+        rows, frames, labels, frame_paths = [], [], [], []
+        role_index = ROLES.index(self.config.animation_image)
+        panel = renderer.panel_boxes[0][role_index]
+        for (record, _), stamp in zip(cut, stamps, strict=True):
+            image = renderer.render([[stamp[role].array for role in ROLES]])
+            label = EpochLabel(
+                mjd=record["mjd"],
+                band=record["band"],
+                flux=record["flux"],
+                detected=record["detected"],
+                visit=record["visit"],
+                detector=record["detector"],
+            )
+            path = f"{relative}/epoch{record['epoch']:03d}_visit{record['visit']}.png"
+            self.store.write(path, _png(image))
+            record.update(status="written", path=path)
+            rows.append(image)
+            frames.append(label_frame(image.crop((panel.x0, panel.y0, panel.x1, panel.y1)), label))
+            labels.append(label)
+            frame_paths.append(path)
+        sheet = contact_sheet(rows, labels, title=f"diaObjectId {object_id}  RA {ra:.5f}  Dec {dec:.5f}")
+        products = {
+            "contact_sheet": f"{relative}/contact_sheet.png",
+            "gif": f"{relative}/animation.gif",
+            "apng": f"{relative}/animation.png",
+        }
+        self.store.write(products["contact_sheet"], _png(sheet))
+        duration = self.config.frame_duration_ms
+        self.store.write(products["gif"], animation_bytes(frames, duration, "GIF"))
+        self.store.write(products["apng"], animation_bytes(frames, duration, "PNG"))
+        n_failed = sum(1 for r in epoch_records if r["status"] == "failed")
+        record = self._object_record(
+            object_id,
+            ra,
+            dec,
+            status="written",
+            reason=f"{n_failed} epoch(s) not drawn" if n_failed else "",
+            n_epochs=len(frame_paths),
+            n_detected=sum(1 for label in labels if label.detected),
+            n_epochs_failed=n_failed,
+            resampled=resample,
+            frames=";".join(frame_paths),
+            **products,
+        )
+        return record, epoch_records
+
+    def _renderer(self, stamps: list[dict[str, AlignedStamp]]) -> TripletRenderer:
+        """A renderer whose limits are shared by every frame of the object."""
+        scalings = {}
+        for role in ROLES:
+            source_role = (
+                "template" if self.config.normalization == "template" and role == "science" else role
+            )
+            pixels = np.concatenate([s[source_role].array.ravel() for s in stamps])
+            default = DEFAULT_SCALINGS[role]
+            limits = finite_limits(pixels, default.interval) or (0.0, 1.0)
+            scalings[role] = DisplayScaling(ManualInterval(*limits), default.stretch)
+        return TripletRenderer(
+            (self.config.size,),
+            False,
+            panel_pixels=self.config.panel_pixels,
+            template_scaling=scalings["template"],
+            science_scaling=scalings["science"],
+            difference_scaling=scalings["difference"],
+        )
+
+    def _write_tables(self, objects: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, Any]:
+        written = objects[objects["status"] == "written"] if not objects.empty else objects
+        subject_set, panoptes = sequence_manifests(
+            written if not written.empty else pd.DataFrame(columns=["diaObjectId", "ra", "dec", "frames"]),
+            self.config.url_root,
+        )
+        files = {
+            "objects.csv": objects,
+            "epochs.csv": epochs,
+            "panoptes_manifest.csv": panoptes,
+            "failures.csv": objects[objects["status"] == "failed"] if not objects.empty else objects,
+        }
+        if self.config.url_root:
+            files["manifest.csv"] = subject_set
+        for name, frame in files.items():
+            self.store.write(f"{SEQUENCE_DIR}/{name}", frame.to_csv(index=False).encode())
+        summary = {
+            "objects": int(len(objects)),
+            "written": int((objects["status"] == "written").sum()) if not objects.empty else 0,
+            "failed": int((objects["status"] == "failed").sum()) if not objects.empty else 0,
+            "epochs_drawn": int((epochs["status"] == "written").sum()) if not epochs.empty else 0,
+            "epochs_failed": int((epochs["status"] == "failed").sum()) if not epochs.empty else 0,
+        }
+        self.store.write(f"{SEQUENCE_DIR}/summary.json", (json.dumps(summary, indent=1) + "\n").encode())
+        return summary
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

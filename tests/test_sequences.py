@@ -1,0 +1,160 @@
+"""DiaObject sequences on the real demo repository."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lsst.analysis.ap.datasets import IMAGE_ROLES
+from lsst.analysis.ap.images.butler import butler_plane_reader
+from lsst.analysis.ap.sequences import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
+from lsst.analysis.ap.sequences.align import common_grid, cut_aligned, grids_agree, local_grid
+from lsst.analysis.ap.sequences.epochs import choose_epochs
+
+
+@pytest.fixture(scope="module")
+def sources(demo_sources):
+    frame = demo_sources.copy()
+    frame["instrument"] = "DemoCam"
+    return frame
+
+
+@pytest.fixture(scope="module")
+def multi_epoch_object(sources):
+    counts = sources.groupby("diaObjectId").size()
+    return int(counts[counts >= 3].index[0])
+
+
+def _run(demo_repo, sources, ids, tmp_path, **overrides):
+    config = PlotDiaObjectSequencesConfig()
+    config.url_root = "https://example.org/seq/"
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    task = PlotDiaObjectSequencesTask(config=config, output_path=tmp_path)
+    with demo_repo.butler() as butler:
+        return task.run(ids, butler, sources)
+
+
+def test_epochs_are_ordered_and_capped():
+    epochs = pd.DataFrame({"midpointMjdTai": [5.0, 1.0, 3.0, 2.0, 4.0], "band": list("rgrgr")})
+    assert list(choose_epochs(epochs, max_epochs=None)["midpointMjdTai"]) == [1, 2, 3, 4, 5]
+    assert list(choose_epochs(epochs, max_epochs=2, choice="latest")["midpointMjdTai"]) == [4, 5]
+    assert list(choose_epochs(epochs, max_epochs=3, choice="even")["midpointMjdTai"]) == [1, 3, 5]
+    grouped = choose_epochs(epochs, max_epochs=None, group_by_band=True)
+    assert list(grouped["band"]) == ["g", "g", "r", "r", "r"]
+    with pytest.raises(ValueError, match="midpointMjdTai"):
+        choose_epochs(epochs.drop(columns="midpointMjdTai"), max_epochs=None)
+
+
+def test_object_stays_at_one_canvas_position_across_rotated_visits(demo_repo, sources, multi_epoch_object):
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    ra, dec = float(rows["ra"].mean()), float(rows["dec"].mean())
+    size = 41
+    with demo_repo.butler() as butler:
+        readers = [
+            butler_plane_reader(
+                butler, "difference_image", dict(instrument="DemoCam", visit=int(v), detector=int(d))
+            )
+            for v, d in zip(rows["visit"], rows["detector"], strict=True)
+        ]
+        cds = [local_grid(r, ra, dec) for r in readers]
+        assert not grids_agree(cds), "the demo visits should differ in rotation"
+        scale = 3600 * float(np.sqrt(abs(np.linalg.det(cds[0]))))
+        grid = common_grid(ra, dec, scale, size)
+        peaks = []
+        for reader in readers:
+            stamp = cut_aligned(reader, ra, dec, size, grid)
+            assert stamp.resampled
+            centre = np.abs(np.nan_to_num(stamp.array))[
+                size // 2 - 6 : size // 2 + 7, size // 2 - 6 : size // 2 + 7
+            ]
+            peaks.append(np.unravel_index(np.argmax(centre), centre.shape))
+            reader.release()
+    peaks = np.array(peaks)
+    assert np.abs(peaks - peaks[0]).max() <= 1, peaks
+
+
+def test_products_manifests_and_shared_normalisation(demo_repo, sources, multi_epoch_object, tmp_path):
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path, frame_duration_ms=250)
+    record = result.objects.iloc[0]
+    assert record["status"] == "written" and record["resampled"]
+    n = int(record["n_epochs"])
+    assert n == int((sources["diaObjectId"] == multi_epoch_object).sum())
+    for key in ("gif", "apng"):
+        with Image.open(tmp_path / record[key]) as animation:
+            assert animation.n_frames == n
+            animation.seek(1)
+            assert animation.info["duration"] == 250
+    sheet = Image.open(tmp_path / record["contact_sheet"])
+    assert sheet.height > n * 160
+    manifest = pd.read_csv(tmp_path / "sequences" / "manifest.csv")
+    locations = [manifest.loc[0, f"location:{i + 1}"] for i in range(n)]
+    frames = record["frames"].split(";")
+    assert locations == ["https://example.org/seq/" + f for f in frames]
+    assert all((tmp_path / f).is_file() for f in frames)
+    epochs = result.epochs
+    assert list(epochs["mjd"]) == sorted(epochs["mjd"])
+    assert manifest.loc[0, "#diaObjectId"] == multi_epoch_object
+    panoptes = pd.read_csv(tmp_path / "sequences" / "panoptes_manifest.csv")
+    assert [panoptes.loc[0, f"file:{i + 1}"] for i in range(n)] == frames
+
+
+def test_same_value_same_level_in_every_frame(demo_repo, sources, multi_epoch_object, tmp_path):
+    config = PlotDiaObjectSequencesConfig()
+    task = PlotDiaObjectSequencesTask(config=config, output_path=tmp_path)
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    ra, dec = float(rows["ra"].mean()), float(rows["dec"].mean())
+    with demo_repo.butler() as butler:
+        readers = [
+            {
+                role: butler_plane_reader(
+                    butler, t, dict(instrument="DemoCam", visit=int(v), detector=int(d))
+                )
+                for role, t in zip(
+                    IMAGE_ROLES,
+                    ("template_detector", "preliminary_visit_image", "difference_image"),
+                    strict=True,
+                )
+            }
+            for v, d in zip(rows["visit"], rows["detector"], strict=True)
+        ]
+        stamps = [{role: cut_aligned(r[role], ra, dec, 41, None) for role in IMAGE_ROLES} for r in readers]
+    renderer = task._renderer(stamps)
+    for k, role in enumerate(IMAGE_ROLES):
+        limits = {renderer.scalings[k].interval.get_limits(s[role].array) for s in stamps}
+        assert len(limits) == 1, (role, limits)
+    # Frame by frame limits would differ: the shared limits are not one frame's own.
+    own = {tuple(np.nanpercentile(s["science"].array, [0, 100])) for s in stamps}
+    assert len(own) > 1
+
+
+def test_non_detection_epochs_and_failures(demo_repo, sources, multi_epoch_object, tmp_path):
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    dropped_visit = int(rows["visit"].iloc[0])
+    kept = sources.drop(index=rows.index[0])
+    far = rows.iloc[[0]].assign(diaObjectId=777, ra=rows["ra"].iloc[0] + 5.0)  # off every image
+    missing = rows.iloc[[0]].assign(diaObjectId=888, visit=424242)  # no such visit image
+    catalog = pd.concat([kept, far, missing], ignore_index=True)
+    single = int(sources.groupby("diaObjectId").size().pipe(lambda c: c[c == 1].index[0]))
+    result = _run(
+        demo_repo, catalog, [multi_epoch_object, 777, 888, single, 999], tmp_path, include_non_detections=True
+    )
+    objects = result.objects.set_index("diaObjectId")
+    assert objects.loc[multi_epoch_object, "status"] == "written"
+    epochs = result.epochs[result.epochs["diaObjectId"] == multi_epoch_object]
+    nondet = epochs[~epochs["detected"]]
+    assert dropped_visit in set(nondet["visit"]) and (nondet["status"] == "written").all()
+    sheet_text_epochs = objects.loc[multi_epoch_object, "n_detected"]
+    assert sheet_text_epochs == len(epochs) - len(nondet)
+    assert objects.loc[777, "status"] == "failed" and "off" in objects.loc[777, "reason"]
+    # The missing visit image fails its own epoch; the object is still drawn from the other
+    # visits that cover it (non-detections).
+    lost = result.epochs[(result.epochs["diaObjectId"] == 888) & (result.epochs["visit"] == 424242)]
+    assert list(lost["status"]) == ["failed"] and "424242" in lost["reason"].iloc[0]
+    assert objects.loc[888, "reason"] == "1 epoch(s) not drawn"
+    assert objects.loc[999, "status"] == "failed" and "no DiaSources" in objects.loc[999, "reason"]
+    assert objects.loc[single, "status"] == "written" and objects.loc[single, "n_epochs"] >= 1
+    failures = pd.read_csv(tmp_path / "sequences" / "failures.csv")
+    assert set(failures["diaObjectId"]) == {777, 999}
