@@ -36,6 +36,7 @@ __all__ = (
     "decode_wire_message",
     "read_container",
     "read_packets",
+    "rubin_schema_by_id",
     "rubin_schemas",
 )
 
@@ -141,6 +142,26 @@ def rubin_schemas() -> tuple[tuple[int, str, Any], ...]:
     return tuple(sorted(entries, key=lambda e: tuple(int(p) for p in e[1].split(".")), reverse=True))
 
 
+@functools.cache
+def rubin_schema_by_id(schema_id: int) -> tuple[str, Any] | None:
+    """``(version, schema)`` of the shipped alert schema whose id is
+    ``schema_id`` (``MAJOR * 100 + MINOR``), loading only that version;
+    `None` when lsst-alert-packet ships no such version.
+    """
+    import os.path
+
+    from lsst.alert.packet import Schema, get_schema_path
+
+    major, minor = divmod(int(schema_id), 100)
+    if major <= 0:
+        return None
+    path = os.path.join(get_schema_path(major, minor), f"lsst.v{major}_{minor}.alert.avsc")
+    if not os.path.isfile(path):
+        return None
+    schema = Schema.from_file(path)
+    return (f"{major}.{minor}", schema) if schema.get_schema_id() == schema_id else None
+
+
 def _decode_exactly(schema: Any, body: bytes) -> dict | None:
     """Decode ``body`` with ``schema`` if it consumes every byte."""
     import fastavro
@@ -182,10 +203,9 @@ def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
             "(magic byte 0) nor an Avro container file",
         )
     body = message[_WIRE_HEADER.size :]
-    schemas = rubin_schemas()
-    by_id = [entry for entry in schemas if entry[0] == schema_id]
-    if by_id:
-        (_, version, schema) = by_id[0]
+    by_id = rubin_schema_by_id(schema_id)
+    if by_id is not None:
+        version, schema = by_id
         record = _decode_exactly(schema, body)
         if record is None:
             return PacketFailure(
@@ -195,6 +215,7 @@ def decode_wire_message(message: bytes, packet: str) -> dict | PacketFailure:
                 "truncated or damaged",
             )
         return record
+    schemas = rubin_schemas()
     for _, _, schema in schemas:
         record = _decode_exactly(schema, body)
         if record is not None:
