@@ -16,7 +16,7 @@ demo-repo: bootstrap
 	@if [ -f "$(DEMO_REPO)/butler.yaml" ]; then \
 		echo "Demo repository already present: $(abspath $(DEMO_REPO))"; \
 	else \
-		$(VENV)/bin/makeCutoutDemoRepo $(DEMO_REPO); \
+		$(VENV)/bin/makeCutoutDemoRepo $(DEMO_REPO) --visits 6 --bands g,r,i; \
 	fi
 
 demo: demo-repo

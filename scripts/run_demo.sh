@@ -5,6 +5,9 @@ repo=$1
 output=$2
 .venv/bin/plotImageSubtractionCutouts "$repo" "$output" --collections DemoCam/runs/demo \
     --sqlitefile "$repo/apdb/apdb.sqlite3" --all --url-root "https://example.org/demo-cutouts/"
+.venv/bin/plotDiaObjectSequences "$repo" "$output" --collections DemoCam/runs/demo \
+    --sqlitefile "$repo/apdb/apdb.sqlite3" --most-epochs 3 --url-root "https://example.org/demo-cutouts/"
 out=$(cd "$output" && pwd)
 echo "Demo repository: $(cd "$repo" && pwd)"
 echo "Cutouts: $out/images   Zooniverse manifest: $out/manifest.csv   failures: $out/failures.csv"
+echo "DiaObject sequences: $out/sequences (contact sheets, GIF/APNG, sequences/manifest.csv)"

@@ -158,3 +158,34 @@ def test_non_detection_epochs_and_failures(demo_repo, sources, multi_epoch_objec
     assert objects.loc[single, "status"] == "written" and objects.loc[single, "n_epochs"] >= 1
     failures = pd.read_csv(tmp_path / "sequences" / "failures.csv")
     assert set(failures["diaObjectId"]) == {777, 999}
+
+
+def test_command_line(demo_repo, tmp_path):
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "lsst.analysis.ap.sequences.cli",
+        str(demo_repo.root),
+        str(tmp_path),
+        "--collections",
+        demo_repo.collection,
+        "--sqlitefile",
+        str(demo_repo.apdb_file),
+        "--most-epochs",
+        "2",
+        "-c",
+        "frame_duration_ms=300",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2 DiaObject(s): 2 written, 0 failed" in done.stdout
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv")
+    for gif in objects["gif"]:
+        with Image.open(tmp_path / gif) as animation:
+            animation.seek(1)
+            assert animation.info["duration"] == 300
+    bad = subprocess.run(command[:7], capture_output=True, text=True)  # no objects asked for
+    assert bad.returncode == 2 and "give DiaObjects" in bad.stderr

@@ -170,7 +170,8 @@ def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitG
         },
     )
     registry.insertDimensionData(
-        "physical_filter", {"instrument": spec.instrument, "name": spec.physical_filter, "band": spec.band}
+        "physical_filter",
+        *[{"instrument": spec.instrument, "name": f"{band}_demo", "band": band} for band in spec.all_bands],
     )
     registry.insertDimensionData(
         "detector",
@@ -203,7 +204,7 @@ def _register_dimensions(butler: Butler, spec: DemoSpec, geometries: list[VisitG
                 "instrument": spec.instrument,
                 "id": geometry.visit,
                 "name": f"demo_{geometry.visit}",
-                "physical_filter": spec.physical_filter,
+                "physical_filter": spec.physical_filter_of(geometry.visit),
                 "day_obs": day_obs,
                 "exposure_time": EXPOSURE_TIME,
                 "target_name": "demo field",
@@ -285,7 +286,7 @@ def _obs_info(spec: DemoSpec, geometry: VisitGeometry, detector: Detector) -> Ob
         instrument=spec.instrument,
         exposure_id=geometry.visit,
         visit_id=geometry.visit,
-        physical_filter=spec.physical_filter,
+        physical_filter=spec.physical_filter_of(geometry.visit),
         datetime_begin=begin,
         datetime_end=end,
         exposure_time=exposure_time,
@@ -354,7 +355,7 @@ def _write_scene(
         "detector": detector,
         "obs_info": _obs_info(spec, geometry, detector),
         "summary_stats": _summary_stats(scene, spec.image_size),
-        "band": spec.band,
+        "band": spec.band_of(geometry.visit),
     }
     science = _masked_image(scene.science, scene.science_variance, scene.science_planes, projection, bbox)
     template = _masked_image(scene.template, scene.template_variance, scene.template_planes, projection, bbox)
@@ -519,6 +520,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Multi-epoch DiaObjects per detector.",
     )
     parser.add_argument("--seed", type=int, default=DemoSpec.seed, help="Random seed.")
+    parser.add_argument(
+        "--bands",
+        default="",
+        help="Comma-separated bands the visits cycle through (default: every visit in r).",
+    )
     parser.add_argument("--no-apdb", action="store_true", help="Do not write the APDB.")
     args = parser.parse_args(argv)
     spec = DemoSpec(
@@ -527,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
         image_size=args.size,
         objects_per_detector=args.objects,
         seed=args.seed,
+        bands=tuple(b.strip() for b in args.bands.split(",") if b.strip()),
     )
     start = time.perf_counter()
     repo = build_demo_repo(args.root, spec, apdb=not args.no_apdb)

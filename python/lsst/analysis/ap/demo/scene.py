@@ -86,9 +86,12 @@ class DemoSpec:
     instrument : `str`
         Instrument name.
     band : `str`
-        Band of every visit.
+        Band of every visit, unless ``bands`` is given.
     first_visit : `int`
         Identifier of the first visit; the others follow.
+    bands : `tuple` [`str`], optional
+        Bands the visits cycle through (visit k in ``bands[k % len(bands)]``),
+        so that objects are seen in several bands.
 
     """
 
@@ -102,11 +105,27 @@ class DemoSpec:
     instrument: str = "DemoCam"
     band: str = "r"
     first_visit: int = 1001
+    bands: tuple[str, ...] = ()
 
     @property
     def physical_filter(self) -> str:
         """Physical filter name of the band."""
         return f"{self.band}_demo"
+
+    def band_of(self, visit: int) -> str:
+        """Band of one visit."""
+        if not self.bands:
+            return self.band
+        return self.bands[(visit - self.first_visit) % len(self.bands)]
+
+    def physical_filter_of(self, visit: int) -> str:
+        """Physical filter name of one visit's band."""
+        return f"{self.band_of(visit)}_demo"
+
+    @property
+    def all_bands(self) -> tuple[str, ...]:
+        """Every band of the visits."""
+        return tuple(dict.fromkeys(self.band_of(v) for v in self.visits))
 
     @property
     def visits(self) -> list[int]:
@@ -721,7 +740,7 @@ def measure_sources(
                 "extendedness": 0.1,
                 "reliability": reliability,
                 "reliabilityVersion": "demo-1",
-                "band": spec.band,
+                "band": spec.band_of(geometry.visit),
                 "isDipole": kind == "dipole",
                 "dipoleFitAttempted": True,
                 "timeProcessedMjdTai": geometry.mjd + 0.01,

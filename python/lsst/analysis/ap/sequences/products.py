@@ -132,6 +132,11 @@ def light_curve(labels: Sequence[EpochLabel], width: int, height: int) -> Image.
     if not points:
         draw.text((left + 6, top + 6), "no flux measurements", fill=_TEXT_RGB, font=text_font)
         return image
+    x_legend = width - 12
+    for band in sorted({p[2].band for p in points}, reverse=True):
+        x_legend -= 8 * len(band) + 22
+        draw.ellipse((x_legend, 4, x_legend + 7, 11), fill=BAND_RGB.get(band, (0, 0, 0)))
+        draw.text((x_legend + 10, 0), band or _MISSING, fill=_TEXT_RGB, font=text_font)
     t = np.array([p[0] for p in points])
     f = np.array([p[1] for p in points])
     t0, t1 = float(t.min()), float(t.max())

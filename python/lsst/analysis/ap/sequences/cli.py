@@ -1,0 +1,163 @@
+"""The ``plotDiaObjectSequences`` command: every epoch of DiaObjects."""
+
+from __future__ import annotations
+
+__all__ = ("build_parser", "main")
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_PROG = "plotDiaObjectSequences"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Contact sheets, GIF/APNG animations and multi-frame Zooniverse subjects of every "
+        "epoch of DiaObjects, from a Butler repository.",
+    )
+    parser.add_argument("repo", help="Butler repository holding the images.")
+    parser.add_argument("output", help="Directory the sequences/ products are written under.")
+    parser.add_argument("--collections", nargs="*", default=None, help="Collections holding the images.")
+    parser.add_argument("--diaObjectId", nargs="+", type=int, default=[], help="DiaObject ids to draw.")
+    parser.add_argument(
+        "--id-column",
+        default=None,
+        help="With --catalog: draw every DiaObject listed in this column of the catalog.",
+    )
+    parser.add_argument(
+        "--most-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Draw the N DiaObjects with the most DiaSources.",
+    )
+    parser.add_argument("--ra", type=float, help="Draw the DiaObjects near this position (degrees)...")
+    parser.add_argument("--dec", type=float, help="...and this declination (degrees).")
+    parser.add_argument("--radius", type=float, default=1.0, help="Search radius around --ra/--dec (arcsec).")
+    parser.add_argument("--band", help="Keep only epochs of this band.")
+    parser.add_argument("--mjd-min", type=float, help="Keep only epochs from this MJD on.")
+    parser.add_argument("--mjd-max", type=float, help="Keep only epochs up to this MJD.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--catalog", help="DiaSource catalog file (parquet, CSV or FITS table).")
+    source.add_argument("--sqlitefile", help="SQLite APDB file to read the DiaSources from.")
+    source.add_argument("--apdb-config", help="APDB configuration file to read the DiaSources from.")
+    parser.add_argument(
+        "--dataset-type",
+        default="dia_source_detector",
+        help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
+    )
+    parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
+    parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
+    parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
+    return parser
+
+
+def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
+    from ..apdb import load_apdb_sources
+    from ..sources import load_butler_sources, load_catalog
+
+    if args.catalog:
+        return load_catalog(args.catalog)
+    if args.sqlitefile or args.apdb_config:
+        return load_apdb_sources(sqlitefile=args.sqlitefile, apdb_config=args.apdb_config)
+    return load_butler_sources(butler, args.dataset_type, collections=args.collections)
+
+
+def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]:
+    """The DiaObject ids the arguments ask for, in the order given.
+
+    Raises
+    ------
+    ValueError
+        When no object is asked for, or a column is missing.
+
+    """
+    ids = list(args.diaObjectId)
+    if args.id_column:
+        if args.id_column not in sources.columns:
+            raise ValueError(f"the catalog has no column {args.id_column!r}")
+        ids.extend(int(v) for v in pd.unique(sources[args.id_column].dropna()))
+    if args.ra is not None or args.dec is not None:
+        if args.ra is None or args.dec is None:
+            raise ValueError("--ra and --dec go together")
+        dra = (sources["ra"] - args.ra) * np.cos(np.radians(args.dec))
+        near = np.hypot(dra, sources["dec"] - args.dec) * 3600 <= args.radius
+        ids.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
+    if args.most_epochs > 0:
+        counts = sources.groupby("diaObjectId").size().sort_values(ascending=False, kind="stable")
+        ids.extend(int(v) for v in counts.index[: args.most_epochs])
+    if not ids:
+        raise ValueError("give DiaObjects with --diaObjectId, --id-column, --most-epochs or --ra/--dec")
+    return list(dict.fromkeys(ids))
+
+
+def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFrame:
+    keep = pd.Series(True, index=sources.index)
+    if args.band:
+        keep &= sources.get("band", pd.Series("", index=sources.index)).astype(str) == args.band
+    if args.mjd_min is not None:
+        keep &= sources["midpointMjdTai"] >= args.mjd_min
+    if args.mjd_max is not None:
+        keep &= sources["midpointMjdTai"] <= args.mjd_max
+    return sources[keep]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status (0 all drawn, 1 some failed,
+    2 bad arguments or input).
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lsst.daf.butler import Butler
+    from lsst.pipe.base.configOverrides import ConfigOverrides
+
+    from ..images.butler import only_instrument
+    from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
+
+    config = PlotDiaObjectSequencesConfig()
+    if args.url_root:
+        config.url_root = args.url_root
+    try:
+        overrides = ConfigOverrides()
+        for path in args.config_file:
+            overrides.addFileOverride(path)
+        for item in args.config:
+            field, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"-c expects field=value, got {item!r}")
+            overrides.addValueOverride(field.strip(), value.strip())
+        overrides.applyTo(config)
+        config.validate()
+        butler = Butler.from_config(args.repo, collections=args.collections)
+        sources = _sources(args, butler)
+        if "instrument" not in sources.columns or sources["instrument"].isna().any():
+            instrument = only_instrument(butler)
+            if instrument is None:
+                raise ValueError("the DiaSources name no instrument and the repository holds several")
+            column = sources["instrument"] if "instrument" in sources.columns else None
+            sources = sources.assign(instrument=instrument if column is None else column.fillna(instrument))
+        ids = select_objects(args, sources)
+        sources = _epoch_window(args, sources)
+    except Exception as error:
+        print(f"{_PROG}: {error}", file=sys.stderr)
+        return 2
+    task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
+    result = task.run(ids, butler, sources)
+    summary = result.summary
+    print(
+        f"{summary['objects']} DiaObject(s): {summary['written']} written, {summary['failed']} failed; "
+        f"{summary['epochs_drawn']} epoch(s) drawn, {summary['epochs_failed']} not drawn"
+    )
+    print(f"Output: {task.store.location}/sequences")
+    return 0 if summary["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
