@@ -181,7 +181,7 @@ def make_alert_cutouts(
     config
         Task configuration (stamp sizes, display, chunking, url_root, ...).
     njobs
-        Worker processes, one packet file at a time each; 0 draws here.
+        Worker processes, each taking batches of packet files; 0 draws here.
     instrument
         Instrument recorded for Rubin packets.
 
@@ -218,7 +218,11 @@ def make_alert_cutouts(
             initializer=_start_alert_worker,
             initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
-            for file_records, file_rows in pool.map(_alert_worker_file, [str(f) for f in files]):
+            # A few batches of files per worker: single-message files are
+            # small, and one task each would cost more than drawing them.
+            n_batches = min(len(files), 4 * njobs)
+            batches = [[str(f) for f in files[i::n_batches]] for i in range(n_batches)]
+            for file_records, file_rows in pool.map(_alert_worker_files, batches):
                 frames.append(file_records)
                 rows.extend(file_rows)
         records = pd.concat(frames, ignore_index=True)
@@ -244,8 +248,9 @@ def _start_alert_worker(
     _WORKER["instrument"] = instrument
 
 
-def _alert_worker_file(path: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    return _alert_records(_WORKER["task"], [Path(path)], _WORKER["instrument"])
+def _alert_worker_files(paths: list[str]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Worker-process entry point: draw the packets of a batch of files."""
+    return _alert_records(_WORKER["task"], [Path(p) for p in paths], _WORKER["instrument"])
 
 
 # Image files -----------------------------------------------------------------------
