@@ -189,3 +189,15 @@ def test_command_line(demo_repo, tmp_path):
             assert animation.info["duration"] == 300
     bad = subprocess.run(command[:7], capture_output=True, text=True)  # no objects asked for
     assert bad.returncode == 2 and "give DiaObjects" in bad.stderr
+
+
+def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, tmp_path):
+    from lsst.analysis.ap import PlotImageSubtractionCutoutsTask
+
+    with demo_repo.butler() as butler:
+        PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(sources, butler)
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    page_data = (tmp_path / "vetting" / "records.js").read_text()
+    frames = result.objects.iloc[0]["frames"]
+    assert frames and frames in page_data
+    assert result.objects.iloc[0]["contact_sheet"] in page_data

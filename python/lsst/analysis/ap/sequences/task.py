@@ -161,7 +161,37 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         objects_frame = pd.DataFrame(objects)
         epochs_frame = pd.DataFrame(epochs)
         summary = self._write_tables(objects_frame, epochs_frame)
+        self._refresh_vetting_page(sources, objects_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
+
+    def _refresh_vetting_page(self, sources: pd.DataFrame, objects: pd.DataFrame) -> None:
+        """When the output directory holds a cutout run, rewrite its vetting
+        page so that each source's large view shows its object's frames.
+        """
+        from ..outputs.ledger import read_record_csv
+        from ..outputs.manifests import RECORDS_FILE
+        from ..vetting.page import write_vetting_page
+
+        if objects.empty or self.store.size(RECORDS_FILE) is None:
+            return
+        written = objects[objects["status"] == "written"]
+        extra = pd.DataFrame(
+            {
+                "diaObjectId": written["diaObjectId"].astype("int64"),
+                "frame_paths": written["frames"],
+                "sequence_path": written["contact_sheet"],
+            }
+        )
+        try:
+            records = read_record_csv(self.store.read(RECORDS_FILE), str(self.store.display(RECORDS_FILE)))
+            with_frames = sources.drop(columns=["frame_paths", "sequence_path"], errors="ignore").merge(
+                extra, on="diaObjectId", how="left"
+            )
+            for column in ("frame_paths", "sequence_path"):
+                with_frames[column] = with_frames[column].fillna("")
+            write_vetting_page(self.store, records, with_frames)
+        except Exception as error:  # the page is a view; the sequences are written
+            self.log.warning("Could not add the sequences to the vetting page: %s", error)
 
     # ------------------------------------------------------------------
 
