@@ -14,7 +14,7 @@ from lsst.daf.butler import Butler
 from lsst.images import XY, Box, DifferenceImage, MaskedImage, VisitImage
 from lsst.images.psfs import GaussianPointSpreadFunction
 
-from lsst.analysis.ap.apdb import load_apdb_sources
+from lsst.analysis.ap.apdb import ApdbDiaSourceReader, make_apdb_config
 from lsst.analysis.ap.demo import DIA_SOURCE_TYPE, build_demo_repo
 from lsst.analysis.ap.demo.camera import PIXEL_SIZE_MM, make_amplifiers, make_camera_frame_set, make_detector
 from lsst.analysis.ap.demo.scene import (
@@ -77,7 +77,9 @@ def test_dimension_records_have_regions(demo_repo):
 
 
 def test_apdb_returns_the_butler_sources(demo_repo, demo_sources):
-    apdb = load_apdb_sources(sqlitefile=demo_repo.apdb_file)
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=demo_repo.apdb_file)) as reader:
+        apdb = reader.read()
+        assert reader.instrument == demo_repo.spec.instrument
     assert len(apdb) == len(demo_sources)
     merged = demo_sources.merge(apdb, on="diaSourceId", suffixes=("", "_apdb"))
     assert len(merged) == len(demo_sources)

@@ -1,20 +1,25 @@
 """Cutouts from the command line.
 
-``plotImageSubtractionCutouts REPO OUTPUT`` reads the images from a Butler
-repository.  Sources come from an APDB (``--sqlitefile`` or
-``--apdb-config``), a catalog file (``--catalog``: parquet, CSV or FITS table)
-or the Butler's DiaSource tables (``--dataset-type`` with ``--where``).
+``plotImageSubtractionCutouts REPO OUTPUTPATH`` reads the images from a Butler
+repository.  Sources come from an APDB (``--sqlitefile``, ``--apdb-config``,
+or ``--postgres_url`` / ``--namespace``, read through lsst-dax-apdb), a
+catalog file (``--catalog``: parquet, CSV or FITS table) or the Butler's
+DiaSource tables (``--dataset-type`` with ``--where``).  Visit, time, detector,
+band and reliability options choose the sources; with an APDB they become the
+SQL query.  Without ``--all`` the first ``--limit`` sources are drawn; with
+``--all`` every selected source.
 
 Without a Butler, ``plotAlertCutouts INPUT… OUTPUT`` draws the stamps of Rubin
 or ZTF alert packets (files, directories, glob patterns) and ``plotFileCutouts
 CATALOG OUTPUT --science … --template … --difference …`` cuts a DiaSource
 catalog's stamps out of image files.  All three take the same ``-c``/``-C``
-configuration overrides and write the same outputs.
+configuration overrides and log options, and write the same outputs.
 """
 
 from __future__ import annotations
 
 __all__ = (
+    "EXPORT_COLUMNS",
     "alerts_main",
     "build_alerts_parser",
     "build_files_parser",
@@ -24,96 +29,210 @@ __all__ = (
 )
 
 import argparse
+import gzip
+import io
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from .apdb import load_apdb_sources
-from .sources import SourceTableError, load_butler_sources, load_catalog, select_reliability
+import pandas as pd
+
+from .apdb import (
+    DEFAULT_POSTGRES_URL,
+    ApdbDiaSourceReader,
+    DiaSourceSelection,
+    make_apdb_config,
+    postgres_url,
+)
+from .logs import configure_logging
+from .sources import SourceTableError, load_butler_sources, load_catalog
 
 _LOG = logging.getLogger("lsst.analysis.ap.cli")
 
+PROG = "plotImageSubtractionCutouts"
+
+EXPORT_COLUMNS = (
+    "diaSourceId",
+    "visit",
+    "detector",
+    "diaObjectId",
+    "ssObjectId",
+    "midpointMjdTai",
+    "ra",
+    "dec",
+    "x",
+    "y",
+    "apFlux",
+    "apFluxErr",
+    "snr",
+    "psfFlux",
+    "psfFluxErr",
+    "isDipole",
+    "trailLength",
+    "band",
+    "extendedness",
+    "reliability",
+    "pixelFlags_bad",
+    "pixelFlags_cr",
+    "pixelFlags_crCenter",
+    "pixelFlags_edge",
+    "pixelFlags_interpolated",
+    "pixelFlags_interpolatedCenter",
+    "pixelFlags_offimage",
+    "pixelFlags_saturated",
+    "pixelFlags_saturatedCenter",
+    "pixelFlags_suspect",
+    "pixelFlags_suspectCenter",
+    "pixelFlags_streak",
+    "pixelFlags_streakCenter",
+    "pixelFlags_injected",
+    "pixelFlags_injectedCenter",
+    "pixelFlags_injected_template",
+    "pixelFlags_injected_templateCenter",
+)
+"""Columns of ``all_diasources.csv.gz`` and ``exported_diasources.csv.gz``
+(those a table has), written when ``save_as_numpy`` is set."""
+
+
+class CommandError(Exception):
+    """A problem reported as one line on standard error (exit status 2)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the command.
-
-    Returns
-    -------
-    parser : `argparse.ArgumentParser`
-        The parser.
-
-    """
+    """The argument parser of the command."""
     parser = argparse.ArgumentParser(
-        prog="plotImageSubtractionCutouts",
+        prog=PROG,
         description="Make template/science/difference cutout PNGs of DiaSources and Zooniverse manifests.",
+        epilog="APDB options, selection and authentication: see the APDB page of the documentation.",
     )
     parser.add_argument("repo", help="Butler repository holding the images.")
     parser.add_argument(
         "output",
-        help="Directory to write images/, manifests and the failure list to: a local path or an "
+        metavar="outputPath",
+        help="Where to write images/ (PNGs), the manifests and the failure list: a local path or an "
         "lsst-resources URI (file://, s3://bucket/prefix, ...).",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--sqlitefile", help="SQLite APDB file to read DiaSources from.")
-    source.add_argument(
-        "--apdb-config", help="lsst-dax-apdb configuration (SQL APDB) to read DiaSources from."
+    apdb = parser.add_argument_group(
+        "APDB",
+        "DiaSources from an APDB, opened by lsst-dax-apdb (passwords from LSST_DB_AUTH / db-auth.yaml).",
     )
-    source.add_argument("--catalog", help="DiaSource catalog file: parquet, CSV or FITS table.")
-    source.add_argument(
+    apdb.add_argument("--sqlitefile", help="SQLite APDB file.")
+    apdb.add_argument(
+        "--apdb-config",
+        help="lsst-dax-apdb configuration: file, URI or label:NAME (APDB index, DAX_APDB_INDEX_URI).",
+    )
+    apdb.add_argument(
+        "--postgres_url",
+        help="PostgreSQL APDB: SQLAlchemy URL (postgresql://user@host:port/db) or user@host/db; "
+        f"with only --namespace: {DEFAULT_POSTGRES_URL}.",
+    )
+    apdb.add_argument("--namespace", help="PostgreSQL schema holding the APDB tables (apdb-cli --namespace).")
+    apdb.add_argument("--apdb-prefix", help="Table-name prefix of the APDB (apdb-cli --prefix).")
+    other = parser.add_argument_group("other sources")
+    other.add_argument("--catalog", help="DiaSource catalog file: parquet, CSV or FITS table.")
+    other.add_argument(
         "--dataset-type", help="Butler DiaSource table dataset type to read (e.g. dia_source_detector)."
     )
-    parser.add_argument("--where", default="", help="Butler query constraint for --dataset-type.")
+    other.add_argument("--where", default="", help="Butler query expression (with --dataset-type only).")
+    select = parser.add_argument_group("selection (inclusive bounds; in the SQL query for an APDB)")
+    select.add_argument("--visit-min", type=int, help="Smallest visit.")
+    select.add_argument("--visit-max", type=int, help="Largest visit.")
+    select.add_argument("--mjd-min", type=float, help="Earliest midpointMjdTai (MJD, TAI).")
+    select.add_argument("--mjd-max", type=float, help="Latest midpointMjdTai (MJD, TAI).")
+    select.add_argument("--detector", type=int, nargs="+", default=[], help="Detector(s).")
+    select.add_argument("--band", nargs="+", default=[], help="Band(s).")
+    select.add_argument("--reliabilityMin", type=float, default=None, help="Minimum reliability.")
+    select.add_argument("--reliabilityMax", type=float, default=None, help="Maximum reliability.")
     parser.add_argument(
-        "--collections", nargs="+", required=True, help="Butler collections holding the images (and tables)."
+        "--limit",
+        type=_positive_int,
+        default=5,
+        help="Number of sources to draw (default 5).",
     )
-    parser.add_argument("--instrument", help="Instrument name, when the sources have no instrument column.")
+    parser.add_argument("--all", action="store_true", help="Draw every selected source.")
     parser.add_argument(
-        "--limit", type=int, default=1000, help="Process at most this many sources (default 1000)."
+        "--collections",
+        nargs="*",
+        default=None,
+        help="Butler collection(s) holding the images (and tables); none: every collection (slow).",
     )
-    parser.add_argument("--all", action="store_true", help="Process all sources (no --limit).")
-    parser.add_argument("--reliabilityMin", type=float, default=None, help="Minimum reliability to keep.")
-    parser.add_argument("--reliabilityMax", type=float, default=None, help="Maximum reliability to keep.")
+    parser.add_argument("--instrument", help="Instrument name, when the sources and the APDB name none.")
     parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
-    parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
-    parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
-    parser.add_argument(
-        "--url-root", default=None, help="URL root for the Zooniverse manifest (sets url_root)."
-    )
-    parser.add_argument("--no-progress", action="store_true", help="Do not show the progress display.")
+    parser.add_argument("--no-progress", action="store_true", help="Do not log progress.")
+    _common_options(parser)
     return parser
 
 
-def _load_sources(args: argparse.Namespace, butler: Any) -> Any:
-    limit = None if args.all else args.limit
-    if args.sqlitefile or args.apdb_config:
-        return load_apdb_sources(
-            sqlitefile=args.sqlitefile,
-            apdb_config=args.apdb_config,
-            limit=limit,
-            reliability_min=args.reliabilityMin,
-            reliability_max=args.reliabilityMax,
-        )
-    if args.catalog:
-        frame = load_catalog(args.catalog)
-    else:
-        frame = load_butler_sources(
-            butler,
-            args.dataset_type,
-            where=args.where,
-            collections=args.collections,
-            limit=limit if args.reliabilityMin is None and args.reliabilityMax is None else None,
-        )
-    frame = select_reliability(frame, args.reliabilityMin, args.reliabilityMax)
-    return frame if limit is None else frame.iloc[:limit]
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
 
 
-def _origin(args: argparse.Namespace) -> str:
-    """Where the sources come from, for messages."""
+def _selection(args: argparse.Namespace) -> DiaSourceSelection:
+    return DiaSourceSelection(
+        visit_min=args.visit_min,
+        visit_max=args.visit_max,
+        mjd_min=args.mjd_min,
+        mjd_max=args.mjd_max,
+        detectors=tuple(args.detector),
+        bands=tuple(args.band),
+        reliability_min=args.reliabilityMin,
+        reliability_max=args.reliabilityMax,
+    )
+
+
+def _check_source_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    postgres = args.postgres_url is not None or (args.namespace is not None and not args.apdb_config)
+    chosen = [
+        name
+        for name, given in (
+            ("--sqlitefile", args.sqlitefile),
+            ("--apdb-config", args.apdb_config),
+            ("--postgres_url/--namespace", postgres),
+            ("--catalog", args.catalog),
+            ("--dataset-type", args.dataset_type),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        parser.error(
+            "give one source of DiaSources: --sqlitefile, --apdb-config, --postgres_url/--namespace, "
+            f"--catalog or --dataset-type (got {', '.join(chosen) or 'none'})"
+        )
+    if args.where and not args.dataset_type:
+        parser.error(
+            "--where is a Butler query and applies to --dataset-type only; for an APDB or a "
+            "catalog use --visit-min/--visit-max, --mjd-min/--mjd-max, --detector and --band"
+        )
+    if args.namespace and args.sqlitefile:
+        parser.error("--namespace (a PostgreSQL schema) does not apply to --sqlitefile")
+    if args.apdb_prefix and not (args.sqlitefile or args.apdb_config or postgres):
+        parser.error("--apdb-prefix applies to an APDB only")
+
+
+def _open_apdb(args: argparse.Namespace) -> ApdbDiaSourceReader | None:
     if args.sqlitefile:
-        return f"APDB {args.sqlitefile}"
-    if args.apdb_config:
-        return f"APDB {args.apdb_config}"
+        config = make_apdb_config(sqlitefile=args.sqlitefile, prefix=args.apdb_prefix)
+    elif args.apdb_config:
+        config = make_apdb_config(
+            config_uri=args.apdb_config, namespace=args.namespace, prefix=args.apdb_prefix
+        )
+    elif args.postgres_url is not None or args.namespace is not None:
+        url = postgres_url(args.postgres_url or DEFAULT_POSTGRES_URL)
+        config = make_apdb_config(db_url=url, namespace=args.namespace, prefix=args.apdb_prefix)
+    else:
+        return None
+    return ApdbDiaSourceReader(config)
+
+
+def _origin(args: argparse.Namespace, reader: ApdbDiaSourceReader | None) -> str:
+    """Where the sources come from, for messages."""
+    if reader is not None:
+        return reader.description
     if args.catalog:
         return f"catalog {args.catalog}"
     return f"{args.dataset_type} tables ({args.where or 'all'})"
@@ -128,17 +247,159 @@ def _apply_overrides(config: Any, args: argparse.Namespace) -> None:
 
     overrides = ConfigOverrides()
     for path in args.config_file:
-        overrides.addFileOverride(path)
+        overrides.addFileOverride(str(Path(path).expanduser()))
     for item in args.config:
         field, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"plotImageSubtractionCutouts: -c expects field=value, got {item!r}")
+            raise CommandError(f"-c expects field=value, got {item!r}")
         overrides.addValueOverride(field.strip(), value.strip())
     overrides.applyTo(config)
 
 
+def _open_butler(args: argparse.Namespace) -> Any:
+    """The Butler, with a one-line error for a missing repository or
+    collection."""
+    from lsst.daf.butler import Butler
+
+    try:
+        butler = Butler(args.repo, collections=args.collections)
+    except Exception as error:
+        raise CommandError(f"cannot open Butler repository {args.repo}: {_first_line(error)}") from None
+    missing = []
+    for name in args.collections or ():
+        try:
+            found = butler.collections.query(name)
+        except Exception:
+            found = []
+        if not found:
+            missing.append(name)
+    if missing:
+        raise CommandError(
+            f"collection(s) {', '.join(repr(m) for m in missing)} not found in Butler repository {args.repo}."
+        )
+    if not args.collections:
+        # As the original command: no --collections searches every collection.
+        from lsst.daf.butler import CollectionType
+        from lsst.daf.butler.registry import RegistryDefaults
+
+        runs = list(butler.collections.query("*", collection_types={CollectionType.RUN}))
+        _LOG.info("No --collections: searching all %d RUN collection(s) of %s.", len(runs), args.repo)
+        butler.registry.defaults = RegistryDefaults(collections=runs)
+    return butler
+
+
+def _repository_instruments(butler: Any) -> list[str] | None:
+    try:
+        return sorted(str(record.name) for record in butler.query_dimension_records("instrument"))
+    except Exception:
+        return None
+
+
+def _instrument(args: argparse.Namespace, reader: ApdbDiaSourceReader | None, butler: Any) -> str | None:
+    """The instrument to label sources without an instrument column with."""
+    if reader is None or reader.instrument is None:
+        if reader is not None:
+            _LOG.info(
+                "%s names no instrument in its metadata table; using %s.",
+                reader.description,
+                repr(args.instrument) if args.instrument else "the repository's only instrument",
+            )
+        return args.instrument
+    if args.instrument and args.instrument != reader.instrument:
+        raise CommandError(
+            f"--instrument {args.instrument} contradicts {reader.description}, "
+            f"whose metadata names instrument {reader.instrument!r}."
+        )
+    known = _repository_instruments(butler)
+    if known and reader.instrument not in known:
+        raise CommandError(
+            f"{reader.description} holds DiaSources of instrument {reader.instrument!r}, which Butler "
+            f"repository {args.repo} does not have (it has: {', '.join(known) or 'none'})."
+        )
+    return reader.instrument
+
+
+class _CsvGzip:
+    """A gzip-compressed CSV built page by page and written atomically."""
+
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._stream = gzip.GzipFile(fileobj=self._buffer, mode="wb", mtime=0)
+        self._columns: list[str] | None = None
+        self.rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if self._columns is None:
+            self._columns = [column for column in EXPORT_COLUMNS if column in frame.columns]
+        text = frame[self._columns].to_csv(index=False, header=self.rows == 0)
+        self._stream.write(text.encode())
+        self.rows += len(frame)
+
+    def write(self, store: Any, relpath: str) -> None:
+        """Write to ``relpath`` of an `~lsst.analysis.ap.outputs.store.OutputStore`."""
+        if self._columns is None:
+            self._stream.write(",".join(EXPORT_COLUMNS[:1]).encode() + b"\n")
+        self._stream.close()
+        store.write(relpath, self._buffer.getvalue())
+
+
+def _run(args: argparse.Namespace, config: Any) -> int:
+    from .outputs.store import OutputStore
+    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsTask
+
+    start = time.perf_counter()
+    selection = _selection(args)
+    # APDB and catalog problems are reported before the repository is opened.
+    reader = _open_apdb(args)
+    frame = None
+    if args.catalog:
+        frame = selection.apply(load_catalog(args.catalog), f"catalog {args.catalog}")
+    butler = _open_butler(args)
+    if args.dataset_type:
+        frame = load_butler_sources(
+            butler, args.dataset_type, where=args.where, collections=args.collections, limit=None
+        )
+        frame = selection.apply(frame, _origin(args, reader))
+    instrument = _instrument(args, reader, butler)
+    origin = _origin(args, reader)
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=args.output)
+    store = OutputStore(task.output_path)
+    if reader is not None:
+        _LOG.info("%s: %d DiaSource(s) selected (%s).", origin, reader.count(selection), selection.describe())
+    if config.save_as_numpy:
+        # Every selected source, written first so a partial run still has it.
+        everything = _CsvGzip()
+        if reader is not None:
+            for page in reader.pages(selection, max(args.limit, 1000)):
+                everything.add(page)
+        else:
+            everything.add(frame)
+        everything.write(store, "all_diasources.csv.gz")
+    exported = _CsvGzip() if config.save_as_numpy else None
+    options = dict(instrument=instrument, progress=not args.no_progress, origin=origin)
+    if reader is not None:
+        data = reader.read(selection, limit=None if args.all else args.limit)
+    else:
+        data = frame if args.all else frame.iloc[: args.limit]
+    result = task.run(data, butler, args.jobs, **options)
+    drawn = [*result.written, *result.skipped]
+    if exported is not None:
+        exported.add(data[data["diaSourceId"].isin(drawn)])
+    if exported is not None:
+        exported.write(store, "exported_diasources.csv.gz")
+    if reader is not None:
+        reader.close()
+    print(f"Output: {task.output_path}")
+    return _report(result, start, "DiaSource(s)")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command.
+    """Run ``plotImageSubtractionCutouts``.
 
     Parameters
     ----------
@@ -149,18 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     -------
     status : `int`
         Process exit status: 0 when the run finished (whatever failed per
-        source is in ``failures.csv``), 2 for bad configuration or input.
+        source is in ``failures.csv``); 2 for bad options, configuration or
+        input (APDB, catalog, repository, collections), reported on one line
+        of standard error without a traceback; 1 when outputs cannot be
+        written.
 
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from lsst.daf.butler import Butler
-
-    from .outputs.store import OutputError
-    from .plotImageSubtractionCutouts import (
-        PlotImageSubtractionCutoutsConfig,
-        PlotImageSubtractionCutoutsTask,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_source_options(parser, args)
+    _start_logging(parser, args)
+    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
 
     config = PlotImageSubtractionCutoutsConfig()
     if args.url_root:
@@ -168,67 +428,65 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _apply_overrides(config, args)
         config.validate()
+    except CommandError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 2
     except Exception as error:
-        print(f"plotImageSubtractionCutouts: bad configuration: {error}", file=sys.stderr)
+        print(f"{PROG}: bad configuration: {_first_line(error)}", file=sys.stderr)
         return 2
-    start = time.perf_counter()
-    butler = None
+    from .outputs.store import OutputError
+
     try:
-        if args.dataset_type is None:
-            # Catalog and APDB problems are reported before the repository is opened.
-            sources = _load_sources(args, butler)
-        butler = Butler.from_config(args.repo, collections=args.collections)
-        if args.dataset_type is not None:
-            sources = _load_sources(args, butler)
-    except SourceTableError as error:
-        print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
-        return 2
-    task = PlotImageSubtractionCutoutsTask(config=config, output_path=args.output)
-    try:
-        result = task.run(
-            sources,
-            butler,
-            njobs=args.jobs,
-            instrument=args.instrument,
-            progress=not args.no_progress,
-            origin=_origin(args),
-        )
-    except SourceTableError as error:
-        print(f"plotImageSubtractionCutouts: {error}", file=sys.stderr)
+        return _run(args, config)
+    except (CommandError, SourceTableError) as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     except OutputError as error:
         print(
-            f"plotImageSubtractionCutouts: {error}. Every file written is complete; run the same "
+            f"{PROG}: {error}. Every file written is complete; run the same "
             "command again once this is fixed to finish the run.",
             file=sys.stderr,
         )
         return 1
-    summary = result.summary
-    elapsed = time.perf_counter() - start
-    print(
-        f"{summary['total']} DiaSource(s) in {elapsed:.1f} s: {summary['written']} written, "
-        f"{summary['skipped']} skipped (already present), {summary['failed']} failed"
-    )
-    for reason, count in summary["failed_by_reason"].items():
-        print(f"  failed, {reason}: {count}")
-    print(f"Output: {task.output_path}")
-    if result.manifest.zooniverse is not None:
-        print(f"Zooniverse manifest: {result.manifest.zooniverse}")
-    print(f"Failures: {result.manifest.failures}")
-    if result.vetting_page is not None:
-        print(f"Vetting page: {result.vetting_page}")
-    return 0
 
 
 # Without a Butler ------------------------------------------------------------------
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
+    """Options of every cutout command: configuration overrides and logging."""
+    parser.add_argument(
+        "-C",
+        "--configFile",
+        "--config-file",
+        dest="config_file",
+        action="append",
+        default=[],
+        help="PlotImageSubtractionCutoutsConfig override file(s).",
+    )
     parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
     parser.add_argument(
         "--url-root", default=None, help="URL root for the Zooniverse manifest (sets url_root)."
     )
+    parser.add_argument(
+        "--log-level",
+        action="append",
+        default=[],
+        metavar="LEVEL|COMPONENT=LEVEL",
+        help="Log level (default INFO) of the root and lsst loggers, or of one component "
+        "(e.g. lsst.analysis.ap=DEBUG); may be repeated.",
+    )
+    parser.add_argument(
+        "--log-file", action="append", default=[], help="Also append the log to this file; may be repeated."
+    )
+
+
+def _start_logging(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--log-level`` / ``--log-file``; a bad value is a usage error."""
+    try:
+        configure_logging(args.log_level, args.log_file)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
 
 
 def build_alerts_parser() -> argparse.ArgumentParser:
@@ -306,8 +564,9 @@ def alerts_main(argv: list[str] | None = None) -> int:
     """Run ``plotAlertCutouts``; returns the exit status (2 for unusable
     arguments or inputs; failed packets are listed, not fatal).
     """
-    args = build_alerts_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_alerts_parser()
+    args = parser.parse_args(argv)
+    _start_logging(parser, args)
     from .standalone import expand_packet_inputs, make_alert_cutouts
 
     try:
@@ -330,8 +589,9 @@ def alerts_main(argv: list[str] | None = None) -> int:
 
 def files_main(argv: list[str] | None = None) -> int:
     """Run ``plotFileCutouts``; returns the exit status."""
-    args = build_files_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_files_parser()
+    args = parser.parse_args(argv)
+    _start_logging(parser, args)
     from .sources import SourceTableError
     from .standalone import make_file_cutouts
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 __all__ = ("Progress", "draw_in_workers")
 
 import concurrent.futures
-import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
+
+from .logs import WorkerLogs, start_worker_logging
 
 
 class Progress:
@@ -72,11 +73,14 @@ _WORKER: dict[str, Any] = {}
 """State of a worker process, set by `_start_worker`."""
 
 
-def _start_worker(task_class: type, config: Any, output_path: str, token: str, butler: Any) -> None:
-    """Worker-process initializer: one task (and renderer) per worker,
-    writing record files under the parent run's token.
+def _start_worker(
+    task_class: type, config: Any, output_path: str, token: str, butler: Any, logs: tuple
+) -> None:
+    """Worker-process initializer: log through the parent (`WorkerLogs`);
+    one task (and renderer) per worker, writing record files under the
+    parent run's token.
     """
-    logging.basicConfig(level=logging.INFO)
+    start_worker_logging(*logs)
     _WORKER["task"] = task_class(config=config, output_path=output_path, writer_token=token)
     _WORKER["butler"] = butler
 
@@ -116,12 +120,22 @@ def draw_in_workers(
 
     """
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=njobs,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(type(task), task.config, str(task.output_path), task.writer_token, butler),
-    ) as pool:
+    with (
+        WorkerLogs(context) as logs,
+        concurrent.futures.ProcessPoolExecutor(
+            max_workers=njobs,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(
+                type(task),
+                task.config,
+                str(task.output_path),
+                task.writer_token,
+                butler,
+                logs.initargs,
+            ),
+        ) as pool,
+    ):
         # Largest groups first, one visit × detector per task: the load
         # balances and progress is reported group by group.
         futures = [pool.submit(_draw_group, group) for group in sorted(groups, key=len, reverse=True)]

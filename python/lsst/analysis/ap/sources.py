@@ -17,7 +17,6 @@ __all__ = (
     "load_butler_sources",
     "load_catalog",
     "missing_optional_columns",
-    "select_reliability",
     "standardize_sources",
 )
 
@@ -149,41 +148,6 @@ def group_by_detector(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int
 
     """
     yield from frame.groupby(["instrument", "visit", "detector"], sort=True)
-
-
-def select_reliability(
-    frame: pd.DataFrame, minimum: float | None = None, maximum: float | None = None
-) -> pd.DataFrame:
-    """Keep sources whose ``reliability`` lies in ``[minimum, maximum]``.
-
-    Parameters
-    ----------
-    frame : `pandas.DataFrame`
-        DiaSources.
-    minimum, maximum : `float`, optional
-        Bounds (inclusive); `None` for no bound.
-
-    Returns
-    -------
-    selected : `pandas.DataFrame`
-        The rows kept.
-
-    Raises
-    ------
-    SourceTableError
-        If a bound is given and the table has no ``reliability`` column.
-
-    """
-    if minimum is None and maximum is None:
-        return frame
-    if "reliability" not in frame.columns:
-        raise SourceTableError("Cannot select on reliability: the table has no 'reliability' column.")
-    keep = pd.Series(True, index=frame.index)
-    if minimum is not None:
-        keep &= frame["reliability"] >= minimum
-    if maximum is not None:
-        keep &= frame["reliability"] <= maximum
-    return frame[keep]
 
 
 def load_catalog(path: str | Path) -> pd.DataFrame:

@@ -5,7 +5,15 @@ Butler repository and an APDB (``makeCutoutDemoRepo PATH``).
 each visit × detector, `camera` describes the demo camera.
 """
 
-from .repo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, DemoRepo, build_demo_repo, main, write_apdb
+from .repo import (
+    DEFAULT_COLLECTION,
+    DIA_SOURCE_TYPE,
+    DemoRepo,
+    build_demo_repo,
+    main,
+    store_apdb_sources,
+    write_apdb,
+)
 from .scene import DemoSpec
 
 __all__ = (
@@ -15,5 +23,6 @@ __all__ = (
     "DemoSpec",
     "build_demo_repo",
     "main",
+    "store_apdb_sources",
     "write_apdb",
 )

@@ -23,6 +23,7 @@ __all__ = (
     "DemoSpec",
     "build_demo_repo",
     "main",
+    "store_apdb_sources",
 )
 
 import argparse
@@ -32,6 +33,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import astropy.time
 import astropy.units as u
@@ -397,7 +399,32 @@ def _apdb_objects(sources: pd.DataFrame) -> pd.DataFrame:
     return objects
 
 
-def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
+def store_apdb_sources(apdb: Any, sources: pd.DataFrame, instrument: str) -> None:
+    """Store DiaSources and their DiaObjects in an APDB, visit by visit, and
+    name the instrument in the APDB ``metadata`` table.
+
+    Parameters
+    ----------
+    apdb : `lsst.dax.apdb.Apdb`
+        The APDB (SQLite, PostgreSQL, ...).
+    sources : `pandas.DataFrame`
+        DiaSources with APDB column names (``instrument`` is not stored).
+    instrument : `str`
+        Instrument name recorded under the ``instrument`` metadata key.
+
+    """
+    seen: set[int] = set()
+    sources = sources.drop(columns=["instrument"], errors="ignore")
+    for _, visit_sources in sources.groupby("visit", sort=True):
+        mjd = float(visit_sources["midpointMjdTai"].iloc[0])
+        objects = _apdb_objects(visit_sources)
+        objects = objects[~objects["diaObjectId"].isin(seen)]
+        seen.update(objects["diaObjectId"])
+        apdb.store(astropy.time.Time(mjd, format="mjd", scale="tai"), objects, visit_sources)
+    apdb.metadata.set("instrument", instrument, force=True)
+
+
+def write_apdb(path: Path, sources: pd.DataFrame, instrument: str) -> Path:
     """Create an SQLite APDB holding DiaSources.
 
     Parameters
@@ -406,6 +433,8 @@ def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
         Directory of the APDB.
     sources : `pandas.DataFrame`
         DiaSources to insert (their DiaObjects are derived from them).
+    instrument : `str`
+        Instrument name recorded in the APDB ``metadata`` table.
 
     Returns
     -------
@@ -421,14 +450,7 @@ def write_apdb(path: Path, sources: pd.DataFrame) -> Path:
     config = ApdbSql.init_database(db_url=f"sqlite:///{db_file}")
     config_file = path / "apdb-config.yaml"
     config.save(str(config_file))
-    apdb = Apdb.from_config(config)
-    seen: set[int] = set()
-    for _, visit_sources in sources.groupby("visit", sort=True):
-        mjd = float(visit_sources["midpointMjdTai"].iloc[0])
-        objects = _apdb_objects(visit_sources)
-        objects = objects[~objects["diaObjectId"].isin(seen)]
-        seen.update(objects["diaObjectId"])
-        apdb.store(astropy.time.Time(mjd, format="mjd", scale="tai"), objects, visit_sources)
+    store_apdb_sources(Apdb.from_config(config), sources, instrument)
     return config_file
 
 
@@ -473,7 +495,7 @@ def build_demo_repo(root: str | Path, spec: DemoSpec | None = None, *, apdb: boo
                 data_ids.append((geometry.visit, detector))
     sources = pd.concat(all_sources, ignore_index=True)
     apdb_dir = root / "apdb"
-    apdb_config = write_apdb(apdb_dir, sources) if apdb else apdb_dir / "apdb-config.yaml"
+    apdb_config = write_apdb(apdb_dir, sources, spec.instrument) if apdb else apdb_dir / "apdb-config.yaml"
     repo = DemoRepo(
         root=root,
         collection=DEFAULT_COLLECTION,

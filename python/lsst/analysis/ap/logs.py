@@ -1,0 +1,176 @@
+"""Log set-up: the command's ``--log-level`` / ``--log-file``, and worker
+processes whose records reach the parent's handlers.
+
+Worker processes (started with ``spawn``) have no logging set-up of their own:
+`WorkerLogs` gives each one a `logging.handlers.QueueHandler` and the parent's
+logger levels, and a listener thread in the parent hands every record to the
+parent's logger of the same name.  A line from a worker is therefore written
+by the same handlers, in the same format, to the same files (``--log-file``,
+pytest's capture, ``pipetask``'s log) as one from the parent; the
+``processName`` field tells which process wrote it.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "LOG_FORMAT",
+    "WorkerLogs",
+    "configure_logging",
+    "parse_log_levels",
+    "start_worker_logging",
+)
+
+import logging
+import logging.handlers
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+"""Format of every log line of the command, in the main and worker processes."""
+
+_DEFAULT_LOGGERS = ("", "lsst")
+"""Loggers that a bare ``--log-level LEVEL`` sets (root and ``lsst``)."""
+
+
+def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
+    """Logger levels from ``--log-level`` values.
+
+    Each value is ``LEVEL`` (the root and ``lsst`` loggers) or
+    ``COMPONENT=LEVEL`` (one logger and its children, e.g.
+    ``lsst.analysis.ap=DEBUG``; ``.`` names the root logger), as for
+    ``butler`` and ``pipetask``.
+
+    Raises
+    ------
+    ValueError
+        Raised for an unknown level name; the message lists the known ones.
+
+    """
+    levels: dict[str, int] = {}
+    for value in values:
+        component, sep, name = value.rpartition("=")
+        level = logging.getLevelNamesMapping().get(name.strip().upper())
+        if level is None:
+            known = ", ".join(n for n in logging.getLevelNamesMapping() if n not in ("WARN", "FATAL"))
+            raise ValueError(f"--log-level {value!r}: unknown level {name!r} (known: {known}).")
+        names = [component.strip().strip(".")] if sep else list(_DEFAULT_LOGGERS)
+        for logger_name in names:
+            levels[logger_name] = level
+    return levels
+
+
+def configure_logging(levels: Sequence[str] = (), log_files: Sequence[str | Path] = ()) -> None:
+    """Set up logging for the command: standard error and any log files, in
+    `LOG_FORMAT`; INFO unless ``levels`` say otherwise.
+
+    Parameters
+    ----------
+    levels
+        ``--log-level`` values (see `parse_log_levels`).
+    log_files
+        Files to append the log to, in addition to standard error.
+
+    Raises
+    ------
+    ValueError
+        Raised for an unknown level.
+    OSError
+        Raised when a log file cannot be opened; the message names it.
+
+    """
+    parsed = {name: logging.INFO for name in _DEFAULT_LOGGERS}
+    parsed.update(parse_log_levels(levels))
+    formatter = logging.Formatter(LOG_FORMAT)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    for path in log_files:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    # The stack may have given ``lsst`` handlers of its own; one set only.
+    lsst = logging.getLogger("lsst")
+    lsst.handlers.clear()
+    lsst.propagate = True
+    for name, level in parsed.items():
+        logging.getLogger(name or None).setLevel(level)
+    logging.captureWarnings(True)
+
+
+def _explicit_levels() -> dict[str, int]:
+    """Levels set on named loggers (and the root) of this process."""
+    levels = {"": logging.getLogger().level}
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return levels
+
+
+def start_worker_logging(queue: Any, levels: Mapping[str, int]) -> None:
+    """Worker-process initializer part: send every record to the parent.
+
+    Parameters
+    ----------
+    queue
+        The queue of the parent's `WorkerLogs`.
+    levels
+        Logger levels of the parent.
+
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(queue))
+    lsst = logging.getLogger("lsst")
+    lsst.handlers.clear()
+    lsst.propagate = True
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+
+
+class _ToParentLoggers(logging.Handler):
+    """Hands a worker's record to the parent's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+class WorkerLogs:
+    """Records of worker processes written by this process's handlers.
+
+    Use as a context manager around a process pool; pass `initargs` to
+    `start_worker_logging` in each worker's initializer.
+
+    Parameters
+    ----------
+    context
+        The `multiprocessing` context the workers are started with.
+
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.queue = context.Queue()
+        self.levels = _explicit_levels()
+        self._listener = logging.handlers.QueueListener(self.queue, _ToParentLoggers())
+
+    @property
+    def initargs(self) -> tuple[Any, dict[str, int]]:
+        """Arguments of `start_worker_logging`."""
+        return (self.queue, self.levels)
+
+    def __enter__(self) -> WorkerLogs:
+        self._listener.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._listener.stop()
+        self.queue.close()
+        self.queue.join_thread()

@@ -1,0 +1,329 @@
+"""DiaSources from APDBs through lsst-dax-apdb: a real PostgreSQL server with
+an APDB in a named schema with a table prefix next to another APDB in
+``public``, passwords from db-auth files, the demo's SQLite APDB, selection in
+SQL and bounded pages.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy
+
+from lsst.analysis.ap.apdb import (
+    ApdbDiaSourceReader,
+    DiaSourceSelection,
+    make_apdb_config,
+    postgres_url,
+)
+from lsst.analysis.ap.demo import store_apdb_sources
+from lsst.analysis.ap.sources import SourceTableError
+from postgres_server import postgres_server
+
+SCHEMA = "cutouts"
+PREFIX = "cut_"
+DECOY_OFFSET = 10**12
+DECOY_INSTRUMENT = "DecoyCam"
+
+
+def _write_db_auth(path: Path, url: str, password: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"- url: {url}\n  password: {password}\n")
+    path.chmod(0o600)
+    return path
+
+
+def _apdb_cli(*args: str, env: dict[str, str]) -> None:
+    cli = Path(sys.executable).parent / "apdb-cli"
+    result = subprocess.run([str(cli), *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def db_auth(postgres, tmp_path_factory):
+    """A db-auth file with the server's password, named by LSST_DB_AUTH for
+    the tests of this module."""
+    path = _write_db_auth(tmp_path_factory.mktemp("auth") / "db-auth.yaml", postgres.url(), postgres.password)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LSST_DB_AUTH", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def pg_apdbs(postgres, db_auth, demo_repo, demo_sources, tmp_path_factory):
+    """Two APDBs made by ``apdb-cli create-sql`` in one database: the demo's
+    sources in schema ``cutouts`` with prefix ``cut_``, other sources (other
+    ids, another instrument) in ``public``.  The configuration files hold no
+    password: it comes from the db-auth file.
+    """
+    from lsst.dax.apdb import Apdb
+
+    root = tmp_path_factory.mktemp("apdb-configs")
+    env = dict(os.environ, LSST_DB_AUTH=str(db_auth))
+    named = root / "named.yaml"
+    public = root / "public.yaml"
+    # The stack writes through psycopg2 (with psycopg 3, lsst-dax-apdb's
+    # DiaObject insert sends NULL validity ends as text under pandas 3).
+    url = postgres.url().replace("postgresql://", "postgresql+psycopg2://")
+    _apdb_cli("create-sql", url, str(named), "--namespace", SCHEMA, "--prefix", PREFIX, env=env)
+    _apdb_cli("create-sql", url, str(public), env=env)
+    store_apdb_sources(Apdb.from_uri(named), demo_sources, demo_repo.spec.instrument)
+    decoys = demo_sources[demo_sources["visit"] == demo_sources["visit"].min()].copy()
+    decoys["diaSourceId"] += DECOY_OFFSET
+    decoys["diaObjectId"] += DECOY_OFFSET
+    decoys["band"] = "g"
+    store_apdb_sources(Apdb.from_uri(public), decoys, DECOY_INSTRUMENT)
+    return {"named": named, "public": public, "decoy_ids": set(decoys["diaSourceId"])}
+
+
+def _ids(frame: pd.DataFrame) -> set[int]:
+    return set(frame["diaSourceId"].astype(int))
+
+
+def test_named_schema_and_prefix_give_that_apdbs_sources(pg_apdbs, demo_sources, demo_repo):
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        frame = reader.read()
+        assert reader.count() == len(demo_sources)
+        assert reader.instrument == demo_repo.spec.instrument
+    assert _ids(frame) == _ids(demo_sources)
+    assert set(frame["instrument"]) == {demo_repo.spec.instrument}
+    # The APDB columns come back with their values.
+    merged = frame.merge(demo_sources, on="diaSourceId", suffixes=("", "_demo"))
+    assert (merged["visit"] == merged["visit_demo"]).all()
+    assert (merged["ra"] - merged["ra_demo"]).abs().max() < 1e-9
+
+
+def test_public_apdb_is_the_other_one(pg_apdbs):
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["public"])) as reader:
+        frame = reader.read()
+        assert reader.instrument == DECOY_INSTRUMENT
+    assert _ids(frame) == pg_apdbs["decoy_ids"]
+
+
+def test_namespace_and_prefix_from_the_command_line_options(postgres, pg_apdbs, demo_sources):
+    config = make_apdb_config(db_url=postgres_url(postgres.url()), namespace=SCHEMA, prefix=PREFIX)
+    with ApdbDiaSourceReader(config) as reader:
+        assert _ids(reader.read()) == _ids(demo_sources)
+    # The original command's form of the URL: no scheme.
+    bare = postgres.url().removeprefix("postgresql://")
+    assert postgres_url(bare) == postgres.url()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "prefix"),
+    [("nowhere", PREFIX), (SCHEMA, ""), (None, PREFIX)],
+)
+def test_no_apdb_where_looked_is_an_error_not_another_apdb(postgres, pg_apdbs, namespace, prefix):
+    config = make_apdb_config(db_url=postgres.url(), namespace=namespace, prefix=prefix)
+    with pytest.raises(SourceTableError) as error:
+        ApdbDiaSourceReader(config)
+    message = str(error.value)
+    assert "no APDB there" in message
+    assert postgres.password not in message
+    if namespace:
+        assert f"schema {namespace!r}" in message
+    if prefix:
+        assert f"prefix {prefix!r}" in message
+
+
+def test_password_comes_from_the_db_auth_file(postgres, pg_apdbs, demo_sources, tmp_path, monkeypatch):
+    # No credentials anywhere: the server refuses, and the error says where.
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("LSST_DB_AUTH", raising=False)
+    monkeypatch.delenv("LSST_DB_AUTH_CREDENTIALS", raising=False)
+    with pytest.raises(SourceTableError, match="cannot connect.*password"):
+        ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"]))
+    # A wrong password in the file is used, and refused.
+    wrong = _write_db_auth(tmp_path / "wrong.yaml", postgres.url(), "not-the-password")
+    monkeypatch.setenv("LSST_DB_AUTH", str(wrong))
+    with pytest.raises(SourceTableError, match="password authentication failed"):
+        ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"]))
+    # The stack's default place, ~/.lsst/db-auth.yaml.
+    monkeypatch.delenv("LSST_DB_AUTH")
+    _write_db_auth(home / ".lsst" / "db-auth.yaml", postgres.url(), postgres.password)
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        assert _ids(reader.read()) == _ids(demo_sources)
+
+
+def _statements(engine: sqlalchemy.engine.Engine) -> list[str]:
+    seen: list[str] = []
+    sqlalchemy.event.listen(
+        engine, "before_cursor_execute", lambda conn, cursor, statement, *args: seen.append(statement)
+    )
+    return seen
+
+
+def test_selection_is_done_by_the_database(pg_apdbs, demo_sources):
+    visits = sorted(demo_sources["visit"].unique())
+    mjds = sorted(demo_sources["midpointMjdTai"].unique())
+    selection = DiaSourceSelection(
+        visit_min=visits[0],
+        visit_max=visits[1],
+        mjd_min=mjds[1] - 1e-6,
+        mjd_max=mjds[-1],
+        detectors=(1,),
+        bands=("r", "i"),
+        reliability_min=0.3,
+        reliability_max=0.9,
+    )
+    expected = demo_sources[
+        (demo_sources["visit"] >= visits[0])
+        & (demo_sources["visit"] <= visits[1])
+        & (demo_sources["midpointMjdTai"] >= mjds[1] - 1e-6)
+        & (demo_sources["detector"] == 1)
+        & (demo_sources["reliability"] >= 0.3)
+        & (demo_sources["reliability"] <= 0.9)
+    ]
+    assert 0 < len(expected) < len(demo_sources) / 4
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        statements = _statements(reader._engine)
+        frame = reader.read(selection)
+        assert reader.count(selection) == len(expected)
+    assert _ids(frame) == _ids(expected)
+    select = next(s for s in statements if s.lstrip().upper().startswith("SELECT") and "LIMIT" in s)
+    assert f'"{SCHEMA}"."{PREFIX}DiaSource"' in select or f'{SCHEMA}."{PREFIX}DiaSource"' in select
+    for column in ("visit", "detector", "midpointMjdTai", "band", "reliability"):
+        assert f'"{column}"' in select.split("WHERE", 1)[1] or f"{column} " in select.split("WHERE", 1)[1]
+    # The same selection on a table in memory gives the same rows.
+    assert _ids(selection.apply(demo_sources)) == _ids(expected)
+
+
+def test_band_selection(pg_apdbs, demo_sources):
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        assert reader.count(DiaSourceSelection(bands=("g",))) == 0
+        assert reader.count(DiaSourceSelection(bands=("r",))) == len(demo_sources)
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["public"])) as reader:
+        assert _ids(reader.read(DiaSourceSelection(bands=("g",)))) == pg_apdbs["decoy_ids"]
+
+
+def test_pages_are_bounded_and_cover_everything_once(pg_apdbs, demo_sources):
+    page_size = 7
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        statements = _statements(reader._engine)
+        pages = list(reader.pages(DiaSourceSelection(), page_size))
+    assert len(pages) == math.ceil(len(demo_sources) / page_size)
+    assert all(len(page) <= page_size for page in pages)
+    assert all(f"LIMIT {page_size}" in s or "LIMIT %(param" in s for s in statements if "LIMIT" in s)
+    frame = pd.concat(pages, ignore_index=True)
+    assert frame["diaSourceId"].is_unique
+    assert _ids(frame) == _ids(demo_sources)
+    keys = list(zip(frame["visit"], frame["detector"], frame["diaSourceId"], strict=True))
+    assert keys == sorted(keys)
+
+
+def test_limit_is_the_first_page(pg_apdbs, demo_sources):
+    with ApdbDiaSourceReader.from_uri(str(pg_apdbs["named"])) as reader:
+        frame = reader.read(limit=5)
+    first = demo_sources.sort_values(["visit", "detector", "diaSourceId"]).iloc[:5]
+    assert list(frame["diaSourceId"]) == list(first["diaSourceId"])
+
+
+def test_demo_sqlite_apdb(demo_repo, demo_sources):
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=demo_repo.apdb_file)) as reader:
+        assert reader.instrument == demo_repo.spec.instrument
+        assert _ids(reader.read()) == _ids(demo_sources)
+    with ApdbDiaSourceReader.from_uri(str(demo_repo.apdb_config)) as reader:
+        assert reader.count(DiaSourceSelection(detectors=(0,))) == int((demo_sources["detector"] == 0).sum())
+
+
+def test_missing_sqlite_file(tmp_path):
+    with pytest.raises(SourceTableError, match=r"APDB file .*nothing\.sqlite3 does not exist"):
+        make_apdb_config(sqlitefile=tmp_path / "nothing.sqlite3")
+
+
+def test_selection_on_a_column_the_table_lacks():
+    frame = pd.DataFrame({"diaSourceId": [1], "visit": [1], "detector": [0], "ra": [0.0], "dec": [0.0]})
+    with pytest.raises(SourceTableError, match="cannot select on reliability: no such column"):
+        DiaSourceSelection(reliability_min=0.5).apply(frame, "catalog x.csv")
+
+
+def test_cassandra_without_its_driver_names_what_is_missing():
+    from lsst.dax.apdb.cassandra import ApdbCassandraConfig, apdbCassandra
+
+    if apdbCassandra.CASSANDRA_IMPORTED:
+        pytest.skip("cassandra-driver is installed here")
+    config = ApdbCassandraConfig(contact_points=("127.0.0.1",), keyspace="apdb")
+    with pytest.raises(SourceTableError, match="needs the Python package 'cassandra-driver'"):
+        ApdbDiaSourceReader(config)
+
+
+# The command on PostgreSQL APDBs: cutouts from the demo Butler --------------------
+
+
+def _command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "plotImageSubtractionCutouts"
+    return subprocess.run(
+        [str(script), *map(str, args)], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def _pngs(output: Path) -> set[int]:
+    return {int(path.stem) for path in (output / "images").rglob("*.png")}
+
+
+def test_command_postgres_options_select_and_draw(
+    postgres, pg_apdbs, db_auth, demo_repo, demo_sources, tmp_path
+):
+    """--postgres_url, --namespace and --apdb-prefix name the APDB; the
+    selection options choose its sources; the password comes from
+    LSST_DB_AUTH; the PNGs drawn are those of the selected sources."""
+    visits = sorted(demo_sources["visit"].unique())
+    expected = demo_sources[(demo_sources["visit"] >= visits[1]) & (demo_sources["detector"] == 0)]
+    output = tmp_path / "out"
+    process = _command(
+        demo_repo.root,
+        output,
+        "--postgres_url",
+        postgres.url().removeprefix("postgresql://"),
+        "--namespace",
+        SCHEMA,
+        "--apdb-prefix",
+        PREFIX,
+        "--visit-min",
+        visits[1],
+        "--detector",
+        0,
+        "--limit",
+        100,
+        "-c",
+        "whole_read_min_sources=1",
+        env=dict(os.environ, LSST_DB_AUTH=str(db_auth)),
+    )
+    assert process.returncode == 0, process.stderr
+    assert _pngs(output) == _ids(expected)
+    assert f"{len(expected)} DiaSource(s) selected (visit >= {visits[1]}, detector in [0])" in process.stderr
+    records = pd.read_csv(output / "records.csv")
+    assert set(records["instrument"]) == {demo_repo.spec.instrument}
+
+
+def test_command_refuses_an_apdb_of_another_instrument(pg_apdbs, db_auth, demo_repo, tmp_path):
+    process = _command(
+        demo_repo.root,
+        tmp_path / "out",
+        "--apdb-config",
+        pg_apdbs["public"],
+        env=dict(os.environ, LSST_DB_AUTH=str(db_auth)),
+    )
+    assert process.returncode == 2
+    lines = process.stderr.strip().splitlines()
+    assert "Traceback" not in process.stderr
+    assert lines[-1] == (
+        f"plotImageSubtractionCutouts: {ApdbDiaSourceReader.from_uri(str(pg_apdbs['public'])).description} "
+        f"holds DiaSources of instrument {DECOY_INSTRUMENT!r}, which Butler repository {demo_repo.root} "
+        f"does not have (it has: {demo_repo.spec.instrument})."
+    )
+    assert not (tmp_path / "out" / "images").exists()

@@ -1,0 +1,130 @@
+"""The command's one-line errors for a missing repository or collection, and
+its log options: ``--log-level``, ``--log-file``, one format in the main and
+the worker processes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+PROG = "plotImageSubtractionCutouts"
+LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+) ([\w.]+): (.*)$"
+)
+
+
+def _command(*args: object) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / PROG
+    return subprocess.run([str(script), *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def _one_line_error(process: subprocess.CompletedProcess) -> str:
+    assert process.returncode == 2, process.stderr
+    assert "Traceback" not in process.stderr
+    errors = [line for line in process.stderr.splitlines() if line.startswith(f"{PROG}: ")]
+    assert len(errors) == 1, process.stderr
+    return errors[0]
+
+
+def test_missing_repository(tmp_path, demo_repo):
+    missing = tmp_path / "no-such-repo"
+    process = _command(missing, tmp_path / "out", "--sqlitefile", demo_repo.apdb_file)
+    line = _one_line_error(process)
+    assert line.startswith(f"{PROG}: cannot open Butler repository {missing}: ")
+    assert "does not exist" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_collection(tmp_path, demo_repo):
+    process = _command(
+        demo_repo.root,
+        tmp_path / "out",
+        "--sqlitefile",
+        demo_repo.apdb_file,
+        "--collections",
+        demo_repo.collection,
+        "no/such/run",
+    )
+    assert _one_line_error(process) == (
+        f"{PROG}: collection(s) 'no/such/run' not found in Butler repository {demo_repo.root}."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_log_level_is_a_usage_error(tmp_path, demo_repo):
+    process = _command(
+        demo_repo.root, tmp_path / "out", "--sqlitefile", demo_repo.apdb_file, "--log-level", "LOUD"
+    )
+    assert process.returncode == 2
+    assert "--log-level 'LOUD': unknown level 'LOUD'" in process.stderr.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def worker_run(demo_repo, demo_sources, tmp_path_factory):
+    """Two worker processes over a catalog with one visit that has no
+    images (its visit × detector fails and a worker logs it), logged to a
+    file at DEBUG for this package and WARNING elsewhere."""
+    root = tmp_path_factory.mktemp("logs")
+    catalog = root / "sources.csv"
+    lost = demo_sources.iloc[:3].copy()
+    lost["visit"] = 999_999
+    lost["diaSourceId"] += 10**12
+    pd.concat([demo_sources, lost]).to_csv(catalog, index=False)
+    log_file = root / "logs" / "run.log"
+    process = _command(
+        demo_repo.root,
+        root / "out",
+        "--catalog",
+        catalog,
+        "--all",
+        "--collections",
+        demo_repo.collection,
+        "-j",
+        2,
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+        "--log-level",
+        "lsst.analysis.ap.cli=DEBUG",
+        "--log-file",
+        log_file,
+        "-c",
+        "whole_read_min_sources=1",
+    )
+    assert process.returncode == 0, process.stderr
+    return process, log_file.read_text().splitlines()
+
+
+def test_log_file_has_every_line_of_standard_error(worker_run):
+    process, lines = worker_run
+    stderr = [line for line in process.stderr.splitlines() if LINE.match(line)]
+    assert stderr
+    assert lines == stderr
+
+
+def test_log_levels_apply(worker_run):
+    _, lines = worker_run
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), [line for line, match in zip(lines, parsed, strict=True) if not match]
+    # WARNING by default: no INFO line from the task; the command's own
+    # logger at DEBUG (its INFO line about the selection shows).
+    for match in parsed:
+        if match.group(1) in ("DEBUG", "INFO"):
+            assert match.group(3).startswith("lsst.analysis.ap.cli"), match.group(0)
+
+
+def test_worker_lines_have_the_same_format(worker_run):
+    _, lines = worker_run
+    parsed = [LINE.match(line) for line in lines]
+    workers = [m for m in parsed if m and m.group(2) != "MainProcess"]
+    assert workers, lines
+    lost = [m for m in workers if "999999" in m.group(4)]
+    assert lost, lines
+    assert all(m.group(1) == "WARNING" for m in lost)
+    assert {m.group(2) for m in workers} <= {f"SpawnProcess-{n}" for n in range(1, 10)}
