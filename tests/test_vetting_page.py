@@ -601,3 +601,36 @@ def test_page_of_sources_with_the_real_apdb_schema(browser, demo_run, tmp_path):
     frames = browser.driver.find_element(By.ID, "detail-frames").text
     same_object = int((sources["diaObjectId"] == sources["diaObjectId"].iloc[0]).sum())
     assert f"DiaObject {sources['diaObjectId'].iloc[0]}: {same_object} frames" in frames
+
+
+def test_sequence_frames_from_optional_columns(browser, demo_run, tmp_path):
+    output = tmp_path / "sequence"
+    pngs = sorted((demo_run / "images").rglob("*.png"))[:3]
+    records, sources = synthetic_records(8, pngs[0], output)
+    records["status"] = "written"
+    records["path"] = "images/sample.png"
+    frames = []
+    for k, png in enumerate(pngs):
+        shutil.copy(png, output / "images" / f"frame{k}.png")
+        frames.append(f"images/frame{k}.png")
+    records["frame_paths"] = ["", ";".join(frames)] + [""] * 6
+    records["sequence_path"] = ["", "images/frame0.png"] + [""] * 6
+    write_vetting_page(output, records, sources[["diaSourceId", "snr"]])
+    middle = int(records["diaSourceId"].iloc[1])
+    browser.open(page_url(output, f"open={middle}"))
+    box = browser.driver.find_element(By.ID, "detail-frames")
+    assert "Sequence of the DiaObject: 4 image(s)" in box.text
+    sources_shown = [img.get_attribute("src") for img in box.find_elements(By.TAG_NAME, "img")]
+    assert [s.rsplit("/", 1)[-1] for s in sources_shown] == [
+        "frame0.png",
+        "frame0.png",
+        "frame1.png",
+        "frame2.png",
+    ]
+    wait_for(
+        browser,
+        lambda: all(img.get_property("naturalWidth") > 0 for img in box.find_elements(By.TAG_NAME, "img")),
+    )
+    # A record without them shows no frames.
+    browser.open(page_url(output, f"open={int(records['diaSourceId'].iloc[0])}"))
+    assert browser.driver.find_element(By.ID, "detail-frames").text == ""
