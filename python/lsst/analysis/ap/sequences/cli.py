@@ -60,13 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
-    from ..apdb import load_apdb_sources
+    from ..apdb import ApdbDiaSourceReader, make_apdb_config
     from ..sources import load_butler_sources, load_catalog
 
     if args.catalog:
         return load_catalog(args.catalog)
     if args.sqlitefile or args.apdb_config:
-        return load_apdb_sources(sqlitefile=args.sqlitefile, apdb_config=args.apdb_config)
+        config = make_apdb_config(sqlitefile=args.sqlitefile, config_uri=args.apdb_config)
+        with ApdbDiaSourceReader(config) as reader:
+            return reader.read()
     return load_butler_sources(butler, args.dataset_type, collections=args.collections)
 
 
