@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from lsst.analysis.ap.display.compass import compass_geometry, compass_masks
 from lsst.analysis.ap.display.markers import MARKER_STYLES, marker_masks, panel_position
-from lsst.analysis.ap.display.orientation import DihedralTransform, cardinal_transform
+from lsst.analysis.ap.display.orientation import DihedralTransform, cardinal_transform, orient_stamp
 from lsst.analysis.ap.stamp_wcs import (
     local_tan_wcs,
     north_up_wcs,
@@ -245,3 +245,49 @@ def test_local_tan_wcs_maps_the_source_and_its_surroundings(x, y):
         r, d = wcs.all_pix2world(px, py, 0)
         qx, qy = stamp_wcs.all_world2pix(r, d, 0)
         assert (float(qx) + x0, float(qy) + y0) == pytest.approx((px, py), abs=0.01)
+
+
+# Orienting a stamp with its mask planes ----------------------------------------------
+
+
+@pytest.mark.parametrize("rotation", [0.0, 64.0, 180.0, 301.0])
+@pytest.mark.parametrize("orientation", ["detector", "cardinal", "north_up"])
+def test_orient_stamp_keeps_star_mask_and_source_together(rotation, orientation):
+    size = 30
+    wcs = rotated_wcs(rotation)
+    x_src, y_src = 1000.2, 1003.9
+    ra, dec = (float(v) for v in wcs.all_pix2world(x_src, y_src, 0))
+    x0, y0 = math.floor(x_src + 0.5) - size // 2, math.floor(y_src + 0.5) - size // 2
+    star_x, star_y = (float(v) for v in wcs.all_world2pix(ra, dec + 1.6 / 3600, 0))  # 8 px north
+    yy, xx = np.mgrid[y0 : y0 + size, x0 : x0 + size]
+    stamp = 100 * np.exp(-((xx - star_x) ** 2 + (yy - star_y) ** 2) / (2 * 1.2**2))
+    star_mask = stamp > 50  # a mask plane set on the star
+    north, east = sky_directions(sky_to_pixel_of(wcs), ra, dec)
+    stamp_wcs = local_tan_wcs(pixel_to_sky_of(wcs), x_src, y_src, x0, y0, size)
+    target = north_up_wcs(ra, dec, x_src - x0, y_src - y0, 0.2, size)
+
+    def resample(array, order):
+        return resample_north_up(array, stamp_wcs, target, order=order)
+
+    oriented = orient_stamp(
+        orientation, stamp, (x_src - x0, y_src - y0), north, east, extra=(star_mask,), resample=resample
+    )
+    peak_y, peak_x = np.unravel_index(np.nanargmax(oriented.image), oriented.image.shape)
+    px, py = oriented.position
+    # The star lies 8 px from the source along the drawn North direction.
+    assert (peak_x - px, peak_y - py) == pytest.approx(
+        (8 * oriented.north[0], 8 * oriented.north[1]), abs=1.0
+    )
+    assert oriented.extra[0][peak_y, peak_x]
+    assert oriented.resampled == (orientation == "north_up")
+    if orientation != "detector":
+        assert oriented.north[1] >= math.sqrt(0.5) - 1e-9 and oriented.east[0] <= -math.sqrt(0.5) + 1e-9
+    if orientation == "north_up":
+        assert oriented.north == (0.0, 1.0) and (px, py) == (x_src - x0, y_src - y0)
+
+
+def test_orient_stamp_rejects_unknown_orientation():
+    with pytest.raises(ValueError, match="valid choices"):
+        orient_stamp("sky", np.zeros((3, 3)), (1, 1), (0, 1), (-1, 0))
+    with pytest.raises(ValueError, match="resampling"):
+        orient_stamp("north_up", np.zeros((3, 3)), (1, 1), (0, 1), (-1, 0))

@@ -21,11 +21,14 @@ from __future__ import annotations
 __all__ = (
     "ORIENTATIONS",
     "DihedralTransform",
+    "OrientedStamp",
     "cardinal_transform",
+    "orient_stamp",
 )
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -156,3 +159,108 @@ def cardinal_transform(north: Vector, east: Vector) -> DihedralTransform:
         if score > best_score + 1e-9:
             best, best_score = transform, score
     return best
+
+
+@dataclasses.dataclass(frozen=True)
+class OrientedStamp:
+    """A stamp as it is drawn, with the source and compass geometry.
+
+    Attributes
+    ----------
+    image : `numpy.ndarray`
+        Pixels as drawn (row 0 at the bottom).
+    extra : `tuple` [`numpy.ndarray`, ...]
+        Other stamp-shaped arrays (mask planes, variance) transformed the
+        same way (nearest-neighbour for resampled boolean planes).
+    position : `tuple` [`float`, `float`]
+        Source position in drawn-stamp pixel coordinates.
+    north, east : `tuple` [`float`, `float`]
+        Directions as drawn (``y`` up).
+    transform : `DihedralTransform`
+        Lossless transform applied (identity for ``detector`` and
+        ``north_up``).
+    resampled : `bool`
+        Whether the pixels were resampled (``north_up``).
+
+    """
+
+    image: np.ndarray
+    extra: tuple[np.ndarray, ...]
+    position: Vector
+    north: Vector
+    east: Vector
+    transform: DihedralTransform
+    resampled: bool
+
+
+def orient_stamp(
+    orientation: str,
+    image: np.ndarray,
+    position: Vector,
+    north: Vector,
+    east: Vector,
+    *,
+    extra: tuple[np.ndarray, ...] = (),
+    resample: Callable[[np.ndarray, str], np.ndarray] | None = None,
+) -> OrientedStamp:
+    """Orient one stamp for display.
+
+    Parameters
+    ----------
+    orientation : `str`
+        One of `ORIENTATIONS`.
+    image : `numpy.ndarray`
+        Square stamp, row 0 at the bottom.
+    position : `tuple` [`float`, `float`]
+        Source position in stamp pixel coordinates.
+    north, east : `tuple` [`float`, `float`]
+        Directions in stamp pixel coordinates.
+    extra : `tuple` [`numpy.ndarray`, ...], optional
+        Arrays to transform like ``image`` (boolean arrays are resampled by
+        nearest neighbour).
+    resample : callable, optional
+        ``(array, order) -> array`` onto the north-up grid (needed for
+        ``north_up``; see `lsst.analysis.ap.stamp_wcs.resample_north_up`).
+        The source keeps its stamp position on that grid.
+
+    Returns
+    -------
+    oriented : `OrientedStamp`
+        The stamp as drawn.
+
+    Raises
+    ------
+    ValueError
+        For an unknown orientation, or ``north_up`` without ``resample``.
+
+    """
+    if orientation not in ORIENTATIONS:
+        choices = ", ".join(ORIENTATIONS)
+        raise ValueError(f"Unknown orientation {orientation!r}; valid choices are: {choices}.")
+    identity = DihedralTransform()
+    if orientation == "detector":
+        return OrientedStamp(image, tuple(extra), position, north, east, identity, False)
+    if orientation == "cardinal":
+        transform = cardinal_transform(north, east)
+        size = image.shape[0]
+        return OrientedStamp(
+            transform.apply_array(image),
+            tuple(transform.apply_array(a) for a in extra),
+            transform.apply_point(position[0], position[1], size),
+            transform.apply_vector(north),
+            transform.apply_vector(east),
+            transform,
+            False,
+        )
+    if resample is None:
+        raise ValueError("north_up orientation needs a resampling function.")
+    resampled_extra = []
+    for array in extra:
+        if array.dtype == bool:
+            out = resample(array.astype(float), "nearest-neighbor")
+            resampled_extra.append(np.nan_to_num(out, nan=0.0) > 0.5)
+        else:
+            resampled_extra.append(resample(array, "bilinear"))
+    return OrientedStamp(
+        resample(image, "bilinear"), tuple(resampled_extra), position, (0.0, 1.0), (-1.0, 0.0), identity, True
+    )
