@@ -228,3 +228,27 @@ def test_box_smoothing_is_a_local_mean():
 def test_smoothing_rejects_bad_kernels(kind, width, match):
     with pytest.raises(ValueError, match=match):
         make_kernel(kind, width)
+
+
+# Through the scaling factories (what the config builds) ----------------------------
+
+
+def test_named_intervals_reach_the_panel_scaling_with_numpy_limits():
+    from lsst.analysis.ap.scaling import make_interval, make_stretch, scale_stamp_with_limits
+
+    stamp = ztf_stamp("Difference")[:30, :30].copy()
+    stamp[0, 0] = 1e6  # far outside the central window
+    scaled, limits = scale_stamp_with_limits(
+        stamp, make_interval("central_window", window=6), make_stretch("linear")
+    )
+    window = stamp[12:18, 12:18]
+    assert limits == (window.min(), window.max())
+    assert scaled[0, 0] == 1.0 and scaled[12:18, 12:18].min() == 0.0
+    _, limits = scale_stamp_with_limits(
+        stamp, make_interval("percentile", pmin=2, pmax=98), make_stretch("linear")
+    )
+    assert limits == pytest.approx((np.percentile(stamp, 2), np.percentile(stamp, 98)))
+    _, limits = scale_stamp_with_limits(stamp, make_interval("symmetric", k=3), make_stretch("asinh", a=0.1))
+    assert limits[0] == -limits[1]
+    with pytest.raises(ValueError, match="central_window"):
+        make_interval("central_window", width=3)

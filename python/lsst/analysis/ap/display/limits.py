@@ -48,13 +48,19 @@ DEFAULT_PMAX = 99.5
 """Default high percentile of the percentile interval (Fink's ``pmax``)."""
 
 
-def percentile_interval(pmin: float = DEFAULT_PMIN, pmax: float = DEFAULT_PMAX) -> BaseInterval:
+def percentile_interval(
+    pmin: float = DEFAULT_PMIN, pmax: float = DEFAULT_PMAX, percentile: float | None = None
+) -> BaseInterval:
     """Limits at two percentiles of the finite pixels.
 
     Parameters
     ----------
     pmin, pmax : `float`, optional
         Low and high percentiles, ``0 <= pmin < pmax <= 100``.
+    percentile : `float`, optional
+        If given, the central percentage of pixels kept (astropy's
+        `~astropy.visualization.PercentileInterval` convention):
+        ``pmin = (100 - percentile) / 2`` and ``pmax = 100 - pmin``.
 
     Returns
     -------
@@ -68,6 +74,9 @@ def percentile_interval(pmin: float = DEFAULT_PMIN, pmax: float = DEFAULT_PMAX) 
         If the percentiles are out of range or not increasing.
 
     """
+    if percentile is not None:
+        pmin = (100.0 - float(percentile)) / 2.0
+        pmax = 100.0 - pmin
     pmin, pmax = float(pmin), float(pmax)
     if not (0.0 <= pmin < pmax <= 100.0):
         raise ValueError(f"percentiles must satisfy 0 <= pmin < pmax <= 100, got pmin={pmin}, pmax={pmax}.")

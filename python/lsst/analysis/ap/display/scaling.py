@@ -34,6 +34,7 @@ __all__ = (
     "make_interval",
     "make_stretch",
     "scale_stamp",
+    "scale_stamp_with_limits",
 )
 
 import math
@@ -50,12 +51,13 @@ from astropy.visualization import (
     LinearStretch,
     LogStretch,
     MinMaxInterval,
-    PercentileInterval,
     PowerStretch,
     SinhStretch,
     SqrtStretch,
     ZScaleInterval,
 )
+
+from .display.limits import CentralWindowInterval, SymmetricInterval, percentile_interval
 
 CONSTANT_LEVEL = 0.5
 """Display value (in [0, 1]) of every finite pixel of a constant stamp.
@@ -232,7 +234,9 @@ _INTERVALS: Mapping[str, Callable[..., BaseInterval]] = MappingProxyType(
     {
         "minmax": MinMaxInterval,
         "zscale": RobustZScaleInterval,
-        "percentile": lambda percentile=99.5, **kw: PercentileInterval(percentile, **kw),
+        "percentile": percentile_interval,
+        "central_window": CentralWindowInterval,
+        "symmetric": SymmetricInterval,
     }
 )
 
@@ -272,9 +276,14 @@ def make_interval(name: str, **params: Any) -> BaseInterval:
     ----------
     name : `str`
         One of `INTERVAL_NAMES` (case-insensitive): ``"minmax"``,
-        ``"zscale"`` (a `RobustZScaleInterval`) or ``"percentile"``
-        (`~astropy.visualization.PercentileInterval`, ``percentile`` defaults
-        to 99.5).
+        ``"zscale"`` (a `RobustZScaleInterval`), ``"percentile"``
+        (``pmin`` and ``pmax`` percentiles, default 0.5 and 99.5, see
+        `~lsst.analysis.ap.display.limits.percentile_interval`),
+        ``"central_window"`` (min/max of the central ``window`` × ``window``
+        pixels, default 10, see
+        `~lsst.analysis.ap.display.limits.CentralWindowInterval`) or
+        ``"symmetric"`` (``±k`` robust σ about zero, default k = 5, see
+        `~lsst.analysis.ap.display.limits.SymmetricInterval`).
     **params : `~typing.Any`
         Keyword arguments of the interval class.
 
@@ -338,11 +347,13 @@ def finite_limits(array: np.ndarray, interval: BaseInterval) -> tuple[float, flo
         `None` if there is no finite pixel or all finite pixels are equal.
 
     """
-    finite = np.asarray(array, dtype=float)
-    finite = finite[np.isfinite(finite)]
+    data = np.asarray(array, dtype=float)
+    finite = data[np.isfinite(data)]
     if finite.size == 0:
         return None
-    vmin, vmax = (float(v) for v in interval.get_limits(finite))
+    # Shape-aware intervals (the central window) look at pixel positions.
+    values = data if getattr(interval, "needs_shape", False) else finite
+    vmin, vmax = (float(v) for v in interval.get_limits(values))
     if not (math.isfinite(vmin) and math.isfinite(vmax) and vmax > vmin):
         vmin, vmax = float(finite.min()), float(finite.max())
     if not vmax > vmin:
@@ -372,22 +383,39 @@ def scale_stamp(array: np.ndarray, interval: BaseInterval, stretch: BaseStretch)
         constant stamp gives `CONSTANT_LEVEL` at every finite pixel.
 
     """
+    return scale_stamp_with_limits(array, interval, stretch)[0]
+
+
+def scale_stamp_with_limits(
+    array: np.ndarray, interval: BaseInterval, stretch: BaseStretch
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """`scale_stamp`, also returning the display limits it used.
+
+    Returns
+    -------
+    scaled : `numpy.ndarray`
+        As `scale_stamp`.
+    limits : `tuple` [`float`, `float`] or `None`
+        ``(vmin, vmax)`` of `finite_limits`; `None` for an empty or
+        constant stamp.
+
+    """
     data = np.asarray(array, dtype=float)
     good = np.isfinite(data)
     out = np.full(data.shape, np.nan)
     if not good.any():
-        return out
+        return out, None
     values = data[good]
-    limits = finite_limits(values, interval)
+    limits = finite_limits(data if getattr(interval, "needs_shape", False) else values, interval)
     if limits is None:
         out[good] = CONSTANT_LEVEL
-        return out
+        return out, None
     vmin, vmax = limits
     normalized = (values - vmin) / (vmax - vmin)
     np.clip(normalized, 0.0, 1.0, out=normalized)
     stretched = np.asarray(stretch(normalized, clip=True), dtype=float)
     out[good] = np.clip(stretched, 0.0, 1.0)
-    return out
+    return out, limits
 
 
 @dataclass(frozen=True)
