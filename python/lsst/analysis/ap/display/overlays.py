@@ -30,6 +30,7 @@ __all__ = (
     "blend_overlay",
     "canonical_plane_name",
     "overlay_index",
+    "overlay_legend",
     "overlay_planes",
     "resolve_planes",
 )
@@ -37,6 +38,7 @@ __all__ = (
 import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -303,3 +305,55 @@ def blend_overlay(
         base = out[covered].astype(float)
         out[covered] = np.rint((1.0 - opacity) * base + opacity * colours[index[covered]]).astype(np.uint8)
     return out
+
+
+def overlay_legend(
+    planes: Sequence[OverlayPlane],
+    width: int,
+    font: Any,
+    opacity: float = DEFAULT_OVERLAY_OPACITY,
+    background: RGB = (255, 255, 255),
+    text_rgb: RGB = (0, 0, 0),
+) -> np.ndarray:
+    """A legend strip naming the overlay planes in their colours.
+
+    Parameters
+    ----------
+    planes : sequence of `OverlayPlane`
+        The planes, in drawing order.
+    width : `int`
+        Strip width in pixels (entries wrap onto more lines).
+    font : `PIL.ImageFont.FreeTypeFont`
+        Font of the names.
+    opacity : `float`, optional
+        Opacity of the overlay; each swatch shows its colour blended at
+        that opacity over mid-grey, as it appears on a stamp, with a full
+        colour border.
+    background, text_rgb : RGB, optional
+        Strip and text colours.
+
+    Returns
+    -------
+    legend : `numpy.ndarray`
+        ``(height, width, 3)`` uint8 image.
+
+    """
+    from PIL import Image, ImageDraw
+
+    margin, line, swatch, gap = 8, 18, 11, 14
+    entries = []
+    x, y = margin, 4
+    for plane in planes:
+        w = swatch + 4 + int(np.ceil(font.getlength(plane.name)))
+        if x > margin and x + w > width - margin:
+            x, y = margin, y + line
+        entries.append((x, y, plane))
+        x += w + gap
+    height = y + line + 2
+    image = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(image)
+    for x, y, plane in entries:
+        shown = tuple(int(round((1 - opacity) * 128 + opacity * c)) for c in plane.rgb)
+        draw.rectangle((x, y + 2, x + swatch - 1, y + 2 + swatch - 1), fill=shown, outline=plane.rgb)
+        draw.text((x + swatch + 4, y + 1), plane.name, fill=text_rgb, font=font)
+    return np.asarray(image)
