@@ -20,12 +20,14 @@ __all__ = (
     "SkyToPixel",
     "local_tan_wcs",
     "north_up_wcs",
+    "projection_mappings",
     "resample_north_up",
     "sky_directions",
 )
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import astropy.wcs
 import numpy as np
@@ -223,3 +225,36 @@ def resample_north_up(
         return_footprint=False,
     )
     return np.asarray(out, dtype=float)
+
+
+def projection_mappings(projection: Any) -> tuple[SkyToPixel, PixelToSky]:
+    """The two mappings of an `lsst.images.SkyProjection` as plain callables.
+
+    Parameters
+    ----------
+    projection : `lsst.images.SkyProjection`
+        Sky projection of an image (parent pixel coordinates).
+
+    Returns
+    -------
+    sky_to_pixel, pixel_to_sky : callable
+        Degrees (ICRS) to pixels and back, on numpy arrays.
+
+    """
+    from astropy.coordinates import SkyCoord
+    from lsst.images import XY
+
+    def sky_to_pixel(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xy = projection.sky_to_pixel(
+            SkyCoord(np.atleast_1d(ra), np.atleast_1d(dec), unit="deg", frame="icrs")
+        )
+        return np.asarray(xy.x, dtype=float), np.asarray(xy.y, dtype=float)
+
+    def pixel_to_sky(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sky = projection.pixel_to_sky(
+            XY(np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float)))
+        )
+        icrs = sky.icrs
+        return np.asarray(icrs.ra.deg, dtype=float), np.asarray(icrs.dec.deg, dtype=float)
+
+    return sky_to_pixel, pixel_to_sky
