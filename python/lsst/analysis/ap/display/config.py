@@ -24,6 +24,7 @@ from ..scaling import DisplayScaling, make_interval, make_stretch
 from .diverging import DIVERGING_COLORMAP, sign_aware
 from .options import DisplayOptions
 from .overlays import DEFAULT_OVERLAY_OPACITY, DEFAULT_OVERLAY_PLANES, overlay_planes
+from .panels import DisplaySettings
 from .smoothing import make_kernel
 
 _ROLES = ("template", "science", "difference")
@@ -214,21 +215,36 @@ class DisplayConfig(pexConfig.Config):
             negative_badge=self.difference_sign_aware,
         )
 
+    def settings(self, template_scaling: DisplayScaling) -> DisplaySettings:
+        """What the cutting core prepares for these options.
+
+        Parameters
+        ----------
+        template_scaling : `~lsst.analysis.ap.scaling.DisplayScaling`
+            The template panel's scaling; its interval gives the shared
+            template/science limits when ``share_template_science_limits``
+            is set.
+
+        Returns
+        -------
+        settings : `~lsst.analysis.ap.display.panels.DisplaySettings`
+            The core's display settings.
+
+        """
+        kernels = self.kernels()
+        return DisplaySettings(
+            orientation=self.orientation,
+            directions=self.marker != "off" or self.compass,
+            overlay_planes=self.options().overlay_planes,
+            kernels=(kernels["template"], kernels["science"], kernels["difference"]),
+            shared_interval=template_scaling.interval if self.share_template_science_limits else None,
+        )
+
     def kernels(self) -> Mapping[str, Kernel2D | None]:
         """Smoothing kernel of each panel, by role (`None`: no smoothing)."""
         return {
             role: make_kernel(getattr(self, f"{role}_smoothing"), self.smoothing_width) for role in _ROLES
         }
-
-    @property
-    def shares_limits(self) -> bool:
-        """Whether template and science share their limits."""
-        return bool(self.share_template_science_limits)
-
-    @property
-    def needs_mask(self) -> bool:
-        """Whether the mask planes must be read."""
-        return bool(self.mask_overlay)
 
     @property
     def is_default(self) -> bool:

@@ -12,7 +12,15 @@ arrays and the image's pixel/sky mappings.
 
 from __future__ import annotations
 
-__all__ = ("PanelInput", "PreparedPanel", "prepare_panel", "share_limits")
+__all__ = (
+    "DisplaySettings",
+    "PanelInput",
+    "PreparedPanel",
+    "RoleStamps",
+    "prepare_panel",
+    "prepare_source",
+    "share_limits",
+)
 
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -21,7 +29,7 @@ import numpy as np
 from astropy.convolution import Kernel2D
 from astropy.visualization import BaseInterval
 
-from ..stamp_wcs import PixelToSky, local_tan_wcs, north_up_wcs, resample_north_up
+from ..stamp_wcs import PixelToSky, SkyToPixel, local_tan_wcs, north_up_wcs, resample_north_up, sky_directions
 from .limits import shared_limits
 from .options import PanelContext
 from .orientation import orient_stamp
@@ -163,3 +171,125 @@ def share_limits(
         dataclasses.replace(p, context=dataclasses.replace(p.context, interval=limits))
         for p in (template, science)
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DisplaySettings:
+    """What the cutting core must prepare for the display options.
+
+    Attributes
+    ----------
+    orientation : `str`
+        ``detector``, ``cardinal`` or ``north_up``.
+    directions : `bool`
+        Sources need positions and North/East directions (marker or
+        compass on).
+    overlay_planes : `tuple` [`OverlayPlane`, ...]
+        Planes of the mask overlay (empty: the mask is not read).
+    kernels : `tuple` [`astropy.convolution.Kernel2D` or `None`, ...]
+        Display smoothing of the template, science and difference panels.
+    shared_interval : `astropy.visualization.BaseInterval` or `None`
+        Interval computed over template and science together, or `None`
+        for separate limits.
+
+    """
+
+    orientation: str = "detector"
+    directions: bool = False
+    overlay_planes: tuple[OverlayPlane, ...] = ()
+    kernels: tuple[Kernel2D | None, Kernel2D | None, Kernel2D | None] = (None, None, None)
+    shared_interval: BaseInterval | None = None
+
+    @property
+    def needs_mask(self) -> bool:
+        """Whether the mask planes must be read."""
+        return bool(self.overlay_planes)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether the stamps are drawn as cut, without decorations."""
+        return (
+            self.orientation == "detector"
+            and not self.directions
+            and not self.overlay_planes
+            and all(k is None for k in self.kernels)
+            and self.shared_interval is None
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleStamps:
+    """The stamps of one image (one per size) and its sky mappings.
+
+    Attributes
+    ----------
+    panels : `tuple` [`PanelInput`, ...]
+        One cut stamp per size.
+    sky_to_pixel, pixel_to_sky : callable or `None`
+        The image's mappings (needed for directions and ``north_up``).
+
+    """
+
+    panels: tuple[PanelInput, ...]
+    sky_to_pixel: SkyToPixel | None = None
+    pixel_to_sky: PixelToSky | None = None
+
+
+def prepare_source(
+    settings: DisplaySettings,
+    roles: Sequence[RoleStamps],
+    ra: float,
+    dec: float,
+    pixel_scale_arcsec: float | None,
+) -> tuple[list[tuple[np.ndarray, ...]], list[tuple[PanelContext, ...]], bool]:
+    """Prepare every panel of one source.
+
+    Parameters
+    ----------
+    settings : `DisplaySettings`
+        What to prepare.
+    roles : sequence of `RoleStamps`
+        Template, science and difference stamps.
+    ra, dec : `float`
+        Source position (degrees).
+    pixel_scale_arcsec : `float` or `None`
+        Pixel scale of the north-up grid.
+
+    Returns
+    -------
+    images : `list` [`tuple` [`numpy.ndarray`, ...]]
+        Per size, the (template, science, difference) pixels to draw.
+    contexts : `list` [`tuple` [`PanelContext`, ...]]
+        Per size, the panels' contexts.
+    resampled : `bool`
+        Whether any stamp was resampled.
+
+    """
+    n_sizes = len(roles[0].panels)
+    prepared: list[list[PreparedPanel]] = [[] for _ in range(n_sizes)]
+    for role, kernel in zip(roles, settings.kernels, strict=True):
+        north, east = (0.0, 1.0), (-1.0, 0.0)
+        if (settings.directions or settings.orientation != "detector") and role.sky_to_pixel is not None:
+            north, east = sky_directions(role.sky_to_pixel, ra, dec)
+        for i, panel in enumerate(role.panels):
+            prepared[i].append(
+                prepare_panel(
+                    panel,
+                    orientation=settings.orientation,
+                    north=north,
+                    east=east,
+                    ra=ra,
+                    dec=dec,
+                    pixel_to_sky=role.pixel_to_sky,
+                    pixel_scale_arcsec=pixel_scale_arcsec,
+                    overlay_planes=settings.overlay_planes,
+                    kernel=kernel,
+                )
+            )
+    if settings.shared_interval is not None:
+        for panels in prepared:
+            panels[0], panels[1] = share_limits(panels[0], panels[1], settings.shared_interval)
+    images = [tuple(p.image for p in panels) for panels in prepared]
+    contexts = [tuple(p.context for p in panels) for panels in prepared]
+    resampled = any(p.resampled for panels in prepared for p in panels)
+    return images, contexts, resampled
