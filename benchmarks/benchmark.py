@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.display_options import measure_display_options
 from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
 from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
 from lsst.analysis.ap.demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, DemoSpec, build_demo_repo
@@ -1281,6 +1282,10 @@ def run_benchmark(
     result["render"] = measure_render(stamp_set, plan, report)
     result["png"] = measure_png(stamp_set, plan, report)
     result["samples"] = write_samples(stamp_set, output / "samples")
+    main_butler = _butler(repos["main"]["root"])
+    result["display_options"] = measure_display_options(
+        main_butler, _densest(_all_sources(main_butler)), plan.render_sources, report
+    )
     del stamp_set
     result["scaling"] = measure_scaling(repos, plan, work, report)
     self_rss = _maxrss_mib()

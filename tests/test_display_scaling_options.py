@@ -234,7 +234,7 @@ def test_smoothing_rejects_bad_kernels(kind, width, match):
 
 
 def test_named_intervals_reach_the_panel_scaling_with_numpy_limits():
-    from lsst.analysis.ap.scaling import make_interval, make_stretch, scale_stamp_with_limits
+    from lsst.analysis.ap.display.scaling import make_interval, make_stretch, scale_stamp_with_limits
 
     stamp = ztf_stamp("Difference")[:30, :30].copy()
     stamp[0, 0] = 1e6  # far outside the central window

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ("CutoutSettings", "DetectorCutouter", "make_detector_records", "whole_read_threshold")
 
 import dataclasses
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -22,15 +23,21 @@ from lsst.images.utils import round_half_up
 
 from .datasets import IMAGE_ROLES, ROLES
 from .display.annotation import SourceAnnotation
+from .display.diverging import negative_flux
+from .display.overlays import canonical_plane_name
+from .display.panels import DisplaySettings, PanelInput, RoleStamps, prepare_source
 from .display.renderer import TripletRenderer
+from .display.single_stamps import stamp_png
 from .geometry import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 from .images.butler import ImageUnavailableError, PlaneReader
 from .outputs.atomic import numpy_bytes
+from .outputs.fits_stamps import stamp_fits_bytes
 from .outputs.ledger import Ledger, PriorDrawing, group_part_path
 from .outputs.paths import OutputLayout
 from .outputs.store import OutputError, OutputStore
 from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
 from .sources import missing_optional_columns
+from .stamp_wcs import local_tan_wcs, projection_mappings
 
 _FAR_PIXELS = 1e8
 """Pixel coordinates beyond this are from a sky position far off the image
@@ -58,6 +65,13 @@ class CutoutSettings:
     drawing : `str`
         Key of the display configuration: an existing PNG is kept only when
         its record says it was drawn with the same key.
+    display : `~lsst.analysis.ap.display.panels.DisplaySettings`
+        What the display options need prepared (orientation, directions,
+        mask planes, smoothing, shared limits).
+    save_fits_stamps : `bool`
+        Also write each stamp as a FITS file in the alert cutout layout.
+    single_stamps : `bool`
+        Also write each panel as an undecorated native-resolution PNG.
 
     """
 
@@ -67,6 +81,9 @@ class CutoutSettings:
     whole_read_min_sources: int | None = None
     overwrite: bool = False
     drawing: str = ""
+    display: DisplaySettings = DisplaySettings()
+    save_fits_stamps: bool = False
+    single_stamps: bool = False
 
 
 def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
@@ -165,7 +182,14 @@ class DetectorCutouter:
         return self._footprint_renderers[size]
 
     def _record(
-        self, row: Mapping[str, Any], status: str, code: ReasonCode = ReasonCode.NONE, reason: str = ""
+        self,
+        row: Mapping[str, Any],
+        status: str,
+        code: ReasonCode = ReasonCode.NONE,
+        reason: str = "",
+        *,
+        limits: Any = None,
+        resampled: bool = False,
     ) -> dict:
         return make_record(
             row,
@@ -175,6 +199,8 @@ class DetectorCutouter:
             path=self.layout.image_relpath(int(row["diaSourceId"])),
             output_path=self.store.location,
             url_root=self.url_root,
+            display_limits=_limits_json(limits),
+            resampled=resampled,
         )
 
     def _fail(self, row: Mapping[str, Any], code: ReasonCode, reason: str) -> dict:
@@ -364,9 +390,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             "index": {row["diaSourceId"]: i for i, row in enumerate(todo)},
         }
 
-    def _cut(
-        self, role: str, reader: PlaneReader, x: float, y: float, sizes: tuple[int, ...]
-    ) -> list[np.ndarray]:
+    def _cut(self, role: str, reader: PlaneReader, x: float, y: float, sizes: tuple[int, ...]) -> _RoleCut:
         bbox = reader.bbox
         if not (np.isfinite(x) and np.isfinite(y)) or max(abs(x), abs(y)) > _FAR_PIXELS:
             raise SourceFailure(
@@ -382,36 +406,75 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         assert region is not None  # the centre pixel is inside
         array, array_box = reader.read(region)
         stamps = [cut_stamp(array, array_box, box) for box in boxes]
-        if not any(np.isfinite(stamp).any() for stamp in stamps):
-            raise SourceFailure(ReasonCode.NO_DATA, f"the {role} stamp has no valid pixels (all NaN)")
-        return stamps
+        planes: list[dict[str, np.ndarray]] | None = None
+        variances: list[np.ndarray] | None = None
+        unit = None
+        # The mask and variance are read only when an option needs them.
+        if self.settings.display.needs_mask or self.settings.save_fits_stamps:
+            mask = reader.read_component(region, "mask")
+            names = [n for n in mask.schema.names if n]
+            planes = []
+            for box in boxes:
+                planes.append(
+                    {
+                        name: cut_stamp(mask.get(name).astype(np.float32), mask.bbox, box, fill=0.0) > 0
+                        for name in names
+                    }
+                )
+        if self.settings.save_fits_stamps:
+            variance = reader.read_component(region, "variance")
+            variances = [cut_stamp(variance.array, variance.bbox, box) for box in boxes]
+            unit = getattr(variance, "unit", None)
+            unit = None if unit is None else unit**0.5
+        return _RoleCut(stamps, boxes, planes, variances, unit, x, y)
 
     def _draw_one(self, row: dict, readers: Mapping[str, PlaneReader], geometry: dict[str, Any]) -> dict:
         index = geometry["index"][row["diaSourceId"]]
+        resampled = False
+        limits: Any = None
         try:
             sizes = self._sizes(row)
-            per_role = {}
+            per_role: dict[str, _RoleCut] = {}
             for role in IMAGE_ROLES:
                 xs, ys = geometry["positions"][role]
                 per_role[role] = self._cut(role, readers[role], xs[index], ys[index], sizes)
-            stamps = [
-                (per_role["template"][i], per_role["science"][i], per_role["difference"][i])
-                for i in range(len(sizes))
-            ]
+            # A source is drawn when at least one panel has data; empty
+            # panels are drawn in the no-data colour and labelled.
+            if not any(np.isfinite(s).any() for cut in per_role.values() for s in cut.stamps):
+                raise SourceFailure(ReasonCode.NO_DATA, "no stamp has valid pixels (all NaN)")
             renderer = self._renderer_for(sizes)
             annotation = (
                 SourceAnnotation.from_row(row, instrument=str(row["instrument"]))
                 if renderer.add_metadata
                 else None
             )
-            png = renderer.render_png(stamps, annotation, geometry["scale"])
+            display = self.settings.display
+            contexts = None
+            stamps = [
+                (
+                    per_role["template"].stamps[i],
+                    per_role["science"].stamps[i],
+                    per_role["difference"].stamps[i],
+                )
+                for i in range(len(sizes))
+            ]
+            if not display.is_default:
+                stamps, contexts, resampled = self._prepare_display(row, readers, per_role, geometry["scale"])
+            rendered = renderer.render_source(
+                stamps, annotation, geometry["scale"], contexts, negative_flux(row.get("psfFlux"))
+            )
+            limits = rendered.limits
             dia_source_id = int(row["diaSourceId"])
             if self.settings.save_as_numpy:
                 for role in ROLES:
-                    for size, stamp in zip(sizes, per_role[role.name], strict=True):
+                    for size, stamp in zip(sizes, per_role[role.name].stamps, strict=True):
                         relpath = self.layout.numpy_relpath(dia_source_id, role.tag, size)
                         self.store.write(relpath, numpy_bytes(stamp))
-            self.store.write(self.layout.image_relpath(dia_source_id), png)
+            if self.settings.save_fits_stamps:
+                self._write_fits_stamps(row, readers, per_role, sizes)
+            if self.settings.single_stamps:
+                self._write_single_stamps(dia_source_id, renderer, stamps, contexts, sizes)
+            self.store.write(self.layout.image_relpath(dia_source_id), rendered.png)
         except SourceFailure as failure:
             return self._fail(row, failure.code, str(failure))
         except ImageUnavailableError as error:
@@ -423,7 +486,112 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             raise
         except Exception as error:  # one bad source never aborts the run
             return self._fail(row, ReasonCode.ERROR, f"{type(error).__name__}: {error}")
-        return {**self._record(row, STATUS_WRITTEN), "drawing": self.settings.drawing, "png_size": len(png)}
+        record = self._record(row, STATUS_WRITTEN, limits=limits, resampled=resampled)
+        return {**record, "drawing": self.settings.drawing, "png_size": len(rendered.png)}
+
+    def _prepare_display(
+        self,
+        row: dict,
+        readers: Mapping[str, PlaneReader],
+        per_role: Mapping[str, _RoleCut],
+        scale: float | None,
+    ) -> tuple[list, list, bool]:
+        """Orient, smooth and decorate the stamps of one source."""
+        display = self.settings.display
+        roles = []
+        for role in IMAGE_ROLES:
+            cut = per_role[role]
+            sky_to_pixel, pixel_to_sky = projection_mappings(readers[role].projection)
+            panels = tuple(
+                PanelInput(
+                    stamp,
+                    box.x0,
+                    box.y0,
+                    cut.x,
+                    cut.y,
+                    None if cut.planes is None else _canonical_planes(cut.planes[i]),
+                )
+                for i, (stamp, box) in enumerate(zip(cut.stamps, cut.boxes, strict=True))
+            )
+            roles.append(RoleStamps(panels, sky_to_pixel, pixel_to_sky))
+        return prepare_source(display, roles, float(row["ra"]), float(row["dec"]), scale)
+
+    def _write_fits_stamps(
+        self,
+        row: dict,
+        readers: Mapping[str, PlaneReader],
+        per_role: Mapping[str, _RoleCut],
+        sizes: tuple[int, ...],
+    ) -> None:
+        dia_source_id = int(row["diaSourceId"])
+        for role in ROLES:
+            cut = per_role[role.name]
+            _, pixel_to_sky = projection_mappings(readers[role.name].projection)
+            for i, size in enumerate(sizes):
+                box = cut.boxes[i]
+                wcs = local_tan_wcs(pixel_to_sky, cut.x, cut.y, box.x0, box.y0, size)
+                data = stamp_fits_bytes(
+                    cut.stamps[i],
+                    wcs,
+                    variance=None if cut.variances is None else cut.variances[i],
+                    mask=None if cut.planes is None else cut.planes[i],
+                    unit=None if cut.unit is None else str(cut.unit),
+                    x0=box.x0,
+                    y0=box.y0,
+                    metadata={
+                        "DIASRCID": dia_source_id,
+                        "VISIT": int(row["visit"]),
+                        "DETECTOR": int(row["detector"]),
+                    },
+                )
+                self.store.write(self.layout.fits_relpath(dia_source_id, role.tag, size), data)
+
+    def _write_single_stamps(
+        self,
+        dia_source_id: int,
+        renderer: TripletRenderer,
+        stamps: list,
+        contexts: list | None,
+        sizes: tuple[int, ...],
+    ) -> None:
+        colormaps = renderer.options.colormaps
+        for i, size in enumerate(sizes):
+            for column, role in enumerate(ROLES):
+                scaling = renderer.scalings[column]
+                context = contexts[i][column] if contexts is not None else None
+                interval = (
+                    context.interval
+                    if context is not None and context.interval is not None
+                    else scaling.interval
+                )
+                png = stamp_png(
+                    stamps[i][column],
+                    interval,
+                    scaling.stretch,
+                    colormaps[column] or renderer.colormap,
+                    renderer.no_data_rgb,
+                    renderer.compress_level,
+                )
+                relpath = self.layout.single_stamp_relpath(dia_source_id, role.tag, size)
+                self.store.write(relpath, png)
+
+
+@dataclasses.dataclass
+class _RoleCut:
+    """The stamps of one image of one source, one per size."""
+
+    stamps: list[np.ndarray]
+    boxes: list[StampBox]
+    planes: list[dict[str, np.ndarray]] | None
+    variances: list[np.ndarray] | None
+    unit: Any
+    x: float
+    y: float
+
+
+def _canonical_planes(planes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mask planes keyed by their lsst.images names (afw names mapped)."""
+    return {canonical_plane_name(name): bits for name, bits in planes.items()}
 
 
 def make_detector_records(
@@ -456,3 +624,16 @@ def make_detector_records(
     except ImageUnavailableError as error:
         readers = error
     return cutouter.process(sources, readers)
+
+
+def _limits_json(limits: Any) -> str:
+    """The display limits of a source as recorded: JSON ``{role: [[vmin,
+    vmax] or null per size]}``; empty when the source was not drawn.
+    """
+    if limits is None:
+        return ""
+    table = {
+        role: [None if row[column] is None else [float(v) for v in row[column]] for row in limits]
+        for column, role in enumerate(IMAGE_ROLES)
+    }
+    return json.dumps(table, separators=(",", ":"))

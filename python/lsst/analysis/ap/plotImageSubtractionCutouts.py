@@ -37,6 +37,7 @@ from .datasets import (
     IMAGE_ROLES,
     image_dataset_types,
 )
+from .display.config import DisplayConfig
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .images.butler import butler_plane_reader, handle_plane_reader, only_instrument
@@ -234,6 +235,23 @@ class PlotImageSubtractionCutoutsConfig(
         doc="zlib compression level of the PNGs (0-9).", default=1, min=0, max=9, inclusiveMax=True
     )
     vetting_page = _vetting_page_field()
+    display = pexConfig.ConfigField(
+        dtype=DisplayConfig,
+        doc="Optional display choices: interval and stretch parameters, per-panel colormaps, "
+        "sign-aware difference, smoothing, shared template/science limits, mask overlay, source "
+        "marker, compass and orientation (defaults draw the plain cutouts).",
+    )
+    save_fits_stamps = pexConfig.Field[bool](
+        doc="Also write every stamp as fits/<chunk>/<id>_{sci,temp,diff}_<size>.fits in the layout of "
+        "Rubin alert cutouts: image with the stamp's TAN WCS and BUNIT, MASK (plane names in MP_* cards) "
+        "and UNCERT (variance); readable with astropy.nddata.CCDData.read.",
+        default=False,
+    )
+    single_stamps = pexConfig.Field[bool](
+        doc="Also write every panel as stamps/<chunk>/<id>_{sci,temp,diff}_<size>.png: one undecorated "
+        "PNG pixel per stamp pixel, with the panel's scaling, colormap and orientation.",
+        default=False,
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -261,6 +279,10 @@ class PlotImageSubtractionCutoutsConfig(
             resolved = OutputStore(resolve_output_location(self.output_path)).location
             if resolved != self.output_path:
                 self.output_path = resolved
+        for role in IMAGE_ROLES:
+            self.display.check_scaling(
+                role, getattr(self, f"{role}_interval"), getattr(self, f"{role}_stretch")
+            )
         if self.chunk_size is not None and not _is_power_of_ten(self.chunk_size):
             raise pexConfig.FieldValidationError(
                 type(self).chunk_size,
@@ -280,6 +302,8 @@ _NOT_DRAWING_FIELDS = frozenset(
         "connections",
         "saveLogOutput",
         "saveMetadata",
+        "save_fits_stamps",
+        "single_stamps",
     }
 )
 """Configuration fields that do not change how a PNG looks."""
@@ -294,6 +318,10 @@ def drawing_key(config: PlotImageSubtractionCutoutsConfig) -> str:
     without being listed.
     """
     fields = {name: value for name, value in config.toDict().items() if name not in _NOT_DRAWING_FIELDS}
+    if config.display.is_default:
+        # Default display options draw what the task drew before they
+        # existed: the key of an unchanged configuration stays the same.
+        del fields["display"]
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -301,12 +329,8 @@ def drawing_key(config: PlotImageSubtractionCutoutsConfig) -> str:
 def _renderer_factory(
     config: PlotImageSubtractionCutoutsConfig,
 ) -> Callable[[Sequence[int]], TripletRenderer]:
-    scalings = {
-        role: DisplayScaling.from_names(
-            getattr(config, f"{role}_interval"), getattr(config, f"{role}_stretch")
-        )
-        for role in IMAGE_ROLES
-    }
+    scalings = _scalings(config)
+    options = config.display.options()
 
     def make(sizes: Sequence[int]) -> TripletRenderer:
         return TripletRenderer(
@@ -318,9 +342,20 @@ def _renderer_factory(
             science_scaling=scalings["science"],
             difference_scaling=scalings["difference"],
             compress_level=config.png_compress_level,
+            options=options,
         )
 
     return make
+
+
+def _scalings(config: PlotImageSubtractionCutoutsConfig) -> dict[str, DisplayScaling]:
+    """The display scaling of each panel, by role."""
+    return {
+        role: config.display.scaling(
+            role, getattr(config, f"{role}_interval"), getattr(config, f"{role}_stretch")
+        )
+        for role in IMAGE_ROLES
+    }
 
 
 class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
@@ -377,6 +412,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             whole_read_min_sources=self.config.whole_read_min_sources,
             overwrite=self.config.overwrite,
             drawing=drawing_key(self.config),
+            display=self.config.display.settings(_scalings(self.config)["template"]),
+            save_fits_stamps=self.config.save_fits_stamps,
+            single_stamps=self.config.single_stamps,
         )
 
     def _cutouter(self) -> DetectorCutouter:

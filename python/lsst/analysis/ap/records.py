@@ -91,12 +91,18 @@ RECORD_COLUMNS: Mapping[str, str] = {
     "reason": "object",
     "output_path": "object",
     "url_root": "object",
+    "display_limits": "object",
+    "resampled": "bool",
 }
 """Columns of a record table, with their types.
 
 ``path`` is the PNG path relative to ``output_path`` (empty when the source
 had no place in an output directory); ``reason_code`` is a `ReasonCode`
-value and ``reason`` the human-readable detail.
+value and ``reason`` the human-readable detail.  ``display_limits`` holds
+the display limits of the drawn panels as JSON, ``{"template": [[vmin,
+vmax] per size], "science": ..., "difference": ...}`` (``null`` for an
+empty or constant stamp; empty when no PNG was drawn by this run), and
+``resampled`` says whether the stamps were resampled (``north_up``).
 """
 
 _INTEGER_COLUMNS = tuple(name for name, dtype in RECORD_COLUMNS.items() if dtype == "int64")
@@ -111,6 +117,8 @@ def make_record(
     path: str,
     output_path: str,
     url_root: str | None,
+    display_limits: str = "",
+    resampled: bool = False,
 ) -> dict[str, Any]:
     """The record of one source.
 
@@ -131,6 +139,10 @@ def make_record(
         Output directory of the run.
     url_root : `str` or `None`
         URL the output directory is served from.
+    display_limits : `str`, optional
+        JSON display limits of the drawn panels.
+    resampled : `bool`, optional
+        Whether the stamps were resampled.
 
     Returns
     -------
@@ -153,6 +165,8 @@ def make_record(
         "reason": reason,
         "output_path": output_path,
         "url_root": url_root or "",
+        "display_limits": display_limits,
+        "resampled": bool(resampled),
     }
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import lsst.pex.config as pexConfig
 from astropy.convolution import Kernel2D
 
-from ..scaling import DisplayScaling, make_interval, make_stretch
 from .diverging import DIVERGING_COLORMAP, sign_aware
 from .options import DisplayOptions
 from .overlays import DEFAULT_OVERLAY_OPACITY, DEFAULT_OVERLAY_PLANES, overlay_planes
 from .panels import DisplaySettings
+from .scaling import DisplayScaling, make_interval, make_stretch
 from .smoothing import make_kernel
 
 _ROLES = ("template", "science", "difference")

@@ -33,6 +33,7 @@ __all__ = (
     "draw_marker",
     "make_label_tile",
     "overlay_panel",
+    "overlay_table",
     "paste_label",
     "recolor_panel",
     "to_rgb",
@@ -207,8 +208,47 @@ def paste_label(canvas: np.ndarray, box: Any, tile: LabelTile, where: str = "cen
 
 
 def to_rgb(canvas: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """RGB image of a palette-index canvas (``(h, w, 3)`` uint8)."""
-    return np.asarray(colours, dtype=np.uint8)[canvas]
+    """RGB image of a palette-index canvas (``(h, w, 3)`` uint8, writable)."""
+    height, width = canvas.shape
+    image = Image.frombuffer("P", (width, height), np.ascontiguousarray(canvas), "raw", "P", 0, 1)
+    image.putpalette(np.asarray(colours, dtype=np.uint8).tobytes())
+    return np.array(image.convert("RGB"))
+
+
+def overlay_table(
+    colours: np.ndarray, panel_levels: int, planes: Sequence[OverlayPlane], opacity: float
+) -> np.ndarray:
+    """Every palette colour as drawn under each overlay plane.
+
+    Parameters
+    ----------
+    colours : `numpy.ndarray`
+        ``(256, 3)`` palette; its first ``panel_levels`` entries are
+        colormap levels, the others interface colours.
+    panel_levels : `int`
+        Number of colormap levels.
+    planes : sequence of `OverlayPlane`
+        Overlay planes.
+    opacity : `float`
+        Weight of the plane colours.
+
+    Returns
+    -------
+    table : `numpy.ndarray`
+        ``(len(planes) + 1, 256, 3)`` uint8: row 0 is the palette (no
+        plane); row ``p + 1`` blends plane ``p`` over the colormap levels
+        (`lsst.analysis.ap.display.overlays.blend_overlay`) and keeps the
+        interface colours (marker, compass, scale bar stay on top).
+
+    """
+    base = np.asarray(colours, dtype=np.uint8)
+    table = np.repeat(base[np.newaxis], len(planes) + 1, axis=0)
+    levels = base[np.newaxis, :panel_levels]
+    for p in range(len(planes)):
+        index = np.full((1, panel_levels), p, dtype=np.int16)
+        table[p + 1, :panel_levels] = blend_overlay(levels, index, planes, opacity)[0]
+    table.flags.writeable = False
+    return table
 
 
 def recolor_panel(
@@ -240,10 +280,8 @@ def overlay_panel(
     rgb: np.ndarray,
     canvas: np.ndarray,
     box: Any,
-    panel_levels: int,
     plane_index: np.ndarray,
-    planes: Sequence[OverlayPlane],
-    opacity: float,
+    table: np.ndarray,
     upsample: Callable[[np.ndarray, int], np.ndarray],
 ) -> None:
     """Blend mask-plane colours over a panel's image pixels.
@@ -257,23 +295,18 @@ def overlay_panel(
         are left as they are).
     box : `lsst.analysis.ap.display.layout.Box`
         The panel's box.
-    panel_levels : `int`
-        Number of colormap levels of the palette.
     plane_index : `numpy.ndarray`
         Stamp-sized plane index (`lsst.analysis.ap.display.overlays.overlay_index`),
         oriented as the stamp is drawn (row 0 at the bottom).
-    planes : sequence of `OverlayPlane`
-        The planes.
-    opacity : `float`
-        Weight of the plane colours.
+    table : `numpy.ndarray`
+        `overlay_table` of the palette, planes and opacity.
     upsample : callable
         ``(stamp_array, panel_pixels) -> panel array`` (the renderer's
         nearest-neighbour upsampling with the vertical flip).
 
     """
+    if not (plane_index >= 0).any():
+        return
     panel = box.x1 - box.x0
-    index = upsample(plane_index, panel)
-    indices = canvas[box.y0 : box.y1, box.x0 : box.x1]
-    index = np.where(indices < panel_levels, index, -1)
-    region = rgb[box.y0 : box.y1, box.x0 : box.x1]
-    region[...] = blend_overlay(region, index, planes, opacity)
+    rows = upsample(np.asarray(plane_index, dtype=np.intp) + 1, panel)
+    rgb[box.y0 : box.y1, box.x0 : box.x1] = table[rows, canvas[box.y0 : box.y1, box.x0 : box.x1]]

@@ -201,6 +201,7 @@ class Palette:
                 interface.append(colour)
         n_levels = 256 - len(interface)
         sample = np.rint(np.linspace(0, 255, n_levels)).astype(np.intp)
+        self._sample = sample
         self.panel_lut: np.ndarray = self.lut[sample]
         """Colormap levels the panels are drawn with, ``(panel_levels, 3)``
         uint8, sampled evenly from `lut` (the rest of the 256-colour PNG
@@ -225,6 +226,25 @@ class Palette:
         steps = np.rint(np.arange(256) * (_AA_STEPS + 1) / 255.0).astype(np.intp)
         self.coverage_to_index: np.ndarray = np.asarray(shades, dtype=np.uint8)[steps]
         """Palette index of black text on white, by glyph coverage (0-255)."""
+
+    def levels_of(self, colormap: str) -> np.ndarray:
+        """The panel levels of another colormap, sampled as `panel_lut`.
+
+        Parameters
+        ----------
+        colormap : `str`
+            matplotlib colormap name.
+
+        Returns
+        -------
+        levels : `numpy.ndarray`
+            ``(panel_levels, 3)`` uint8: level ``k`` of a panel drawn with
+            this palette has this colour in ``colormap``.
+
+        """
+        levels = make_lut(colormap)[self._sample]
+        levels.flags.writeable = False
+        return levels
 
     def quantize(self, rgb: np.ndarray) -> np.ndarray:
         """Nearest-palette-colour indices of an RGB array (used on static art only).

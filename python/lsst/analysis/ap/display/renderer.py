@@ -25,6 +25,7 @@ from __future__ import annotations
 __all__ = (
     "DEFAULT_COMPRESS_LEVEL",
     "DEFAULT_PANEL_PIXELS",
+    "RenderedSource",
     "TripletRenderer",
     "nearest_index",
     "render_panel_rgb",
@@ -32,6 +33,7 @@ __all__ = (
     "upsample_nearest",
 )
 
+import dataclasses
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -44,6 +46,16 @@ from PIL import Image
 
 from ..datasets import PANEL_TITLES
 from .annotation import BADGES, FLAGGED_RGB, SourceAnnotation
+from .decorations import (
+    draw_compass,
+    draw_marker,
+    make_label_tile,
+    overlay_panel,
+    overlay_table,
+    paste_label,
+    recolor_panel,
+    to_rgb,
+)
 from .glyphs import GlyphCache, font
 from .layout import (
     BASELINE,
@@ -55,9 +67,11 @@ from .layout import (
     Box,
     layout_canvas,
 )
+from .options import EMPTY_PANEL_TEXT, NEGATIVE_BADGE_TEXT, DisplayOptions, PanelContext
+from .overlays import overlay_legend
 from .palette import NO_DATA_RGB, RGB, SCALE_BAR_OUTLINE_RGB, SCALE_BAR_RGB, Palette, display_levels
 from .predrawn import badge_tile, draw_background, label_tile, scale_label_tile
-from .scaling import DEFAULT_SCALINGS, DisplayScaling, scale_stamp
+from .scaling import DEFAULT_SCALINGS, DisplayScaling, scale_stamp, scale_stamp_with_limits
 
 DEFAULT_PANEL_PIXELS = 240
 """Default panel box size: an exact 8x zoom of the default 30-px stamps."""
@@ -196,6 +210,31 @@ def scale_bar_length(panel_pixels: int, stamp_size: int, pixel_scale_arcsec: flo
     return panel_pixels / stamp_size / pixel_scale_arcsec
 
 
+Limits = tuple[float, float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedSource:
+    """One source's cutout image and the display limits of its panels.
+
+    Attributes
+    ----------
+    png : `bytes`
+        The encoded image.
+    limits : `tuple` [`tuple` [limits, limits, limits], ...]
+        ``(vmin, vmax)`` of the template, science and difference panels of
+        each size (`None` for an empty or constant stamp).
+
+    """
+
+    png: bytes
+    limits: tuple[tuple[Limits, Limits, Limits], ...]
+
+
+_NEGATIVE_RGB: RGB = (65, 105, 225)
+"""Fill of the negative-flux badge (a colour the palette already holds)."""
+
+
 def _as_scaling(value: DisplayScaling | tuple[BaseInterval, BaseStretch]) -> DisplayScaling:
     if isinstance(value, DisplayScaling):
         return value
@@ -229,6 +268,9 @@ class TripletRenderer:
         Colour of NaN (no data) pixels.
     compress_level : `int`, optional
         zlib level (0-9) of `render_png`.
+    options : `~lsst.analysis.ap.display.options.DisplayOptions`, optional
+        Per-panel colormaps, marker, compass, mask overlay and
+        negative-flux badge; the default draws none of them.
 
     Raises
     ------
@@ -252,6 +294,7 @@ class TripletRenderer:
         ],
         no_data_rgb: Sequence[int] = NO_DATA_RGB,
         compress_level: int = DEFAULT_COMPRESS_LEVEL,
+        options: DisplayOptions | None = None,
     ) -> None:
         sizes = tuple(int(s) for s in sizes)
         if not sizes or min(sizes) < 1:
@@ -273,6 +316,7 @@ class TripletRenderer:
             difference_scaling=_as_scaling(difference_scaling),
             no_data_rgb=no_data,
             compress_level=int(compress_level),
+            options=options if options is not None else DisplayOptions(),
         )
         self.sizes: tuple[int, ...] = sizes
         self.add_metadata: bool = bool(add_metadata)
@@ -336,6 +380,47 @@ class TripletRenderer:
             if k in layout.cells
         }
         self._scale_label = scale_label_tile(self._palette)
+        self._setup_options(self._init_args["options"], no_data, layout)
+
+    def _setup_options(self, options: DisplayOptions, no_data: RGB, layout: Any) -> None:
+        """Pre-draw what the display options need."""
+        self.options: DisplayOptions = options
+        """The optional display choices."""
+        self._rgb = options.needs_rgb(self.colormap)
+        self._panel_level_rgb = tuple(
+            None if cm is None or cm == self.colormap else self._palette.levels_of(cm)
+            for cm in options.colormaps
+        )
+        quantize = self._palette.quantize
+        self._empty_tile = make_label_tile(
+            EMPTY_PANEL_TEXT, font(LABEL_SIZE, bold=True), no_data, (255, 255, 255), quantize
+        )
+        self._negative_tile = (
+            make_label_tile(
+                NEGATIVE_BADGE_TEXT, font(LABEL_SIZE, bold=True), _NEGATIVE_RGB, (255, 255, 255), quantize
+            )
+            if options.negative_badge
+            else None
+        )
+        self._overlay_table = (
+            overlay_table(self.palette, self.panel_levels, options.overlay_planes, options.overlay_opacity)
+            if options.overlay
+            else None
+        )
+        self._legend = (
+            overlay_legend(
+                options.overlay_planes, self.canvas_size[0], font(LABEL_SIZE), options.overlay_opacity
+            )
+            if options.overlay
+            else None
+        )
+        self.image_size: tuple[int, int] = (
+            self.canvas_size
+            if self._legend is None
+            else (self.canvas_size[0], self.canvas_size[1] + self._legend.shape[0])
+        )
+        """``(width, height)`` of the images: `canvas_size`, plus the mask
+        legend below it when the overlay is on."""
 
     # ------------------------------------------------------------------
     # Construction (once per configuration).
@@ -357,6 +442,8 @@ class TripletRenderer:
         stamps: Sequence[Sequence[np.ndarray]],
         annotation: SourceAnnotation | None = None,
         pixel_scale_arcsec: float | Sequence[float | None] | None = None,
+        contexts: Sequence[Sequence[PanelContext | None]] | None = None,
+        negative: bool = False,
     ) -> Image.Image:
         """Draw one source's cutouts.
 
@@ -375,11 +462,18 @@ class TripletRenderer:
             for the 1-arcsecond scale bars.  No bar is drawn where it is
             `None`/NaN, or where 1 arcsec would not fit in the panel or
             would be shorter than 2 canvas pixels.
+        contexts : sequence of (context, context, context), optional
+            Per size, what the template, science and difference panels
+            bring to the display options (source position, North/East,
+            mask-plane index, fixed limits).
+        negative : `bool`, optional
+            The source's difference flux is negative (badge drawn when
+            ``options.negative_badge`` is set).
 
         Returns
         -------
         image : `PIL.Image.Image`
-            RGB image of size `canvas_size`.
+            RGB image of size `image_size`.
 
         Raises
         ------
@@ -387,7 +481,8 @@ class TripletRenderer:
             If the number of triplets or the array shapes do not match.
 
         """
-        return self._indexed_image(stamps, annotation, pixel_scale_arcsec).convert("RGB")
+        canvas, _ = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative)
+        return self._image(canvas, contexts).convert("RGB")
 
     def render_png(
         self,
@@ -413,11 +508,32 @@ class TripletRenderer:
             to the image `render` returns.
 
         """
+        return self.render_source(stamps, annotation, pixel_scale_arcsec).png
+
+    def render_source(
+        self,
+        stamps: Sequence[Sequence[np.ndarray]],
+        annotation: SourceAnnotation | None = None,
+        pixel_scale_arcsec: float | Sequence[float | None] | None = None,
+        contexts: Sequence[Sequence[PanelContext | None]] | None = None,
+        negative: bool = False,
+    ) -> RenderedSource:
+        """Draw one source's cutouts, encode them as PNG and report the
+        display limits of every panel.
+
+        Parameters are those of `render`.
+
+        Returns
+        -------
+        rendered : `RenderedSource`
+            The PNG (8-bit palette, or RGB when the options need more
+            colours) and the limits.
+
+        """
+        canvas, limits = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative)
         buffer = io.BytesIO()
-        self._indexed_image(stamps, annotation, pixel_scale_arcsec).save(
-            buffer, format="PNG", compress_level=self.compress_level
-        )
-        return buffer.getvalue()
+        self._image(canvas, contexts).save(buffer, format="PNG", compress_level=self.compress_level)
+        return RenderedSource(buffer.getvalue(), limits)
 
     def render_indices(
         self,
@@ -439,20 +555,35 @@ class TripletRenderer:
         Returns
         -------
         indices : `numpy.ndarray`
-            ``(height, width)`` uint8 indices into `palette`.
+            ``(height, width)`` uint8 indices into `palette` (before any
+            per-panel colormap or mask overlay, which are composed in RGB).
 
         """
+        return self._draw(stamps, annotation, pixel_scale_arcsec, None, False)[0]
+
+    def _draw(
+        self,
+        stamps: Sequence[Sequence[np.ndarray]],
+        annotation: SourceAnnotation | None,
+        pixel_scale_arcsec: float | Sequence[float | None] | None,
+        contexts: Sequence[Sequence[PanelContext | None]] | None,
+        negative: bool,
+    ) -> tuple[np.ndarray, tuple[tuple[Limits, Limits, Limits], ...]]:
         if len(stamps) != len(self.sizes):
             raise ValueError(
                 f"Expected {len(self.sizes)} stamp triplets (sizes={list(self.sizes)}), got {len(stamps)}."
             )
         scales = self._pixel_scales(pixel_scale_arcsec)
+        if contexts is not None and len(contexts) != len(self.sizes):
+            raise ValueError(f"Expected {len(self.sizes)} panel context triplets, got {len(contexts)}.")
+        all_limits = []
         canvas = self._background.copy()
         for row, (triplet, scale) in enumerate(zip(stamps, scales, strict=True)):
             if len(triplet) != 3:
                 raise ValueError(
                     f"Stamp triplet {row} must be (template, science, difference), got {len(triplet)} arrays."
                 )
+            row_limits: list[Limits] = []
             for column, (stamp, scaling) in enumerate(zip(triplet, self.scalings, strict=True)):
                 array = np.asarray(stamp, dtype=float)
                 if array.ndim != 2 or array.shape[0] != array.shape[1] or array.size == 0:
@@ -461,24 +592,61 @@ class TripletRenderer:
                         f"got shape {array.shape}."
                     )
                 box = self.panel_boxes[row][column]
-                scaled = scale_stamp(array, scaling.interval, scaling.stretch)
+                context = contexts[row][column] if contexts is not None else None
+                interval = scaling.interval
+                if context is not None and context.interval is not None:
+                    interval = context.interval
+                scaled, limits = scale_stamp_with_limits(array, interval, scaling.stretch)
+                row_limits.append(limits)
                 levels = display_levels(scaled, self.panel_levels, self._palette.no_data_index)
                 canvas[box.slices] = upsample_nearest(levels, self.panel_pixels)
                 self._draw_scale_bar(canvas, box, scale_bar_length(self.panel_pixels, array.shape[0], scale))
+                if not np.isfinite(array).any():
+                    paste_label(canvas, box, self._empty_tile)
+                if context is not None:
+                    self._decorate(canvas, box, context, array.shape[0])
+            all_limits.append(tuple(row_limits))
+            if negative and self._negative_tile is not None:
+                paste_label(canvas, self.panel_boxes[row][2], self._negative_tile, where="top-left")
         if self.add_metadata and annotation is not None:
             self._draw_annotation(canvas, annotation)
-        return canvas
+        return canvas, tuple(all_limits)  # type: ignore[return-value]
 
-    def _indexed_image(
-        self,
-        stamps: Sequence[Sequence[np.ndarray]],
-        annotation: SourceAnnotation | None,
-        pixel_scale_arcsec: float | Sequence[float | None] | None,
+    def _decorate(self, canvas: np.ndarray, box: Box, context: PanelContext, stamp_size: int) -> None:
+        options = self.options
+        if options.marker != "off" and context.position is not None:
+            x, y = context.position
+            draw_marker(canvas, box, options.marker, x, y, stamp_size, self._palette.index)
+        if options.compass and context.north is not None and context.east is not None:
+            draw_compass(canvas, box, context.north, context.east, self._palette.index)
+
+    def _image(
+        self, canvas: np.ndarray, contexts: Sequence[Sequence[PanelContext | None]] | None
     ) -> Image.Image:
-        canvas = self.render_indices(stamps, annotation, pixel_scale_arcsec)
-        image = Image.frombuffer("P", self.canvas_size, canvas, "raw", "P", 0, 1)
-        image.putpalette(self._palette.png_bytes)
-        return image
+        if not self._rgb:
+            image = Image.frombuffer("P", self.canvas_size, canvas, "raw", "P", 0, 1)
+            image.putpalette(self._palette.png_bytes)
+            return image
+        rgb = to_rgb(canvas, self.palette)
+        options = self.options
+        for row, boxes in enumerate(self.panel_boxes):
+            for column, box in enumerate(boxes):
+                levels_rgb = self._panel_level_rgb[column]
+                if levels_rgb is not None:
+                    recolor_panel(rgb, canvas, box, self.panel_levels, levels_rgb)
+                context = contexts[row][column] if contexts is not None else None
+                if options.overlay and context is not None and context.overlay_index is not None:
+                    overlay_panel(
+                        rgb,
+                        canvas,
+                        box,
+                        context.overlay_index,
+                        self._overlay_table,
+                        upsample_nearest,
+                    )
+        if self._legend is not None:
+            rgb = np.concatenate([rgb, self._legend])
+        return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
 
     def _pixel_scales(self, pixel_scale_arcsec: float | Sequence[float | None] | None) -> list[float | None]:
         if pixel_scale_arcsec is None or isinstance(pixel_scale_arcsec, int | float | np.number):

@@ -57,7 +57,7 @@ from astropy.visualization import (
     ZScaleInterval,
 )
 
-from .display.limits import CentralWindowInterval, SymmetricInterval, percentile_interval
+from .limits import CentralWindowInterval, SymmetricInterval, percentile_interval
 
 CONSTANT_LEVEL = 0.5
 """Display value (in [0, 1]) of every finite pixel of a constant stamp.

@@ -194,6 +194,20 @@ class PlaneReader:
             raise ImageUnavailableError(f"cannot read {box} of {self.name}: {error}") from error
         return image.array, image.bbox
 
+    def read_component(self, box: Box, component: str) -> Any:
+        """Another plane of ``box``: ``"mask"`` (an `lsst.images.Mask`),
+        ``"variance"`` or ``"image"`` (`lsst.images.Image`), read by bbox.
+
+        Only the display options that need them (mask overlay, FITS stamps)
+        read these planes.
+        """
+        try:
+            return self.getter(component, {"bbox": box})
+        except Exception as error:
+            raise ImageUnavailableError(
+                f"cannot read the {component} of {box} of {self.name}: {error}"
+            ) from error
+
     def release(self) -> None:
         """Drop the whole plane, if it was read, and close open files."""
         self._whole = None
@@ -329,8 +343,9 @@ class _LegacyFitsGetter:
                 corner = Box.from_shape((1, 1), start=(self._bbox.y.start, self._bbox.x.start))
                 self._projection = read_legacy_masked_image(self._path, bbox=corner).sky_projection
             return self._projection
-        if component == "image":
-            return read_legacy_masked_image(self._path, bbox=(parameters or {}).get("bbox")).image
+        if component in ("image", "mask", "variance"):
+            masked = read_legacy_masked_image(self._path, bbox=(parameters or {}).get("bbox"))
+            return getattr(masked, component)
         raise KeyError(f"component {component!r} is not read from afw FITS files")
 
 

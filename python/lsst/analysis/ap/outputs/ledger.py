@@ -111,6 +111,11 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
         keep_default_na=False,
         na_values={name: [""] for name in ("ra", "dec", "png_size")},
     )
+    # Record files written before the display columns existed.
+    for name, default in (("display_limits", ""), ("resampled", False)):
+        if name not in frame.columns:
+            frame[name] = default
+    frame["resampled"] = frame["resampled"].astype(bool)
     missing = [name for name in RECORD_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"{origin} is not a record table: it lacks column(s) {', '.join(missing)}")

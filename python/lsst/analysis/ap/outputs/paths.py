@@ -85,6 +85,23 @@ class OutputLayout:
         parts = ["numpy", self.chunk(dia_source_id), f"{int(dia_source_id)}_{role}_{size}.npy"]
         return "/".join(part for part in parts if part)
 
+    def fits_relpath(self, dia_source_id: int, role: str, size: int) -> str:
+        """Path of one FITS stamp (alert cutout layout), relative to `root`.
+
+        ``role`` is ``sci``, ``temp`` or ``diff``.
+        """
+        parts = ["fits", self.chunk(dia_source_id), f"{int(dia_source_id)}_{role}_{size}.fits"]
+        return "/".join(part for part in parts if part)
+
+    def single_stamp_relpath(self, dia_source_id: int, role: str, size: int) -> str:
+        """Path of one single-stamp PNG (one panel, undecorated), relative
+        to `root`.
+
+        ``role`` is ``sci``, ``temp`` or ``diff``.
+        """
+        parts = ["stamps", self.chunk(dia_source_id), f"{int(dia_source_id)}_{role}_{size}.png"]
+        return "/".join(part for part in parts if part)
+
     def path(self, relpath: str) -> Path:
         """Absolute path of a relative output path (local directories).
 
