@@ -135,3 +135,60 @@ def test_command_line_connection_overrides_read_afw_datasets(afw_repo, afw_repo_
     assert pd.read_csv(output / "failures.csv").empty
     records = pd.read_csv(output / "records.csv")
     assert records["status"].tolist() == ["written"]
+
+
+def test_display_options_on_the_real_afw_calexp(afw_repo, tmp_path):
+    """Marker, mask overlay (afw plane names), north_up and FITS stamps on the
+    real HSC calexp, whose SIP WCS and mask planes come from afw."""
+    from astropy.nddata import CCDData
+
+    from lsst.analysis.ap.display.decorations import MARKER_RGB
+    from lsst.analysis.ap.display.renderer import TripletRenderer
+
+    wcs = astropy.wcs.WCS(fits.getheader(HSC_FILE, 1))
+    local = np.array([[35.3, 86.6], [4.2, 150.0]])  # a bright DETECTED star; an edge source
+    sky = wcs.pixel_to_world(local[:, 0], local[:, 1]).icrs
+    sources = pd.DataFrame(
+        {"diaSourceId": [1, 2], "visit": 908120, "detector": 56, "ra": sky.ra.deg, "dec": sky.dec.deg}
+    )
+    sources["instrument"] = "HSC"
+    config = PlotImageSubtractionCutoutsConfig(science_image_type="calexp", diff_image_type="oldDiff")
+    config.add_metadata = False
+    config.save_fits_stamps = True
+    config.display.marker = "reticle"
+    config.display.mask_overlay = True
+    config.display.mask_overlay_planes = ["DETECTED", "CROSSTALK"]
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=tmp_path / "detector")
+    result = task.run(sources, afw_repo)
+    assert result.written == [1, 2], result.records[["diaSourceId", "reason"]]
+    rgb = np.asarray(Image.open(tmp_path / "detector" / "images" / "0" / "1.png").convert("RGB")).astype(int)
+    renderer = TripletRenderer([30], False)
+    mask = fits.getdata(HSC_FILE, 2)
+    detected = (mask >> fits.getheader(HSC_FILE, 2)["MP_DETECTED"]) & 1 == 1
+    for box in renderer.panel_boxes[0]:
+        panel = rgb[box.y0 : box.y1, box.x0 : box.x1]
+        # The marker lands on the source's position (local x 35.3, y 86.6 -> stamp 15.3, 14.6).
+        rows, cols = np.nonzero(np.all(panel == MARKER_RGB, axis=-1))
+        assert cols.mean() + 0.5 == pytest.approx(15.8 * 8, abs=1.0)
+        assert rows.mean() + 0.5 == pytest.approx(240 - 15.1 * 8, abs=1.0)
+        # DETECTED (afw blue) blended where the file's DETECTED bit is set.
+        stamp_detected = detected[87 - 15 : 87 + 15, 35 - 15 : 35 + 15][::-1]
+        centre = panel[4::8, 4::8]
+        blue_side = centre[..., 2] > centre[..., 0]
+        assert blue_side[stamp_detected].mean() > 0.95 and not blue_side[~stamp_detected].any()
+    # The FITS stamp holds the file's own pixels, bits and variance.
+    stamp = CCDData.read(tmp_path / "detector" / "fits" / "0" / "1_sci_30.fits", unit="adu")
+    np.testing.assert_array_equal(stamp.data, fits.getdata(HSC_FILE, 1)[87 - 15 : 87 + 15, 35 - 15 : 35 + 15])
+    np.testing.assert_array_equal(
+        stamp.uncertainty.array, fits.getdata(HSC_FILE, 3)[87 - 15 : 87 + 15, 35 - 15 : 35 + 15]
+    )
+    sx, sy = stamp.wcs.world_to_pixel(sky[0])
+    assert (float(sx), float(sy)) == pytest.approx((35.3 - 20, 86.6 - 72), abs=0.01)
+    with fits.open(tmp_path / "detector" / "fits" / "0" / "1_sci_30.fits") as hdus:
+        assert hdus["MASK"].header["MP_DETECTED"] == 5 and "BUNIT" not in hdus[0].header
+    # north_up on the SIP WCS: resampled, recorded.
+    config.display.orientation = "north_up"
+    config.save_fits_stamps = False
+    task = PlotImageSubtractionCutoutsTask(config=config, output_path=tmp_path / "north_up")
+    result = task.run(sources, afw_repo)
+    assert result.written == [1, 2] and result.records["resampled"].all()
