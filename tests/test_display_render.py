@@ -176,3 +176,44 @@ def test_per_panel_colormap():
     assert {tuple(c) for c in template[:500]} <= {tuple(c) for c in levels}
     science = pixels(rgb, renderer.panel_boxes[0][1])
     assert np.all(science[..., 0] == science[..., 1])
+
+
+def test_real_ztf_triplet_sign_aware_and_marker():
+    """ZTF alert 472263571115115000 (isdiffpos 't'): the residual at the
+    centre is drawn red by the diverging map, the marker sits on it."""
+    import warnings
+    from pathlib import Path
+
+    from astropy.io import fits
+
+    from lsst.analysis.ap.display.decorations import MARKER_RGB
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stamps = [
+            np.asarray(
+                fits.getdata(
+                    Path(__file__).parent / "data" / "ztf" / f"472263571115115000_cutout{k}.fits.gz"
+                ),
+                dtype=float,
+            )
+            for k in ("Template", "Science", "Difference")
+        ]
+    renderer = TripletRenderer(
+        [63],
+        False,
+        difference_scaling=sign_aware(),
+        options=DisplayOptions(colormaps=(None, None, "RdBu_r"), marker="reticle"),
+    )
+    contexts = [(PanelContext(position=(31.0, 31.0)),) * 3]
+    rendered = renderer.render_source([tuple(stamps)], None, None, contexts)
+    rgb = decode(rendered.png).astype(int)
+    difference = pixels(rgb, renderer.panel_boxes[0][2])
+    u, v = (31.5 * P / 63), P - 31.5 * P / 63
+    core = difference[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3]
+    assert np.all(core[..., 0] > core[..., 2] + 50)
+    cols_rows = marker_centre(difference)
+    assert cols_rows == pytest.approx((u, v), abs=1.5)
+    assert np.all(difference[int(v), int(u) - 12 : int(u) - 8] == MARKER_RGB)
+    vmin, vmax = rendered.limits[0][2]
+    assert vmin == -vmax > -1e4

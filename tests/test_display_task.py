@@ -227,3 +227,43 @@ def test_source_with_an_empty_template_is_drawn(demo_sources, butler, tmp_path):
             found += 1
             assert not np.all(template == renderer.no_data_rgb)  # labelled
     assert found >= 1
+
+
+def test_command_line_sets_display_options(demo_repo, tmp_path):
+    """``-c display.<field>=<value>`` reaches the task; a bad value is a clear
+    configuration error with exit status 2 or more."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    base = [
+        sys.executable,
+        "-c",
+        "import sys; from lsst.analysis.ap.cli import main; sys.exit(main())",
+        str(demo_repo.root),
+        str(out),
+        "--collections",
+        demo_repo.collection,
+        "--sqlitefile",
+        str(demo_repo.apdb_file),
+        "--all",
+    ]
+    done = subprocess.run(
+        base
+        + ["-c", "display.orientation=north_up", "-c", "display.marker=ticks", "-c", "save_fits_stamps=True"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = pd.read_csv(out / "records.csv")
+    written = records[records["status"] == "written"]
+    assert len(written) > 10 and written["resampled"].all()
+    assert len(list((out / "fits").rglob("*.fits"))) == 3 * len(written)
+    bad = subprocess.run(
+        base + ["-c", "display.difference_interval_params={'window': 3}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode != 0 and "difference_interval_params" in bad.stderr

@@ -7,7 +7,8 @@ options existed.  From Python::
     config.display.marker = "reticle"
     config.display.difference_sign_aware = True
 
-and on the command line ``-c plotImageSubtractionCutouts:display.marker=reticle``.
+with the command ``plotImageSubtractionCutouts ... -c display.marker=reticle``, and under
+``pipetask`` ``-c plotImageSubtractionCutouts:display.marker=reticle``.
 """
 
 from __future__ import annotations
