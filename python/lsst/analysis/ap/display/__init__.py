@@ -2,6 +2,8 @@
 `diverging`, `smoothing`), catalog annotation (`annotation`), the palette
 (`palette`), the canvas layout (`layout`), fonts and glyphs (`glyphs`),
 pre-drawn art (`predrawn`), overlays, markers, compass and orientation
-(`overlays`, `markers`, `compass`, `orientation`) and the per-source renderer
-(`renderer`).
+(`overlays`, `markers`, `compass`, `orientation`), the optional display
+choices (`config`, `options`), preparing and decorating panels (`panels`,
+`decorations`), single-stamp PNGs (`single_stamps`) and the per-source
+renderer (`renderer`).
 """
