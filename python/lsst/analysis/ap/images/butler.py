@@ -132,6 +132,17 @@ class PlaneReader:
         return pixel_scale_arcsec(self.projection, self.bbox)
 
     @property
+    def _unit(self, component: str, reader: Any) -> Any:
+        """Pixel unit of a component (read once, from one pixel, by lsst-images)."""
+        if component not in self._units:
+            assert self._bbox is not None
+            corner = Box.from_shape((1, 1), start=(self._bbox.y.start, self._bbox.x.start))
+            try:
+                self._units[component] = reader.get_component(component, bbox=corner).unit
+            except Exception:
+                self._units[component] = None
+        return self._units[component]
+
     def shares_tiles(self) -> bool:
         """Whether box reads decode each tile of the plane at most once and
         share it between boxes, so that a whole read never saves time.
@@ -233,6 +244,7 @@ class OpenArchiveGetter:
         self._reader: Any = None
         self._use_fallback = False
         self._tiled: dict[str, TiledPlane | None] = {}
+        self._units: dict[str, Any] = {}
         self._bbox: Box | None = None
 
     def _open(self) -> Any:
@@ -270,6 +282,17 @@ class OpenArchiveGetter:
             self._tiled[component] = plane
         return self._tiled[component]
 
+    def _unit(self, component: str, reader: Any) -> Any:
+        """Pixel unit of a component (read once, from one pixel, by lsst-images)."""
+        if component not in self._units:
+            assert self._bbox is not None
+            corner = Box.from_shape((1, 1), start=(self._bbox.y.start, self._bbox.x.start))
+            try:
+                self._units[component] = reader.get_component(component, bbox=corner).unit
+            except Exception:
+                self._units[component] = None
+        return self._units[component]
+
     def shares_tiles(self) -> bool:
         """Whether the image plane is read through a `TiledPlane`."""
         if self._use_fallback:
@@ -298,7 +321,10 @@ class OpenArchiveGetter:
                         array = plane.read(
                             box.y.start - y0, box.y.stop - y0, box.x.start - x0, box.x.stop - x0
                         )
-                        return Image(array, bbox=box)
+                        # The variance (read only for FITS stamps) keeps its unit; the
+                        # image plane is read without one (a unit costs a read).
+                        unit = self._unit(component, reader) if component == "variance" else None
+                        return Image(array, bbox=box, unit=unit)
                 return reader.get_component(component, **dict(parameters or {}))
         return self._fallback(component, parameters)
 
