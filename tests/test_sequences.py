@@ -178,6 +178,8 @@ def test_command_line(demo_repo, tmp_path):
         "2",
         "-c",
         "frame_duration_ms=300",
+        "-j",
+        "2",
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ the load balances and progress is reported group by group.
 
 from __future__ import annotations
 
-__all__ = ("Progress", "draw_in_workers")
+__all__ = ("Progress", "draw_in_workers", "map_in_workers")
 
 import concurrent.futures
 import multiprocessing
@@ -73,14 +73,18 @@ _WORKER: dict[str, Any] = {}
 """State of a worker process, set by `_start_worker`."""
 
 
-def _start_worker(
-    task_class: type, config: Any, output_path: str, token: str, butler: Any, logs: tuple
-) -> None:
-    """Worker-process initializer: log through the parent (`WorkerLogs`);
-    one task (and renderer) per worker, writing record files under the
-    parent run's token.
+def _start_logging_worker(logs: tuple, initializer: Callable[..., None], initargs: tuple) -> None:
+    """Worker-process initializer of `map_in_workers`: log through the
+    parent (`WorkerLogs`), then run the caller's initializer.
     """
     start_worker_logging(*logs)
+    initializer(*initargs)
+
+
+def _start_worker(task_class: type, config: Any, output_path: str, token: str, butler: Any) -> None:
+    """Worker-process initializer of `draw_in_workers`: one task (and
+    renderer) per worker, writing record files under the parent run's token.
+    """
     _WORKER["task"] = task_class(config=config, output_path=output_path, writer_token=token)
     _WORKER["butler"] = butler
 
@@ -119,28 +123,63 @@ def draw_in_workers(
         Record tables of the groups, in the order they finished.
 
     """
+    # Largest groups first, one visit × detector per task: the load balances
+    # and progress is reported group by group.
+    return map_in_workers(
+        _start_worker,
+        (type(task), task.config, str(task.output_path), task.writer_token, butler),
+        _draw_group,
+        sorted(groups, key=len, reverse=True),
+        njobs,
+        on_group,
+    )
+
+
+def map_in_workers(
+    initializer: Callable[..., None],
+    initargs: tuple,
+    work: Callable[[Any], Any],
+    items: Sequence[Any],
+    njobs: int,
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """Apply ``work`` to every item in ``njobs`` spawned worker processes.
+
+    Parameters
+    ----------
+    initializer : callable
+        Run once in each worker with ``initargs`` (builds its task).
+    initargs : `tuple`
+        Picklable arguments of ``initializer``.
+    work : callable
+        Module-level function applied to one item in a worker.
+    items : sequence
+        Picklable work items, submitted in this order.
+    njobs : `int`
+        Number of worker processes.
+    on_result : callable, optional
+        Called in the parent with each result as it arrives.
+
+    Returns
+    -------
+    results : `list`
+        The results, in the order they finished.
+
+    """
     context = multiprocessing.get_context("spawn")
     with (
         WorkerLogs(context) as logs,
         concurrent.futures.ProcessPoolExecutor(
             max_workers=njobs,
             mp_context=context,
-            initializer=_start_worker,
-            initargs=(
-                type(task),
-                task.config,
-                str(task.output_path),
-                task.writer_token,
-                butler,
-                logs.initargs,
-            ),
+            initializer=_start_logging_worker,
+            initargs=(logs.initargs, initializer, initargs),
         ) as pool,
     ):
-        # Largest groups first, one visit × detector per task: the load
-        # balances and progress is reported group by group.
-        futures = [pool.submit(_draw_group, group) for group in sorted(groups, key=len, reverse=True)]
-        frames = []
+        futures = [pool.submit(work, item) for item in items]
+        results = []
         for future in concurrent.futures.as_completed(futures):
-            frames.append(future.result())
-            on_group(frames[-1])
-    return frames
+            results.append(future.result())
+            if on_result is not None:
+                on_result(results[-1])
+    return results

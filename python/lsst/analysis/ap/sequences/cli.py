@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="dia_source_detector",
         help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
     )
+    parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
     parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
     parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
     parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
     task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
-    result = task.run(ids, butler, sources)
+    result = task.run(ids, butler, sources, njobs=args.jobs)
     summary = result.summary
     print(
         f"{summary['objects']} DiaObject(s): {summary['written']} written, {summary['failed']} failed; "

@@ -123,7 +123,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
     # ------------------------------------------------------------------
 
-    def run(self, dia_object_ids: Iterable[int], butler: Any, sources: pd.DataFrame) -> pipeBase.Struct:
+    def run(
+        self, dia_object_ids: Iterable[int], butler: Any, sources: pd.DataFrame, njobs: int = 0
+    ) -> pipeBase.Struct:
         """Draw the sequences of DiaObjects.
 
         Parameters
@@ -137,6 +139,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             ``instrument``, ``visit``, ``detector``, ``ra``, ``dec`` and
             ``midpointMjdTai`` (``band`` and ``psfFlux`` are shown when
             present).
+        njobs : `int`, optional
+            Worker processes drawing objects in parallel (0: in this process).
 
         Returns
         -------
@@ -145,10 +149,27 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             ``epochs`` (one record per epoch) and ``summary`` (counts).
 
         """
+        ids = list(dict.fromkeys(int(i) for i in dia_object_ids))
+        work = [
+            (
+                object_id,
+                sources[sources["diaObjectId"] == object_id] if "diaObjectId" in sources else sources[:0],
+            )
+            for object_id in ids
+        ]
+        if njobs > 0 and len(work) > 1:
+            from ..parallel import map_in_workers
+
+            results = map_in_workers(
+                _start_worker, (self.config, self.store.location, butler), _draw_object_in_worker, work, njobs
+            )
+            order = {object_id: k for k, object_id in enumerate(ids)}
+            results.sort(key=lambda result: order[result[0]["diaObjectId"]])
+        else:
+            results = [self._run_object(object_id, rows, butler) for object_id, rows in work]
         objects, epochs = [], []
-        for object_id in dict.fromkeys(int(i) for i in dia_object_ids):
-            rows = sources[sources["diaObjectId"] == object_id] if "diaObjectId" in sources else sources[:0]
-            record, epoch_records = self._run_object(object_id, rows, butler)
+        for record, epoch_records in results:
+            object_id = record["diaObjectId"]
             objects.append(record)
             epochs.extend(epoch_records)
             self.log.info(
@@ -434,6 +455,20 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         }
         self.store.write(f"{SEQUENCE_DIR}/summary.json", (json.dumps(summary, indent=1) + "\n").encode())
         return summary
+
+
+_WORKER: dict[str, Any] = {}
+"""State of a worker process drawing sequences."""
+
+
+def _start_worker(config: PlotDiaObjectSequencesConfig, output_path: str, butler: Any) -> None:
+    _WORKER["task"] = PlotDiaObjectSequencesTask(config=config, output_path=output_path)
+    _WORKER["butler"] = butler
+
+
+def _draw_object_in_worker(item: tuple[int, pd.DataFrame]) -> tuple[dict, list[dict]]:
+    object_id, rows = item
+    return _WORKER["task"]._run_object(object_id, rows, _WORKER["butler"])
 
 
 def _finite_or_none(value: Any) -> float | None:
