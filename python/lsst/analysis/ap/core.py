@@ -44,6 +44,12 @@ _FAR_PIXELS = 1e8
 (the projection may return huge or meaningless values there)."""
 
 
+RECORD_CHECKPOINT_SOURCES = 200
+"""Sources drawn between two writes of a visit × detector's record file: a
+run killed in the middle of a crowded detector keeps (on resume) all but the
+last few of its PNGs."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CutoutSettings:
     """What to cut and write; built from the task configuration.
@@ -266,16 +272,28 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             if isinstance(readers, ImageUnavailableError):
                 records.extend(self._fail_group(todo, readers))
             else:
-                records.extend(self._process_readable(sources, todo, readers))
-        if records:
-            first = records[0]
-            # This visit × detector's records, in a file of their own: what
-            # this writer drew stays known whatever other writers do.
-            self.ledger.write_part(
-                group_part_path(first["instrument"], first["visit"], first["detector"], self.token),
-                pd.DataFrame(records),
-            )
+                kept = list(records)
+                records.extend(
+                    self._process_readable(
+                        sources, todo, readers, checkpoint=lambda drawn: self._write_group_part(kept + drawn)
+                    )
+                )
+        self._write_group_part(records)
         return records_frame(records)
+
+    def _write_group_part(self, records: list[dict]) -> None:
+        """Write this visit × detector's records to its record file (the
+        same file again at each checkpoint: it is this writer's alone).
+        """
+        if not records:
+            return
+        first = records[0]
+        # This visit × detector's records, in a file of their own: what this
+        # writer drew stays known whatever other writers do.
+        self.ledger.write_part(
+            group_part_path(first["instrument"], first["visit"], first["detector"], self.token),
+            pd.DataFrame(records),
+        )
 
     def _prior_drawings(self, row: Mapping[str, Any]) -> dict[int, PriorDrawing]:
         return self.ledger.prior_drawings(str(row["instrument"]), int(row["visit"]), int(row["detector"]))
@@ -326,8 +344,17 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                 )
 
     def _process_readable(
-        self, sources: pd.DataFrame, todo: list[dict], readers: Mapping[str, PlaneReader]
+        self,
+        sources: pd.DataFrame,
+        todo: list[dict],
+        readers: Mapping[str, PlaneReader],
+        checkpoint: Callable[[list[dict]], None] | None = None,
     ) -> list[dict]:
+        """Draw the sources to draw of a visit × detector whose images are
+        open; every `RECORD_CHECKPOINT_SOURCES` sources ``checkpoint`` is
+        called with the records so far (a kill then loses at most that many
+        drawings on resume).
+        """
         records: list[dict] = []
         self._log_missing_columns(sources)
         try:
@@ -337,6 +364,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                 return self._fail_group(todo, error)
             for row in todo:
                 records.append(self._draw_one(row, readers, geometry))
+                if checkpoint is not None and len(records) % RECORD_CHECKPOINT_SOURCES == 0:
+                    checkpoint(records)
         finally:
             for reader in readers.values():
                 reader.release()
