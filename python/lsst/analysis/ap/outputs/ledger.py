@@ -58,6 +58,10 @@ LEGACY_RECORDS_FILE = "records.csv"
 LEDGER_EXTRA_COLUMNS: Mapping[str, str] = {"drawing": "object", "png_size": "Int64"}
 """Columns of a record file besides `RECORD_COLUMNS`."""
 
+_REQUIRED_COLUMNS = ("diaSourceId", "instrument", "visit", "detector", "path", "status")
+"""Columns without which a file is not a record table; others missing
+(written before they existed) are filled empty."""
+
 _STRING_COLUMNS = tuple(
     name for name, dtype in {**RECORD_COLUMNS, **LEDGER_EXTRA_COLUMNS}.items() if dtype == "object"
 )
@@ -116,9 +120,13 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
         if name not in frame.columns:
             frame[name] = default
     frame["resampled"] = frame["resampled"].astype(bool)
-    missing = [name for name in RECORD_COLUMNS if name not in frame.columns]
+    missing = [name for name in _REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"{origin} is not a record table: it lacks column(s) {', '.join(missing)}")
+    # Columns added to the record after the file was written: empty.
+    for name, dtype in RECORD_COLUMNS.items():
+        if name not in frame.columns:
+            frame[name] = pd.Series([False if dtype == "bool" else ""] * len(frame), dtype=dtype)
     for name in ("diaSourceId", "visit", "detector"):
         frame[name] = frame[name].astype("int64")
     for name, dtype in LEDGER_EXTRA_COLUMNS.items():
