@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.display_options import measure_display_options
+from benchmarks.sequences import measure_sequences
 from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
 from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
 from lsst.analysis.ap.demo import DEFAULT_COLLECTION, DIA_SOURCE_TYPE, DemoSpec, build_demo_repo
@@ -1287,6 +1288,9 @@ def run_benchmark(
         main_butler, _densest(_all_sources(main_butler)), plan.render_sources, report
     )
     del stamp_set
+    result["sequences"] = measure_sequences(
+        output / "repos", work, report, epochs=(3,) if plan.name == "tiny" else (10, 50)
+    )
     result["scaling"] = measure_scaling(repos, plan, work, report)
     self_rss = _maxrss_mib()
     result["memory"] = {

@@ -43,6 +43,8 @@ def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None
     assert read["bbox_shape"] == [30, 30] and read["bbox_get_ms"] > 0 and read["full_get_ms"] > 0
     assert not (output / "work").exists()
     assert all(Path(path).stat().st_size > 0 for path in on_disk["samples"])
+    sequence = on_disk["sequences"]["seconds_per_object"]["3"]
+    assert sequence["epochs_drawn"] == 3 and sequence["wall_seconds"] > 0
 
 
 def test_render_figures(tiny_result: tuple[dict, Path]) -> None:
