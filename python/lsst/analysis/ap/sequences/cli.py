@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from lsst.daf.butler import Butler
-    from lsst.pipe.base.configOverrides import ConfigOverrides
-
+    from ..cli import _apply_overrides, _open_butler
     from ..images.butler import only_instrument
     from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
@@ -128,17 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.url_root:
         config.url_root = args.url_root
     try:
-        overrides = ConfigOverrides()
-        for path in args.config_file:
-            overrides.addFileOverride(path)
-        for item in args.config:
-            field, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"-c expects field=value, got {item!r}")
-            overrides.addValueOverride(field.strip(), value.strip())
-        overrides.applyTo(config)
+        _apply_overrides(config, args)
         config.validate()
-        butler = Butler.from_config(args.repo, collections=args.collections)
+        butler = _open_butler(args)
         sources = _sources(args, butler)
         if "instrument" not in sources.columns or sources["instrument"].isna().any():
             instrument = only_instrument(butler)
