@@ -607,11 +607,12 @@ def _render_functions() -> dict[str, set[tuple[str, str]]]:
     from PIL import Image
 
     from lsst.analysis.ap.display.renderer import TripletRenderer
-    from lsst.analysis.ap.display.scaling import scale_stamp
+    from lsst.analysis.ap.display.scaling import scale_stamp_with_limits
 
+    # render_png delegates to render_source, which the core calls directly.
     return {
-        "render_png": _code_keys(TripletRenderer.render_png),
-        "scaling": _code_keys(scale_stamp),
+        "render_png": _code_keys(TripletRenderer.render_source),
+        "scaling": _code_keys(scale_stamp_with_limits),
         "annotation": _code_keys(TripletRenderer._draw_annotation),
         "encode": _code_keys(Image.Image.save),
     }
@@ -776,7 +777,7 @@ def _profile_functions() -> dict[str, set[tuple[str, str]]]:
         "bbox": _code_keys(PlaneReader.read),
         "cut": _code_keys(DetectorCutouter._cut),
         "annotation": _code_keys(SourceAnnotation.from_row.__func__),
-        "render_png": _code_keys(TripletRenderer.render_png),
+        "render_png": _code_keys(TripletRenderer.render_source),
         "png_encode": _code_keys(Image.Image.save),
         "write": _code_keys(OutputStore.write),
         "finish": _code_keys(PlotImageSubtractionCutoutsTask.finish),
