@@ -430,3 +430,34 @@ def test_command_reads_directories_and_globs_with_workers(rubin, tmp_path, capsy
 def test_command_refuses_missing_inputs(tmp_path, capsys):
     assert alerts_main([str(tmp_path / "nothing*.avro"), str(tmp_path / "out")]) == 2
     assert "no alert packet file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"display.marker": "reticle", "display.compass": True},
+        {"display.orientation": "north_up"},
+        {"display.orientation": "cardinal"},
+        {"display.mask_overlay": True},
+        {"save_fits_stamps": True},
+    ],
+)
+def test_ztf_stamps_without_wcs_take_every_display_option(tmp_path, option):
+    """A ZTF packet has no WCS and no mask: such options fall back (detector
+    orientation, no compass, no overlay, FITS stamps without a WCS) rather
+    than failing the source."""
+    cfg = config(sizes=[21])
+    for name, value in option.items():
+        target = cfg
+        *parents, leaf = name.split(".")
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, leaf, value)
+    cfg.validate()
+    result = make_alert_cutouts([ZTF_PACKET], tmp_path, config=cfg)
+    assert result.summary["written"] == 1, result.records[["status", "reason"]].to_dict("records")
+    if option.get("save_fits_stamps"):
+        (path,) = tmp_path.glob("fits/*/*_diff_21.fits")
+        with fits.open(path) as hdus:
+            np.testing.assert_array_equal(hdus[0].data, ztf_stamp("Difference")[21:42, 21:42])
+            assert "CTYPE1" not in hdus[0].header

@@ -439,7 +439,10 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         variances: list[np.ndarray] | None = None
         unit = None
         # The mask and variance are read only when an option needs them.
-        if self.settings.display.needs_mask or self.settings.save_fits_stamps:
+        # Readers of stamps that carry no mask (alert packets) offer no
+        # ``read_component``: their panels get no overlay.
+        has_planes = hasattr(reader, "read_component")
+        if has_planes and (self.settings.display.needs_mask or self.settings.save_fits_stamps):
             mask = reader.read_component(region, "mask")
             names = [n for n in mask.schema.names if n]
             planes = []
@@ -450,7 +453,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                         for name in names
                     }
                 )
-        if self.settings.save_fits_stamps:
+        if has_planes and self.settings.save_fits_stamps:
             variance = reader.read_component(region, "variance")
             variances = [cut_stamp(variance.array, variance.bbox, box) for box in boxes]
             unit = getattr(variance, "unit", None)
@@ -530,7 +533,10 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         roles = []
         for role in IMAGE_ROLES:
             cut = per_role[role]
-            sky_to_pixel, pixel_to_sky = projection_mappings(readers[role].projection)
+            projection = readers[role].projection
+            sky_to_pixel, pixel_to_sky = (
+                (None, None) if projection is None else projection_mappings(projection)
+            )
             panels = tuple(
                 PanelInput(
                     stamp,
@@ -555,10 +561,15 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         dia_source_id = int(row["diaSourceId"])
         for role in ROLES:
             cut = per_role[role.name]
-            _, pixel_to_sky = projection_mappings(readers[role.name].projection)
+            projection = readers[role.name].projection
+            pixel_to_sky = None if projection is None else projection_mappings(projection)[1]
             for i, size in enumerate(sizes):
                 box = cut.boxes[i]
-                wcs = local_tan_wcs(pixel_to_sky, cut.x, cut.y, box.x0, box.y0, size)
+                wcs = (
+                    None
+                    if pixel_to_sky is None
+                    else local_tan_wcs(pixel_to_sky, cut.x, cut.y, box.x0, box.y0, size)
+                )
                 data = stamp_fits_bytes(
                     cut.stamps[i],
                     wcs,

@@ -268,24 +268,30 @@ def prepare_source(
     n_sizes = len(roles[0].panels)
     prepared: list[list[PreparedPanel]] = [[] for _ in range(n_sizes)]
     for role, kernel in zip(roles, settings.kernels, strict=True):
+        # An image without a WCS (e.g. a ZTF alert stamp) keeps its pixel
+        # grid and gets no compass: its directions on the sky are unknown.
+        has_wcs = role.sky_to_pixel is not None
         north, east = (0.0, 1.0), (-1.0, 0.0)
-        if (settings.directions or settings.orientation != "detector") and role.sky_to_pixel is not None:
+        if (settings.directions or settings.orientation != "detector") and has_wcs:
             north, east = sky_directions(role.sky_to_pixel, ra, dec)
         for i, panel in enumerate(role.panels):
-            prepared[i].append(
-                prepare_panel(
-                    panel,
-                    orientation=settings.orientation,
-                    north=north,
-                    east=east,
-                    ra=ra,
-                    dec=dec,
-                    pixel_to_sky=role.pixel_to_sky,
-                    pixel_scale_arcsec=pixel_scale_arcsec,
-                    overlay_planes=settings.overlay_planes,
-                    kernel=kernel,
-                )
+            ready = prepare_panel(
+                panel,
+                orientation=settings.orientation if has_wcs else "detector",
+                north=north,
+                east=east,
+                ra=ra,
+                dec=dec,
+                pixel_to_sky=role.pixel_to_sky,
+                pixel_scale_arcsec=pixel_scale_arcsec,
+                overlay_planes=settings.overlay_planes,
+                kernel=kernel,
             )
+            if not has_wcs:
+                ready = dataclasses.replace(
+                    ready, context=dataclasses.replace(ready.context, north=None, east=None)
+                )
+            prepared[i].append(ready)
     if settings.shared_interval is not None:
         for panels in prepared:
             panels[0], panels[1] = share_limits(panels[0], panels[1], settings.shared_interval)

@@ -93,7 +93,7 @@ def mask_plane_names(header: fits.Header) -> dict[str, int]:
 
 def stamp_hdu_list(
     image: np.ndarray,
-    wcs: astropy.wcs.WCS,
+    wcs: astropy.wcs.WCS | None,
     *,
     variance: np.ndarray | None = None,
     mask: Mapping[str, np.ndarray] | None = None,
@@ -108,8 +108,9 @@ def stamp_hdu_list(
     ----------
     image : `numpy.ndarray`
         Stamp pixels, row 0 at the bottom (FITS order); NaN for no data.
-    wcs : `astropy.wcs.WCS`
-        Stamp WCS (e.g. `lsst.analysis.ap.stamp_wcs.local_tan_wcs`).
+    wcs : `astropy.wcs.WCS` or `None`
+        Stamp WCS (e.g. `lsst.analysis.ap.stamp_wcs.local_tan_wcs`); `None`
+        for images without one (e.g. ZTF alert stamps).
     variance : `numpy.ndarray`, optional
         Variance of the pixels (same shape); no ``UNCERT`` extension
         without it.
@@ -139,7 +140,7 @@ def stamp_hdu_list(
     data = np.asarray(image, dtype=np.float32)
     if data.ndim != 2:
         raise ValueError(f"stamp image must be 2-D, got shape {data.shape}.")
-    header = wcs.to_header(relax=True)
+    header = wcs.to_header(relax=True) if wcs is not None else astropy.io.fits.Header()
     if unit:
         header["BUNIT"] = str(unit)
     header["CUTMINX"] = (int(x0) - 1, "parent x of stamp FITS pixel 0")
@@ -149,7 +150,7 @@ def stamp_hdu_list(
     hdus: list[Any] = [fits.PrimaryHDU(data=data, header=header)]
     if mask is not None:
         bits, names = mask_bits(mask, data.shape)
-        mask_header = wcs.to_header(relax=True)
+        mask_header = wcs.to_header(relax=True) if wcs is not None else astropy.io.fits.Header()
         for name, bit in names.items():
             mask_header[f"HIERARCH MP_{name}" if len(name) > 5 else f"MP_{name}"] = bit
         hdus.append(fits.ImageHDU(data=bits, header=mask_header, name=MASK_EXTNAME))
@@ -165,7 +166,7 @@ def stamp_hdu_list(
     return fits.HDUList(hdus)
 
 
-def stamp_fits_bytes(image: np.ndarray, wcs: astropy.wcs.WCS, **kwargs: Any) -> bytes:
+def stamp_fits_bytes(image: np.ndarray, wcs: astropy.wcs.WCS | None, **kwargs: Any) -> bytes:
     """One stamp as the bytes of a FITS file (see `stamp_hdu_list`)."""
     buffer = io.BytesIO()
     stamp_hdu_list(image, wcs, **kwargs).writeto(buffer, output_verify="exception")
