@@ -108,9 +108,11 @@ def test_ztf_triplets_are_the_packet_stamps_centred_on_the_candidate(ztf_run):
     assert result.summary["written"] == 2 and result.summary["failed"] == 0
     for role, kind in (("sci", "Science"), ("temp", "Template"), ("diff", "Difference")):
         stamp = ztf_stamp(kind)
+        # Saved as (1, size, size), the original package's layout.
         full = np.load(out / "numpy" / "472263571115110000" / f"{CANDID}_{role}_63.npy")
-        np.testing.assert_array_equal(full, stamp)
-        small = np.load(out / "numpy" / "472263571115110000" / f"{CANDID}_{role}_21.npy")
+        assert full.shape == (1, 63, 63)
+        np.testing.assert_array_equal(full[0], stamp)
+        small = np.load(out / "numpy" / "472263571115110000" / f"{CANDID}_{role}_21.npy")[0]
         # The centre pixel of every stamp is the packet stamp's centre: the candidate.
         assert small[10, 10] == stamp[31, 31]
         np.testing.assert_array_equal(small, stamp[21:42, 21:42])

@@ -86,6 +86,8 @@ def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
         records = cutouter.process(sources, {role: reader_for(image) for role, (image, _) in images.items()})
         assert list(records["status"]) == ["written"], records["reason"].tolist()
         for role, short in (("template", "temp"), ("science", "sci"), ("difference", "diff")):
-            stamp = np.load(tmp_path / "numpy" / f"7_{short}_31.npy")
+            saved = np.load(tmp_path / "numpy" / f"7_{short}_31.npy")
+            assert saved.shape == (1, 31, 31)
+            stamp = saved[0]
             peak = np.unravel_index(np.nanargmax(stamp), stamp.shape)
             assert abs(peak[0] - 15) <= 1 and abs(peak[1] - 15) <= 1, (role, peak)

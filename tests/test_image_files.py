@@ -253,7 +253,7 @@ def test_afw_files_of_both_layouts(name, positions, size, tmp_path):
         assert chunk_png(out, dia_source_id).exists()
         stamp = np.load(
             out / "numpy" / str(dia_source_id // 10000 * 10000) / f"{dia_source_id}_sci_{size}.npy"
-        )
+        )[0]
         cx, cy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
         bbox = whole.bbox
         assert stamp[size // 2, size // 2] == whole.array[cy - bbox.y.start, cx - bbox.x.start]

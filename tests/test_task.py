@@ -341,10 +341,11 @@ def test_isolated_transient_peaks_at_stamp_centre(baseline, demo_sources, image_
     for dia_source_id in transients["diaSourceId"]:
         assert dia_source_id in baseline.result.written
         # Saved difference stamp.
-        stamp = np.load(
+        saved = np.load(
             baseline.output / "numpy" / str(chunk_of(dia_source_id)) / f"{dia_source_id}_diff_{size}.npy"
         )
-        assert stamp.shape == (size, size)
+        assert saved.shape == (1, size, size)  # the original package's layout
+        stamp = saved[0]
         row, col = np.unravel_index(np.nanargmax(stamp), stamp.shape)
         assert abs(row - centre) <= 1 and abs(col - centre) <= 1, (dia_source_id, row, col)
         # Difference panel of the PNG (row 0 of the stamp is drawn at the
@@ -456,9 +457,14 @@ def test_missing_exposure_fails_its_sources_logged_once(tmp_path, demo_sources, 
     assert (records.loc[ghosts["diaSourceId"], "reason_code"] == "missing_exposure").all()
     assert set(png_files(tmp_path)) == set(group["diaSourceId"]) & set(result.written)
     assert len(result.written) >= len(group) - 1
-    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    about_missing = [m for m in messages if str(MISSING_VISIT) in m]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    about_missing = [m for m in warnings if str(MISSING_VISIT) in m]
     assert len(about_missing) == 2, about_missing  # one per visit × detector
+    # And one ERROR line per failed source, naming it and the error class.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    for dia_source_id in ghosts["diaSourceId"]:
+        prefix = f"DatasetNotFoundError processing diaSourceId {dia_source_id}:"
+        assert [m for m in errors if m.startswith(prefix)], errors
 
 
 def test_missing_optional_column_still_writes(tmp_path, demo_sources, butler, caplog):
@@ -601,7 +607,7 @@ def test_use_footprint_stamps_are_square_of_bbox_size(tmp_path, demo_sources, bu
             stamp = np.load(
                 tmp_path / "numpy" / str(chunk_of(dia_source_id)) / f"{dia_source_id}_{role}_{size}.npy"
             )
-            assert stamp.shape == (size, size)
+            assert stamp.shape == (1, size, size)
         with Image.open(path) as image:
             assert image.size == canvas
     assert len(sizes_seen) > 1

@@ -8,7 +8,14 @@ failure becomes a record with its reason.
 
 from __future__ import annotations
 
-__all__ = ("CutoutSettings", "DetectorCutouter", "make_detector_records", "whole_read_threshold")
+__all__ = (
+    "FAILURE_LOG_LIMIT",
+    "CutoutSettings",
+    "DetectorCutouter",
+    "FailureLog",
+    "make_detector_records",
+    "whole_read_threshold",
+)
 
 import dataclasses
 import json
@@ -121,6 +128,75 @@ def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
     return max(1, math.ceil(image_height / (stamp + 10)))
 
 
+FAILURE_LOG_LIMIT = 50
+"""Failed sources logged one line each (at ERROR) per run and process; the
+others are counted, and every failure is listed in ``failures.csv``."""
+
+
+class FailureLog:
+    """Logs each failed source at ERROR as ``<ErrorClass> processing
+    diaSourceId <id>: <message>`` (the original package's form), up to
+    ``limit`` lines; beyond that the failures are only counted.
+
+    Parameters
+    ----------
+    log : `logging.Logger`
+        Logger to write to.
+    limit : `int`, optional
+        Number of failures logged one by one.
+
+    """
+
+    def __init__(self, log: logging.Logger | Any, limit: int = FAILURE_LOG_LIMIT) -> None:
+        self.log = log
+        self.limit = limit
+        self.logged = 0
+        self.unlogged = 0
+
+    def reset(self) -> None:
+        """Start counting again (a new run)."""
+        self.logged = self.unlogged = 0
+
+    def error(self, dia_source_id: int, error: BaseException | str, context: str = "") -> None:
+        """Log (or count) one failed source.
+
+        Parameters
+        ----------
+        dia_source_id : `int`
+            The failed source.
+        error : `BaseException` or `str`
+            What made it fail: an error (a wrapping error is named by its
+            cause), or the reason of a failure found without one (named as
+            a `SourceFailure`).
+        context : `str`, optional
+            Appended to the message (e.g. the visit and detector).
+
+        """
+        if self.logged >= self.limit:
+            self.unlogged += 1
+            return
+        if isinstance(error, BaseException):
+            origin = error.__cause__ if error.__cause__ is not None else error
+            name, message = type(origin).__name__, str(origin)
+        else:
+            name, message = SourceFailure.__name__, error
+        self.log.error("%s processing diaSourceId %d: %s%s", name, dia_source_id, message, context)
+        self.logged += 1
+        if self.logged == self.limit:
+            self.log.error(
+                "%d failed sources logged; further failures are counted, and failures.csv lists them all",
+                self.limit,
+            )
+
+    def report_unlogged(self) -> None:
+        """Log how many failures were not logged one by one, if any."""
+        if self.unlogged:
+            self.log.error(
+                "%d further failed diaSourceId(s) not logged one by one: failures.csv lists every failure",
+                self.unlogged,
+            )
+
+
 class SourceFailure(Exception):
     """A source that cannot be drawn; ``code`` classifies the reason."""
 
@@ -152,6 +228,9 @@ class DetectorCutouter:
         Logger for per-source failures.
     make_renderer : callable
         Builds a renderer for other sizes (footprint stamps).
+    failure_log : `FailureLog`, optional
+        Where failed sources are logged one by one (bounded); a new one on
+        ``log`` if not given.
 
     """
 
@@ -166,6 +245,7 @@ class DetectorCutouter:
         url_root: str | None,
         log: logging.Logger | Any,
         make_renderer: Callable[[Sequence[int]], TripletRenderer],
+        failure_log: FailureLog | None = None,
     ) -> None:
         self.settings = settings
         self.renderer = renderer
@@ -176,16 +256,16 @@ class DetectorCutouter:
         self.url_root = url_root
         self.log = log
         self._make_renderer = make_renderer
-        self._footprint_renderers: dict[int, TripletRenderer] = {}
+        self._other_renderers: dict[tuple[int, ...], TripletRenderer] = {}
         self._missing_columns_logged: set[str] = set()
+        self.failure_log = failure_log if failure_log is not None else FailureLog(log)
 
     def _renderer_for(self, sizes: tuple[int, ...]) -> TripletRenderer:
-        if not self.settings.use_footprint:
+        if self.renderer is not None and sizes == self.settings.sizes:
             return self.renderer
-        (size,) = sizes
-        if size not in self._footprint_renderers:
-            self._footprint_renderers[size] = self._make_renderer((size,))
-        return self._footprint_renderers[size]
+        if sizes not in self._other_renderers:
+            self._other_renderers[sizes] = self._make_renderer(sizes)
+        return self._other_renderers[sizes]
 
     def _record(
         self,
@@ -209,13 +289,13 @@ class DetectorCutouter:
             resampled=resampled,
         )
 
-    def _fail(self, row: Mapping[str, Any], code: ReasonCode, reason: str) -> dict:
-        self.log.warning(
-            "diaSourceId=%d (visit %d, detector %d): %s",
+    def _fail(
+        self, row: Mapping[str, Any], code: ReasonCode, reason: str, error: BaseException | None = None
+    ) -> dict:
+        self.failure_log.error(
             int(row["diaSourceId"]),
-            int(row["visit"]),
-            int(row["detector"]),
-            reason,
+            reason if error is None else error,
+            f" (visit {int(row['visit'])}, detector {int(row['detector'])})",
         )
         return self._record(row, STATUS_FAILED, code, reason)
 
@@ -383,6 +463,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             error,
             len(todo),
         )
+        for row in todo:
+            self.failure_log.error(int(row["diaSourceId"]), error)
         return [self._record(row, STATUS_FAILED, ReasonCode.MISSING_IMAGE, str(error)) for row in todo]
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
@@ -460,6 +542,101 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             unit = None if unit is None else unit**0.5
         return _RoleCut(stamps, boxes, planes, variances, unit, x, y)
 
+    def cut_stamps(
+        self,
+        row: Mapping[str, Any],
+        readers: Mapping[str, PlaneReader],
+        positions: Mapping[str, tuple[float, float]],
+        sizes: tuple[int, ...] | None = None,
+    ) -> tuple[tuple[int, ...], dict[str, list[np.ndarray]]]:
+        """Cut the stamps of one source from each image.
+
+        Parameters
+        ----------
+        row : `~collections.abc.Mapping`
+            The source.
+        readers : `~collections.abc.Mapping` [`str`, `~lsst.analysis.ap.images.butler.PlaneReader`]
+            Readers of the images, by role.
+        positions : `~collections.abc.Mapping` [`str`, `tuple`]
+            ``(x, y)`` pixel position of the source in each image, by role.
+        sizes : `tuple` [`int`, ...], optional
+            Stamp widths; by default those of the settings (or of the
+            source's footprint).
+
+        Returns
+        -------
+        sizes : `tuple` [`int`, ...]
+            Stamp widths.
+        stamps : `dict` [`str`, `list` [`numpy.ndarray`]]
+            One stamp per size, by role.
+
+        """
+        sizes = self._sizes(row) if sizes is None else tuple(sizes)
+        stamps = {}
+        for role in IMAGE_ROLES:
+            x, y = positions[role]
+            stamps[role] = self._cut(role, readers[role], x, y, sizes).stamps
+        return sizes, stamps
+
+    def render(
+        self,
+        row: Mapping[str, Any] | None,
+        sizes: tuple[int, ...],
+        stamps: Mapping[str, list[np.ndarray]],
+        scale: float | None,
+    ) -> bytes:
+        """Draw one source's stamps as a PNG.
+
+        Parameters
+        ----------
+        row : `~collections.abc.Mapping` or `None`
+            The source, drawn as annotations when the renderer draws
+            metadata.
+        sizes : `tuple` [`int`, ...]
+            Stamp widths.
+        stamps : `~collections.abc.Mapping` [`str`, `list` [`numpy.ndarray`]]
+            One stamp per size, by role.
+        scale : `float` or `None`
+            Pixel scale in arcseconds, for the scale bars.
+
+        Returns
+        -------
+        png : `bytes`
+            The PNG.
+
+        """
+        renderer = self._renderer_for(sizes)
+        annotation = (
+            SourceAnnotation.from_row(row, instrument=_instrument_of(row))
+            if renderer.add_metadata and row is not None
+            else None
+        )
+        triplets = [
+            (stamps["template"][i], stamps["science"][i], stamps["difference"][i]) for i in range(len(sizes))
+        ]
+        return renderer.render_png(triplets, annotation, scale)
+
+    def save_numpy(
+        self, dia_source_id: int, sizes: tuple[int, ...], stamps: Mapping[str, list[np.ndarray]]
+    ) -> None:
+        """Save the raw stamps as arrays of shape ``(1, size, size)``, the
+        layout of the original package that its users' readers expect.
+
+        Parameters
+        ----------
+        dia_source_id : `int`
+            The source.
+        sizes : `tuple` [`int`, ...]
+            Stamp widths.
+        stamps : `~collections.abc.Mapping` [`str`, `list` [`numpy.ndarray`]]
+            One stamp per size, by role.
+
+        """
+        for role in ROLES:
+            for size, stamp in zip(sizes, stamps[role.name], strict=True):
+                relpath = self.layout.numpy_relpath(dia_source_id, role.tag, size)
+                self.store.write(relpath, numpy_bytes(stamp[np.newaxis, ...]))
+
     def _draw_one(self, row: dict, readers: Mapping[str, PlaneReader], geometry: dict[str, Any]) -> dict:
         index = geometry["index"][row["diaSourceId"]]
         resampled = False
@@ -498,26 +675,23 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             limits = rendered.limits
             dia_source_id = int(row["diaSourceId"])
             if self.settings.save_as_numpy:
-                for role in ROLES:
-                    for size, stamp in zip(sizes, per_role[role.name].stamps, strict=True):
-                        relpath = self.layout.numpy_relpath(dia_source_id, role.tag, size)
-                        self.store.write(relpath, numpy_bytes(stamp))
+                self.save_numpy(dia_source_id, sizes, {role: cut.stamps for role, cut in per_role.items()})
             if self.settings.save_fits_stamps:
                 self._write_fits_stamps(row, readers, per_role, sizes)
             if self.settings.single_stamps:
                 self._write_single_stamps(dia_source_id, renderer, stamps, contexts, sizes)
             self.store.write(self.layout.image_relpath(dia_source_id), rendered.png)
         except SourceFailure as failure:
-            return self._fail(row, failure.code, str(failure))
+            return self._fail(row, failure.code, str(failure), failure)
         except ImageUnavailableError as error:
-            return self._fail(row, ReasonCode.READ_ERROR, str(error))
+            return self._fail(row, ReasonCode.READ_ERROR, str(error), error)
         except OutputError:
             # The output directory cannot be written (full, read-only,
             # unreachable): not this source's fault, and every other
             # source would fail the same way.
             raise
         except Exception as error:  # one bad source never aborts the run
-            return self._fail(row, ReasonCode.ERROR, f"{type(error).__name__}: {error}")
+            return self._fail(row, ReasonCode.ERROR, f"{type(error).__name__}: {error}", error)
         record = self._record(row, STATUS_WRITTEN, limits=limits, resampled=resampled)
         return {**record, "drawing": self.settings.drawing, "png_size": len(rendered.png)}
 
@@ -632,6 +806,12 @@ class _RoleCut:
 def _canonical_planes(planes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mask planes keyed by their lsst.images names (afw names mapped)."""
     return {canonical_plane_name(name): bits for name, bits in planes.items()}
+
+
+def _instrument_of(row: Mapping[str, Any]) -> str:
+    """The row's instrument name ('' when it has none)."""
+    value = row.get("instrument")
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def make_detector_records(

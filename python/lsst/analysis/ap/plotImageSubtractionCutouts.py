@@ -5,6 +5,8 @@ PipelineTask, a Python call and (through `lsst.analysis.ap.cli`) a command.
 from __future__ import annotations
 
 __all__ = (
+    "CutoutIds",
+    "CutoutPath",
     "GatherCutoutManifestConfig",
     "GatherCutoutManifestConnections",
     "GatherCutoutManifestTask",
@@ -15,8 +17,8 @@ __all__ = (
 
 import dataclasses
 import hashlib
+import io
 import json
-import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,10 @@ from typing import Any
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
+import numpy as np
 import pandas as pd
 
-from .core import CutoutSettings, DetectorCutouter, make_detector_records
+from .core import CutoutSettings, DetectorCutouter, FailureLog, make_detector_records
 from .datasets import (
     DEFAULT_DIA_SOURCE_TYPE,
     DEFAULT_DIFFERENCE_TYPE,
@@ -40,10 +43,11 @@ from .datasets import (
 from .display.config import DisplayConfig
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
+from .images.arrays import masked_image_plane_reader
 from .images.butler import butler_plane_reader, handle_plane_reader, only_instrument
 from .outputs.ledger import Ledger, group_part_path, run_token
-from .outputs.manifests import write_manifests
-from .outputs.paths import OutputLayout
+from .outputs.manifests import join_url, write_manifests
+from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
 from .outputs.store import OutputStore, resolve_output_location
 from .parallel import Progress, draw_in_workers
 from .records import (
@@ -141,10 +145,6 @@ def _scaling_fields(role: str) -> tuple[pexConfig.ChoiceField, pexConfig.ChoiceF
             allowed={n: n for n in STRETCH_NAMES},
         ),
     )
-
-
-def _is_power_of_ten(value: int) -> bool:
-    return value >= 1 and 10 ** round(math.log10(value)) == value
 
 
 def _vetting_page_field() -> pexConfig.Field:
@@ -283,7 +283,7 @@ class PlotImageSubtractionCutoutsConfig(
             self.display.check_scaling(
                 role, getattr(self, f"{role}_interval"), getattr(self, f"{role}_stretch")
             )
-        if self.chunk_size is not None and not _is_power_of_ten(self.chunk_size):
+        if self.chunk_size is not None and not is_power_of_ten(self.chunk_size):
             raise pexConfig.FieldValidationError(
                 type(self).chunk_size,
                 self,
@@ -369,6 +369,22 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
     **kwargs : `~typing.Any`
         Passed to `lsst.pipe.base.PipelineTask`.
 
+    Notes
+    -----
+    Python entry points (the first four are the original package's):
+
+    - `run` (``data, butler, njobs=0``): draw the cutouts and write the
+      manifests; returns the list of diaSourceIds that have a PNG
+      (`CutoutIds`).
+    - `write_images` and `write_manifest`: the two halves of `run`, for
+      callers that draw several tables (pages) and write one manifest.
+    - `generate_image`: one source's PNG from images in memory.
+    - `makeCutouts`: as `run`, returning the full result as an
+      `lsst.pipe.base.Struct` (per-source records, counts, files written).
+
+    Under ``pipetask`` and BPS the task runs through `runQuantum` (one visit
+    × detector per quantum), which does not call `run`.
+
     """
 
     ConfigClass = PlotImageSubtractionCutoutsConfig
@@ -391,6 +407,29 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         self._make_renderer = _renderer_factory(self.config)
         # Footprint stamps get a renderer per size, made as sizes are met.
         self._renderer = None if self.config.use_footprint else self._make_renderer(tuple(self.config.sizes))
+        self.cutout_path = CutoutPath(self.output_path, chunk_size=self.config.chunk_size)
+        """Paths of the PNGs (`~lsst.analysis.ap.outputs.paths.CutoutPath`)."""
+        self.numpy_path = CutoutPath(
+            self.output_path, chunk_size=self.config.chunk_size, subdirectory="numpy"
+        )
+        """Paths of the saved stamp arrays (`~lsst.analysis.ap.outputs.paths.CutoutPath`)."""
+        self._failure_log = FailureLog(self.log)
+        # Records and sources of write_images calls not yet given to
+        # write_manifest.
+        self._pending: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+
+    def _reduce_kwargs(self) -> dict[str, Any]:
+        # Pickling (worker processes, user code) keeps the output directory
+        # and the record-file token.
+        kwargs = super()._reduce_kwargs()
+        kwargs["output_path"] = self._store.location
+        kwargs["writer_token"] = self._token
+        return kwargs
+
+    @property
+    def _output_path(self) -> Path | str:
+        # The original package's attribute name.
+        return self.output_path
 
     @property
     def output_path(self) -> Path | str:
@@ -427,6 +466,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             url_root=self.config.url_root,
             log=self.log,
             make_renderer=self._make_renderer,
+            failure_log=self._failure_log,
         )
 
     # PipelineTask entry point ------------------------------------------------
@@ -464,9 +504,37 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         return make_detector_records(self._cutouter(), sources, lambda: readers)
 
-    # Python entry point ------------------------------------------------------
+    # Python entry points -----------------------------------------------------
 
-    def run(
+    def run(self, data: Any, butler: Any, njobs: int = 0, **kwargs: Any) -> CutoutIds:
+        """Draw cutouts of DiaSources read from ``butler`` and write the
+        manifests (the original package's ``run``).
+
+        Parameters
+        ----------
+        data : `pandas.DataFrame` or `astropy.table.Table`
+            DiaSources with APDB column names (at least ``diaSourceId, ra,
+            dec, visit, detector``, and ``instrument`` unless the repository
+            has one instrument).
+        butler : `lsst.daf.butler.Butler`
+            Butler with default collections holding the images.
+        njobs : `int`, optional
+            Number of worker processes; 0 draws in this process.
+        **kwargs
+            Keyword arguments of `makeCutouts` (``instrument``,
+            ``progress``, ``origin``).
+
+        Returns
+        -------
+        source_ids : `CutoutIds`
+            diaSourceIds, in input order, of the sources whose PNG is in
+            place: drawn now, or already present from an earlier run.  A
+            `list`, which also carries the `makeCutouts` result.
+
+        """
+        return CutoutIds(self.makeCutouts(data, butler, njobs, **kwargs))
+
+    def makeCutouts(
         self,
         data: Any,
         butler: Any,
@@ -477,14 +545,13 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         origin: str = "DiaSource table",
     ) -> pipeBase.Struct:
         """Draw cutouts of DiaSources read from ``butler`` and write the
-        manifests.
+        manifests, failure list and summary.
 
         Parameters
         ----------
         data : `pandas.DataFrame` or `astropy.table.Table`
-            DiaSources with
-            APDB column names; an ``instrument`` column is needed unless the
-            repository has exactly one instrument.
+            DiaSources with APDB column names; an ``instrument`` column is
+            needed unless the repository has exactly one instrument.
         butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
         njobs : `int`, optional
@@ -504,9 +571,200 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         result : `lsst.pipe.base.Struct`
             ``records`` (one row per source: id, path, status, reason),
             ``written``, ``skipped``, ``failed`` (lists of diaSourceId),
-            ``summary`` (counts) and ``manifest`` (paths of the files
-            written).
+            ``ids`` (diaSourceIds with a PNG in place, written or skipped,
+            in input order), ``summary`` (counts) and ``manifest`` (paths
+            of the files written).
 
+        """
+        records, sources = self._draw(
+            data, butler, njobs, instrument=instrument, progress=progress, origin=origin
+        )
+        return self.finish(records, sources)
+
+    def write_images(self, data: Any, butler: Any, njobs: int = 0, **kwargs: Any) -> list[int]:
+        """Draw and write the cutouts of DiaSources, without the manifests
+        (see `write_manifest`).
+
+        Parameters
+        ----------
+        data : `pandas.DataFrame` or `astropy.table.Table`
+            DiaSources, as for `run`.
+        butler : `lsst.daf.butler.Butler`
+            Butler with default collections holding the images.
+        njobs : `int`, optional
+            Number of worker processes; 0 draws in this process.
+        **kwargs
+            Keyword arguments of `makeCutouts` (``instrument``,
+            ``progress``, ``origin``).
+
+        Returns
+        -------
+        sources : `list` [`int`]
+            diaSourceIds, in input order, of the sources whose PNG is in
+            place (drawn now or already present).  Failed sources are left
+            out and logged at ERROR.
+
+        """
+        records, sources = self._draw(data, butler, njobs, **kwargs)
+        self._pending.append((records, sources))
+        return _ids_in_order(records, sources["diaSourceId"])
+
+    def write_manifest(self, sources: Iterable[int]) -> pipeBase.Struct:
+        """Write the manifests for sources drawn by `write_images`.
+
+        Parameters
+        ----------
+        sources : `~collections.abc.Iterable` [`int`]
+            diaSourceIds of the sources whose PNG goes into the manifest
+            (usually everything `write_images` returned).
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            As `makeCutouts` returns, for the records of the `write_images`
+            calls since the last `write_manifest`.
+
+        Notes
+        -----
+        As every manifest of this package, ``manifest.csv`` (written when
+        ``config.url_root`` is set) lists every PNG recorded in the output
+        directory: ``sources``, and those of earlier runs into it that are
+        still present.  The failures go to ``failures.csv``.
+
+        """
+        wanted = [int(i) for i in sources]
+        records = pd.concat([empty_records(), *(r for r, _ in self._pending)], ignore_index=True)
+        sources = pd.concat([s for _, s in self._pending], ignore_index=True) if self._pending else None
+        self._pending.clear()
+        unknown = set(wanted).difference(records["diaSourceId"].astype(int))
+        if unknown:
+            self.log.info(
+                "%d diaSourceId(s) given to write_manifest were not drawn by write_images here; they are "
+                "listed only if an earlier run into %s recorded them.",
+                len(unknown),
+                self.output_path,
+            )
+        if self.config.url_root is None:
+            self.log.info("No url_root config provided, so no Zooniverse manifest file was written.")
+        return self.finish(records, sources, order=wanted)
+
+    def _make_manifest(self, sources: Iterable[int]) -> pd.DataFrame:
+        """Zooniverse manifest rows of sources, as the original package made
+        them.
+
+        Parameters
+        ----------
+        sources : `~collections.abc.Iterable` [`int`]
+            diaSourceIds.
+
+        Returns
+        -------
+        manifest : `pandas.DataFrame`
+            ``external_id``, ``location:1`` (the PNG's URL under
+            ``config.url_root``, with its chunk directory) and
+            ``metadata:diaSourceId``.
+
+        Raises
+        ------
+        ValueError
+            Raised if ``config.url_root`` is not set.
+
+        """
+        if self.config.url_root is None:
+            raise ValueError("config.url_root is not set: a Zooniverse manifest needs the URL of the images")
+        ids = [int(i) for i in sources]
+        layout = OutputLayout(self._store.location, self.config.chunk_size)
+        return pd.DataFrame(
+            {
+                "external_id": ids,
+                "location:1": [join_url(self.config.url_root, layout.image_relpath(i)) for i in ids],
+                "metadata:diaSourceId": ids,
+            }
+        )
+
+    def generate_image(
+        self,
+        science: Any,
+        template: Any,
+        difference: Any,
+        center: Any,
+        scale: float,
+        dia_source_id: int | None = None,
+        save_as_numpy: bool = False,
+        source: Any = None,
+        footprint: Any = None,
+    ) -> io.BytesIO:
+        """Draw one source's cutouts from images in memory.
+
+        Parameters
+        ----------
+        science, template, difference : `lsst.images.MaskedImage`
+            The images (`~lsst.images.VisitImage`,
+            `~lsst.images.DifferenceImage` or other MaskedImages with a sky
+            projection); `lsst.afw.image.Exposure` objects are accepted when
+            lsst.afw is importable.
+        center : `astropy.coordinates.SkyCoord`, `lsst.geom.SpherePoint` or `tuple`
+            Sky position of the source; a tuple is ``(ra, dec)`` in degrees.
+        scale : `float`
+            Pixel scale in arcseconds, for the scale bar.
+        dia_source_id : `int`, optional
+            diaSourceId, naming the numpy files.
+        save_as_numpy : `bool`, optional
+            Save the raw stamps as ``(1, size, size)`` arrays under
+            `numpy_path` (needs ``dia_source_id``).
+        source : `~collections.abc.Mapping`, optional
+            DiaSource row (e.g. a `pandas.Series`) to annotate the cutouts
+            with, when ``config.add_metadata`` is set.
+        footprint : optional
+            Cut one square stamp as wide as this footprint instead of
+            ``config.sizes``: a width in pixels, an `lsst.images.Box`, or an
+            object with ``getBBox()`` (an afw Footprint).
+
+        Returns
+        -------
+        image : `io.BytesIO`
+            The PNG, positioned at its start.
+
+        Raises
+        ------
+        ValueError
+            Raised if ``save_as_numpy`` is set without ``dia_source_id``.
+        Exception
+            Whatever makes the cutout impossible (e.g. the source is off an
+            image): unlike `run`, nothing is caught.
+
+        """
+        if save_as_numpy and dia_source_id is None:
+            raise ValueError("save_as_numpy needs a dia_source_id to name the files")
+        ra, dec = _sky_position(center)
+        row = dict(source) if source is not None else {}
+        row.update(ra=ra, dec=dec)
+        row.setdefault("diaSourceId", dia_source_id if dia_source_id is not None else 0)
+        sizes = (_footprint_width(footprint),) if footprint is not None else None
+        cutouter = self._cutouter()
+        images = {"science": science, "template": template, "difference": difference}
+        readers = {role: masked_image_plane_reader(role, images[role]) for role in IMAGE_ROLES}
+        positions = {}
+        for role, reader in readers.items():
+            xs, ys = reader.sky_to_pixel(np.array([ra]), np.array([dec]))
+            positions[role] = (float(xs[0]), float(ys[0]))
+        sizes, stamps = cutouter.cut_stamps(row, readers, positions, sizes)
+        if save_as_numpy:
+            cutouter.save_numpy(int(dia_source_id), sizes, stamps)
+        return io.BytesIO(cutouter.render(row if source is not None else None, sizes, stamps, scale))
+
+    def _draw(
+        self,
+        data: Any,
+        butler: Any,
+        njobs: int = 0,
+        *,
+        instrument: str | None = None,
+        progress: bool = False,
+        origin: str = "DiaSource table",
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Draw the sources of ``data``; return their records and the
+        standardized sources.
         """
         if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
             instrument = only_instrument(butler)
@@ -519,13 +777,14 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             len(groups),
             self.output_path,
         )
+        self._failure_log.reset()
         meter = Progress(self.log, len(sources), enabled=progress)
         if njobs > 0 and len(groups) > 1:
             frames = draw_in_workers(self, butler, groups, njobs, meter.update)
         else:
             frames = [self.drawGroups(butler, groups, meter.update)]
-        records = pd.concat([empty_records(), *frames], ignore_index=True)
-        return self.finish(records, sources)
+        self._failure_log.report_unlogged()
+        return pd.concat([empty_records(), *frames], ignore_index=True), sources
 
     def drawGroups(
         self,
@@ -596,7 +855,13 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         self._store.check_writable()
 
-    def finish(self, records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pipeBase.Struct:
+    def finish(
+        self,
+        records: pd.DataFrame,
+        sources: pd.DataFrame | None = None,
+        *,
+        order: Sequence[int] | None = None,
+    ) -> pipeBase.Struct:
         """Write the manifests, failure list, summary and (with
         ``config.vetting_page``) the vetting page of a run.
 
@@ -606,14 +871,19 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             Records of every source of the run.
         sources : `pandas.DataFrame`, optional
             The run's DiaSources, for the catalog values the vetting page
-            shows (S/N, fluxes, reliability, flags, DiaObject).
+            shows (S/N, fluxes, reliability, flags, DiaObject), and the
+            input order of ``ids``.
+        order : `~collections.abc.Sequence` [`int`], optional
+            Order of ``ids`` (and the ids to include) if not that of
+            ``sources`` (or, without sources, of ``records``).
 
         Returns
         -------
         result : `lsst.pipe.base.Struct`
             ``records``, ``summary``, ``manifest``, ``vetting_page`` (where
-            ``index.html`` is, `None` when not written) and the ``written``,
-            ``skipped`` and ``failed`` diaSourceIds (see `run`).
+            ``index.html`` is, `None` when not written), the ``written``,
+            ``skipped`` and ``failed`` diaSourceIds, and ``ids`` (see
+            `makeCutouts`).
 
         """
         files = write_manifests(records, self._store, self.config.url_root, token=self._token)
@@ -626,15 +896,90 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             summary["written"],
             summary["skipped"],
             summary["failed"],
-            f" {summary['failed_by_reason']}" if summary["failed"] else "",
+            f" {summary['failed_by_reason']}, listed in {files.failures}" if summary["failed"] else "",
         )
         by_status = {
             status: records.loc[records["status"] == status, "diaSourceId"].astype(int).tolist()
             for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
+        if order is None:
+            order = (sources if sources is not None and "diaSourceId" in sources else records)["diaSourceId"]
         return pipeBase.Struct(
-            records=records, summary=summary, manifest=files, vetting_page=page, **by_status
+            records=records,
+            summary=summary,
+            manifest=files,
+            vetting_page=page,
+            ids=_ids_in_order(records, order),
+            **by_status,
         )
+
+
+class CutoutIds(list):
+    """The diaSourceIds `PlotImageSubtractionCutoutsTask.run` returns: a
+    `list` of `int`, as the original package's ``run`` returned, that also
+    carries the result of `PlotImageSubtractionCutoutsTask.makeCutouts`.
+
+    Parameters
+    ----------
+    result : `lsst.pipe.base.Struct`
+        The result of `~PlotImageSubtractionCutoutsTask.makeCutouts`; the
+        list holds its ``ids``.
+
+    Notes
+    -----
+    ``len``, iteration, indexing and comparison with a list are those of the
+    ids.  The fields of ``result`` (``records``, ``summary``, ``manifest``,
+    ``written``, ``skipped``, ``failed``, ``ids``) are also attributes.
+
+    """
+
+    def __init__(self, result: pipeBase.Struct) -> None:
+        super().__init__(result.ids)
+        self.result = result
+
+    def __getattr__(self, name: str) -> Any:
+        result = self.__dict__.get("result")
+        if result is not None and name in result.getDict():
+            return getattr(result, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _ids_in_order(records: pd.DataFrame, order: Sequence[int]) -> list[int]:
+    """Ids of ``order`` whose PNG is in place (written or skipped), each
+    once, in that order.
+    """
+    in_place = records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])
+    present = set(records.loc[in_place, "diaSourceId"].astype(int))
+    ids = []
+    for value in order:
+        dia_source_id = int(value)
+        if dia_source_id in present:
+            ids.append(dia_source_id)
+            present.discard(dia_source_id)
+    return ids
+
+
+def _sky_position(center: Any) -> tuple[float, float]:
+    """``(ra, dec)`` in degrees of a SkyCoord, an lsst.geom.SpherePoint or
+    an ``(ra, dec)`` pair in degrees.
+    """
+    if hasattr(center, "getRa"):
+        return float(center.getRa().asDegrees()), float(center.getDec().asDegrees())
+    if hasattr(center, "icrs"):
+        icrs = center.icrs
+        return float(icrs.ra.deg), float(icrs.dec.deg)
+    ra, dec = center
+    return float(ra), float(dec)
+
+
+def _footprint_width(footprint: Any) -> int:
+    """Stamp width of a footprint: the larger side of its bounding box."""
+    if isinstance(footprint, (int, np.integer)):
+        return int(footprint)
+    if hasattr(footprint, "getBBox"):
+        dimensions = footprint.getBBox().getDimensions()
+        return int(max(dimensions.getX(), dimensions.getY()))
+    return int(max(footprint.x.size, footprint.y.size))
 
 
 # Gathering ---------------------------------------------------------------------
@@ -834,3 +1179,14 @@ def _missing_quantum_records(
             for row in frame.to_dict("records")
         ]
     )
+
+
+def __getattr__(name: str) -> Any:
+    # The original module also held the command line: ``main`` and
+    # ``build_argparser`` stay reachable here, imported on first use (the
+    # command line imports this module).
+    if name in ("main", "build_argparser"):
+        from . import cli
+
+        return cli.main if name == "main" else cli.build_parser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

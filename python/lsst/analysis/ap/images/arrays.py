@@ -1,5 +1,6 @@
 """Plane readers of images held in memory: the stamps of an alert packet,
-a FITS image read whole.
+a FITS image read whole, lsst.images objects (and afw Exposures) given to
+``generate_image``.
 
 They give the cutting core the same `~lsst.analysis.ap.images.butler.PlaneReader`
 interface as the Butler readers, so alert packets and image files go
@@ -18,6 +19,8 @@ from __future__ import annotations
 __all__ = (
     "FixedPositionPlaneReader",
     "array_plane_reader",
+    "as_masked_image",
+    "masked_image_plane_reader",
 )
 
 import dataclasses
@@ -106,6 +109,62 @@ def array_plane_reader(
             )
         variance_plane = Image(np.asarray(variance, dtype=np.float32), bbox=bbox)
     return PlaneReader(name=name, getter=_ImageGetter(image, variance_plane))
+
+
+def as_masked_image(image: Any) -> Any:
+    """An `lsst.images.MaskedImage` (or subclass) for ``image``.
+
+    Parameters
+    ----------
+    image : `lsst.images.MaskedImage` or `lsst.afw.image.Exposure`
+        An lsst.images object is returned as it is; an afw Exposure (or
+        MaskedImage, when lsst.afw is importable) is converted with the
+        lsst.images ``from_legacy`` constructors, sharing its pixels.
+
+    Returns
+    -------
+    image : `lsst.images.MaskedImage`
+        The image, with its sky projection.
+
+    """
+    if not type(image).__module__.startswith("lsst.afw"):
+        return image
+    from lsst.images import GeneralFrame, MaskedImage, SkyProjection, VisitImage
+
+    if not hasattr(image, "getMaskedImage"):
+        return MaskedImage.from_legacy(image)
+    try:
+        return VisitImage.from_legacy(image, exposure_record=None)
+    except Exception:
+        # Not a visit image (no observation metadata): keep pixels and WCS.
+        wcs = image.getWcs()
+        projection = SkyProjection.from_legacy(wcs, GeneralFrame(unit="pixel")) if wcs is not None else None
+        return MaskedImage.from_legacy(image.getMaskedImage(), sky_projection=projection)
+
+
+def masked_image_plane_reader(name: str, image: Any) -> PlaneReader:
+    """A reader of an image object held in memory.
+
+    Parameters
+    ----------
+    name : `str`
+        Description for messages.
+    image : `lsst.images.MaskedImage`
+        The image (`~lsst.images.VisitImage`, `~lsst.images.DifferenceImage`
+        or another MaskedImage with a sky projection), or an
+        `lsst.afw.image.Exposure` (see `as_masked_image`).
+
+    Returns
+    -------
+    reader : `~lsst.analysis.ap.images.butler.PlaneReader`
+        Reads the image and variance planes.
+
+    """
+    image = as_masked_image(image)
+    plane = image.image
+    if plane.sky_projection is None and image.sky_projection is not None:
+        plane = Image(plane.array, bbox=plane.bbox, sky_projection=image.sky_projection)
+    return PlaneReader(name=name, getter=_ImageGetter(plane, image.variance))
 
 
 @dataclasses.dataclass

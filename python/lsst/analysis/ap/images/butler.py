@@ -404,7 +404,10 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
     except Exception as error:
         raise ImageUnavailableError(f"cannot look up {name}: {error}") from error
     if ref is None:
-        raise ImageUnavailableError(f"{name} not found in collections {list(butler.collections.defaults)}")
+        from lsst.daf.butler import DatasetNotFoundError
+
+        message = f"{name} not found in collections {list(butler.collections.defaults)}"
+        raise ImageUnavailableError(message) from DatasetNotFoundError(message)
 
     def butler_get(component: str, parameters: Mapping[str, Any] | None) -> Any:
         return butler.get(ref.makeComponentRef(component), parameters=parameters)
