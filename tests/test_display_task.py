@@ -181,7 +181,7 @@ def test_fits_and_single_stamps_read_back(sources, butler, tmp_path):
         row = subset.set_index("diaSourceId").loc[dia_source_id]
         for tag, role_type in zip(("temp", "sci", "diff"), ROLE_TYPES, strict=True):
             path = output / layout.fits_relpath(dia_source_id, tag, SIZE)
-            array = np.load(output / layout.numpy_relpath(dia_source_id, tag, SIZE))
+            array = np.load(output / layout.numpy_relpath(dia_source_id, tag, SIZE))[0]  # (1, size, size)
             ccd = CCDData.read(path)
             np.testing.assert_array_equal(ccd.data, array)
             assert str(ccd.unit) == "nJy"
