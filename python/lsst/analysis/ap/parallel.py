@@ -12,6 +12,8 @@ __all__ = ("Progress", "draw_in_workers", "map_in_workers")
 
 import concurrent.futures
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -73,10 +75,14 @@ _WORKER: dict[str, Any] = {}
 """State of a worker process, set by `_start_worker`."""
 
 
-def _start_logging_worker(logs: tuple, initializer: Callable[..., None], initargs: tuple) -> None:
-    """Worker-process initializer of `map_in_workers`: log through the
-    parent (`WorkerLogs`), then run the caller's initializer.
+def _start_logging_worker(
+    logs: tuple, initializer: Callable[..., None], initargs: tuple, parent: int
+) -> None:
+    """Worker-process initializer of `map_in_workers`: watch the parent
+    (the worker ends when it is gone, see `exit_with_parent`), log through
+    the parent (`WorkerLogs`), then run the caller's initializer.
     """
+    exit_with_parent(parent)
     start_worker_logging(*logs)
     initializer(*initargs)
 
@@ -87,6 +93,34 @@ def _start_worker(task_class: type, config: Any, output_path: str, token: str, b
     """
     _WORKER["task"] = task_class(config=config, output_path=output_path, writer_token=token)
     _WORKER["butler"] = butler
+
+
+def exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this process soon after process ``parent`` ends.
+
+    A killed parent (SIGKILL, SIGTERM, a crash) cannot stop its workers:
+    they would draw on with nobody to collect their records, and keep the
+    multiprocessing resource tracker (which ends when the last process
+    holding its pipe ends) alive.  A worker is re-parented when its parent
+    ends; a daemon thread notices within ``every`` seconds and ends the
+    worker.  (A worker still importing the stack when the parent dies
+    ends as soon as it has started.)
+
+    Parameters
+    ----------
+    parent : `int`
+        Process id of the parent.
+    every : `float`, optional
+        Seconds between two checks.
+
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _draw_group(group: pd.DataFrame) -> pd.DataFrame:
@@ -173,7 +207,7 @@ def map_in_workers(
             max_workers=njobs,
             mp_context=context,
             initializer=_start_logging_worker,
-            initargs=(logs.initargs, initializer, initargs),
+            initargs=(logs.initargs, initializer, initargs, os.getpid()),
         ) as pool,
     ):
         futures = [pool.submit(work, item) for item in items]
