@@ -45,6 +45,16 @@ def summary_counts(stdout: str) -> dict[str, int]:
     return {"total": total, "written": written, "skipped": skipped, "failed": failed}
 
 
+def expected_status(stdout: str) -> int:
+    """The documented exit status for the summary a run printed: 0 nothing
+    failed, 1 some sources failed, 3 every source failed.
+    """
+    counts = summary_counts(stdout)
+    if not counts["failed"]:
+        return 0
+    return 1 if counts["written"] + counts["skipped"] else 3
+
+
 def png_files(output: Path) -> dict[str, Path]:
     return {p.relative_to(output).as_posix(): p for p in (output / "images").rglob("*.png")}
 
@@ -67,7 +77,7 @@ def apdb_run(demo_repo, tmp_path_factory) -> CliRun:
 
 def test_apdb_run_prints_summary(apdb_run, demo_repo):
     process = apdb_run.process
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     counts = summary_counts(process.stdout)
     assert counts["total"] == demo_repo.n_sources
     assert counts["written"] + counts["failed"] == demo_repo.n_sources
@@ -90,7 +100,7 @@ def test_catalog_file_run(fmt, tmp_path, demo_repo, demo_sources, apdb_run):
         subset.to_csv(catalog, index=False)
     output = tmp_path / "out"
     process = run_cli(cli(demo_repo, output, "--catalog", str(catalog), "--all", *FAST))
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     counts = summary_counts(process.stdout)
     assert counts["total"] == len(subset)
     files = png_files(output)
@@ -118,7 +128,7 @@ def test_dataset_type_run_with_where(tmp_path, demo_repo, demo_sources, apdb_run
             *FAST,
         )
     )
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     counts = summary_counts(process.stdout)
     visit = demo_sources[demo_sources["visit"] == 1001]
     assert counts["total"] == len(visit)
@@ -131,7 +141,7 @@ def test_dataset_type_run_with_where(tmp_path, demo_repo, demo_sources, apdb_run
 def test_limit_caps_the_number_of_sources(tmp_path, demo_repo):
     output = tmp_path / "out"
     process = run_cli(cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--limit", "3", *FAST))
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     assert summary_counts(process.stdout)["total"] == 3
 
 
@@ -174,7 +184,7 @@ def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_
     """SIGKILL part way through (default bbox reads: slow enough to catch),
     then resume to the output of an uninterrupted run.
     """
-    assert apdb_run.process.returncode == 0
+    assert apdb_run.process.returncode == expected_status(apdb_run.process.stdout)
     output = tmp_path / "killed"
     argv = cli(
         demo_repo,
@@ -222,7 +232,7 @@ def test_killed_run_leaves_no_partial_png_and_resumes(tmp_path, demo_repo, apdb_
             *FAST,
         )
     )
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == expected_status(resumed.stdout), resumed.stderr
     counts = summary_counts(resumed.stdout)
     # PNGs of visit × detectors finished before the kill are kept; those of
     # the one being drawn have no record of how they were drawn: redrawn.
@@ -259,7 +269,7 @@ def test_apdb_config_reliability_cut_and_config_file(tmp_path, demo_repo, demo_s
         str(overrides),
     )
     process = run_cli(argv)
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     kept = demo_sources[(demo_sources["reliability"] >= 0.5) & (demo_sources["reliability"] <= 0.9)]
     assert 0 < len(kept) < len(demo_sources)
     assert summary_counts(process.stdout)["total"] == len(kept)
@@ -282,7 +292,7 @@ def test_fits_table_catalog(tmp_path, demo_repo, demo_sources):
     catalog = tmp_path / "sources.fits"
     Table.from_pandas(subset.drop(columns=["reliabilityVersion", "band"])).write(catalog)
     process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(catalog), "--all", *FAST))
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     assert summary_counts(process.stdout)["total"] == 5
     assert "band" in process.stderr  # the missing annotation column is reported once
 
@@ -304,7 +314,7 @@ def test_dotted_connection_override_names_the_dataset_read(tmp_path, demo_repo):
             "connections.science=calexp",
         )
     )
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == expected_status(process.stdout), process.stderr
     assert summary_counts(process.stdout) == {"total": 4, "written": 0, "skipped": 0, "failed": 4}
     failures = pd.read_csv(output / "failures.csv")
     assert set(failures["reason_code"]) == {"missing_exposure"}

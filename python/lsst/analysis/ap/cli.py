@@ -6,8 +6,9 @@ or ``--postgres_url`` / ``--namespace``, read through lsst-dax-apdb), a
 catalog file (``--catalog``: parquet, CSV or FITS table) or the Butler's
 DiaSource tables (``--dataset-type`` with ``--where``).  Visit, time, detector,
 band and reliability options choose the sources; with an APDB they become the
-SQL query.  Without ``--all`` the first ``--limit`` sources are drawn; with
-``--all`` every selected source.
+SQL query.  Without ``--all`` the first ``--limit`` sources are drawn (with
+a warning when that leaves selected sources out); with ``--all`` every
+selected source.  Exit status: `EXIT_CODES`.
 
 Without a Butler, ``plotAlertCutouts INPUT… OUTPUT`` draws the stamps of Rubin
 or ZTF alert packets (files, directories, glob patterns) and ``plotFileCutouts
@@ -19,11 +20,13 @@ configuration overrides and log options, and write the same outputs.
 from __future__ import annotations
 
 __all__ = (
+    "EXIT_CODES",
     "EXPORT_COLUMNS",
     "alerts_main",
     "build_alerts_parser",
     "build_files_parser",
     "build_parser",
+    "exit_status",
     "files_main",
     "main",
 )
@@ -94,6 +97,44 @@ EXPORT_COLUMNS = (
 )
 """Columns of ``all_diasources.csv.gz`` and ``exported_diasources.csv.gz``
 (those a table has), written when ``save_as_numpy`` is set."""
+
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ALL_FAILED = 3
+EXIT_OUTPUT = 4
+
+EXIT_CODES = {
+    EXIT_OK: "every source written or skipped (already present), or none to draw",
+    EXIT_SOME_FAILED: "some sources failed (see failures.csv); the others were written or skipped",
+    EXIT_USAGE: "usage or input error (bad option, catalog, query or configuration); nothing drawn",
+    EXIT_ALL_FAILED: "every source failed (e.g. no images in the collections); see failures.csv",
+    EXIT_OUTPUT: "the outputs could not be written (unwritable, full or unreachable); every file written "
+    "is whole and the same command finishes the run",
+}
+"""Exit status of ``plotImageSubtractionCutouts`` and what it means."""
+
+
+def exit_status(summary: dict) -> int:
+    """Exit status of a run from its summary (see `EXIT_CODES`).
+
+    Parameters
+    ----------
+    summary : `dict`
+        The run's summary (``written``, ``skipped``, ``failed`` counts).
+
+    Returns
+    -------
+    status : `int`
+        `EXIT_OK`, `EXIT_SOME_FAILED` or `EXIT_ALL_FAILED`.
+
+    """
+    if not summary["failed"]:
+        return EXIT_OK
+    if summary["written"] or summary["skipped"]:
+        return EXIT_SOME_FAILED
+    return EXIT_ALL_FAILED
 
 
 class CommandError(Exception):
@@ -379,8 +420,19 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     options = dict(instrument=instrument, progress=not args.no_progress, origin=origin)
     if reader is not None:
         data = reader.read(selection, limit=None if args.all else args.limit)
+        selected = reader.count(selection) if not args.all else len(data)
     else:
         data = frame if args.all else frame.iloc[: args.limit]
+        selected = len(frame)
+    if len(data) < selected:
+        _LOG.warning(
+            "%s: %d DiaSources selected, drawing only the first %d (--limit %d); "
+            "pass --all to draw every one.",
+            origin,
+            selected,
+            len(data),
+            args.limit,
+        )
     result = task.run(data, butler, args.jobs, **options)
     drawn = [*result.written, *result.skipped]
     if exported is not None:
@@ -390,7 +442,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     if reader is not None:
         reader.close()
     print(f"Output: {task.output_path}")
-    return _report(result, start, "DiaSource(s)")
+    _report(result, start, "DiaSource(s)")
+    return exit_status(result.summary)
 
 
 def _first_line(error: BaseException) -> str:
@@ -409,11 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     status : `int`
-        Process exit status: 0 when the run finished (whatever failed per
-        source is in ``failures.csv``); 2 for bad options, configuration or
-        input (APDB, catalog, repository, collections), reported on one line
-        of standard error without a traceback; 1 when outputs cannot be
-        written.
+        Process exit status (`EXIT_CODES`): 0 every source written or
+        skipped; 1 some sources failed (listed in ``failures.csv``); 2 bad
+        options, configuration or input (APDB, catalog, repository,
+        collections, a table value naming its column and row), reported on
+        one line of standard error without a traceback, nothing drawn; 3
+        every source failed; 4 the outputs cannot be written.
 
     """
     parser = build_parser()
@@ -439,15 +493,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, config)
     except (CommandError, SourceTableError) as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 2
+        print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_USAGE
     except OutputError as error:
         print(
             f"{PROG}: {error}. Every file written is complete; run the same "
             "command again once this is fixed to finish the run.",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_OUTPUT
 
 
 # Without a Butler ------------------------------------------------------------------
