@@ -296,7 +296,7 @@ def draw_original(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     types = image_dataset_types(science_image_type, diff_image_type)
-    sources = standardize_sources(sources, origin="DiaSource table")
+    sources = standardize_sources(sources, origin="DiaSource table").sources
     timings = []
     for (instrument, visit, detector), group in group_by_detector(sources):
         data_id = {"instrument": instrument, "visit": int(visit), "detector": int(detector)}

@@ -465,7 +465,22 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         )
         for row in todo:
             self.failure_log.error(int(row["diaSourceId"]), error)
-        return [self._record(row, STATUS_FAILED, ReasonCode.MISSING_IMAGE, str(error)) for row in todo]
+        return [self._record(row, STATUS_FAILED, error.code, str(error)) for row in todo]
+
+    def reject(self, rejected: pd.DataFrame) -> pd.DataFrame:
+        """Failure records of sources refused by validation (the
+        ``rejected`` rows of a `~lsst.analysis.ap.sources.SourceTable`),
+        each logged with its reason.
+        """
+        return records_frame(
+            [self._fail(row, row["reason_code"], row["reason"]) for row in rejected.to_dict("records")]
+        )
+
+    def fail_all(self, sources: pd.DataFrame, code: ReasonCode, reason: str) -> pd.DataFrame:
+        """Failure records of every source of ``sources`` with one reason."""
+        return records_frame(
+            [self._record(row, STATUS_FAILED, code, reason) for row in sources.to_dict("records")]
+        )
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
         missing = tuple(
@@ -484,7 +499,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         """
         ra = np.array([row["ra"] for row in todo], dtype=float)
         dec = np.array([row["dec"] for row in todo], dtype=float)
-        positions = {role: readers[role].sky_to_pixel(ra, dec) for role in IMAGE_ROLES}
+        positions = {role: _sky_to_pixel(readers[role], ra, dec) for role in IMAGE_ROLES}
         # The scale bar is drawn from the science image's pixel scale (the
         # template and difference share its pixel grid).
         scale = readers["science"].pixel_scale_arcsec()
@@ -814,13 +829,30 @@ def _instrument_of(row: Mapping[str, Any]) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
+def _sky_to_pixel(reader: PlaneReader, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions of sky positions; a position the projection refuses
+    gets NaN (its source alone fails as off the image).
+    """
+    try:
+        return reader.sky_to_pixel(ra, dec)
+    except ImageUnavailableError:
+        raise
+    except Exception:
+        if len(ra) == 1:
+            return np.array([np.nan]), np.array([np.nan])
+    pairs = [_sky_to_pixel(reader, ra[i : i + 1], dec[i : i + 1]) for i in range(len(ra))]
+    return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
+
+
 def make_detector_records(
     cutouter: DetectorCutouter,
     sources: pd.DataFrame,
     open_readers: Callable[[], Mapping[str, PlaneReader]],
 ) -> pd.DataFrame:
     """Open the readers of one visit × detector (once) and process its
-    sources; a missing image fails them all with its reason.
+    sources; a missing or unreadable image fails them all with its reason,
+    and so does any unexpected error of the visit × detector as a whole
+    (the other visit × detectors go on).
 
     Parameters
     ----------
@@ -843,7 +875,15 @@ def make_detector_records(
         readers: Mapping[str, PlaneReader] | ImageUnavailableError = open_readers()
     except ImageUnavailableError as error:
         readers = error
-    return cutouter.process(sources, readers)
+    try:
+        return cutouter.process(sources, readers)
+    except Exception as error:  # one bad visit × detector never aborts the run
+        first = sources.iloc[0]
+        reason = (
+            f"visit {int(first['visit'])} detector {int(first['detector'])}: {type(error).__name__}: {error}"
+        )
+        cutouter.log.warning("%s; its %d source(s) fail", reason, len(sources))
+        return cutouter.fail_all(sources, ReasonCode.ERROR, reason)
 
 
 def _limits_json(limits: Any) -> str:

@@ -55,7 +55,7 @@ from .records import (
     STATUS_SKIPPED,
     STATUS_WRITTEN,
     ReasonCode,
-    empty_records,
+    concat_records,
     make_record,
     records_frame,
     summarize,
@@ -480,10 +480,17 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         data_id = butlerQC.quantum.dataId
         handles = {role: butlerQC.get(getattr(inputRefs, role)) for role in IMAGE_ROLES}
         sources = butlerQC.get(inputRefs.diaSources)
-        sources = standardize_sources(
+        table = standardize_sources(
             sources, instrument=str(data_id["instrument"]), origin=f"dia sources of {data_id}"
         )
-        records = self.runDetector(sources, {role: handle_plane_reader(h) for role, h in handles.items()})
+        records = concat_records(
+            [
+                self._cutouter().reject(table.rejected),
+                self.runDetector(
+                    table.sources, {role: handle_plane_reader(h) for role, h in handles.items()}
+                ),
+            ]
+        )
         butlerQC.put(pipeBase.Struct(records=records), outputRefs)
 
     def runDetector(self, sources: pd.DataFrame, readers: dict) -> pd.DataFrame:
@@ -633,7 +640,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
 
         """
         wanted = [int(i) for i in sources]
-        records = pd.concat([empty_records(), *(r for r, _ in self._pending)], ignore_index=True)
+        records = concat_records([r for r, _ in self._pending])
         sources = pd.concat([s for _, s in self._pending], ignore_index=True) if self._pending else None
         self._pending.clear()
         unknown = set(wanted).difference(records["diaSourceId"].astype(int))
@@ -766,9 +773,12 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """Draw the sources of ``data``; return their records and the
         standardized sources.
         """
-        if instrument is None and (not isinstance(data, pd.DataFrame) or "instrument" not in data.columns):
+        if instrument is None:
+            # Rows without an instrument (no column, or null values) are of
+            # the repository's instrument when it has only one.
             instrument = only_instrument(butler)
-        sources = standardize_sources(data, instrument=instrument, origin=origin)
+        table = standardize_sources(data, instrument=instrument, origin=origin)
+        sources = table.sources
         self.prepare_output()
         groups = [frame for _, frame in group_by_detector(sources)]
         self.log.info(
@@ -778,13 +788,14 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             self.output_path,
         )
         self._failure_log.reset()
+        rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
         if njobs > 0 and len(groups) > 1:
             frames = draw_in_workers(self, butler, groups, njobs, meter.update)
         else:
             frames = [self.drawGroups(butler, groups, meter.update)]
         self._failure_log.report_unlogged()
-        return pd.concat([empty_records(), *frames], ignore_index=True), sources
+        return concat_records([rejected, *frames]), sources
 
     def drawGroups(
         self,
@@ -827,7 +838,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             frames.append(make_detector_records(cutouter, sources, open_readers))
             if on_group is not None:
                 on_group(frames[-1])
-        return pd.concat([empty_records(), *frames], ignore_index=True)
+        return concat_records(frames)
 
     def prepare_output(self) -> None:
         """Before drawing: check that the output directory can be written and
@@ -899,7 +910,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             f" {summary['failed_by_reason']}, listed in {files.failures}" if summary["failed"] else "",
         )
         by_status = {
-            status: records.loc[records["status"] == status, "diaSourceId"].astype(int).tolist()
+            status: [int(i) for i in records.loc[records["status"] == status, "diaSourceId"]]
             for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
         if order is None:
@@ -1084,7 +1095,7 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
             unhandled visit × detectors.
 
         """
-        table = pd.concat([empty_records(), *records], ignore_index=True)
+        table = concat_records(records)
         if len(unhandled):
             if table.empty:
                 self.log.warning(
@@ -1094,15 +1105,14 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
                 )
             else:
                 output_path, url_root = table["output_path"].iloc[0], table["url_root"].iloc[0]
-                table = pd.concat(
+                table = concat_records(
                     [
                         table,
                         *(
                             _missing_quantum_records(key, sources, output_path, url_root)
                             for key, sources in unhandled
                         ),
-                    ],
-                    ignore_index=True,
+                    ]
                 )
                 for (instrument, visit, detector), sources in unhandled:
                     self.log.warning(
@@ -1163,7 +1173,8 @@ def _missing_quantum_records(
     quantum did not run.
     """
     instrument, visit, detector = key
-    frame = standardize_sources(sources, instrument=instrument, origin=f"DiaSources of {key}")
+    table = standardize_sources(sources, instrument=instrument, origin=f"DiaSources of {key}")
+    frame = pd.concat([table.sources, table.rejected], ignore_index=True)
     reason = f"no cutout quantum ran for visit {visit} detector {detector}: an input image is missing"
     return records_frame(
         [

@@ -17,7 +17,9 @@ __all__ = (
     "STATUS_SKIPPED",
     "STATUS_WRITTEN",
     "ReasonCode",
+    "concat_records",
     "empty_records",
+    "id_array",
     "make_record",
     "records_frame",
     "summarize",
@@ -25,9 +27,10 @@ __all__ = (
 
 import enum
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 STATUS_WRITTEN = "written"
@@ -75,6 +78,16 @@ class ReasonCode(enum.StrEnum):
     BAD_CUTOUT = "bad_cutout"
     """An alert packet's stamp is not a readable FITS image with what it
     needs (a celestial WCS for Rubin stamps)."""
+    CORRUPT_IMAGE = "corrupt_image"
+    """An image file of the visit × detector exists but cannot be read as an
+    image (damaged, truncated, not an image); the reason names the file."""
+    BAD_COORDINATES = "bad_coordinates"
+    """The source's ``ra`` or ``dec`` is null, not a number, not finite, or
+    outside [0, 360] / [-90, 90] degrees."""
+    NO_INSTRUMENT = "no_instrument"
+    """The source's ``instrument`` is null and no default is known (no
+    ``instrument`` argument and not exactly one instrument in the
+    repository)."""
 
 
 RECORD_COLUMNS: Mapping[str, str] = {
@@ -103,7 +116,12 @@ the display limits of the drawn panels as JSON, ``{"template": [[vmin,
 vmax] per size], "science": ..., "difference": ...}`` (``null`` for an
 empty or constant stamp; empty when no PNG was drawn by this run), and
 ``resampled`` says whether the stamps were resampled (``north_up``).
+
+``diaSourceId`` is ``uint64`` in a table holding ids beyond 2**63 - 1 (see
+`id_array`, `concat_records`).
 """
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 _INTEGER_COLUMNS = tuple(name for name, dtype in RECORD_COLUMNS.items() if dtype == "int64")
 
@@ -200,8 +218,62 @@ def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         return empty_records()
     frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     for name in _INTEGER_COLUMNS:
-        frame[name] = frame[name].astype("int64")
+        frame[name] = id_array(frame[name]) if name == "diaSourceId" else frame[name].astype("int64")
     return frame
+
+
+def id_array(values: Iterable[Any]) -> np.ndarray:
+    """Exact ``diaSourceId`` values.
+
+    Parameters
+    ----------
+    values : `~collections.abc.Iterable`
+        Integer ids.
+
+    Returns
+    -------
+    ids : `numpy.ndarray`
+        ``int64``; ``uint64`` when an id is beyond 2**63 - 1 (ids up to
+        2**64 - 1 are kept exactly); ``object`` (Python integers) when
+        negative ids are mixed with those.
+
+    """
+    ids = [int(v) for v in values]
+    if not ids or max(ids) <= _INT64_MAX:
+        return np.array(ids, dtype=np.int64)
+    if min(ids) >= 0:
+        return np.array(ids, dtype=np.uint64)
+    return np.array(ids, dtype=object)
+
+
+def concat_records(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Union of record tables, with ids kept exactly.
+
+    `pandas.concat` of an ``int64`` and a ``uint64`` id column gives
+    floats, which cannot hold every 64-bit id; use this instead.
+
+    Parameters
+    ----------
+    frames : `~collections.abc.Iterable` [`pandas.DataFrame`]
+        Record tables.
+
+    Returns
+    -------
+    records : `pandas.DataFrame`
+        Their rows in order (an empty record table when there are no
+        frames).
+
+    """
+    frames = list(frames)
+    nonempty = [frame for frame in frames if len(frame)]
+    if not nonempty:
+        return pd.concat(frames, ignore_index=True) if frames else empty_records()
+    frames = nonempty
+    if len({frame["diaSourceId"].dtype for frame in frames}) > 1:
+        frames = [frame.astype({"diaSourceId": object}) for frame in frames]
+    table = pd.concat(frames, ignore_index=True)
+    table["diaSourceId"] = id_array(table["diaSourceId"])
+    return table
 
 
 def summarize(records: pd.DataFrame) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = (
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "SourceTable",
     "SourceTableError",
     "group_by_detector",
     "load_butler_sources",
@@ -20,7 +21,11 @@ __all__ = (
     "standardize_sources",
 )
 
+import dataclasses
 import logging
+import math
+import numbers
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .display.annotation import REQUESTED_COLUMNS
+from .records import ReasonCode
 
 _LOG = logging.getLogger(__name__)
 
@@ -46,31 +52,211 @@ class SourceTableError(ValueError):
     """A DiaSource table or catalog that cannot be used at all."""
 
 
+_INT64 = np.iinfo(np.int64)
+_UINT64_MAX = int(np.iinfo(np.uint64).max)
+_FLOAT_EXACT = 2**53
+"""Integers beyond this are not all representable as float64 values."""
+
+_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+
+_SHOWN = 5
+"""Rows named in an error message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceTable:
+    """A validated DiaSource table.
+
+    Attributes
+    ----------
+    sources : `pandas.DataFrame`
+        Rows that can be drawn: an ``instrument`` column (`str`), integer
+        ``diaSourceId``, ``visit`` and ``detector`` columns (``int64``, or
+        ``uint64`` for ids beyond 2**63 - 1), finite ``ra`` in [0, 360] and
+        ``dec`` in [-90, 90] (``float64``), in the input order.
+    rejected : `pandas.DataFrame`
+        Rows that cannot be drawn, standardized the same way (``ra`` and
+        ``dec`` may be NaN, ``instrument`` empty), with ``reason_code`` and
+        ``reason`` columns; each is recorded as failed.
+
+    """
+
+    sources: pd.DataFrame
+    rejected: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.sources) + len(self.rejected)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace").rstrip()
+    return value
+
+
+def _decode_bytes(frame: pd.DataFrame) -> pd.DataFrame:
+    """String columns of FITS tables arrive as bytes: decode them."""
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype.kind == "S":
+            frame[column] = series.map(_decode).astype(object)
+        elif series.dtype == object and series.map(lambda v: isinstance(v, bytes | np.bytes_)).any():
+            frame[column] = series.map(_decode)
+    return frame
+
+
+def _rows(positions: Sequence[int]) -> str:
+    shown = ", ".join(str(p) for p in positions[:_SHOWN])
+    more = f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else ""
+    return f"row{'s' if len(positions) > 1 else ''} {shown}{more}"
+
+
+def _is_null(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_integer(value: Any) -> tuple[int | None, str]:
+    """The exact integer of a table value, or `None` and what is wrong."""
+    if _is_null(value):
+        return None, "the value is null"
+    if isinstance(value, bool | np.bool_):
+        return None, f"{value!r} is a boolean, not an integer"
+    if isinstance(value, numbers.Integral):
+        return int(value), ""
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            return None, f"{number!r} is not finite"
+        if not number.is_integer():
+            return None, f"{number!r} is not a whole number"
+        if abs(number) > _FLOAT_EXACT:
+            return None, (
+                f"{number!r} is a floating-point value beyond 2**53, which cannot hold every integer "
+                "exactly (store the column as integers)"
+            )
+        return int(number), ""
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        return int(value), ""
+    return None, f"{value!r} is not an integer"
+
+
+def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
+    """Exact integers of an id column (``int64``, or ``uint64`` when the
+    values need it); raises naming the rows that hold anything else.
+    """
+    kind = series.dtype.kind
+    if kind in "iu" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        values = series.to_numpy()
+        if kind == "u" and len(values) and int(values.max()) > _INT64.max:
+            return values.astype(np.uint64)
+        return values.astype(np.int64)
+    integers: list[int | None] = []
+    problems: dict[str, list[int]] = {}
+    for position, value in enumerate(series.tolist()):
+        number, problem = _as_integer(value)
+        if number is not None and not (_INT64.min <= number <= _UINT64_MAX):
+            number, problem = None, f"{number} is outside the 64-bit integer range"
+        if number is None:
+            problems.setdefault(problem, []).append(position)
+        integers.append(number)
+    if problems:
+        details = "; ".join(f"{_rows(rows)}: {problem}" for problem, rows in list(problems.items())[:_SHOWN])
+        raise SourceTableError(f"{origin}: column {column!r} must hold integers: {details}.")
+    if not integers:
+        return np.zeros(0, dtype=np.int64)
+    if max(integers) <= _INT64.max:
+        return np.array(integers, dtype=np.int64)
+    if min(integers) >= 0:
+        return np.array(integers, dtype=np.uint64)
+    big = [p for p, n in enumerate(integers) if n > _INT64.max]
+    negative = [p for p, n in enumerate(integers) if n < 0]
+    raise SourceTableError(
+        f"{origin}: column {column!r} mixes negative values ({_rows(negative)}) with values beyond "
+        f"2**63 - 1 ({_rows(big)}); no 64-bit integer type holds both."
+    )
+
+
+def _coordinate(series: pd.Series, column: str, low: float, high: float) -> tuple[np.ndarray, list[str]]:
+    """Float values of ``ra`` or ``dec`` and, per row, what is wrong ('' if
+    nothing).
+    """
+    values = np.full(len(series), np.nan)
+    problems = [""] * len(series)
+    for position, value in enumerate(series.tolist()):
+        if _is_null(value):
+            problems[position] = f"{column} is null or NaN"
+            continue
+        if isinstance(value, bool | np.bool_):
+            problems[position] = f"{column} {value!r} is not a number"
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            problems[position] = f"{column} {value!r} is not a number"
+            continue
+        values[position] = number
+        if not math.isfinite(number):
+            problems[position] = f"{column} {number!r} is not finite"
+        elif not low <= number <= high:
+            problems[position] = f"{column} {number!r} is outside [{low:g}, {high:g}] degrees"
+    return values, problems
+
+
+def _instrument_column(frame: pd.DataFrame, instrument: str | None, origin: str) -> list[str]:
+    """Instrument of each row ('' where unknown)."""
+    if "instrument" not in frame.columns:
+        if instrument is None:
+            raise SourceTableError(
+                f"{origin}: no 'instrument' column; add one or pass the instrument name "
+                "(--instrument on the command line)."
+            )
+        return [instrument] * len(frame)
+    names = []
+    for value in frame["instrument"].tolist():
+        name = "" if _is_null(value) else str(value).strip()
+        names.append(name or instrument or "")
+    return names
+
+
 def standardize_sources(
     data: Any, *, instrument: str | None = None, origin: str = "input table"
-) -> pd.DataFrame:
+) -> SourceTable:
     """Check a DiaSource table and bring it to the form the task uses.
+
+    Every row of the input is either in the result's ``sources`` or in its
+    ``rejected`` rows (with a reason), or the whole table is refused: a
+    problem that leaves a row without an identity (a missing, null,
+    non-integer, fractional or duplicated ``diaSourceId``, ``visit`` or
+    ``detector``) stops everything before any work, naming the column and
+    the rows.  A problem of one source's own values (null, non-numeric,
+    non-finite or out-of-range ``ra``/``dec``; no instrument) rejects that
+    row only.  Bytes values (FITS string columns) are decoded as UTF-8.
 
     Parameters
     ----------
     data : `pandas.DataFrame` or `astropy.table.Table`
         DiaSources with APDB column names.
     instrument : `str`, optional
-        Instrument name to use where the table has no ``instrument`` column.
+        Instrument of rows without one (no ``instrument`` column, or a null
+        value in it).
     origin : `str`, optional
         Where the table came from, for error messages.
 
     Returns
     -------
-    sources : `pandas.DataFrame`
-        A copy with an ``instrument`` column and integer ``diaSourceId``,
-        ``visit`` and ``detector`` columns, in the input order.
+    table : `SourceTable`
+        The rows to draw and the rejected rows, in the input order.  Rows
+        are numbered from 0 in table order in every message.
 
     Raises
     ------
     SourceTableError
-        Raised when a required column is missing, holds nulls, or an
-        instrument cannot be determined; the message names the column.
+        Raised when a required column is missing, when an id column holds a
+        value that is not an exact integer, or when a ``diaSourceId``
+        appears more than once; the message names the column and the rows.
 
     """
     if not isinstance(data, pd.DataFrame):
@@ -81,6 +267,8 @@ def standardize_sources(
                 f"{origin}: expected a pandas DataFrame or astropy Table of DiaSources, "
                 f"not {type(data).__name__}."
             ) from None
+        except Exception as error:
+            raise SourceTableError(f"{origin}: cannot convert the table to pandas: {error}") from error
     frame = data.reset_index(drop=("diaSourceId" in data.columns or data.index.name != "diaSourceId"))
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
@@ -89,30 +277,43 @@ def standardize_sources(
             f"(columns present: {', '.join(map(str, frame.columns[:20]))}"
             f"{', …' if len(frame.columns) > 20 else ''})."
         )
-    for column in REQUIRED_COLUMNS:
-        nulls = frame[column].isna()
-        if nulls.any():
-            bad = frame.index[nulls][:5].tolist()
-            raise SourceTableError(f"{origin}: column {column!r} has null values (rows {bad}).")
-    frame = frame.copy()
+    frame = _decode_bytes(frame.copy())
     for column in ("diaSourceId", "visit", "detector"):
-        frame[column] = frame[column].astype(np.int64)
-    if "instrument" not in frame.columns:
-        if instrument is None:
-            raise SourceTableError(
-                f"{origin}: no 'instrument' column; add one or pass the instrument name "
-                "(--instrument on the command line)."
-            )
-        frame["instrument"] = instrument
-    elif instrument is not None:
-        frame["instrument"] = frame["instrument"].fillna(instrument)
-    duplicated = frame["diaSourceId"].duplicated()
+        frame[column] = _integer_column(frame[column], column, origin)
+    duplicated = frame["diaSourceId"].duplicated(keep=False).to_numpy()
     if duplicated.any():
+        positions = np.flatnonzero(duplicated)
+        first = frame["diaSourceId"].iloc[positions[0]]
+        same = np.flatnonzero((frame["diaSourceId"] == first).to_numpy())
         raise SourceTableError(
-            f"{origin}: diaSourceId values are not unique "
-            f"(e.g. {frame.loc[duplicated, 'diaSourceId'].iloc[:5].tolist()})."
+            f"{origin}: column 'diaSourceId' must be unique: {len(positions)} rows share a value "
+            f"(e.g. {int(first)} in rows {', '.join(map(str, same[:_SHOWN]))}); each DiaSource can have "
+            "one cutout: remove the duplicate rows."
         )
-    return frame
+    frame["instrument"] = _instrument_column(frame, instrument, origin)
+    ra, ra_problems = _coordinate(frame["ra"], "ra", 0.0, 360.0)
+    dec, dec_problems = _coordinate(frame["dec"], "dec", -90.0, 90.0)
+    frame["ra"], frame["dec"] = ra, dec
+    codes, reasons = [], []
+    for name, ra_problem, dec_problem in zip(frame["instrument"], ra_problems, dec_problems, strict=True):
+        problems = [p for p in (ra_problem, dec_problem) if p]
+        if problems:
+            codes.append(ReasonCode.BAD_COORDINATES)
+            reasons.append("; ".join(problems))
+        elif not name:
+            codes.append(ReasonCode.NO_INSTRUMENT)
+            reasons.append(
+                "no instrument: the instrument value is null and no default is known "
+                "(pass --instrument, or give the repository one instrument)"
+            )
+        else:
+            codes.append(ReasonCode.NONE)
+            reasons.append("")
+    bad = np.array([bool(code) for code in codes], dtype=bool)
+    rejected = frame[bad].copy()
+    rejected["reason_code"] = [c for c in codes if c]
+    rejected["reason"] = [r for r in reasons if r]
+    return SourceTable(sources=frame[~bad], rejected=rejected)
 
 
 def missing_optional_columns(columns: Iterable[str]) -> list[str]:
@@ -225,9 +426,21 @@ def load_butler_sources(
         If no dataset matches.
 
     """
-    refs = butler.query_datasets(
-        dataset_type, collections=collections, where=where, limit=None, explain=False, find_first=True
-    )
+    from lsst.daf.butler import MissingCollectionError, MissingDatasetTypeError
+
+    try:
+        refs = butler.query_datasets(
+            dataset_type, collections=collections, where=where, limit=None, explain=False, find_first=True
+        )
+    except MissingDatasetTypeError:
+        raise SourceTableError(f"dataset type {dataset_type!r} is not defined in the repository.") from None
+    except MissingCollectionError as error:
+        raise SourceTableError(f"{error}") from None
+    except Exception as error:
+        message = " ".join(str(error).split())
+        raise SourceTableError(
+            f"cannot query {dataset_type} datasets with --where {where!r}: {message}"
+        ) from error
     frames = []
     total = 0
     for ref in sorted(refs, key=lambda r: tuple(str(v) for v in r.dataId.required.values())):
@@ -238,11 +451,20 @@ def load_butler_sources(
         frame["instrument"] = ref.dataId["instrument"]
         frames.append(frame)
         total += len(frame)
-        if limit is not None and total >= limit:
+        if limit is not None and total > limit:
             break
     if not frames:
         raise SourceTableError(
             f"No {dataset_type} datasets found in collections {collections} with where={where!r}."
         )
     frame = pd.concat(frames, ignore_index=True)
-    return frame.iloc[:limit] if limit is not None else frame
+    if limit is not None and len(frame) > limit:
+        _LOG.warning(
+            "The %s datasets hold more than %d DiaSources; drawing the first %d (--limit); "
+            "drop --limit to draw all of them.",
+            dataset_type,
+            limit,
+            limit,
+        )
+        frame = frame.iloc[:limit]
+    return frame

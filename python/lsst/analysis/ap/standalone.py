@@ -43,7 +43,7 @@ from .images.alerts import (
 from .images.butler import ImageUnavailableError
 from .images.files import file_plane_reader, role_files
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
-from .records import ReasonCode, empty_records, records_frame
+from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, standardize_sources
 
 _LOG = logging.getLogger(__name__)
@@ -117,12 +117,14 @@ def _packet_records(
     )
     if not isinstance(source, PacketFailure):
         try:
-            sources = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
+            table = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
         except SourceTableError as error:
             source = PacketFailure(packet, ReasonCode.BAD_PACKET, str(error), source.row)
         else:
+            if len(table.rejected):
+                return cutouter.reject(table.rejected), None
             readers = source.readers
-            return make_detector_records(cutouter, sources, lambda: readers), sources
+            return make_detector_records(cutouter, table.sources, lambda: readers), table.sources
     failed = records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
     return failed, None
 
@@ -344,7 +346,8 @@ def make_file_cutouts(
     if isinstance(sources, str | os.PathLike):
         origin = f"catalog {sources}"
         sources = load_catalog(sources)
-    frame = standardize_sources(sources, instrument=instrument or "unknown", origin=origin)
+    table = standardize_sources(sources, instrument=instrument or "unknown", origin=origin)
+    frame = table.sources
     files = {
         role: role_files(spec, role)
         for role, spec in (("template", template), ("science", science), ("difference", difference))
@@ -354,7 +357,7 @@ def make_file_cutouts(
     cutouter = task._cutouter()
     readers = _FileReaders(files)
     assigned: dict[tuple[Path, Path, Path], list[int]] = {}
-    frames = [empty_records()]
+    frames = [cutouter.reject(table.rejected)]
     failed_rows = []
     for position, row in enumerate(frame.to_dict("records")):
         chosen = []
@@ -380,5 +383,5 @@ def make_file_cutouts(
             return {role: readers.reader(path) for role, path in zip(IMAGE_ROLES, paths, strict=True)}
 
         frames.append(make_detector_records(cutouter, frame.iloc[positions], open_readers))
-    records = pd.concat(frames, ignore_index=True)
+    records = concat_records(frames)
     return task.finish(records, frame)

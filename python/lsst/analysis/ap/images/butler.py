@@ -40,6 +40,7 @@ __all__ = (
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,11 +48,27 @@ import numpy as np
 from lsst.images import Box, Image, SkyProjection
 
 from ..geometry import pixel_scale_arcsec, sky_to_pixel
+from ..records import ReasonCode
 from .tiles import TiledPlane, open_plane
 
 
 class ImageUnavailableError(RuntimeError):
-    """An image of a visit × detector could not be found or read."""
+    """An image of a visit × detector could not be found or read.
+
+    Parameters
+    ----------
+    message : `str`
+        What happened, naming the dataset (and its file when known).
+    code : `~lsst.analysis.ap.records.ReasonCode`, optional
+        Reason code of the sources that fail because of it:
+        ``missing_exposure`` (no such dataset or file) or ``corrupt_image``
+        (the file exists but cannot be read as an image).
+
+    """
+
+    def __init__(self, message: str, code: ReasonCode = ReasonCode.MISSING_IMAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 Getter = Callable[[str, Mapping[str, Any] | None], Any]
@@ -75,16 +92,32 @@ class PlaneReader:
     getter: Getter
     closer: Callable[[], None] | None = None
     """Called by `release` (closes files the getter keeps open)."""
+    file: str | None = None
+    """Local path of the dataset's file, when known (named when it cannot
+    be read)."""
     _projection: SkyProjection | None = None
     _bbox: Box | None = None
     _whole: tuple[np.ndarray, Box] | None = None
+
+    def _unreadable(self, error: Exception, what: str = "") -> ImageUnavailableError:
+        """The error of a failed read: a missing file, or a corrupt one."""
+        detail = " ".join(str(error).split())
+        if self.file is not None:
+            if not os.path.exists(self.file):
+                return ImageUnavailableError(f"file {self.file} of {self.name} is missing: {detail}")
+            return ImageUnavailableError(
+                f"image file {self.file} ({self.name}) is corrupt or unreadable{what}: "
+                f"{type(error).__name__}: {detail}",
+                code=ReasonCode.CORRUPT_IMAGE,
+            )
+        return ImageUnavailableError(f"cannot read{what} {self.name}: {detail}")
 
     def _describe(self) -> None:
         try:
             self._bbox = self.getter("bbox", None)
             self._projection = self.getter("sky_projection", None)
         except Exception as error:
-            raise ImageUnavailableError(f"cannot read {self.name}: {error}") from error
+            raise self._unreadable(error) from error
         if self._projection is None:
             raise ImageUnavailableError(f"{self.name} has no sky projection (WCS)")
 
@@ -170,7 +203,7 @@ class PlaneReader:
             try:
                 image = self.getter("image", None)
             except Exception as error:
-                raise ImageUnavailableError(f"cannot read {self.name}: {error}") from error
+                raise self._unreadable(error) from error
             self._whole = (image.array, image.bbox)
             self._bbox = image.bbox
         return self._whole
@@ -202,7 +235,7 @@ class PlaneReader:
         try:
             image = self.getter("image", {"bbox": box})
         except Exception as error:
-            raise ImageUnavailableError(f"cannot read {box} of {self.name}: {error}") from error
+            raise self._unreadable(error, f" (reading {box})") from error
         return image.array, image.bbox
 
     def read_component(self, box: Box, component: str) -> Any:
@@ -417,7 +450,12 @@ def butler_plane_reader(butler: Any, dataset_type: str, data_id: Mapping[str, An
     except Exception:  # e.g. a disassembled (one file per component) dataset
         return PlaneReader(name=name, getter=butler_get)
     getter = OpenArchiveGetter(uri, butler_get)
-    return PlaneReader(name=name, getter=getter, closer=getter.close)
+    return PlaneReader(name=name, getter=getter, closer=getter.close, file=_local_path(uri))
+
+
+def _local_path(uri: Any) -> str | None:
+    """Local file path of a resource URI, or `None`."""
+    return uri.ospath if getattr(uri, "isLocal", False) else None
 
 
 def handle_plane_reader(handle: Any) -> PlaneReader:
@@ -445,7 +483,7 @@ def handle_plane_reader(handle: Any) -> PlaneReader:
     except Exception:
         return PlaneReader(name=name, getter=handle_get)
     getter = OpenArchiveGetter(uri, handle_get)
-    return PlaneReader(name=name, getter=getter, closer=getter.close)
+    return PlaneReader(name=name, getter=getter, closer=getter.close, file=_local_path(uri))
 
 
 def only_instrument(butler: Any) -> str | None:

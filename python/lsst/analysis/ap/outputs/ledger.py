@@ -44,7 +44,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from ..records import RECORD_COLUMNS, STATUS_SKIPPED, STATUS_WRITTEN
+from ..records import RECORD_COLUMNS, STATUS_SKIPPED, STATUS_WRITTEN, concat_records, id_array
 from .atomic import writer_tag
 from .store import OutputStore
 
@@ -127,7 +127,9 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
     for name, dtype in RECORD_COLUMNS.items():
         if name not in frame.columns:
             frame[name] = pd.Series([False if dtype == "bool" else ""] * len(frame), dtype=dtype)
-    for name in ("diaSourceId", "visit", "detector"):
+    # Ids beyond 2**63 - 1 are read as uint64 (or text): keep them exact.
+    frame["diaSourceId"] = id_array(frame["diaSourceId"])
+    for name in ("visit", "detector"):
         frame[name] = frame[name].astype("int64")
     for name, dtype in LEDGER_EXTRA_COLUMNS.items():
         if name not in frame.columns:
@@ -216,7 +218,7 @@ class Ledger:
             frames = self._legacy()
         if not frames:
             return read_record_csv(record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records")
-        table = pd.concat(frames, ignore_index=True)
+        table = concat_records(frames)
         table = table.drop_duplicates("diaSourceId", keep="last")
         present = table["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])
         if present.any():
