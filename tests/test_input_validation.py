@@ -1,0 +1,443 @@
+"""Hostile input: DiaSource tables with bad ids, coordinates, instruments
+and bytes strings, corrupt images, bad command lines; every row ends
+written, skipped or failed with a reason, or the run stops before any work
+with one clear line; exit statuses tell the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+from lsst.analysis.ap.sources import SourceTableError, standardize_sources
+from test_cli import FAST, cli, png_files, run_cli, summary_counts
+
+UINT64_MAX = 2**64 - 1
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
+
+
+def base_table(**columns) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "diaSourceId": [11, 12, 13],
+            "visit": [1001, 1001, 1002],
+            "detector": [0, 0, 1],
+            "ra": [10.0, 10.1, 10.2],
+            "dec": [-5.0, -5.1, -5.2],
+        }
+    )
+    for name, values in columns.items():
+        table[name] = values
+    return table
+
+
+def assert_one_clear_line(process: subprocess.CompletedProcess, *words: str) -> None:
+    assert "Traceback" not in process.stderr, process.stderr
+    errors = [line for line in process.stderr.splitlines() if line.startswith("plotImageSubtractionCutouts")]
+    assert len(errors) == 1, process.stderr
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+
+
+def make_task(output: Path, **overrides) -> PlotImageSubtractionCutoutsTask:
+    config = PlotImageSubtractionCutoutsConfig()
+    config.whole_read_min_sources = 1
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    config.validate()
+    return PlotImageSubtractionCutoutsTask(config=config, output_path=output)
+
+
+@pytest.fixture(scope="module")
+def butler(demo_repo):
+    with demo_repo.butler() as butler:
+        yield butler
+
+
+@pytest.fixture(scope="module")
+def group(demo_sources, butler, tmp_path_factory) -> pd.DataFrame:
+    """Six sources of one visit × detector that are drawn (the demo's
+    deliberate no-data and off-image sources left out)."""
+    first = demo_sources.iloc[0]
+    sources = demo_sources[
+        (demo_sources["visit"] == first["visit"]) & (demo_sources["detector"] == first["detector"])
+    ]
+    written = make_task(tmp_path_factory.mktemp("group")).run(sources, butler).written
+    return sources[sources["diaSourceId"].isin(written)].iloc[:6].reset_index(drop=True)
+
+
+# Validation of the table ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "row", "what"),
+    [
+        ("diaSourceId", ["11", "src0", "13"], 1, "'src0' is not an integer"),
+        ("detector", [0, "S00", 1], 1, "'S00' is not an integer"),
+        ("diaSourceId", [11.0, 1001000000.5, 13.0], 1, "1001000000.5 is not a whole number"),
+        ("visit", [1001.0, 1001.0, 1001.7], 2, "1001.7 is not a whole number"),
+        ("visit", [1001, None, 1002], 1, "null"),
+        ("diaSourceId", [11, True, 13], 1, "boolean"),
+        ("diaSourceId", [11, 2**64, 13], 1, "outside the 64-bit integer range"),
+        ("diaSourceId", [11, 2.0**60, 13], 1, "beyond 2**53"),
+    ],
+)
+def test_identity_column_problem_names_column_and_row(column, values, row, what):
+    table = base_table(instrument="DemoCam")
+    table[column] = pd.Series(values, dtype=object)
+    with pytest.raises(SourceTableError) as caught:
+        standardize_sources(table, origin="catalog c.csv")
+    message = str(caught.value)
+    assert message.startswith("catalog c.csv: ")
+    assert f"column {column!r}" in message and f"row {row}:" in message and what in message
+
+
+def test_ids_up_to_uint64_max_are_kept_exactly():
+    ids = np.array([UINT64_MAX, 2**63, 5], dtype=np.uint64)
+    table = standardize_sources(base_table(diaSourceId=ids), instrument="DemoCam")
+    assert table.sources["diaSourceId"].dtype == np.uint64
+    assert [int(i) for i in table.sources["diaSourceId"]] == [UINT64_MAX, 2**63, 5]
+    # The same from text (a CSV read as strings) and from Python integers.
+    as_text = standardize_sources(base_table(diaSourceId=[str(UINT64_MAX), "3", "4"]), instrument="D")
+    assert int(as_text.sources["diaSourceId"].iloc[0]) == UINT64_MAX
+
+
+def test_negative_and_huge_ids_together_are_refused():
+    with pytest.raises(SourceTableError, match=r"column 'diaSourceId' mixes negative values \(row 1\)"):
+        standardize_sources(base_table(diaSourceId=[UINT64_MAX, -4, 5]), instrument="DemoCam")
+
+
+def test_duplicate_ids_are_refused_naming_rows():
+    with pytest.raises(SourceTableError, match=r"column 'diaSourceId' must be unique.*12 in rows 1, 2"):
+        standardize_sources(base_table(diaSourceId=[11, 12, 12]), instrument="DemoCam")
+
+
+def test_bytes_columns_are_decoded():
+    table = base_table(band=[b"r", b"g", b"i"], instrument=[b"DemoCam", b"DemoCam", b"DemoCam"])
+    sources = standardize_sources(table).sources
+    assert sources["band"].tolist() == ["r", "g", "i"]
+    assert sources["instrument"].tolist() == ["DemoCam"] * 3
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("dec", 95.0, "dec 95.0 is outside [-90, 90] degrees"),
+        ("dec", -90.5, "dec -90.5 is outside [-90, 90] degrees"),
+        ("ra", float("nan"), "ra is null or NaN"),
+        ("ra", float("inf"), "ra inf is not finite"),
+        ("ra", 361.0, "ra 361.0 is outside [0, 360] degrees"),
+        ("dec", None, "dec is null or NaN"),
+        ("ra", "abc", "ra 'abc' is not a number"),
+    ],
+)
+def test_bad_coordinates_reject_only_their_row(column, value, reason):
+    table = base_table(instrument="DemoCam")
+    table[column] = table[column].astype(object)
+    table.loc[1, column] = value
+    result = standardize_sources(table)
+    assert result.sources["diaSourceId"].tolist() == [11, 13]
+    assert result.rejected["diaSourceId"].tolist() == [12]
+    assert result.rejected["reason_code"].tolist() == ["bad_coordinates"]
+    assert result.rejected["reason"].tolist() == [reason]
+
+
+def test_null_instrument_is_filled_or_rejected_never_dropped():
+    table = base_table(instrument=pd.Series(["DemoCam", None, np.nan], dtype=object))
+    filled = standardize_sources(table, instrument="DemoCam")
+    assert filled.sources["instrument"].tolist() == ["DemoCam"] * 3 and filled.rejected.empty
+    unknown = standardize_sources(table)
+    assert unknown.sources["diaSourceId"].tolist() == [11]
+    assert unknown.rejected["diaSourceId"].tolist() == [12, 13]
+    assert set(unknown.rejected["reason_code"]) == {"no_instrument"}
+
+
+# The task on the demo repository ------------------------------------------------
+
+
+@pytest.mark.parametrize("njobs", [0, 2])
+def test_bad_declination_fails_alone_others_of_its_detector_drawn(
+    tmp_path, butler, group, demo_sources, njobs
+):
+    other = demo_sources[demo_sources["visit"] != group["visit"].iloc[0]].iloc[:3]
+    data = pd.concat([group, other], ignore_index=True)
+    bad_id = int(data["diaSourceId"].iloc[2])
+    data.loc[2, "dec"] = 95.0
+    result = make_task(tmp_path / "out").run(data, butler, njobs=njobs)
+    records = result.records.set_index("diaSourceId")
+    assert len(records) == len(data)
+    assert records.loc[bad_id, "status"] == "failed"
+    assert records.loc[bad_id, "reason_code"] == "bad_coordinates"
+    assert "dec 95.0" in records.loc[bad_id, "reason"]
+    same_detector = [int(i) for i in group["diaSourceId"] if int(i) != bad_id]
+    assert set(records.loc[same_detector, "status"]) == {"written"}
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert failures["diaSourceId"].tolist() == [bad_id]
+
+
+def test_rows_without_instrument_are_drawn_with_the_only_instrument(tmp_path, butler, group):
+    data = group.copy()
+    data["instrument"] = pd.Series([None, "DemoCam"] * (len(data) // 2), dtype=object)
+    result = make_task(tmp_path / "out").run(data, butler)
+    assert result.summary["total"] == len(data)
+    assert result.summary["written"] == len(data)
+    all_null = group.assign(instrument=None)
+    result = make_task(tmp_path / "out2").run(all_null, butler)
+    assert result.summary["written"] == len(data)
+
+
+def test_uint64_max_id_written_and_listed_exactly(tmp_path, butler, group):
+    data = group.iloc[:2].copy()
+    data["diaSourceId"] = np.array([UINT64_MAX, 2**63 + 7], dtype=np.uint64)
+    output = tmp_path / "out"
+    result = make_task(output, url_root="https://example.org/c").run(data, butler)
+    assert result.summary["written"] == 2
+    assert sorted(int(i) for i in result.written) == [2**63 + 7, UINT64_MAX]
+    png = output / "images" / str((UINT64_MAX // 10000) * 10000) / f"{UINT64_MAX}.png"
+    assert png.stat().st_size > 0
+    manifest = pd.read_csv(output / "manifest.csv", dtype=str)
+    assert sorted(manifest["external_id"]) == sorted([str(UINT64_MAX), str(2**63 + 7)])
+    assert manifest["location:1"].str.endswith(f"/{UINT64_MAX}.png").any()
+    records = pd.read_csv(output / "records.csv", dtype={"diaSourceId": str})
+    assert str(UINT64_MAX) in set(records["diaSourceId"])
+
+
+@pytest.fixture()
+def repo_copy(demo_repo, tmp_path):
+    """A writable copy of the demo repository."""
+    root = tmp_path / "repo"
+    shutil.copytree(demo_repo.root, root, symlinks=True)
+    return root
+
+
+def test_corrupt_image_file_is_reported_as_corrupt_naming_the_file(repo_copy, group, demo_repo):
+    from lsst.daf.butler import Butler
+
+    visit, detector = int(group["visit"].iloc[0]), int(group["detector"].iloc[0])
+    with Butler.from_config(str(repo_copy), collections=[demo_repo.collection]) as butler:
+        uri = butler.getURI("difference_image", instrument="DemoCam", visit=visit, detector=detector)
+        path = Path(uri.ospath)
+        size = path.stat().st_size
+        path.write_bytes(b"SIMPLE  =  garbage" + bytes(size // 2))
+        result = make_task(repo_copy.parent / "out").run(group, butler)
+    records = result.records
+    assert set(records["status"]) == {"failed"}
+    assert set(records["reason_code"]) == {"corrupt_image"}
+    assert all(str(path) in reason for reason in records["reason"])
+
+
+# The command line ---------------------------------------------------------------
+
+
+def write_catalog(tmp_path: Path, table: pd.DataFrame, name: str = "sources.csv") -> Path:
+    path = tmp_path / name
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "row_text"),
+    [
+        ("diaSourceId", "src0", "'src0' is not an integer"),
+        ("detector", "S00", "'S00' is not an integer"),
+        ("diaSourceId", 1001000000.5, "1001000000.5 is not a whole number"),
+        ("visit", 1001.7, "1001.7 is not a whole number"),
+    ],
+)
+def test_cli_refuses_bad_id_values_naming_row_and_column(tmp_path, demo_repo, group, column, value, row_text):
+    table = group.copy()
+    table[column] = table[column].astype(object)
+    table.loc[3, column] = value
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(write_catalog(tmp_path, table))))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, f"column {column!r}", "row 3:", row_text)
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_cli_duplicate_rows_refused(tmp_path, demo_repo, group):
+    table = pd.concat([group, group.iloc[[1]]], ignore_index=True)
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", str(write_catalog(tmp_path, table))))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, "column 'diaSourceId'", f"rows 1, {len(group)}")
+
+
+def test_cli_fits_bytes_strings_decoded(tmp_path, demo_repo, group):
+    from astropy.table import Table
+
+    subset = group.iloc[:3][["diaSourceId", "visit", "detector", "ra", "dec"]].copy()
+    fits = Table.from_pandas(subset)
+    fits["band"] = np.array([b"r", b"r", b"g"])
+    fits["instrument"] = np.array([b"DemoCam"] * 3)
+    catalog = tmp_path / "sources.fits"
+    fits.write(catalog)
+    output = tmp_path / "out"
+    process = run_cli(
+        cli(demo_repo, output, "--catalog", str(catalog), "--url-root", "https://e.org/", *FAST)
+    )
+    assert process.returncode == EXIT_OK, process.stderr
+    manifest = pd.read_csv(output / "manifest.csv")
+    assert sorted(manifest["metadata:band"]) == ["g", "r", "r"]
+    assert set(manifest["metadata:instrument"]) == {"DemoCam"}
+
+
+def test_cli_bad_declination_with_two_workers(tmp_path, demo_repo, demo_sources, group):
+    table = demo_sources.copy()
+    bad_id = int(group["diaSourceId"].iloc[1])
+    table.loc[table["diaSourceId"] == bad_id, "dec"] = -91.0
+    output = tmp_path / "out"
+    process = run_cli(
+        cli(demo_repo, output, "--catalog", str(write_catalog(tmp_path, table)), "-j", "2", *FAST)
+    )
+    counts = summary_counts(process.stdout)
+    assert "Traceback" not in process.stderr
+    assert process.returncode == EXIT_SOME_FAILED, process.stderr
+    assert counts["total"] == len(table)
+    failures = pd.read_csv(output / "failures.csv").set_index("diaSourceId")
+    assert failures.loc[bad_id, "reason_code"] == "bad_coordinates"
+    drawn = {int(Path(p).stem) for p in png_files(output)}
+    assert set(group["diaSourceId"]) - {bad_id} <= drawn
+    assert counts["written"] + counts["failed"] == len(table)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--dataset-type", "no_such_type"], ["no_such_type", "not defined"]),
+        (["--dataset-type", "dia_source_detector", "--where", "visit = "], ["--where", "visit ="]),
+        (["--dataset-type", "dia_source_detector", "--where", "foo = 3"], ["--where", "foo"]),
+    ],
+)
+def test_cli_bad_dataset_type_or_where_is_one_line(tmp_path, demo_repo, args, words):
+    process = run_cli(cli(demo_repo, tmp_path / "out", *args))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, *words)
+
+
+@pytest.mark.parametrize("limit", ["-3", "0", "x"])
+def test_cli_rejects_bad_limit(tmp_path, demo_repo, limit):
+    process = run_cli(
+        cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "--limit", limit)
+    )
+    assert process.returncode == EXIT_USAGE
+    assert "--limit" in process.stderr and "positive integer" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_cli_catalog_is_drawn_whole_unless_limited_and_then_warns(tmp_path, demo_repo, group):
+    catalog = str(write_catalog(tmp_path, group))
+    whole = run_cli(cli(demo_repo, tmp_path / "whole", "--catalog", catalog, *FAST))
+    assert summary_counts(whole.stdout)["total"] == len(group)
+    assert "--limit" not in whole.stderr
+    cut = run_cli(cli(demo_repo, tmp_path / "cut", "--catalog", catalog, "--limit", "2", *FAST))
+    assert summary_counts(cut.stdout)["total"] == 2
+    assert f"{len(group)} DiaSources; drawing only the first 2 (--limit)" in cut.stderr
+
+
+def test_cli_apdb_limit_warns_when_sources_are_left_out(tmp_path, demo_repo):
+    process = run_cli(
+        cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "--limit", "3", *FAST)
+    )
+    assert summary_counts(process.stdout)["total"] == 3
+    assert "more than 3 DiaSources" in process.stderr and "--all" in process.stderr
+    everything = run_cli(
+        cli(demo_repo, tmp_path / "all", "--sqlitefile", str(demo_repo.apdb_file), "--limit", "100000", *FAST)
+    )
+    assert "more than" not in everything.stderr
+
+
+def test_cli_mistyped_collection_is_a_usage_error(tmp_path, demo_repo):
+    argv = [
+        *cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file)),
+    ]
+    argv[argv.index(demo_repo.collection)] = "DemoCam/runs/dmeo"
+    process = run_cli(argv)
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, "DemoCam/runs/dmeo")
+
+
+def test_cli_every_source_failed_exits_3(tmp_path, demo_repo, group):
+    catalog = str(write_catalog(tmp_path, group))
+    output = tmp_path / "out"
+    process = run_cli(
+        cli(demo_repo, output, "--catalog", catalog, "-c", "science_image_type='no_such_image'")
+    )
+    assert process.returncode == EXIT_ALL_FAILED, process.stderr
+    counts = summary_counts(process.stdout)
+    assert counts["failed"] == counts["total"] == len(group)
+    assert "missing_exposure" in process.stdout
+
+
+def test_cli_exit_status_some_failed_and_all_written(tmp_path, demo_repo, group):
+    catalog = write_catalog(tmp_path, group)
+    ok = run_cli(cli(demo_repo, tmp_path / "ok", "--catalog", str(catalog), *FAST))
+    assert ok.returncode == EXIT_OK, ok.stderr
+    resumed = run_cli(cli(demo_repo, tmp_path / "ok", "--catalog", str(catalog), *FAST))
+    assert resumed.returncode == EXIT_OK and summary_counts(resumed.stdout)["skipped"] == len(group)
+    table = group.copy()
+    table.loc[0, "ra"] = float("nan")
+    some = run_cli(cli(demo_repo, tmp_path / "some", "--catalog", str(write_catalog(tmp_path, table)), *FAST))
+    assert some.returncode == EXIT_SOME_FAILED, some.stderr
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_parent_leaves_no_worker_or_resource_tracker(tmp_path, demo_repo, sig):
+    argv = cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "2")
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        # The resource tracker and two workers, drawing.
+        while time.monotonic() < deadline and process.poll() is None:
+            children = _children(process.pid)
+            if len(children) >= 3 and list((tmp_path / "out").rglob("*.png")):
+                break
+            time.sleep(0.05)
+        assert len(children) >= 3, "the workers did not start"
+        process.send_signal(sig)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_running(pid) for pid in children):
+            time.sleep(0.1)
+        left = [pid for pid in children if _running(pid)]
+        assert not left, f"still running after the parent was killed: {left}"
+    finally:
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
