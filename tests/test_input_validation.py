@@ -441,3 +441,51 @@ def test_killing_the_parent_leaves_no_worker_or_resource_tracker(tmp_path, demo_
                 os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+
+
+APDB_COLUMNS = Path(__file__).parent / "data" / "apdb_DiaSource_columns.csv"
+"""The DiaSource columns of sdm_schemas' apdb.yaml (name, type, nullable)."""
+
+SCHEMA_DTYPES = {
+    "long": "Int64",
+    "int": "Int32",
+    "short": "Int16",
+    "double": "Float64",
+    "float": "Float32",
+    "boolean": "boolean",
+    "char": "string",
+    "string": "string",
+}
+"""pandas nullable dtypes of the APDB types (as a reader that keeps NULLs
+gives them)."""
+
+
+def test_rows_with_the_real_apdb_schema_and_nulls_are_drawn(tmp_path, butler, group):
+    """Every DiaSource column of the real APDB schema, with its type as a
+    pandas nullable dtype and NULL in every nullable column: the sources
+    are drawn; a NULL ra (not nullable in the schema) fails its row only.
+    """
+    schema = pd.read_csv(APDB_COLUMNS)
+    n = len(group)
+    columns = {}
+    for name, kind, nullable in zip(schema["name"], schema["datatype"], schema["nullable"], strict=True):
+        if name in group.columns and not nullable:
+            values = group[name].tolist()
+        elif kind == "boolean":
+            values = [False] * n
+        elif kind in ("char", "string"):
+            values = ["r"] * n
+        else:
+            values = [1] * n
+        if nullable:
+            values = [None] * n
+        columns[name] = pd.array(values, dtype=SCHEMA_DTYPES[kind])
+    table = pd.DataFrame(columns)
+    table["ra"] = table["ra"].astype("Float64")
+    table.loc[1, "ra"] = pd.NA
+    result = make_task(tmp_path / "out").run(table, butler)
+    records = result.records.set_index(result.records["diaSourceId"].map(int))
+    ids = [int(i) for i in group["diaSourceId"]]
+    assert sorted(records.index) == sorted(ids)
+    assert records.loc[ids[1], "reason_code"] == "bad_coordinates"
+    assert set(records.drop(index=ids[1])["status"]) == {"written"}
