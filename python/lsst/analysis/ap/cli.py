@@ -442,8 +442,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     if reader is not None:
         reader.close()
     print(f"Output: {task.output_path}")
-    _report(result, start, "DiaSource(s)")
-    return exit_status(result.summary)
+    return _report(result, start, "DiaSource(s)")
 
 
 def _first_line(error: BaseException) -> str:
@@ -611,12 +610,13 @@ def _report(result, start: float, unit: str) -> int:
     print(f"Failures: {result.manifest.failures}")
     if result.vetting_page is not None:
         print(f"Vetting page: {result.vetting_page}")
-    return 0
+    return exit_status(summary)
 
 
 def alerts_main(argv: list[str] | None = None) -> int:
-    """Run ``plotAlertCutouts``; returns the exit status (2 for unusable
-    arguments or inputs; failed packets are listed, not fatal).
+    """Run ``plotAlertCutouts``; returns the exit status, as
+    ``plotImageSubtractionCutouts`` (`EXIT_CODES`): failed packets are
+    listed in ``failures.csv`` and make the status 1 (some) or 3 (all).
     """
     parser = build_alerts_parser()
     args = parser.parse_args(argv)
@@ -642,7 +642,7 @@ def alerts_main(argv: list[str] | None = None) -> int:
 
 
 def files_main(argv: list[str] | None = None) -> int:
-    """Run ``plotFileCutouts``; returns the exit status."""
+    """Run ``plotFileCutouts``; returns the exit status (`EXIT_CODES`)."""
     parser = build_files_parser()
     args = parser.parse_args(argv)
     _start_logging(parser, args)

@@ -113,12 +113,13 @@ def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFra
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 all drawn, 1 some failed,
-    2 bad arguments or input).
+    """Run the command; returns the exit status (`lsst.analysis.ap.cli.EXIT_CODES`
+    counted in DiaObjects: 0 all drawn, 1 some failed, 2 bad arguments or
+    input, 3 all failed).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..cli import _apply_overrides, _open_butler
+    from ..cli import _apply_overrides, _open_butler, exit_status
     from ..images.butler import only_instrument
     from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['epochs_drawn']} epoch(s) drawn, {summary['epochs_failed']} not drawn"
     )
     print(f"Output: {task.store.location}/sequences")
-    return 0 if summary["failed"] == 0 else 1
+    return exit_status({"written": summary["written"], "skipped": 0, "failed": summary["failed"]})
 
 
 if __name__ == "__main__":
