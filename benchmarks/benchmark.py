@@ -20,7 +20,16 @@ same run, measures and prints one line per figure and writes every figure to
 4. scaling: wall time of 100, 1,000 and 10,000 sources (fresh child
    processes), and ``njobs=2`` against ``njobs=0`` on the largest run;
 5. PNG bytes per triplet at the configured compression level, and
-   compress_level 0-9 against ms and bytes.
+   compress_level 0-9 against ms and bytes;
+6. display options (`benchmarks.display_options`) and DiaObject sequences
+   (`benchmarks.sequences`);
+7. (`benchmarks.regimes`; lines ``[7 typical]``, ``[7 manifests]``,
+   ``[target]``) the read floor of the dense and sparse visit ×
+   detectors (decompressing only the row tiles their stamps touch), the
+   typical regime (about 55 sources of each detector of the main
+   repository), records and manifests of 1,000,000 sources without images
+   (child process, peak RSS), and one ``[target]`` line per row of the
+   target table: figure, target, baseline and floor of the same run.
 
 Times are given as wall clock and as CPU time of the process (plus its
 children for ``njobs > 0``): the CPU figures do not depend on other load on
@@ -57,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.display_options import measure_display_options
+from benchmarks.regimes import measure_floor, measure_manifests, measure_typical, report_targets
 from benchmarks.sequences import measure_sequences
 from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
 from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
@@ -109,6 +119,8 @@ class BenchmarkPlan:
     png_sources: int
     min_dense_sources: int
     max_sparse_sources: int
+    typical_per_detector: int = 55
+    manifest_sources: int = 1_000_000
 
 
 _STARS_4K = 150 * 64  # the demo's star density (150 per 512²) on a 4096² detector
@@ -171,6 +183,7 @@ PLANS: dict[str, BenchmarkPlan] = {
         png_sources=15,
         min_dense_sources=100,
         max_sparse_sources=10,
+        manifest_sources=100_000,
     ),
     "tiny": BenchmarkPlan(
         name="tiny",
@@ -200,6 +213,8 @@ PLANS: dict[str, BenchmarkPlan] = {
         png_sources=3,
         min_dense_sources=5,
         max_sparse_sources=10,
+        typical_per_detector=6,
+        manifest_sources=2_000,
     ),
 }
 """The plans: ``full`` (``make bench``), ``quick`` (``--quick``) and
@@ -732,6 +747,26 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
+def _shares_tiles(butler: Any, sources: pd.DataFrame) -> bool:
+    """Whether the difference image of the first source's visit × detector
+    is read through shared row tiles (then the default configuration
+    never reads whole planes)."""
+    from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
+    from lsst.analysis.ap.images.butler import butler_plane_reader
+
+    first = sources.iloc[0]
+    data_id = {
+        "instrument": first["instrument"],
+        "visit": int(first["visit"]),
+        "detector": int(first["detector"]),
+    }
+    reader = butler_plane_reader(butler, DEFAULT_DIFFERENCE_TYPE, data_id)
+    try:
+        return bool(reader.shares_tiles())
+    finally:
+        reader.release()
+
+
 def time_original(butler: Any, sources: pd.DataFrame, output: Path, sample: int | None) -> dict[str, Any]:
     """The original way on ``sources`` (see `benchmarks.baseline.draw_original`)."""
     from benchmarks.baseline import draw_original
@@ -869,9 +904,14 @@ def measure_end_to_end(
             entry[mode] = _median_run(runs)
         threshold = whole_read_threshold(CutoutSettings(), entry["image_size"])
         entry["default"]["whole_read_min_sources"] = threshold
-        entry["default"]["read_mode"] = "whole" if len(sources) >= threshold else "bbox"
+        entry["default"]["read_mode"] = (
+            "shared row tiles"
+            if _shares_tiles(butler, sources)
+            else ("whole" if len(sources) >= threshold else "bbox")
+        )
         sample = plan.original_sample if label == "dense" else None
         entry["original"] = time_original(butler, sources, work / f"{label}_original", sample)
+        entry["floor"] = measure_floor(butler, sources)
         ours = entry["default"]
         entry["speedup_vs_original"] = _round(entry["original"]["ms_per_source"] / ours["ms_per_source"])
         entry["speedup_vs_original_cpu"] = _round(
@@ -930,9 +970,13 @@ def measure_end_to_end(
     rc = result["read_crossover"]
     report(
         f"[2 e2e] reads of one {d['image_size']}² visit × detector: whole planes {rc['whole_read_s']:.2f} s, "
-        f"bbox reads {rc['bbox_read_ms_per_source']:.1f} ms/source → whole reads pay off from "
-        f"~{rc['crossover_sources']:.0f} sources (config default whole_read_min_sources = "
-        f"{rc['default_whole_read_min_sources']})"
+        f"bbox reads {rc['bbox_read_ms_per_source']:.1f} ms/source → "
+        + (
+            f"whole reads pay off from ~{rc['crossover_sources']:.0f} sources"
+            if rc["crossover_sources"] is not None
+            else "bbox reads cost no more than whole reads at this count"
+        )
+        + f" (config default whole_read_min_sources = {rc['default_whole_read_min_sources']})"
     )
 
     # Where the time goes (separate, profiled runs).
@@ -1293,6 +1337,18 @@ def run_benchmark(
         output / "repos", work, report, epochs=(3,) if plan.name == "tiny" else (10, 50)
     )
     result["scaling"] = measure_scaling(repos, plan, work, report)
+    result["typical"] = measure_typical(
+        main_butler,
+        _all_sources(main_butler),
+        plan.typical_per_detector,
+        plan.original_sample,
+        work,
+        time_task_run,
+        time_original,
+        report,
+    )
+    result["manifests"] = measure_manifests(plan.manifest_sources, work, report)
+    result["targets"] = report_targets(result, report)
     self_rss = _maxrss_mib()
     result["memory"] = {
         "benchmark_process_peak_rss_mib": _round(self_rss),

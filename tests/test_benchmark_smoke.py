@@ -111,6 +111,29 @@ def test_memory_scaling_png_figures(tiny_result: tuple[dict, Path]) -> None:
     assert png["levels"][0]["bytes"] > png["levels"][9]["bytes"]
 
 
+def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path]) -> None:
+    result = tiny_result[0]
+    plan = PLANS["tiny"]
+    for regime in ("dense", "sparse"):
+        floor = result["end_to_end"][regime]["floor"]
+        assert floor["planes_not_tiled"] == 0 and floor["tiles_decoded"] > 0, floor
+        assert _positive(floor["ms_per_source"])
+    typical = result["typical"]
+    assert typical["sources_per_exposure_max"] <= plan.typical_per_detector
+    assert typical["ours"]["written"] == typical["n_sources"]
+    assert _positive(typical["floor"]["ms_per_source"]) and _positive(typical["speedup_vs_original"])
+    manifests = result["manifests"]
+    assert manifests["n_sources"] == plan.manifest_sources
+    assert _positive(manifests["write_s"]) and _positive(manifests["peak_rss_mib"])
+    # Every manifest line of the written rows, plus its header.
+    assert manifests["bytes"]["manifest.csv"] > plan.manifest_sources * 40
+    targets = [line for line in result["summary_lines"] if line.startswith("[target]")]
+    for words in ("typical", "sparse", "dense", "render only", "njobs=2", "100,000 sources", "manifests of"):
+        assert any(words in line for line in targets), (words, targets)
+    assert all("target" in line.removeprefix("[target]") for line in targets)
+    assert any("not measured" in line for line in targets)
+
+
 def test_cached_repositories_are_reused(
     tiny_result: tuple[dict, Path], capsys: pytest.CaptureFixture
 ) -> None:

@@ -1,0 +1,343 @@
+"""Figures of the second speed round (`benchmarks.benchmark`, figure 7).
+
+- the read floor: the time to decompress only the row tiles that the stamps
+  of one visit × detector touch (their union, each tile once, for the three
+  images), with `~lsst.analysis.ap.images.tiles.TiledPlane.decode_tile` on
+  the same files the task reads;
+- the typical regime: a subset of about 55 sources of each visit × detector
+  of the main repository (the same image files), end to end against the
+  original way and the floor;
+- records and manifests of many sources without images: synthetic record
+  rows written through the package's own ledger and manifest writer
+  (`lsst.analysis.ap.outputs.manifests.write_manifests`) in a child process,
+  timed, with its peak RSS;
+- the target table: one line per row of the issue's targets, with the
+  measured figure, the target, the baseline of the same run and the floor.
+"""
+
+from __future__ import annotations
+
+__all__ = ("measure_floor", "measure_manifests", "measure_typical", "report_targets")
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_MARK = "BENCH_MANIFEST_RESULT "
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _round(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def measure_floor(butler: Any, sources: pd.DataFrame, size: int = 30) -> dict[str, Any]:
+    """Decompress, once each, the row tiles the ``size`` stamps of
+    ``sources`` touch in the three images of their visit × detector(s).
+
+    Returns the seconds and tiles over all visit × detectors and the ms per
+    source; file opening and stamp geometry are not timed.
+    """
+    from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
+    from lsst.analysis.ap.geometry import stamp_box
+    from lsst.analysis.ap.images.butler import butler_plane_reader
+    from lsst.analysis.ap.images.tiles import TiledPlane, open_plane, tile_rows_for_box
+
+    types = image_dataset_types(DEFAULT_SCIENCE_TYPE, None)
+    seconds = 0.0
+    tiles = 0
+    untiled = 0
+    for (instrument, visit, detector), group in sources.groupby(["instrument", "visit", "detector"]):
+        data_id = {"instrument": instrument, "visit": int(visit), "detector": int(detector)}
+        ra = group["ra"].to_numpy(dtype=float)
+        dec = group["dec"].to_numpy(dtype=float)
+        for role in IMAGE_ROLES:
+            reader = butler_plane_reader(butler, types[role], data_id)
+            try:
+                xs, ys = reader.sky_to_pixel(ra, dec)
+                origin = reader.bbox
+                uri = butler.getURI(butler.find_dataset(types[role], data_id))
+            finally:
+                reader.release()
+            plane = open_plane(uri.ospath, "IMAGE")
+            try:
+                if not isinstance(plane, TiledPlane):
+                    untiled += 1
+                    continue
+                rows: set[int] = set()
+                for x, y in zip(xs, ys, strict=True):
+                    box = stamp_box(x, y, size)
+                    y0 = max(box.y0 - origin.y.start, 0)
+                    y1 = min(box.y0 + box.size - origin.y.start, plane.shape[0])
+                    rows.update(tile_rows_for_box(y0, y1, plane.tile_shape[0]))
+                columns = range(-(-plane.shape[1] // plane.tile_shape[1]))
+                start = time.perf_counter()
+                for tile_y in sorted(rows):
+                    for tile_x in columns:
+                        plane.decode_tile(tile_y, tile_x)
+                seconds += time.perf_counter() - start
+                tiles += len(rows) * len(columns)
+            finally:
+                plane.close()
+    n = max(len(sources), 1)
+    return {
+        "n_sources": len(sources),
+        "tiles_decoded": tiles,
+        "seconds": _round(seconds) if seconds else 0.0,
+        "ms_per_source": _round(seconds / n * 1e3) if seconds else 0.0,
+        "planes_not_tiled": untiled,
+    }
+
+
+def _floor_text(floor: dict[str, Any]) -> str:
+    return (
+        f"floor {floor['ms_per_source']:.2f} ms/source ({floor['tiles_decoded']} tiles of 3 images "
+        f"decoded in {floor['seconds'] * 1e3:.0f} ms)"
+    )
+
+
+def measure_typical(
+    butler: Any,
+    sources: pd.DataFrame,
+    per_detector: int,
+    original_sample: int,
+    work: Path,
+    time_task_run: Callable[..., dict[str, Any]],
+    time_original: Callable[..., dict[str, Any]],
+    report: Callable[[str], None],
+) -> dict[str, Any]:
+    """End to end on ``per_detector`` sources of each visit × detector of
+    ``sources`` (seeded random subset), default configuration, ``njobs=0``,
+    against the original way (``original_sample`` figures drawn per visit ×
+    detector, the rest extrapolated) and the read floor.
+    """
+    shuffled = sources.sample(frac=1.0, random_state=7)
+    rank = shuffled.groupby(["visit", "detector"]).cumcount()
+    subset = shuffled[rank < per_detector].sort_values("diaSourceId", ignore_index=True)
+    counts = subset.groupby(["visit", "detector"]).size()
+    ours = time_task_run(butler, subset, work / "typical")
+    original = time_original(butler, subset, work / "typical_original", original_sample)
+    floor = measure_floor(butler, subset)
+    entry = {
+        "n_sources": len(subset),
+        "n_exposures": len(counts),
+        "sources_per_exposure_min": int(counts.min()),
+        "sources_per_exposure_max": int(counts.max()),
+        "ours": ours,
+        "original": original,
+        "floor": floor,
+        "speedup_vs_original": _round(original["ms_per_source"] / ours["ms_per_source"]),
+        "speedup_vs_original_cpu": _round(original["ms_per_source_cpu"] / ours["ms_per_source_cpu"]),
+    }
+    report(
+        f"[7 typical] {entry['n_sources']} sources over {entry['n_exposures']} visit × detector(s) "
+        f"({entry['sources_per_exposure_min']}-{entry['sources_per_exposure_max']} each), default config, "
+        f"njobs=0: {ours['ms_per_source']:.1f} ms/source (CPU {ours['ms_per_source_cpu']:.1f}); original way "
+        f"{original['ms_per_source']:.0f} ms/source (CPU {original['ms_per_source_cpu']:.0f}) → "
+        f"×{entry['speedup_vs_original']:.0f} (CPU ×{entry['speedup_vs_original_cpu']:.0f}); "
+        + _floor_text(floor)
+    )
+    return entry
+
+
+def synthetic_records(n: int) -> pd.DataFrame:
+    """``n`` written-source records with the columns of
+    `~lsst.analysis.ap.records.RECORD_COLUMNS` (1,000 sources per visit ×
+    detector)."""
+    from lsst.analysis.ap.records import RECORD_COLUMNS
+
+    ids = np.arange(1, n + 1, dtype=np.int64) + 10**12
+    visit = 1000 + np.arange(n, dtype=np.int64) // 189_000
+    detector = (np.arange(n, dtype=np.int64) // 1000) % 189
+    rng = np.random.default_rng(12)
+    paths = [f"images/{i // 10000}/{i}.png" for i in ids.tolist()]
+    frame = pd.DataFrame(
+        {
+            "diaSourceId": ids,
+            "instrument": "LSSTCam",
+            "visit": visit,
+            "detector": detector,
+            "band": np.array(["g", "r", "i"])[ids % 3],
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-80, 10, n),
+            "path": paths,
+            "status": "written",
+            "reason_code": "",
+            "reason": "",
+            "output_path": "/cutouts",
+            "url_root": "https://example.org/cutouts",
+            "display_limits": '{"template": [[-1.0, 1.0]], "science": [[-1.0, 1.0]], '
+            '"difference": [[-1.0, 1.0]]}',
+            "resampled": False,
+        }
+    )
+    return frame[list(RECORD_COLUMNS)]
+
+
+def _manifest_child(n: int, output: str) -> dict[str, Any]:
+    """Build ``n`` records and write them as the task does, in this fresh
+    process: one ledger record file per visit × detector
+    (`~lsst.analysis.ap.outputs.ledger.Ledger.write_part`), the union of
+    those files, then the views of `~lsst.analysis.ap.outputs.manifests.write_manifests`
+    (Zooniverse and panoptes manifests, failures, records.csv, summary).
+
+    The union drops records whose PNG is absent, and no PNG is written
+    here, so the views are written from the synthetic table itself with
+    the function `write_manifests` calls after the union.
+    """
+    from lsst.analysis.ap.outputs import manifests
+    from lsst.analysis.ap.outputs.ledger import Ledger, group_part_path, run_token
+    from lsst.analysis.ap.outputs.store import OutputStore
+
+    start = time.perf_counter()
+    records = synthetic_records(n)
+    built = time.perf_counter() - start
+    store = OutputStore(output)
+    ledger = Ledger(store)
+    token = run_token()
+    start = time.perf_counter()
+    for (instrument, visit, detector), group in records.groupby(["instrument", "visit", "detector"]):
+        ledger.write_part(group_part_path(instrument, visit, detector, token), group)
+    parts_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fresh = Ledger(store)  # reads the files back, as a later run or writer does
+    fresh.union(fresh.list_parts())
+    union_s = time.perf_counter() - start
+    ledger = fresh = None
+    start = time.perf_counter()
+    manifests._write_views(store, records, "https://example.org/cutouts")
+    views_s = time.perf_counter() - start
+    sizes = {p.name: p.stat().st_size for p in Path(output).glob("*") if p.is_file()}
+    scale = 1.0 if sys.platform == "darwin" else 1024.0
+    return {
+        "n_sources": n,
+        "build_s": _round(built),
+        "ledger_parts_s": _round(parts_s),
+        "ledger_union_s": _round(union_s),
+        "views_s": _round(views_s),
+        "write_s": _round(parts_s + union_s + views_s),
+        "peak_rss_mib": _round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20),
+        "bytes": sizes,
+    }
+
+
+def measure_manifests(n: int, work: Path, report: Callable[[str], None]) -> dict[str, Any]:
+    """`_manifest_child` in a fresh process (started through ``/bin/sh`` so
+    its peak RSS is its own)."""
+    import shutil
+
+    output = work / "manifests"
+    shutil.rmtree(output, ignore_errors=True)
+    command = [sys.executable, "-m", "benchmarks.regimes", str(n), str(output)]
+    if os.name == "posix" and Path("/bin/sh").exists():
+        command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *command]
+    path = os.pathsep.join(filter(None, [str(_REPOSITORY_ROOT), os.environ.get("PYTHONPATH")]))
+    start = time.perf_counter()
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
+    )
+    wall = time.perf_counter() - start
+    entry = None
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(_MARK):
+            entry = json.loads(line[len(_MARK) :])
+            break
+    if entry is None:
+        raise RuntimeError(
+            f"manifest child failed (exit {completed.returncode}):\n{completed.stderr[-4000:]}"
+        )
+    shutil.rmtree(output, ignore_errors=True)
+    entry["process_wall_s"] = _round(wall)
+    report(
+        f"[7 manifests] {n:,} records, no images (child process): rows built in {entry['build_s']:.1f} s, "
+        f"written in {entry['write_s']:.1f} s = ledger files (1 per visit × detector) "
+        f"{entry['ledger_parts_s']:.1f} s + their union {entry['ledger_union_s']:.1f} s + manifests, "
+        f"records.csv, failures, summary {entry['views_s']:.1f} s "
+        f"(process {wall:.1f} s incl. imports), peak RSS {entry['peak_rss_mib']:.0f} MiB"
+    )
+    return entry
+
+
+def _mark(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dict[str, Any]:
+    """One line per row of the issue's target table (measured, target,
+    baseline of this run, floor), from the figures in ``result``."""
+    rows: dict[str, Any] = {}
+    e2e = result["end_to_end"]
+    typical = result["typical"]
+    t_ours = typical["ours"]["ms_per_source"]
+    t_ratio = typical["speedup_vs_original"]
+    rows["typical"] = {
+        "ms_per_source": t_ours,
+        "ratio": t_ratio,
+        "meets": bool(t_ours <= 8 and t_ratio >= 60),
+    }
+    report(
+        f"[target] typical ({typical['sources_per_exposure_min']}-{typical['sources_per_exposure_max']} "
+        f"sources/detector): {t_ours:.1f} ms/source, ×{t_ratio:.0f} vs original — target ≤ 8 ms, ≥ 60× — "
+        f"baseline {typical['original']['ms_per_source']:.0f} ms/source — "
+        f"{_floor_text(typical['floor'])} — {_mark(rows['typical']['meets'])}"
+    )
+    sparse = e2e["sparse"]
+    s_ours = sparse["default"]["ms_per_source"]
+    rows["sparse"] = {"ms_per_source": s_ours, "meets": bool(s_ours <= 12)}
+    report(
+        f"[target] sparse ({sparse['n_sources']} sources): {s_ours:.1f} ms/source — target ≤ 12 ms — "
+        f"baseline {sparse['original']['ms_per_source']:.0f} ms/source — {_floor_text(sparse['floor'])} — "
+        f"{_mark(rows['sparse']['meets'])}"
+    )
+    dense = e2e["dense"]
+    d_ours = dense["default"]["sources_per_s"]
+    d_floor = dense["floor"]["ms_per_source"]
+    rows["dense"] = {"sources_per_s": d_ours, "meets": bool(d_ours >= 300)}
+    report(
+        f"[target] dense ({dense['n_sources']} sources): {d_ours:.0f} sources/s — target ≥ 300/s — "
+        f"baseline {dense['original']['sources_per_s']:.1f}/s — floor "
+        + (f"{1e3 / d_floor:.0f} sources/s" if d_floor > 0 else "n/a")
+        + f" ({_floor_text(dense['floor'])}) — {_mark(rows['dense']['meets'])}"
+    )
+    render = next(c for c in result["render"]["configs"] if c["metadata"] and c["sizes"] == [30])
+    rows["render"] = {"ms": render["ours_ms"], "meets": bool(render["ours_ms"] <= 1.5)}
+    report(
+        f"[target] render only, 30 px with metadata: {render['ours_ms']:.2f} ms/triplet "
+        f"(CPU {render['ours_ms_cpu']:.2f}) — target ≤ 1.5 ms — baseline {render['baseline_ms']:.0f} ms "
+        f"— floor n/a (no reads) — {_mark(rows['render']['meets'])}"
+    )
+    scaling = result["scaling"]
+    speedup = scaling["njobs2_speedup"]
+    n2 = scaling["njobs2"]["n_sources"]
+    rows["njobs2"] = {"speedup": speedup, "n_sources": n2, "meets": bool(speedup >= 1.7)}
+    report(
+        f"[target] njobs=2 vs njobs=0, {n2:,} sources: ×{speedup:.2f} — target ≥ ×1.7 (on 10,000) — "
+        f"{_mark(rows['njobs2']['meets'])}"
+    )
+    report(
+        "[target] 100,000 sources: not measured — target per-source cost flat from 1,000 to 100,000, "
+        f"peak RSS < 1 GiB (largest run here {max(r['n_sources'] for r in scaling['runs']):,} sources, "
+        f"peak RSS {scaling['memory_run']['peak_rss_mib']:.0f} MiB)"
+    )
+    manifests = result["manifests"]
+    ok = manifests["write_s"] < 60 and manifests["peak_rss_mib"] < 1024
+    rows["manifests"] = {**{k: manifests[k] for k in ("n_sources", "write_s", "peak_rss_mib")}, "meets": ok}
+    report(
+        f"[target] records + manifests of {manifests['n_sources']:,} sources: written in "
+        f"{manifests['write_s']:.1f} s, peak RSS {manifests['peak_rss_mib']:.0f} MiB — target < 60 s, "
+        f"< 1024 MiB (for 1,000,000) — {_mark(ok)}"
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    print(_MARK + json.dumps(_manifest_child(int(sys.argv[1]), sys.argv[2])), flush=True)
