@@ -141,3 +141,23 @@ def test_missing_hdu_and_damaged_tile(tmp_path):
     with pytest.raises(ValueError, match=r"tile \(3, 0\) is damaged"):
         broken.read(3, 4, 0, 10)
     broken.close()
+
+
+def test_butler_reader_uses_the_tile_reader(demo_repo):
+    """Butler reads of the demo's lsst.images planes go through TiledPlane,
+    give the Butler's own pixels, and tell the core not to read them whole."""
+    from lsst.images import Box
+
+    from lsst.analysis.ap.images.butler import butler_plane_reader
+
+    visit, detector = demo_repo.data_ids[0]
+    data_id = dict(instrument="DemoCam", visit=visit, detector=detector)
+    with demo_repo.butler() as butler:
+        reader = butler_plane_reader(butler, "difference_image", data_id)
+        assert reader.shares_tiles is True
+        box = Box.from_shape((30, 30), start=(reader.bbox.y.start + 40, reader.bbox.x.start + 50))
+        array, array_box = reader.read(box)
+        whole = butler.get("difference_image", data_id).image
+        np.testing.assert_array_equal(array, whole[box].array)
+        assert array_box == box
+        reader.release()

@@ -508,7 +508,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             # whole read, unless the configuration asks for one.
             forced = self.settings.whole_read_min_sources is not None
             for role in IMAGE_ROLES:
-                if forced or not readers[role].shares_tiles:
+                if forced or not getattr(readers[role], "shares_tiles", False):
                     readers[role].read_whole()
         return {
             "positions": positions,

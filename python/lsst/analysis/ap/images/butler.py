@@ -176,6 +176,7 @@ class PlaneReader:
                 self._units[component] = None
         return self._units[component]
 
+    @property
     def shares_tiles(self) -> bool:
         """Whether box reads decode each tile of the plane at most once and
         share it between boxes, so that a whole read never saves time.
