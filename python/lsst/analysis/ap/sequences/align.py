@@ -17,11 +17,10 @@ import math
 
 import astropy.wcs
 import numpy as np
-from lsst.images import XY
 
 from ..geometry import cut_stamp, stamp_box, union_box
 from ..images.butler import PlaneReader
-from ..stamp_wcs import local_tan_wcs, north_up_wcs, resample_north_up
+from ..stamp_wcs import PixelToSky, local_tan_wcs, north_up_wcs, projection_mappings, resample_north_up
 
 _CD_TOLERANCE = 1e-4
 """Relative difference of two local CD matrices below which two epochs share a grid."""
@@ -44,14 +43,8 @@ class AlignedStamp:
     resampled: bool
 
 
-def _pixel_to_sky(reader: PlaneReader):
-    def pixel_to_sky(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sky = reader.projection.pixel_to_sky(
-            XY(np.atleast_1d(x).astype(float), np.atleast_1d(y).astype(float))
-        )
-        return np.asarray(sky.ra.deg, dtype=float), np.asarray(sky.dec.deg, dtype=float)
-
-    return pixel_to_sky
+def _pixel_to_sky(reader: PlaneReader) -> PixelToSky:
+    return projection_mappings(reader.projection)[1]
 
 
 def _position(reader: PlaneReader, ra: float, dec: float) -> tuple[float, float]:
