@@ -97,7 +97,7 @@ def worker_run(demo_repo, demo_sources, tmp_path_factory):
         "-c",
         "whole_read_min_sources=1",
     )
-    assert process.returncode == 0, process.stderr
+    assert process.returncode == 1, process.stderr  # the sources of the missing visit fail
     return process, log_file.read_text().splitlines()
 
 
@@ -126,5 +126,7 @@ def test_worker_lines_have_the_same_format(worker_run):
     assert workers, lines
     lost = [m for m in workers if "999999" in m.group(4)]
     assert lost, lines
-    assert all(m.group(1) == "WARNING" for m in lost)
+    # One aggregate WARNING for the visit × detector, and an ERROR naming each failed id.
+    assert {m.group(1) for m in lost} == {"WARNING", "ERROR"}
+    assert any(m.group(1) == "ERROR" and "processing diaSourceId" in m.group(4) for m in lost)
     assert {m.group(2) for m in workers} <= {f"SpawnProcess-{n}" for n in range(1, 10)}

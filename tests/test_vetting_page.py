@@ -232,13 +232,15 @@ def browser(proxy, tmp_path_factory) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def demo_run(demo_repo, demo_sources, tmp_path_factory) -> Path:
-    """Output directory of a real run on every demo DiaSource, with its page."""
+    """Output directory of a real run on every demo DiaSource, with its page;
+    one more source, of a visit without images, fails (``missing_exposure``)."""
     output = tmp_path_factory.mktemp("vetting") / "cutouts"
     config = PlotImageSubtractionCutoutsConfig()
     config.whole_read_min_sources = 1
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
+    lost = demo_sources.iloc[[0]].assign(diaSourceId=demo_sources["diaSourceId"].max() + 1, visit=999999)
     with demo_repo.butler() as butler:
-        result = task.run(demo_sources, butler)
+        result = task.run(pd.concat([demo_sources, lost], ignore_index=True), butler)
     assert result.vetting_page == output / "index.html"
     return output
 

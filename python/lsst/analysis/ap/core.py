@@ -877,6 +877,10 @@ def make_detector_records(
         readers = error
     try:
         return cutouter.process(sources, readers)
+    except OutputError:
+        # The output directory cannot be written: every other visit ×
+        # detector would fail the same way (the command reports it once).
+        raise
     except Exception as error:  # one bad visit × detector never aborts the run
         first = sources.iloc[0]
         reason = (
