@@ -762,7 +762,7 @@ def _shares_tiles(butler: Any, sources: pd.DataFrame) -> bool:
     }
     reader = butler_plane_reader(butler, DEFAULT_DIFFERENCE_TYPE, data_id)
     try:
-        return bool(reader.shares_tiles())
+        return bool(reader.shares_tiles)
     finally:
         reader.release()
 
