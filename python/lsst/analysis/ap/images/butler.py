@@ -165,18 +165,6 @@ class PlaneReader:
         return pixel_scale_arcsec(self.projection, self.bbox)
 
     @property
-    def _unit(self, component: str, reader: Any) -> Any:
-        """Pixel unit of a component (read once, from one pixel, by lsst-images)."""
-        if component not in self._units:
-            assert self._bbox is not None
-            corner = Box.from_shape((1, 1), start=(self._bbox.y.start, self._bbox.x.start))
-            try:
-                self._units[component] = reader.get_component(component, bbox=corner).unit
-            except Exception:
-                self._units[component] = None
-        return self._units[component]
-
-    @property
     def shares_tiles(self) -> bool:
         """Whether box reads decode each tile of the plane at most once and
         share it between boxes, so that a whole read never saves time.
