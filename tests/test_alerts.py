@@ -27,6 +27,9 @@ from PIL import Image
 from alert_packets import container_bytes, latest_schema, make_centered_box, rubin_alert, wire_message
 from lsst.analysis.ap.cli import alerts_main
 from lsst.analysis.ap.display.annotation import SourceAnnotation
+from lsst.analysis.ap.display.glyphs import GlyphCache, font
+from lsst.analysis.ap.display.layout import BASELINE, VALUE_SIZE
+from lsst.analysis.ap.display.palette import NO_DATA_RGB, Palette
 from lsst.analysis.ap.display.renderer import TripletRenderer
 from lsst.analysis.ap.geometry import stamp_box
 from lsst.analysis.ap.images.alerts import ZTF_PIXEL_SCALE_ARCSEC, alert_source, read_packets
@@ -160,6 +163,76 @@ def test_ztf_negative_difference_is_drawn_negative(ztf_run):
     source = alert_source(negative, "negative", instrument="ignored")
     assert source.row["psfFlux"] < 0
     assert SourceAnnotation.from_row(source.row).fields()["psf"].text.startswith("-")
+
+
+def expected_text_pixels(text: str, box) -> np.ndarray:
+    """RGB of ``text`` drawn by the value glyphs in ``box``: black text on white."""
+    coverage = GlyphCache(font(VALUE_SIZE)).coverage(text, box.width, box.height, BASELINE)
+    palette = Palette("gray", NO_DATA_RGB)
+    return palette.colours[palette.coverage_to_index[coverage]]
+
+
+def test_ztf_png_shows_the_packet_fields(ztf_run):
+    """The ZTF annotation block shows objectId, candid, band, magpsf ±
+    sigmapsf, isdiffpos and the real-bogus scores, each drawn exactly as
+    the packet gives them, in a canvas of the Rubin size.
+    """
+    result, out, _ = ztf_run
+    _, record = ztf_record()
+    candidate = record["candidate"]
+    expected = {
+        "objectId": "ZTF17aaajnnn",
+        "candid": str(CANDID),
+        "band": "r",  # fid 2
+        "magpsf": f"{candidate['magpsf']:.2f} ± {candidate['sigmapsf']:.2f} mag",
+        "isdiffpos": "t",
+        "drb": f"{candidate['drb']:.3f}",
+        "rb": f"{candidate['rb']:.3f}",
+        "ra": f"{candidate['ra']:.6f}",
+        "dec": f"{candidate['dec']:+.6f}",
+    }
+    assert expected["magpsf"] == "18.36 ± 0.09 mag"
+    renderer = TripletRenderer([63, 21], True)
+    layout = renderer.layouts["ztf"]
+    assert set(layout.cells) == set(expected)
+    assert not layout.badge_boxes
+    assert layout.canvas_size == renderer.layouts["rubin"].canvas_size
+    assert layout.panel_boxes == renderer.layouts["rubin"].panel_boxes
+    png = out / result.records.set_index("diaSourceId").loc[CANDID, "path"]
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.shape[1::-1] == renderer.canvas_size
+    for key, text in expected.items():
+        box = layout.cells[key].value_box
+        np.testing.assert_array_equal(image[box.slices], expected_text_pixels(text, box), err_msg=key)
+        label = image[layout.cells[key].label_box.slices]
+        assert (label.mean(axis=-1) < 160).sum() > 5, f"label of {key} is not drawn"
+    # Nothing of the Rubin block (fluxes in nJy, flag badges) is drawn.
+    for key in ("psf", "ap", "total", "snr"):
+        box = renderer.layouts["rubin"].cells[key].value_box
+        assert key not in layout.cells
+        assert not any(cell.value_box == box for cell in layout.cells.values())
+    block = image[: layout.title_top]
+    assert not np.any(np.all(block == np.asarray((255, 0, 0), np.uint8), axis=-1))
+
+
+def test_ztf_annotation_pixels_follow_the_packet_values(ztf_run):
+    """The negative packet differs from the real one in candid (+1) and
+    isdiffpos ('f'): exactly those two value boxes change in the annotation
+    block, and each shows the new value.
+    """
+    result, out, negative = ztf_run
+    records = result.records.set_index("diaSourceId")
+    layout = TripletRenderer([63, 21], True).layouts["ztf"]
+    positive = np.asarray(Image.open(out / records.loc[CANDID, "path"]).convert("RGB"))
+    flipped = np.asarray(Image.open(out / records.loc[negative["candid"], "path"]).convert("RGB"))
+    changed = np.any(positive[: layout.title_top] != flipped[: layout.title_top], axis=-1)
+    inside = np.zeros_like(changed)
+    for key, text in (("candid", str(negative["candid"])), ("isdiffpos", "f")):
+        box = layout.cells[key].value_box
+        assert changed[box.slices].any(), key
+        inside[box.slices] = True
+        np.testing.assert_array_equal(flipped[box.slices], expected_text_pixels(text, box), err_msg=key)
+    assert not (changed & ~inside).any(), "pixels outside the changed values differ"
 
 
 # Rubin ----------------------------------------------------------------------------

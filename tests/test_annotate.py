@@ -12,8 +12,11 @@ from lsst.analysis.ap.display.annotation import (
     BADGES,
     MISSING_TEXT,
     REQUESTED_COLUMNS,
+    RUBIN_SCHEME,
+    ZTF_SCHEME,
     SourceAnnotation,
     ab_magnitude,
+    field_labels,
 )
 from lsst.analysis.ap.sources import missing_optional_columns
 from source_rows import full_row
@@ -189,3 +192,60 @@ def test_huge_flux_is_formatted_compactly():
 def test_no_negative_zero():
     a = SourceAnnotation.from_row(full_row(scienceFlux=-5.0, scienceFluxErr=300.0))
     assert a.fields()["total_snr"].text == "0.0"
+
+
+def ztf_row(**overrides):
+    """A row as the ZTF packet reader makes it (values of a real packet)."""
+    row = {
+        "diaSourceId": 472263571115115000,
+        "instrument": "ZTF",
+        "band": "r",
+        "ra": 179.6402013,
+        "dec": 52.0297203,
+        "psfFlux": 164156.2,
+        "psfFluxErr": 14218.3,
+        "reliability": 0.988,
+        "objectId": "ZTF17aaajnnn",
+        "magpsf": 18.36185646057129,
+        "sigmapsf": 0.09404050558805466,
+        "isdiffpos": "t",
+        "rb": 0.8433333039283752,
+        "drb": 0.9876449704170227,
+    }
+    row.update(overrides)
+    return row
+
+
+def test_ztf_rows_get_the_ztf_fields():
+    a = SourceAnnotation.from_row(ztf_row())
+    assert a.scheme == ZTF_SCHEME
+    f = a.fields()
+    assert f["objectId"].text == "ZTF17aaajnnn"
+    assert f["candid"].text == "472263571115115000"
+    assert f["magpsf"].text == "18.36 ± 0.09 mag"
+    assert f["isdiffpos"].text == "t"
+    assert (f["drb"].text, f["rb"].text) == ("0.988", "0.843")
+    assert a.lines() == (
+        "objectId ZTF17aaajnnn  candid 472263571115115000",
+        "RA 179.640201  Dec +52.029720",
+        "band r  magpsf 18.36 ± 0.09 mag  isdiffpos t",
+        "drb 0.988  rb 0.843",
+    )
+    # The ZTF fields are not APDB columns: never reported missing.
+    assert not set(a.missing_columns) & {"objectId", "magpsf", "drb"}
+    assert {k: f[k].label for k in f} == dict(field_labels(ZTF_SCHEME))
+
+
+def test_ztf_fields_missing_show_a_dash_and_rubin_rows_have_none():
+    a = SourceAnnotation.from_row(ztf_row(drb=None, sigmapsf=float("nan"), isdiffpos=None, objectId=None))
+    f = a.fields()
+    assert f["drb"].text == f["isdiffpos"].text == f["objectId"].text == MISSING_TEXT
+    assert f["magpsf"].text == f"18.36 ± {MISSING_TEXT} mag"
+    assert SourceAnnotation.from_row(ztf_row(instrument="ztf")).scheme == ZTF_SCHEME
+    rubin = SourceAnnotation.from_row(full_row())
+    assert rubin.scheme == RUBIN_SCHEME
+    assert not {"objectId", "candid", "magpsf", "isdiffpos", "drb", "rb"} & set(rubin.fields())
+    # A Rubin row carrying ZTF-named columns stays a Rubin annotation.
+    assert SourceAnnotation.from_row(full_row(magpsf=18.0, objectId="x")).scheme == RUBIN_SCHEME
+    with pytest.raises(ValueError, match="Unknown annotation scheme 'hsc'"):
+        field_labels("hsc")

@@ -13,6 +13,19 @@ were absent from the row are listed in `SourceAnnotation.missing_columns`
 (and `lsst.analysis.ap.sources.missing_optional_columns` checks a table's
 columns once), so the caller can log them once rather than per source.
 
+Annotation schemes
+------------------
+
+A row's *scheme* says which survey's fields its cutout shows
+(`ANNOTATION_SCHEMES`): ``rubin`` (APDB DiaSource values, fluxes in nJy,
+flag badges) for every row, and ``ztf`` for rows of ZTF alert packets
+(``instrument`` ``ZTF``), whose annotation shows what ZTF gives rather
+than APDB values it lacks: ``objectId`` and ``candid``, ``magpsf ±
+sigmapsf`` with the band, the ``isdiffpos`` text and the real-bogus
+scores ``drb`` and ``rb`` (`ZTF_COLUMNS`).  `SourceAnnotation.fields`
+offers every field of the row's scheme; the layout of each scheme
+(`lsst.analysis.ap.display.layout`) decides which are drawn where.
+
 Badges (`BADGES`, fixed order; the colour table of the cutouts)
 --------------------------------------------------------------
 
@@ -41,15 +54,21 @@ from __future__ import annotations
 
 __all__ = (
     "AB_ZEROPOINT_NJY",
+    "ANNOTATION_SCHEMES",
     "BADGES",
     "BADGE_COLORS",
     "FLAGGED_RGB",
     "MISSING_TEXT",
     "REQUESTED_COLUMNS",
+    "RUBIN_SCHEME",
+    "ZTF_COLUMNS",
+    "ZTF_SCHEME",
     "AnnotationField",
     "BadgeSpec",
     "SourceAnnotation",
     "ab_magnitude",
+    "annotation_scheme",
+    "field_labels",
 )
 
 import math
@@ -72,6 +91,20 @@ AB_ZEROPOINT_NJY = 31.4
 The exact value is 2.5 log10(3631e9) = 31.40007; the rounded LSST
 convention puts 3631 Jy at -0.00007 mag.
 """
+
+
+RUBIN_SCHEME = "rubin"
+"""Scheme of APDB DiaSource rows (the default)."""
+
+ZTF_SCHEME = "ztf"
+"""Scheme of rows read from ZTF alert packets."""
+
+ANNOTATION_SCHEMES: tuple[str, ...] = (RUBIN_SCHEME, ZTF_SCHEME)
+"""Every annotation scheme, the default first."""
+
+ZTF_COLUMNS: tuple[str, ...] = ("objectId", "magpsf", "sigmapsf", "isdiffpos", "drb", "rb")
+"""ZTF candidate fields the ``ztf`` scheme reads (with ``diaSourceId`` =
+``candid``, ``band`` from ``fid``, ``ra`` and ``dec``)."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +303,29 @@ def _fmt_id(value: Any) -> str:
     return MISSING_TEXT if value is None else str(value)
 
 
+def _fmt_mag_pair(mag: float | None, error: float | None) -> str:
+    if mag is None:
+        return MISSING_TEXT
+    return f"{_fmt(mag, '.2f')} ± {_fmt(error, '.2f')} mag"
+
+
+def annotation_scheme(instrument: str | None) -> str:
+    """The annotation scheme of a row from its instrument.
+
+    Parameters
+    ----------
+    instrument : `str` or `None`
+        Instrument name of the row.
+
+    Returns
+    -------
+    scheme : `str`
+        `ZTF_SCHEME` for ``ZTF`` (any case), else `RUBIN_SCHEME`.
+
+    """
+    return ZTF_SCHEME if (instrument or "").strip().upper() == "ZTF" else RUBIN_SCHEME
+
+
 @dataclass(frozen=True)
 class AnnotationField:
     """Display text of one annotation field.
@@ -324,6 +380,20 @@ class SourceAnnotation:
     """``apFlux_flag``: the aperture flux on the difference image failed."""
     forced_flux_flag: bool = False
     """``forced_PsfFlux_flag``: forced PSF photometry on the science image failed."""
+    object_id: str | None = None
+    """ZTF ``objectId`` (``ztf`` scheme only)."""
+    magpsf: float | None = None
+    """ZTF PSF magnitude of the difference (``ztf`` scheme only)."""
+    sigmapsf: float | None = None
+    """Its 1-sigma error (``ztf`` scheme only)."""
+    isdiffpos: str | None = None
+    """ZTF ``isdiffpos`` text, ``t`` (positive difference) or ``f`` (``ztf`` scheme only)."""
+    drb: float | None = None
+    """ZTF deep-learning real-bogus score (``ztf`` scheme only)."""
+    rb: float | None = None
+    """ZTF random-forest real-bogus score (``ztf`` scheme only)."""
+    scheme: str = RUBIN_SCHEME
+    """Annotation scheme (`ANNOTATION_SCHEMES`), from the instrument."""
     badges: frozenset[str] = frozenset()
     """Names of the set `BADGES`."""
     missing_columns: tuple[str, ...] = ()
@@ -363,6 +433,19 @@ class SourceAnnotation:
         badges = frozenset(
             badge.name for badge in BADGES if any([_as_flag(get(column)) for column in badge.columns])
         )
+        scheme = annotation_scheme(instrument)
+        survey: dict[str, Any] = {}
+        if scheme == ZTF_SCHEME:
+            values = {name: _lookup(row, name) for name in ZTF_COLUMNS}
+            values = {name: None if value is _ABSENT else value for name, value in values.items()}
+            survey = dict(
+                object_id=_as_str(values["objectId"]),
+                magpsf=_as_float(values["magpsf"]),
+                sigmapsf=_as_float(values["sigmapsf"]),
+                isdiffpos=_as_str(values["isdiffpos"]),
+                drb=_as_float(values["drb"]),
+                rb=_as_float(values["rb"]),
+            )
         return cls(
             dia_source_id=_as_int(get("diaSourceId")),
             instrument=instrument,
@@ -384,7 +467,9 @@ class SourceAnnotation:
             psf_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["psf"])),
             ap_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["ap"])),
             forced_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["total"])),
+            scheme=scheme,
             badges=badges,
+            **survey,
             missing_columns=tuple(c for c in ("instrument", *REQUESTED_COLUMNS) if c in missing),
         )
 
@@ -438,7 +523,9 @@ class SourceAnnotation:
             Keys: ``diaSourceId``, ``instrument``, ``detector``, ``visit``,
             ``band``, ``ra``, ``dec``, ``snr``, ``chi2``, ``psf``,
             ``psf_snr``, ``ap``, ``ap_snr``, ``total``, ``total_snr``,
-            ``mag``, ``reliability``.
+            ``mag``, ``reliability``; in the ``ztf`` scheme also
+            ``objectId``, ``candid``, ``magpsf`` (``magpsf ± sigmapsf
+            mag``), ``isdiffpos``, ``drb`` and ``rb``.
 
         """
         items = (
@@ -467,6 +554,15 @@ class SourceAnnotation:
             AnnotationField("mag", "AB mag", _fmt(self.science_mag, ".2f")),
             AnnotationField("reliability", "reliability", _fmt(self.reliability, ".3f")),
         )
+        if self.scheme == ZTF_SCHEME:
+            items += (
+                AnnotationField("objectId", "objectId", self.object_id or MISSING_TEXT),
+                AnnotationField("candid", "candid", _fmt_id(self.dia_source_id)),
+                AnnotationField("magpsf", "magpsf", _fmt_mag_pair(self.magpsf, self.sigmapsf)),
+                AnnotationField("isdiffpos", "isdiffpos", self.isdiffpos or MISSING_TEXT),
+                AnnotationField("drb", "drb", _fmt(self.drb, ".3f")),
+                AnnotationField("rb", "rb", _fmt(self.rb, ".3f")),
+            )
         return MappingProxyType({item.key: item for item in items})
 
     def lines(self) -> tuple[str, ...]:
@@ -477,12 +573,22 @@ class SourceAnnotation:
         lines : `tuple` [`str`, ...]
             Identity; position and detection; PSF and ap flux; total flux
             and magnitude; set badges (in `BADGES` order) and reliability.
+            In the ``ztf`` scheme: identity; position; band, magnitude and
+            ``isdiffpos``; the real-bogus scores.
 
         """
         f = self.fields()
 
         def join(*keys: str) -> str:
             return "  ".join(f"{f[k].label} {f[k].text}" for k in keys)
+
+        if self.scheme == ZTF_SCHEME:
+            return (
+                join("objectId", "candid"),
+                join("ra", "dec"),
+                join("band", "magpsf", "isdiffpos"),
+                join("drb", "rb"),
+            )
 
         badges = " ".join(b.name for b in BADGES if b.name in self.badges) or "no flags"
         return (
@@ -492,3 +598,27 @@ class SourceAnnotation:
             join("total", "total_snr", "mag"),
             f"{badges}  {join('reliability')}",
         )
+
+
+def field_labels(scheme: str = RUBIN_SCHEME) -> Mapping[str, str]:
+    """Label of every annotation field of a scheme, by field key.
+
+    Parameters
+    ----------
+    scheme : `str`, optional
+        One of `ANNOTATION_SCHEMES`.
+
+    Returns
+    -------
+    labels : `~collections.abc.Mapping` [`str`, `str`]
+        The labels `SourceAnnotation.fields` gives in that scheme.
+
+    Raises
+    ------
+    ValueError
+        For an unknown scheme.
+
+    """
+    if scheme not in ANNOTATION_SCHEMES:
+        raise ValueError(f"Unknown annotation scheme {scheme!r}; known: {', '.join(ANNOTATION_SCHEMES)}.")
+    return MappingProxyType({k: f.label for k, f in SourceAnnotation(scheme=scheme).fields().items()})

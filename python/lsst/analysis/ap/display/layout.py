@@ -8,7 +8,19 @@ Layout (top to bottom)::
     [  size 1  ]  [  size 1  ]  [  size 1  ]      <- one row per size
 
 Every position depends only on the configuration (sizes, add_metadata,
-panel_pixels), so the PNG size does too.
+panel_pixels) and the annotation scheme
+(`lsst.analysis.ap.display.annotation.ANNOTATION_SCHEMES`); the PNG size
+depends only on the configuration: the annotation block is as tall as the
+tallest scheme's, so a ``ztf`` image is the size of a ``rubin`` one.
+
+The ``rubin`` block holds the APDB identity, position, the three fluxes,
+the flag badges and the reliability; the ``ztf`` block holds what a ZTF
+alert gives::
+
+    objectId ZTF17aaajnnn    candid 472263571115115000
+    RA 179.640201    Dec +52.029720
+    band r    magpsf 18.36 ± 0.05 mag    isdiffpos t
+    drb 0.988    rb 0.870
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .annotation import BADGES, MISSING_TEXT
+from .annotation import ANNOTATION_SCHEMES, BADGES, MISSING_TEXT, RUBIN_SCHEME, ZTF_SCHEME, field_labels
 from .glyphs import GlyphCache, font
 
 # Distances in canvas pixels.
@@ -60,10 +72,11 @@ BADGE_SIZE = 11
 SCALE_LABEL_SIZE = 12
 
 _FLUX_TEMPLATE = "-1.235e+06 ± 1.235e+06 nJy"
-# Annotation fields: (key, widest expected value).  Each line group starts
-# on a new line; it is made of units (tuples of fields) that wrap as a whole
-# when the canvas is too narrow for them.
-_FIELD_GROUPS: tuple[tuple[tuple[tuple[str, str], ...], ...], ...] = (
+# Annotation fields of each scheme: (key, widest expected value).  Each line
+# group starts on a new line; it is made of units (tuples of fields) that
+# wrap as a whole when the canvas is too narrow for them.
+_FieldGroups = tuple[tuple[tuple[tuple[str, str], ...], ...], ...]
+_RUBIN_GROUPS: _FieldGroups = (
     (
         (("diaSourceId", "9" * 19),),
         (("instrument", "LSSTComCamSim"),),
@@ -75,6 +88,17 @@ _FIELD_GROUPS: tuple[tuple[tuple[tuple[str, str], ...], ...], ...] = (
     ((("psf", _FLUX_TEMPLATE), ("psf_snr", "-9999.9")), (("ap", _FLUX_TEMPLATE), ("ap_snr", "-9999.9"))),
     ((("total", _FLUX_TEMPLATE), ("total_snr", "-9999.9")), (("mag", "99.99"),)),
 )
+_ZTF_GROUPS: _FieldGroups = (
+    ((("objectId", "ZTF99aaaaaaa"),), (("candid", "9" * 19),)),
+    ((("ra", "359.999999"),), (("dec", "+89.999999"),)),
+    ((("band", "y"),), (("magpsf", "99.99 ± 9.99 mag"),), (("isdiffpos", "t"),)),
+    ((("drb", "0.999"),), (("rb", "0.999"),)),
+)
+_FIELD_GROUPS: Mapping[str, _FieldGroups] = MappingProxyType(
+    {RUBIN_SCHEME: _RUBIN_GROUPS, ZTF_SCHEME: _ZTF_GROUPS}
+)
+_BADGE_SCHEMES = (RUBIN_SCHEME,)
+"""Schemes whose block ends with the flag badges and the reliability."""
 FLAGGABLE_FIELDS = ("psf", "ap", "total")
 """Flux fields whose label turns red when their measurement flag is set."""
 _RELIABILITY_TEMPLATE = "0.999"
@@ -128,6 +152,8 @@ class CanvasLayout:
     """Box of each flag badge by name (empty without metadata)."""
     cells: Mapping[str, Cell]
     """Label and value boxes of each annotation field by key (empty without metadata)."""
+    scheme: str = RUBIN_SCHEME
+    """Annotation scheme whose fields are placed."""
 
 
 def layout_canvas(
@@ -136,7 +162,7 @@ def layout_canvas(
     panel_pixels: int,
     value_glyphs: GlyphCache,
     label_glyphs: GlyphCache,
-    labels: Mapping[str, str],
+    scheme: str = RUBIN_SCHEME,
 ) -> CanvasLayout:
     """Place the annotation block, the titles and the panels.
 
@@ -150,21 +176,35 @@ def layout_canvas(
         Width and height of each panel box.
     value_glyphs, label_glyphs : `~lsst.analysis.ap.display.glyphs.GlyphCache`
         Glyphs of the value and label fonts (for text widths).
-    labels : `~collections.abc.Mapping` [`str`, `str`]
-        Label of each annotation field by key.
+    scheme : `str`, optional
+        Annotation scheme whose fields are placed, one of
+        `~lsst.analysis.ap.display.annotation.ANNOTATION_SCHEMES`.
 
     Returns
     -------
     layout : `CanvasLayout`
         The boxes.
 
+    Raises
+    ------
+    ValueError
+        For an unknown scheme.
+
     """
     width = 2 * _MARGIN + 3 * panel_pixels + 2 * _GAP
     y = _MARGIN
     cells: dict[str, Cell] = {}
     badge_boxes: dict[str, Box] = {}
+    labels = field_labels(scheme)
     if add_metadata:
-        y = _layout_annotation(width, y, cells, badge_boxes, value_glyphs, label_glyphs, labels) + _GAP // 2
+        bottom = _layout_annotation(width, y, scheme, cells, badge_boxes, value_glyphs, label_glyphs, labels)
+        for other in ANNOTATION_SCHEMES:
+            if other != scheme:
+                other_bottom = _layout_annotation(
+                    width, y, other, {}, {}, value_glyphs, label_glyphs, field_labels(other)
+                )
+                bottom = max(bottom, other_bottom)
+        y = bottom + _GAP // 2
     title_top = y
     y += TITLE_HEIGHT
     panel_boxes = []
@@ -182,12 +222,14 @@ def layout_canvas(
         panel_boxes=tuple(panel_boxes),
         badge_boxes=MappingProxyType(badge_boxes),
         cells=MappingProxyType(cells),
+        scheme=scheme,
     )
 
 
 def _layout_annotation(
     width: int,
     y: int,
+    scheme: str,
     cells: dict[str, Cell],
     badge_boxes: dict[str, Box],
     value_glyphs: GlyphCache,
@@ -219,11 +261,13 @@ def _layout_annotation(
             x = vx + value_w + _CELL_GAP
         return x, y
 
-    for group in _FIELD_GROUPS:
+    for group in _FIELD_GROUPS[scheme]:
         x = _MARGIN
         for unit in group:
             x, y = place_unit(x, y, unit)
         y += _LINE_HEIGHT
+    if scheme not in _BADGE_SCHEMES:
+        return y
     y += 2
     x = _MARGIN
     badge_font = font(BADGE_SIZE, bold=True)

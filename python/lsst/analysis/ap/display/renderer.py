@@ -45,7 +45,7 @@ from astropy.visualization import BaseInterval, BaseStretch
 from PIL import Image
 
 from ..datasets import PANEL_TITLES
-from .annotation import BADGES, FLAGGED_RGB, SourceAnnotation
+from .annotation import ANNOTATION_SCHEMES, BADGES, FLAGGED_RGB, RUBIN_SCHEME, SourceAnnotation, field_labels
 from .decorations import (
     draw_compass,
     draw_marker,
@@ -65,6 +65,7 @@ from .layout import (
     SCALE_BAR_THICKNESS,
     VALUE_SIZE,
     Box,
+    CanvasLayout,
     layout_canvas,
 )
 from .options import EMPTY_PANEL_TEXT, NEGATIVE_BADGE_TEXT, DisplayOptions, PanelContext
@@ -235,6 +236,19 @@ _NEGATIVE_RGB: RGB = (65, 105, 225)
 """Fill of the negative-flux badge (a colour the palette already holds)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _SchemeArt:
+    """What one annotation scheme draws: its background (with its labels),
+    value boxes, set-badge tiles and red flagged-label tiles.
+    """
+
+    background: np.ndarray
+    value_boxes: Mapping[str, Box]
+    label_boxes: Mapping[str, Box]
+    badge_tiles: Mapping[str, np.ndarray]
+    flagged_tiles: Mapping[str, np.ndarray]
+
+
 def _as_scaling(value: DisplayScaling | tuple[BaseInterval, BaseStretch]) -> DisplayScaling:
     if isinstance(value, DisplayScaling):
         return value
@@ -343,44 +357,60 @@ class TripletRenderer:
 
         label_font = font(LABEL_SIZE)
         self._value_glyphs = GlyphCache(font(VALUE_SIZE), _PRELOADED_GLYPHS)
-        labels = {k: f.label for k, f in SourceAnnotation().fields().items()}
-        layout = layout_canvas(
-            len(sizes),
-            self.add_metadata,
-            self.panel_pixels,
-            self._value_glyphs,
-            GlyphCache(label_font),
-            labels,
+        label_glyphs = GlyphCache(label_font)
+        self.layouts: Mapping[str, CanvasLayout] = MappingProxyType(
+            {
+                scheme: layout_canvas(
+                    len(sizes), self.add_metadata, self.panel_pixels, self._value_glyphs, label_glyphs, scheme
+                )
+                for scheme in (ANNOTATION_SCHEMES if self.add_metadata else (RUBIN_SCHEME,))
+            }
         )
+        """Layout of each annotation scheme (only ``rubin`` without metadata);
+        every one has the same canvas size and panel boxes."""
+        layout = self.layouts[RUBIN_SCHEME]
         self.canvas_size: tuple[int, int] = layout.canvas_size
         """``(width, height)`` of every image of this renderer, in pixels."""
         self.panel_boxes: tuple[tuple[Box, Box, Box], ...] = layout.panel_boxes
         """Panel boxes, ``[size index][0=template, 1=science, 2=difference]``."""
         self.badge_boxes: Mapping[str, Box] = layout.badge_boxes
         """Box of each flag badge by name (empty without metadata)."""
-        self.label_boxes: Mapping[str, Box] = MappingProxyType(
-            {k: c.label_box for k, c in layout.cells.items()}
+        self._art = MappingProxyType(
+            {scheme: self._scheme_art(each, label_font) for scheme, each in self.layouts.items()}
         )
-        """Box of each annotation field label by field key (empty without metadata)."""
-        self.value_boxes: Mapping[str, Box] = MappingProxyType(
-            {k: c.value_box for k, c in layout.cells.items()}
-        )
-        """Box of each annotation field value by field key (empty without metadata)."""
-
-        self._background = self._palette.quantize(np.asarray(draw_background(layout, labels, label_font)))
-        self._background.flags.writeable = False
-        self._badge_tiles = {
-            b.name: badge_tile(self.badge_boxes[b.name], b.name, b.rgb, self._palette)
-            for b in BADGES
-            if b.name in self.badge_boxes
-        }
-        self._flagged_tiles = {
-            k: label_tile(layout, k, labels[k], FLAGGED_RGB, label_font, self._palette)
-            for k in FLAGGABLE_FIELDS
-            if k in layout.cells
-        }
+        self.label_boxes: Mapping[str, Box] = self._art[RUBIN_SCHEME].label_boxes
+        """Box of each ``rubin`` annotation field label by field key (empty
+        without metadata); `layouts` has those of every scheme."""
+        self.value_boxes: Mapping[str, Box] = self._art[RUBIN_SCHEME].value_boxes
+        """Box of each ``rubin`` annotation field value by field key (empty
+        without metadata); `layouts` has those of every scheme."""
         self._scale_label = scale_label_tile(self._palette)
         self._setup_options(self._init_args["options"], no_data, layout)
+
+    def _scheme_art(self, layout: CanvasLayout, label_font: Any) -> _SchemeArt:
+        """Pre-draw the background and tiles of one scheme's layout."""
+        labels = field_labels(layout.scheme)
+        background = self._palette.quantize(np.asarray(draw_background(layout, labels, label_font)))
+        background.flags.writeable = False
+        return _SchemeArt(
+            background=background,
+            value_boxes=MappingProxyType({k: c.value_box for k, c in layout.cells.items()}),
+            label_boxes=MappingProxyType({k: c.label_box for k, c in layout.cells.items()}),
+            badge_tiles=MappingProxyType(
+                {
+                    b.name: badge_tile(layout.badge_boxes[b.name], b.name, b.rgb, self._palette)
+                    for b in BADGES
+                    if b.name in layout.badge_boxes
+                }
+            ),
+            flagged_tiles=MappingProxyType(
+                {
+                    k: label_tile(layout, k, labels[k], FLAGGED_RGB, label_font, self._palette)
+                    for k in FLAGGABLE_FIELDS
+                    if k in layout.cells
+                }
+            ),
+        )
 
     def _setup_options(self, options: DisplayOptions, no_data: RGB, layout: Any) -> None:
         """Pre-draw what the display options need."""
@@ -577,7 +607,10 @@ class TripletRenderer:
         if contexts is not None and len(contexts) != len(self.sizes):
             raise ValueError(f"Expected {len(self.sizes)} panel context triplets, got {len(contexts)}.")
         all_limits = []
-        canvas = self._background.copy()
+        art = self._art[RUBIN_SCHEME]
+        if self.add_metadata and annotation is not None:
+            art = self._art.get(annotation.scheme, art)
+        canvas = art.background.copy()
         for row, (triplet, scale) in enumerate(zip(stamps, scales, strict=True)):
             if len(triplet) != 3:
                 raise ValueError(
@@ -609,7 +642,7 @@ class TripletRenderer:
             if negative and self._negative_tile is not None:
                 paste_label(canvas, self.panel_boxes[row][2], self._negative_tile, where="top-left")
         if self.add_metadata and annotation is not None:
-            self._draw_annotation(canvas, annotation)
+            self._draw_annotation(canvas, annotation, art)
         return canvas, tuple(all_limits)  # type: ignore[return-value]
 
     def _decorate(self, canvas: np.ndarray, box: Box, context: PanelContext, stamp_size: int) -> None:
@@ -675,9 +708,9 @@ class TripletRenderer:
         region = canvas[ly0 : ly0 + h, x0 - 1 : x0 - 1 + w]
         np.copyto(region, index, where=opaque)
 
-    def _draw_annotation(self, canvas: np.ndarray, annotation: SourceAnnotation) -> None:
+    def _draw_annotation(self, canvas: np.ndarray, annotation: SourceAnnotation, art: _SchemeArt) -> None:
         for name in annotation.badges:
-            tile = self._badge_tiles.get(name)
+            tile = art.badge_tiles.get(name)
             if tile is not None:
                 canvas[self.badge_boxes[name].slices] = tile
         flags = {
@@ -686,12 +719,12 @@ class TripletRenderer:
             "total": annotation.forced_flux_flag,
         }
         for key, flagged in flags.items():
-            tile = self._flagged_tiles.get(key)
+            tile = art.flagged_tiles.get(key)
             if flagged and tile is not None:
-                canvas[self.label_boxes[key].slices] = tile
+                canvas[art.label_boxes[key].slices] = tile
         glyphs = self._value_glyphs
         for key, field in annotation.fields().items():
-            box = self.value_boxes.get(key)
+            box = art.value_boxes.get(key)
             if box is None:
                 continue
             coverage = glyphs.coverage(glyphs.fit(field.text, box.width), box.width, box.height, BASELINE)
