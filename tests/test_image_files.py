@@ -24,6 +24,7 @@ from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
 )
+from lsst.analysis.ap.records import ReasonCode
 from lsst.analysis.ap.standalone import make_file_cutouts
 
 AFW = Path(__file__).parent / "data" / "afw"
@@ -79,7 +80,7 @@ def test_lsst_images_files_by_path_give_the_butler_pngs(butler_run, tmp_path):
                 assert ours == (butler_run["out"] / record["path"]).read_bytes()
 
 
-def test_a_directory_per_role_finds_each_sources_file(butler_run, tmp_path):
+def test_a_directory_per_role_finds_each_sources_file(butler_run, tmp_path, capsys):
     """One visit's detectors in a directory per role: each source is cut
     from the detector file that holds it.
     """
@@ -98,6 +99,7 @@ def test_a_directory_per_role_finds_each_sources_file(butler_run, tmp_path):
     out = tmp_path / "out"
     argv = [str(catalog), str(out)] + [arg for role in ROLES for arg in (f"--{role}", str(dirs[role]))]
     assert files_main(argv) == 0
+    assert f"Image files of each source: {out / 'image_files.csv'}\n" in capsys.readouterr().out
     expected = butler_run["result"].records.set_index("diaSourceId")
     records = pd.read_csv(out / "records.csv")
     assert len(records) == len(group)
@@ -279,3 +281,156 @@ def test_command_refuses_missing_files(tmp_path, capsys):
     argv += ["--template", str(tmp_path / "none.fits"), "--difference", str(tmp_path / "none.fits")]
     assert files_main(argv + ["--instrument", "X"]) == 2
     assert f"template image {tmp_path / 'none.fits'} does not exist" in capsys.readouterr().err
+
+
+# Files of several visits overlapping on the sky ---------------------------------------
+
+
+def _on_image(path: Path, ra: float, dec: float) -> tuple[bool, bool, float]:
+    """(centre pixel on the image, whole 30-px stamp on the image, distance
+    to the image centre) of a position, from the file's own FITS WCS.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdus:
+            header = hdus["IMAGE"].header
+    wcs = astropy.wcs.WCS(header)
+    x, y = wcs.all_world2pix(ra, dec, 0)
+    ny, nx = header["NAXIS2"], header["NAXIS1"]
+    cx, cy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+    holds = 0 <= cx < nx and 0 <= cy < ny
+    whole = 15 <= cx and cx + 15 <= nx and 15 <= cy and cy + 15 <= ny
+    return holds, whole, float(np.hypot(x - (nx - 1) / 2, y - (ny - 1) / 2))
+
+
+def _role_dirs(butler_run, tmp_path: Path, visits, transform=shutil.copy) -> dict[str, Path]:
+    dirs = {role: tmp_path / role for role in ROLES}
+    for (visit, _), paths in butler_run["files"].items():
+        if visit in visits:
+            for role, path in paths.items():
+                dirs[role].mkdir(exist_ok=True)
+                transform(path, dirs[role] / path.name)
+    return dirs
+
+
+def test_overlapping_visits_cut_each_source_from_its_own_visit(butler_run, tmp_path):
+    """lsst.images files of two overlapping visits given together: every
+    source is cut from its own visit × detector's files (its data ID), so
+    each PNG is the Butler's, even for sources that also lie on the other
+    visit's images (which the first file holding the source would give).
+    """
+    sources = butler_run["sources"]
+    files = butler_run["files"]
+    group = sources[sources["visit"].isin([1001, 1002])]
+    # The visits overlap: sources of 1002 lie on 1001's science images.
+    on_other = [
+        row["diaSourceId"]
+        for row in group[group["visit"] == 1002].to_dict("records")
+        if any(_on_image(files[(1001, d)]["science"], row["ra"], row["dec"])[0] for d in (0, 1))
+    ]
+    assert len(on_other) >= 3
+    dirs = _role_dirs(butler_run, tmp_path, (1001, 1002))
+    out = tmp_path / "out"
+    result = make_file_cutouts(group, out, config=config(), **{r: str(d) for r, d in dirs.items()})
+    expected = butler_run["result"].records.set_index("diaSourceId")
+    assert len(result.records) == len(group)
+    for record in result.records.to_dict("records"):
+        assert record["status"] == expected.loc[record["diaSourceId"], "status"]
+        if record["status"] == "written":
+            assert (out / record["path"]).read_bytes() == (butler_run["out"] / record["path"]).read_bytes()
+    chosen = pd.read_csv(out / "image_files.csv").set_index("diaSourceId")
+    assert sorted(chosen.index) == sorted(group["diaSourceId"])
+    for row in group.to_dict("records"):
+        entry = chosen.loc[row["diaSourceId"]]
+        for role in ROLES:
+            assert entry[role] == str(dirs[role] / files[(row["visit"], row["detector"])][role].name)
+        assert "visit and detector (the lsst.images Butler data ID)" in entry["choice"]
+        assert not entry["ambiguous"]
+
+
+def test_sources_of_a_visit_without_files_fail_naming_the_files(butler_run, tmp_path):
+    sources = butler_run["sources"]
+    dirs = _role_dirs(butler_run, tmp_path, (1001,))
+    group = sources[sources["visit"].isin([1001, 1002])]
+    result = make_file_cutouts(
+        group, tmp_path / "out", config=config(), **{r: str(d) for r, d in dirs.items()}
+    )
+    records = result.records.set_index("diaSourceId")
+    other = group[group["visit"] == 1002]
+    assert (records.loc[other["diaSourceId"], "status"] == "failed").all()
+    assert (records.loc[other["diaSourceId"], "reason_code"] == ReasonCode.MISSING_IMAGE).all()
+    for row in other.to_dict("records"):
+        reason = records.loc[row["diaSourceId"], "reason"]
+        assert reason.startswith(
+            f"no template file is of visit 1002, detector {row['detector']}: the 2 given are "
+        )
+        for (visit, detector), paths in butler_run["files"].items():
+            if visit == 1001:
+                name = dirs["template"] / paths["template"].name
+                assert f"{name} (visit 1001, detector {detector})" in reason
+    mine = group[group["visit"] == 1001]["diaSourceId"]
+    assert (records.loc[mine, "status"] != "failed").sum() == (
+        butler_run["result"].records.set_index("diaSourceId").loc[mine, "status"] != "failed"
+    ).sum()
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert set(other["diaSourceId"]) <= set(failures["diaSourceId"])
+
+
+def test_files_without_ids_prefer_the_whole_stamp_then_the_nearest_centre(butler_run, tmp_path, caplog):
+    """Trimmed files (no data ID) of two overlapping visits: a source on
+    both is cut from the file where its whole stamp lies, then from the one
+    whose centre is nearest; the choice is recorded as ambiguous.
+    """
+    sources = butler_run["sources"]
+    dirs = _role_dirs(butler_run, tmp_path, (1001, 1002), transform=trimmed_lsst_images_file)
+    group = sources[sources["visit"].isin([1001, 1002])]
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        result = make_file_cutouts(group, out, config=config(), **{r: str(d) for r, d in dirs.items()})
+    chosen = pd.read_csv(out / "image_files.csv").set_index("diaSourceId")
+    science = sorted(dirs["science"].iterdir())
+    n_ambiguous = n_whole_rule = 0
+    for row in group.to_dict("records"):
+        placed = {path: _on_image(path, row["ra"], row["dec"]) for path in science}
+        holders = [path for path, (holds, _, _) in placed.items() if holds]
+        if not holders:
+            assert row["diaSourceId"] not in chosen.index
+            continue
+        best = min(holders, key=lambda p: (not placed[p][1], placed[p][2]))
+        entry = chosen.loc[row["diaSourceId"]]
+        assert entry["science"] == str(best), row["diaSourceId"]
+        assert bool(entry["ambiguous"]) == (len(holders) > 1)
+        if len(holders) > 1:
+            n_ambiguous += 1
+            others = [str(p) for p in holders if p != best]
+            assert all(other in entry["choice"] for other in others)
+            if placed[best][1] and not all(placed[p][1] for p in holders):
+                n_whole_rule += 1
+                assert "science: the whole stamp on the image (also on" in entry["choice"]
+            else:
+                assert "science: the image centre nearest the source (also on" in entry["choice"]
+    assert n_ambiguous >= 3 and n_whole_rule >= 1
+    assert f"{n_ambiguous} source(s) lie on several image files" in caplog.text
+    assert result.summary["total"] == len(group)
+
+
+def test_file_identity_of_real_files(butler_run, tmp_path):
+    """The data ID of an lsst.images file, the Butler's header cards of an
+    afw file, and nothing for a file that says nothing.
+    """
+    from lsst.analysis.ap.images.files import FileIdentity, file_identity
+
+    for (visit, detector), paths in butler_run["files"].items():
+        for path in paths.values():
+            assert file_identity(path) == FileIdentity(visit, detector, "the lsst.images Butler data ID")
+    hsc = AFW / "HSC-0908120-056-small.fits"
+    assert file_identity(hsc) == FileIdentity()
+    tagged = tmp_path / "calexp.fits"
+    with fits.open(hsc) as hdus:
+        hdus[0].header["HIERARCH LSST BUTLER DATAID VISIT"] = 908120
+        hdus[0].header["HIERARCH LSST BUTLER DATAID DETECTOR"] = 56
+        hdus.writeto(tagged)
+    assert file_identity(tagged) == FileIdentity(908120, 56, "the LSST BUTLER DATAID header cards")
+    trimmed = tmp_path / "trimmed.fits"
+    trimmed_lsst_images_file(butler_run["files"][(1001, 0)]["science"], trimmed)
+    assert not file_identity(trimmed).known

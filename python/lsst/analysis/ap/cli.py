@@ -35,6 +35,7 @@ import argparse
 import gzip
 import io
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -578,8 +579,10 @@ def build_files_parser() -> argparse.ArgumentParser:
             f"--{role}",
             nargs="+",
             required=True,
-            help=f"{role.capitalize()} image file(s), directory or glob pattern; with several, each "
-            "source is cut from the first file that holds it.",
+            help=f"{role.capitalize()} image file(s), directory or glob pattern; each source is cut "
+            "from the file of its visit and detector when the files say which they are, else from "
+            "the file holding its whole stamp, then the nearest image centre (image_files.csv lists "
+            "each source's files).",
         )
     parser.add_argument("--instrument", help="Instrument name, when the catalog has no instrument column.")
     _common_options(parser)
@@ -669,4 +672,10 @@ def files_main(argv: list[str] | None = None) -> int:
         print(f"plotFileCutouts: {error}", file=sys.stderr)
         return 2
     print(f"Output: {args.output}")
-    return _report(result, start, "DiaSource(s)")
+    status = _report(result, start, "DiaSource(s)")
+    ambiguous = int(result.image_files["ambiguous"].sum())
+    print(
+        f"Image files of each source: {os.path.join(args.output, 'image_files.csv')}"
+        + (f" ({ambiguous} chosen by position among several files)" if ambiguous else "")
+    )
+    return status

@@ -41,7 +41,15 @@ from .images.alerts import (
     read_packets,
 )
 from .images.butler import ImageUnavailableError
-from .images.files import file_plane_reader, role_files
+from .images.files import (
+    FileChoice,
+    FileIdentity,
+    choose_file,
+    file_identity,
+    file_plane_reader,
+    placement,
+    role_files,
+)
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, standardize_sources
@@ -265,6 +273,7 @@ class _FileReaders:
         self.files = files
         self._readers: dict[Path, Any] = {}
         self._errors: dict[Path, ImageUnavailableError] = {}
+        self._identities: dict[Path, FileIdentity] = {}
 
     def reader(self, path: Path) -> Any:
         if path in self._errors:
@@ -279,27 +288,31 @@ class _FileReaders:
             self._readers[path] = reader
         return self._readers[path]
 
-    def find(self, role: str, ra: float, dec: float) -> tuple[Path | None, str]:
-        """The first file of ``role`` whose image holds the position, or
-        `None` and why not.
+    def identities(self, role: str) -> dict[Path, FileIdentity]:
+        """What each file of ``role`` says it is (read once per file)."""
+        for path in self.files[role]:
+            if path not in self._identities:
+                self._identities[path] = file_identity(path)
+        return {path: self._identities[path] for path in self.files[role]}
+
+    def find(self, role: str, row: Mapping[str, Any], size: int) -> FileChoice:
+        """The file of ``role`` a source is cut from
+        (`lsst.analysis.ap.images.files.choose_file`).
         """
-        candidates = self.files[role]
-        if len(candidates) == 1:
-            return candidates[0], ""
-        problems = []
-        for path in candidates:
-            try:
-                reader = self.reader(path)
-                x, y = reader.sky_to_pixel(np.array([ra]), np.array([dec]))
-            except ImageUnavailableError as error:
-                problems.append(str(error))
-                continue
-            cx, cy = np.floor(x[0] + 0.5), np.floor(y[0] + 0.5)
-            box = reader.bbox
-            if np.isfinite(cx) and box.x.start <= cx < box.x.stop and box.y.start <= cy < box.y.stop:
-                return path, ""
-        detail = f" ({'; '.join(problems[:2])})" if problems else ""
-        return None, f"none of the {len(candidates)} {role} file(s) holds the source{detail}"
+        ra, dec = float(row["ra"]), float(row["dec"])
+
+        def place(paths: list[Path]) -> tuple[list, list[str]]:
+            placements, problems = [], []
+            for path in paths:
+                try:
+                    placements.append(placement(path, self.reader(path), ra, dec, size))
+                except ImageUnavailableError as error:
+                    problems.append(str(error))
+            return placements, problems
+
+        return choose_file(
+            role, int(row["visit"]), int(row["detector"]), self.files[role], self.identities(role), place
+        )
 
 
 def make_file_cutouts(
@@ -324,14 +337,25 @@ def make_file_cutouts(
         Output directory.
     science, template, difference
         The images of each role: a file, a directory of FITS files, a glob
-        pattern, or a list of them.  With several files for a role, each
-        source is cut from the first file whose image holds it.
+        pattern, or a list of them.  Each source is cut from the file of its
+        visit and detector when the files say which they are, else from the
+        file whose image holds it (the whole stamp first, then the nearest
+        image centre); see `lsst.analysis.ap.images.files.choose_file`.
     config
         Task configuration.
     instrument
         Instrument name of sources without an ``instrument`` column.
     origin
         Where the table came from, for messages.
+
+    Returns
+    -------
+    lsst.pipe.base.Struct
+        As `PlotImageSubtractionCutoutsTask.run`, and ``image_files``: the
+        files each source was given (`pandas.DataFrame` also written to
+        ``image_files.csv``: ``diaSourceId``, ``visit``, ``detector``,
+        ``science``, ``template``, ``difference``, ``choice`` (how each
+        was chosen) and ``ambiguous`` (other files held the source too)).
 
     Raises
     ------
@@ -359,18 +383,30 @@ def make_file_cutouts(
     assigned: dict[tuple[Path, Path, Path], list[int]] = {}
     frames = [cutouter.reject(table.rejected)]
     failed_rows = []
+    choices = []
+    size = max(task.config.sizes)
     for position, row in enumerate(frame.to_dict("records")):
-        chosen = []
+        chosen: dict[str, FileChoice] = {}
         for role in IMAGE_ROLES:
-            path, why = readers.find(role, float(row["ra"]), float(row["dec"]))
-            if path is None:
-                failed_rows.append(cutouter._fail(row, ReasonCode.MISSING_IMAGE, why))
+            choice = readers.find(role, row, size)
+            if choice.path is None:
+                failed_rows.append(cutouter._fail(row, ReasonCode.MISSING_IMAGE, choice.reason))
                 break
-            chosen.append(path)
+            chosen[role] = choice
         else:
-            assigned.setdefault(tuple(chosen), []).append(position)
+            assigned.setdefault(tuple(chosen[role].path for role in IMAGE_ROLES), []).append(position)
+            choices.append(_choice_row(row, chosen))
     if failed_rows:
         frames.append(records_frame(failed_rows))
+    image_files = pd.DataFrame(choices, columns=list(_CHOICE_COLUMNS))
+    task._store.write("image_files.csv", image_files.to_csv(index=False).encode())
+    n_ambiguous = int(image_files["ambiguous"].sum())
+    if n_ambiguous:
+        task.log.warning(
+            "%d source(s) lie on several image files of a role that do not say which visit and detector "
+            "they are; each was cut from the file chosen by position (listed in image_files.csv)",
+            n_ambiguous,
+        )
     task.log.info(
         "Drawing %d DiaSource(s) from %d image file triplet(s) into %s",
         len(frame),
@@ -384,4 +420,28 @@ def make_file_cutouts(
 
         frames.append(make_detector_records(cutouter, frame.iloc[positions], open_readers))
     records = concat_records(frames)
-    return task.finish(records, frame)
+    result = task.finish(records, frame)
+    result.image_files = image_files
+    return result
+
+
+_CHOICE_COLUMNS = ("diaSourceId", "visit", "detector", *IMAGE_ROLES, "choice", "ambiguous")
+"""Columns of ``image_files.csv``."""
+
+
+def _choice_row(row: Mapping[str, Any], chosen: Mapping[str, FileChoice]) -> dict[str, Any]:
+    """The ``image_files.csv`` row of a source: its files and how each was chosen."""
+    notes = []
+    for role, choice in chosen.items():
+        note = f"{role}: {choice.rule}"
+        if choice.others:
+            note += " (also on " + ", ".join(str(path) for path in choice.others) + ")"
+        notes.append(note)
+    return {
+        "diaSourceId": row["diaSourceId"],
+        "visit": row["visit"],
+        "detector": row["detector"],
+        **{role: str(choice.path) for role, choice in chosen.items()},
+        "choice": "; ".join(notes),
+        "ambiguous": any(choice.ambiguous for choice in chosen.values()),
+    }

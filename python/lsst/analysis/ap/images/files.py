@@ -18,16 +18,44 @@
 
 `role_files` expands what the user gave for a role (files, directories,
 globs) into the list of files to search for each source.
+
+When a role has several files, or a file that says which visit and
+detector it is, `choose_file` picks the file of each source:
+
+1. files that say which visit and detector they are (`file_identity`: the
+   Butler data ID in an lsst.images file's tree, or the ``LSST BUTLER
+   DATAID VISIT`` / ``DETECTOR`` cards Butler-written afw files carry) are
+   matched to the source's ``visit`` and ``detector``; a source whose
+   visit × detector no such file is, while every file of the role says
+   which it is, fails with a reason listing the files;
+2. otherwise (files without ids: plain FITS, trimmed cutouts, coadd
+   templates) the file whose image holds the source's centre pixel,
+   preferring one on which the whole stamp lies, then the one whose centre
+   is nearest the source.  When several files hold the source the choice
+   is ambiguous, and the chosen file and the others are reported.
 """
 
 from __future__ import annotations
 
-__all__ = ("file_plane_reader", "image_hdu", "role_files")
+__all__ = (
+    "BUTLER_DATAID_CARDS",
+    "FileChoice",
+    "FileIdentity",
+    "Placement",
+    "choose_file",
+    "file_identity",
+    "file_plane_reader",
+    "image_hdu",
+    "placement",
+    "role_files",
+)
 
 import glob
+import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +157,274 @@ def file_plane_reader(path: str | os.PathLike[str]) -> PlaneReader:
         raise ImageUnavailableError(f"{name} does not exist or is not a file")
     getter = OpenArchiveGetter(ResourcePath(name), _PlainFitsGetter(name))
     return PlaneReader(name=name, getter=getter, closer=getter.close)
+
+
+# Which file holds a source ----------------------------------------------------------
+
+BUTLER_DATAID_CARDS = ("LSST BUTLER DATAID VISIT", "LSST BUTLER DATAID DETECTOR")
+"""Header cards (``HIERARCH``) in which the Butler records the visit and
+detector of an afw-written file."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """The visit and detector an image file says it is.
+
+    Parameters
+    ----------
+    visit, detector : `int` or `None`
+        As the file gives them; `None` when it does not say.
+    origin : `str`
+        Where they were read (``""`` when the file says nothing).
+
+    """
+
+    visit: int | None = None
+    detector: int | None = None
+    origin: str = ""
+
+    @property
+    def known(self) -> bool:
+        """Whether the file says which visit it is."""
+        return self.visit is not None
+
+    def matches(self, visit: int, detector: int) -> bool:
+        """Whether the file is of a source's visit (and detector, when the
+        file gives it)."""
+        return self.visit == visit and (self.detector is None or self.detector == detector)
+
+    def describe(self) -> str:
+        """``visit V, detector D`` or ``no visit/detector id``."""
+        if not self.known:
+            return "no visit/detector id"
+        return f"visit {self.visit}" + ("" if self.detector is None else f", detector {self.detector}")
+
+
+def _as_id(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _lsst_images_identity(name: str) -> FileIdentity | None:
+    """The Butler data ID an lsst.images file's tree records, or `None`."""
+    from lsst.images.serialization import open_archive
+    from lsst.resources import ResourcePath
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_archive(ResourcePath(name), partial=True) as reader:
+                info = reader.butler_info
+    except Exception:
+        return None
+    data_id = getattr(getattr(info, "dataset", None), "dataId", None)
+    data_id = getattr(data_id, "dataId", data_id)
+    if not isinstance(data_id, Mapping):
+        return None
+    visit = _as_id(data_id.get("visit"))
+    if visit is None:
+        return None
+    return FileIdentity(visit, _as_id(data_id.get("detector")), "the lsst.images Butler data ID")
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """The visit and detector an image file says it is.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The image file.
+
+    Returns
+    -------
+    identity : `FileIdentity`
+        From the Butler data ID of an lsst.images file, else from the
+        `BUTLER_DATAID_CARDS` of the primary or image header (afw files
+        written by a Butler, cutouts that keep those cards); without either
+        the identity is unknown (plain FITS, coadd templates, unreadable
+        files: their reader reports those).
+
+    """
+    name = os.fspath(path)
+    identity = _lsst_images_identity(name)
+    if identity is not None:
+        return identity
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with astropy.io.fits.open(name) as hdus:
+                headers = [hdus[0].header]
+                try:
+                    headers.append(hdus[image_hdu(hdus, name)].header)
+                except ImageUnavailableError:
+                    pass
+                for header in headers:
+                    visit = _as_id(header.get(BUTLER_DATAID_CARDS[0]))
+                    if visit is not None:
+                        detector = _as_id(header.get(BUTLER_DATAID_CARDS[1]))
+                        return FileIdentity(visit, detector, "the LSST BUTLER DATAID header cards")
+    except (OSError, ValueError, TypeError):
+        pass
+    return FileIdentity()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a source falls on one candidate file.
+
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        The file.
+    holds : `bool`
+        Whether the source's centre pixel is on the image.
+    whole : `bool`
+        Whether the whole (largest) stamp lies on the image.
+    distance : `float`
+        Distance from the source to the image centre, in pixels.
+
+    """
+
+    path: Path
+    holds: bool
+    whole: bool
+    distance: float
+
+
+@dataclass(frozen=True)
+class FileChoice:
+    """The file a source is cut from, and how it was chosen.
+
+    Parameters
+    ----------
+    path : `pathlib.Path` or `None`
+        The file; `None` when no file fits (``reason`` says why).
+    rule : `str`
+        How it was chosen.
+    others : `tuple` [`pathlib.Path`, ...]
+        Other files that hold the source too (the choice was ambiguous).
+    reason : `str`
+        Why no file fits.
+
+    """
+
+    path: Path | None
+    rule: str = ""
+    others: tuple[Path, ...] = ()
+    reason: str = ""
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether other files hold the source too."""
+        return bool(self.others)
+
+
+def _listing(paths: Sequence[Path], identities: Mapping[Path, FileIdentity], limit: int = 4) -> str:
+    items = [f"{path} ({identities[path].describe()})" for path in paths[:limit]]
+    if len(paths) > limit:
+        items.append(f"and {len(paths) - limit} more")
+    return "; ".join(items)
+
+
+def choose_file(
+    role: str,
+    visit: int,
+    detector: int,
+    files: Sequence[Path],
+    identities: Mapping[Path, FileIdentity],
+    place: Any,
+) -> FileChoice:
+    """The file of a role a source is cut from.
+
+    Parameters
+    ----------
+    role : `str`
+        ``science``, ``template`` or ``difference`` (for messages).
+    visit, detector : `int`
+        The source's visit and detector.
+    files : `~collections.abc.Sequence` [`pathlib.Path`]
+        The role's files, in the order given.
+    identities : `~collections.abc.Mapping` [`pathlib.Path`, `FileIdentity`]
+        What each file says it is (`file_identity`).
+    place : callable
+        ``place(paths)`` -> (list of `Placement`, list of problem texts):
+        where the source falls on each file (called only when the ids do
+        not decide).
+
+    Returns
+    -------
+    choice : `FileChoice`
+        See the module docstring for the rule.
+
+    """
+    identified = [path for path in files if identities[path].known]
+    matching = [path for path in identified if identities[path].matches(visit, detector)]
+    if matching:
+        candidates, by_id = matching, True
+    elif len(identified) == len(files):
+        return FileChoice(
+            None,
+            reason=(
+                f"no {role} file is of visit {visit}, detector {detector}: the {len(files)} given "
+                f"{'is' if len(files) == 1 else 'are'} {_listing(identified, identities)}"
+            ),
+        )
+    else:
+        candidates, by_id = [path for path in files if not identities[path].known], False
+    if len(candidates) == 1:
+        if by_id:
+            rule = f"visit and detector ({identities[candidates[0]].origin})"
+        else:
+            rule = "the only file" if len(files) == 1 else "the only file without visit/detector ids"
+        return FileChoice(candidates[0], rule)
+    placements, problems = place(candidates)
+    holders = sorted((p for p in placements if p.holds), key=lambda p: (not p.whole, p.distance))
+    if not holders:
+        detail = f" ({'; '.join(problems[:2])})" if problems else ""
+        return FileChoice(
+            None, reason=f"none of the {len(candidates)} {role} file(s) holds the source{detail}"
+        )
+    chosen, others = holders[0], tuple(p.path for p in holders[1:])
+    if len(holders) == 1:
+        rule = "the only file holding the source"
+    elif chosen.whole and not holders[1].whole:
+        rule = "the whole stamp on the image"
+    else:
+        rule = "the image centre nearest the source"
+    if by_id:
+        rule = f"visit and detector, then {rule}"
+    return FileChoice(chosen.path, rule, others)
+
+
+def placement(path: Path, reader: PlaneReader, ra: float, dec: float, size: int) -> Placement:
+    """Where a source falls on a file's image (see `Placement`).
+
+    Raises
+    ------
+    ImageUnavailableError
+        When the file's WCS cannot place the source.
+
+    """
+    from lsst.images.utils import round_half_up
+
+    from ..geometry import stamp_box
+
+    x, y = reader.sky_to_pixel(np.array([ra]), np.array([dec]))
+    fx, fy = float(x[0]), float(y[0])
+    box = reader.bbox
+    if not (math.isfinite(fx) and math.isfinite(fy)):
+        return Placement(path, False, False, math.inf)
+    stamp = stamp_box(fx, fy, size)
+    cx, cy = round_half_up(fx), round_half_up(fy)
+    holds = box.x.start <= cx < box.x.stop and box.y.start <= cy < box.y.stop
+    whole = (
+        box.x.start <= stamp.x0
+        and stamp.x0 + size <= box.x.stop
+        and box.y.start <= stamp.y0
+        and stamp.y0 + size <= box.y.stop
+    )
+    centre_x = (box.x.start + box.x.stop - 1) / 2
+    centre_y = (box.y.start + box.y.stop - 1) / 2
+    return Placement(path, holds, whole, math.hypot(fx - centre_x, fy - centre_y))
