@@ -274,6 +274,7 @@ class _FileReaders:
         self._readers: dict[Path, Any] = {}
         self._errors: dict[Path, ImageUnavailableError] = {}
         self._identities: dict[Path, FileIdentity] = {}
+        self._decided: dict[tuple[str, int, int], FileChoice] = {}
 
     def reader(self, path: Path) -> Any:
         if path in self._errors:
@@ -300,8 +301,15 @@ class _FileReaders:
         (`lsst.analysis.ap.images.files.choose_file`).
         """
         ra, dec = float(row["ra"]), float(row["dec"])
+        visit, detector = int(row["visit"]), int(row["detector"])
+        key = (role, visit, detector)
+        if key in self._decided:
+            return self._decided[key]
+        placed = False
 
         def place(paths: list[Path]) -> tuple[list, list[str]]:
+            nonlocal placed
+            placed = True
             placements, problems = [], []
             for path in paths:
                 try:
@@ -310,9 +318,11 @@ class _FileReaders:
                     problems.append(str(error))
             return placements, problems
 
-        return choose_file(
-            role, int(row["visit"]), int(row["detector"]), self.files[role], self.identities(role), place
-        )
+        choice = choose_file(role, visit, detector, self.files[role], self.identities(role), place)
+        if not placed:
+            # Decided by the ids alone: the same for every source of the visit × detector.
+            self._decided[key] = choice
+        return choice
 
 
 def make_file_cutouts(
