@@ -434,3 +434,34 @@ def test_file_identity_of_real_files(butler_run, tmp_path):
     trimmed = tmp_path / "trimmed.fits"
     trimmed_lsst_images_file(butler_run["files"][(1001, 0)]["science"], trimmed)
     assert not file_identity(trimmed).known
+
+
+def test_choose_file_rules_for_mixed_and_repeated_files():
+    """The rule itself: files without ids are the fallback when no file is
+    the source's visit (a coadd template next to visit templates); two
+    files of the source's visit × detector are told apart by position, and
+    the choice is marked ambiguous.
+    """
+    from lsst.analysis.ap.images.files import FileIdentity, Placement, choose_file
+
+    a, b, coadd = Path("a.fits"), Path("b.fits"), Path("coadd.fits")
+    ids = {a: FileIdentity(1, 0, "cards"), b: FileIdentity(1, 0, "cards"), coadd: FileIdentity()}
+    calls = []
+
+    def place(paths):
+        calls.append(list(paths))
+        spots = {a: Placement(a, True, False, 10.0), b: Placement(b, True, True, 50.0)}
+        return [spots[p] for p in paths if p in spots], []
+
+    choice = choose_file("template", 2, 0, [a, coadd], ids, place)
+    assert (choice.path, choice.rule, calls) == (coadd, "the only file without visit/detector ids", [])
+    choice = choose_file("template", 1, 0, [a, b, coadd], ids, place)
+    assert choice.path == b and choice.others == (a,) and choice.ambiguous
+    assert choice.rule == "visit and detector, then the whole stamp on the image"
+    assert calls == [[a, b]]
+    choice = choose_file("template", 1, 5, [a, b], ids, place)
+    assert choice.path is None
+    assert choice.reason == (
+        "no template file is of visit 1, detector 5: the 2 given are a.fits (visit 1, detector 0); "
+        "b.fits (visit 1, detector 0)"
+    )
