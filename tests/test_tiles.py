@@ -1,12 +1,24 @@
 """Box reads of tile-compressed FITS planes against astropy's full decode."""
 
 import glob
+from concurrent.futures import ThreadPoolExecutor
 
 import astropy.io.fits as fits
 import numpy as np
 import pytest
 
+from lsst.analysis.ap.images import tiles
 from lsst.analysis.ap.images.tiles import TiledPlane, open_plane, tile_rows_for_box
+
+
+@pytest.fixture(params=["libdeflate", "zlib"])
+def inflater(request, monkeypatch):
+    """Run a test with each inflater (zlib is used when libdeflate is missing)."""
+    if request.param == "zlib":
+        monkeypatch.setattr(tiles, "_inflate", tiles._inflate_zlib)
+    else:
+        assert tiles._inflate is tiles._inflate_libdeflate, "the pinned deflate package is not installed"
+    return request.param
 
 
 def _write(path, array, **kwargs):
@@ -32,7 +44,7 @@ def _random_boxes(shape, rng, n=40):
         (np.int32, dict(compression_type="NOCOMPRESS", tile_shape=(1, 97))),
     ],
 )
-def test_tiled_reads_match_astropy(tmp_path, dtype, kwargs):
+def test_tiled_reads_match_astropy(tmp_path, dtype, kwargs, inflater):
     rng = np.random.default_rng(5)
     array = (rng.normal(0, 1000, (83, 97))).astype(dtype)
     if np.issubdtype(dtype, np.floating):
@@ -86,6 +98,27 @@ def test_nearby_boxes_share_decoded_tiles(tmp_path):
     assert plane.tiles_decoded == 40
     assert list(tile_rows_for_box(100, 130, 1)) == list(range(100, 130))
     assert list(tile_rows_for_box(5, 21, 8)) == [0, 1, 2]
+
+
+def test_threads_share_tiles_and_read_the_same_pixels(tmp_path):
+    """Boxes read from many threads at once: the pixels astropy decodes,
+    and every tile inflated once even when threads ask for it together.
+    """
+    rng = np.random.default_rng(8)
+    array = rng.normal(size=(400, 256)).astype(np.float32)
+    path = _write(
+        tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 256), quantize_level=0.0
+    )
+    expected = fits.getdata(path, "IMAGE")
+    plane = open_plane(path, "IMAGE")
+    boxes = [(y, y + 30, x, x + 30) for y, x in rng.integers(0, 226, (400, 2))]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda box: plane.read(*box), boxes))
+    for (y0, y1, x0, x1), pixels in zip(boxes, got, strict=True):
+        np.testing.assert_array_equal(pixels, expected[y0:y1, x0:x1])
+    rows = {row for y0, y1, _, _ in boxes for row in range(y0, y1)}
+    assert plane.tiles_decoded == len(rows)
+    plane.close()
 
 
 def test_cache_is_bounded(tmp_path):

@@ -9,8 +9,12 @@ tile descriptor column and rebuilds its settings on every call, which costs
 more than the decompression itself.  `TiledPlane` reads the descriptor column
 once, reads each compressed tile with one ``pread`` and decodes it with
 `zlib`, keeping decoded tiles in a bounded cache so that nearby stamps of the
-same image share them.  ``zlib`` releases the GIL, so several planes can be
-decoded at once in threads.
+same image share them.  The tiles are inflated with libdeflate (the
+``deflate`` package; `zlib` when it is missing), which needs about 40% less
+time than zlib for the same stream, and kept as inflated bytes: a box then
+un-shuffles (``GZIP_2``) and byte-swaps only its own columns, not whole rows.
+Both inflaters release the GIL, so several planes (or sources) can be decoded
+at once in threads; a tile asked for by two threads at once is decoded once.
 
 Only the lossless layouts are decoded here (``GZIP_1``, ``GZIP_2``,
 ``NOCOMPRESS``, no quantization, no ``ZBLANK``); any other HDU (quantized,
@@ -31,6 +35,11 @@ from typing import Protocol
 import astropy.io.fits
 import numpy as np
 
+try:
+    import deflate as _libdeflate
+except ImportError:  # pragma: no cover - the pinned dependency is installed
+    _libdeflate = None
+
 _LOSSLESS = frozenset({"GZIP_1", "GZIP_2", "NOCOMPRESS"})
 _FORMAT_ITEMSIZE = {"B": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8}
 _BITPIX_DTYPE = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
@@ -49,6 +58,26 @@ class PlaneFile(Protocol):
 
     def close(self) -> None:
         """Release the file."""
+
+
+def _inflate_zlib(payload: bytes, size: int) -> bytes:
+    """Inflate a gzip or zlib stream with `zlib`."""
+    return zlib.decompress(payload, 47)
+
+
+def _inflate_libdeflate(payload: bytes, size: int) -> bytes:
+    """Inflate a gzip or zlib stream of ``size`` bytes with libdeflate."""
+    try:
+        if payload[:2] == b"\x1f\x8b":
+            return _libdeflate.gzip_decompress(payload)
+        return _libdeflate.zlib_decompress(payload, size)
+    except _libdeflate.DeflateError as error:
+        raise zlib.error(f"libdeflate: {error}") from error
+
+
+_inflate = _inflate_zlib if _libdeflate is None else _inflate_libdeflate
+"""Inflates one tile's gzip or zlib stream, given its inflated size; raises
+`zlib.error` for a damaged stream.  libdeflate when installed, else zlib."""
 
 
 def tile_rows_for_box(y0: int, y1: int, tile_height: int) -> range:
@@ -90,9 +119,10 @@ class TiledPlane:
     Notes
     -----
     Use `open_plane`, which checks that the HDU is one this class decodes.
-    Reads are thread-safe: the file is read with ``os.pread`` and the cache
-    is guarded by a lock, so the planes of one image can be decoded in
-    parallel threads.
+    Reads are thread-safe: the file is read with ``os.pread``, the cache
+    is guarded by a lock and a tile being inflated by one thread is waited
+    for by the others, so the planes of one image, or the stamps of several
+    sources, can be decoded in parallel threads.
 
     """
 
@@ -124,17 +154,67 @@ class TiledPlane:
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
         self._cache_tiles = max(1, cache_bytes // max(tile_bytes, 1))
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.tiles_decoded = 0
-        """Number of tiles decompressed so far (cache misses)."""
+        """Number of tiles inflated so far (cache misses)."""
 
     def _tile_extent(self, tile_y: int, tile_x: int) -> tuple[int, int]:
         height = min(self.tile_shape[0], self.shape[0] - tile_y * self.tile_shape[0])
         width = min(self.tile_shape[1], self.shape[1] - tile_x * self.tile_shape[1])
         return height, width
 
+    def _inflated(self, tile_y: int, tile_x: int) -> np.ndarray:
+        """Read and inflate one tile (no cache): its bytes as stored, still
+        shuffled (``GZIP_2``) and big-endian.
+        """
+        height, width = self._tile_extent(tile_y, tile_x)
+        size = height * width * self.dtype.itemsize
+        count, offset = self._descriptors[tile_y * self._tiles_x + tile_x]
+        payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
+        if self.algorithm == "NOCOMPRESS":
+            data = payload
+        else:
+            try:
+                data = _inflate(payload, size)
+            except zlib.error as error:
+                raise ValueError(f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: {error}") from error
+        if len(data) != size:
+            raise ValueError(
+                f"{self.path}: tile ({tile_y}, {tile_x}) holds {len(data)} bytes, expected {size}"
+            )
+        return np.frombuffer(data, dtype=np.uint8)
+
+    @property
+    def _shuffled(self) -> bool:
+        """Whether tiles store their pixels' bytes shuffled (``GZIP_2``)."""
+        return self.algorithm == "GZIP_2" and self.dtype.itemsize > 1
+
+    def _part(self, raw: np.ndarray, height: int, width: int, rows: slice, columns: slice) -> np.ndarray:
+        """The stored bytes of pixels ``[rows, columns]`` of an inflated tile
+        of ``height`` × ``width`` pixels (a view): ``(itemsize, rows,
+        columns)`` byte planes for shuffled tiles, else big-endian values.
+        """
+        if self._shuffled:
+            return raw.reshape(self.dtype.itemsize, height, width)[:, rows, columns]
+        return raw.view(self.dtype).reshape(height, width)[rows, columns]
+
+    def _pixels(self, part: np.ndarray) -> np.ndarray:
+        """Native-endian pixels of a `_part` (or of parts stacked along
+        rows); only these pixels are un-shuffled and swapped.
+        """
+        native = self.dtype.newbyteorder("=")
+        if not self._shuffled:
+            return part.astype(native)
+        # GZIP_2 stores the most significant bytes of every pixel, then the
+        # next ones, ...: interleave the byte planes (in native order).
+        out = np.empty(part.shape[1:], dtype=native)
+        as_bytes = out.view(np.uint8).reshape(*out.shape, self.dtype.itemsize)
+        as_bytes[...] = (part if native.byteorder == ">" else part[::-1]).transpose(1, 2, 0)
+        return out
+
     def decode_tile(self, tile_y: int, tile_x: int) -> np.ndarray:
-        """Decompress one tile (no cache), as a native-endian array.
+        """Decompress one whole tile (no cache), as a native-endian array.
 
         Parameters
         ----------
@@ -146,44 +226,49 @@ class TiledPlane:
         tile : `numpy.ndarray`
             The tile's pixels, shape (height, width) of that tile.
 
+        Raises
+        ------
+        ValueError
+            If the tile's stream is damaged or of the wrong size; the
+            message names the file and the tile.
+
         """
         height, width = self._tile_extent(tile_y, tile_x)
-        count, offset = self._descriptors[tile_y * self._tiles_x + tile_x]
-        payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
-        n = height * width
-        itemsize = self.dtype.itemsize
-        if self.algorithm == "NOCOMPRESS":
-            data = payload
-        else:
-            try:
-                data = zlib.decompress(payload, 47)  # gzip or zlib stream
-            except zlib.error as error:
-                raise ValueError(f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: {error}") from error
-        if len(data) != n * itemsize:
-            raise ValueError(
-                f"{self.path}: tile ({tile_y}, {tile_x}) holds {len(data)} bytes, expected {n * itemsize}"
-            )
-        if self.algorithm == "GZIP_2" and itemsize > 1:
-            raw = np.frombuffer(data, dtype=np.uint8).reshape(itemsize, n).T.copy()
-            values = raw.view(self.dtype).reshape(n)
-        else:
-            values = np.frombuffer(data, dtype=self.dtype)
-        return values.astype(self.dtype.newbyteorder("="), copy=True).reshape(height, width)
+        everything = slice(None)
+        return self._pixels(self._part(self._inflated(tile_y, tile_x), height, width, everything, everything))
 
     def tile(self, tile_y: int, tile_x: int) -> np.ndarray:
-        """One decoded tile, from the cache when it was decoded before."""
+        """One inflated tile (its stored bytes, see `_inflated`), from the
+        cache when it was inflated before.
+
+        A tile another thread is inflating is waited for, not inflated
+        again.
+        """
         key = tile_y * self._tiles_x + tile_x
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        decoded = self.decode_tile(tile_y, tile_x)
-        with self._lock:
-            self.tiles_decoded += 1
-            self._cache[key] = decoded
-            while len(self._cache) > self._cache_tiles:
-                self._cache.popitem(last=False)
+        while True:
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is not None:
+                    self._cache.move_to_end(key)
+                    return cached
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = threading.Event()
+                    break
+            pending.wait()
+            # The other thread's tile may be evicted or have failed by now:
+            # look again (and inflate it here if needed).
+        try:
+            decoded = self._inflated(tile_y, tile_x)
+            with self._lock:
+                self.tiles_decoded += 1
+                self._cache[key] = decoded
+                while len(self._cache) > self._cache_tiles:
+                    self._cache.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._pending[key]
+            pending.set()
         return decoded
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -207,15 +292,28 @@ class TiledPlane:
         if out.size == 0:
             return out
         th, tw = self.tile_shape
+        if self._tiles_x == 1:
+            # Tiles of whole rows (lsst-images' layout): stack the box's part
+            # of each tile and convert them at once.
+            parts = []
+            for ty in tile_rows_for_box(y0, y1, th):
+                height, width = self._tile_extent(ty, 0)
+                ty0 = ty * th
+                rows = slice(max(y0, ty0) - ty0, min(y1, ty0 + height) - ty0)
+                parts.append(self._part(self.tile(ty, 0), height, width, rows, slice(x0, x1)))
+            out[...] = self._pixels(np.concatenate(parts, axis=-2) if len(parts) > 1 else parts[0])
+            return out
         for ty in tile_rows_for_box(y0, y1, th):
             for tx in tile_rows_for_box(x0, x1, tw):
-                tile = self.tile(ty, tx)
+                raw = self.tile(ty, tx)
+                height, width = self._tile_extent(ty, tx)
                 ty0, tx0 = ty * th, tx * tw
-                sy = slice(max(y0, ty0), min(y1, ty0 + tile.shape[0]))
-                sx = slice(max(x0, tx0), min(x1, tx0 + tile.shape[1]))
-                out[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = tile[
-                    sy.start - ty0 : sy.stop - ty0, sx.start - tx0 : sx.stop - tx0
-                ]
+                sy = slice(max(y0, ty0), min(y1, ty0 + height))
+                sx = slice(max(x0, tx0), min(x1, tx0 + width))
+                part = self._part(
+                    raw, height, width, slice(sy.start - ty0, sy.stop - ty0), slice(sx.start - tx0, sx.stop - tx0)
+                )
+                out[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = self._pixels(part)
         return out
 
     def close(self) -> None:
