@@ -86,6 +86,22 @@ def test_uncompressed_image_hdu(tmp_path):
     plane.close()
 
 
+def test_gzipped_file_falls_back_to_astropy(tmp_path):
+    """A tiled plane inside a file gzipped as a whole is read by astropy
+    (byte offsets of the FITS structure are not file offsets there).
+    """
+    import gzip
+
+    array = np.random.default_rng(9).normal(size=(40, 50)).astype(np.float32)
+    path = _write(tmp_path / "a.fits", array, compression_type="GZIP_2", quantize_level=0.0)
+    zipped = tmp_path / "a.fits.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    plane = open_plane(zipped, "IMAGE")
+    assert not isinstance(plane, TiledPlane)
+    np.testing.assert_array_equal(plane.read(5, 25, 7, 30), array[5:25, 7:30])
+    plane.close()
+
+
 def test_nearby_boxes_share_decoded_tiles(tmp_path):
     array = np.random.default_rng(7).normal(size=(200, 300)).astype(np.float32)
     path = _write(
@@ -143,6 +159,9 @@ def test_planes_written_by_lsst_images(demo_repo):
         with fits.open(path) as hdus:
             names = [h.name for h in hdus if isinstance(h, fits.CompImageHDU)]
             assert {"IMAGE", "MASK", "VARIANCE"} <= set(names)
+            for index in range(len(hdus)):
+                # The headers are walked to each HDU's data (tables with heaps too).
+                assert tiles._find_hdu(path, index)[1] == hdus.fileinfo(index)["datLoc"]
             for name in ("IMAGE", "MASK", "VARIANCE"):
                 expected = hdus[name].data
                 plane = open_plane(path, name)

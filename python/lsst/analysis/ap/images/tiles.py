@@ -27,6 +27,7 @@ from __future__ import annotations
 __all__ = ("PlaneFile", "TiledPlane", "open_plane", "tile_rows_for_box")
 
 import collections
+import math
 import os
 import threading
 import zlib
@@ -363,6 +364,58 @@ def _is_lossless_tiled(header: astropy.io.fits.Header) -> bool:
     return len(tform) >= 2 and tform[0] in "PQ" and tform[1] in _FORMAT_ITEMSIZE
 
 
+_BLOCK = 2880
+"""FITS block size in bytes."""
+
+
+def _find_hdu(path: str | os.PathLike[str], hdu: int | str) -> tuple[astropy.io.fits.Header, int]:
+    """The raw header of one HDU and the byte offset of its data, found by
+    walking the headers (astropy's ``fileinfo`` re-verifies every header
+    read so far, which costs more than the walk).
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        FITS file.
+    hdu : `int` or `str`
+        HDU index, or ``EXTNAME`` (case-insensitive, first match).
+
+    Returns
+    -------
+    header : `astropy.io.fits.Header`
+        The header as stored (a tiled image's binary-table header).
+    data_offset : `int`
+        Offset of the HDU's data in the file.
+
+    Raises
+    ------
+    KeyError
+        No such HDU.
+    ValueError
+        The file is not a plain FITS file (compressed as a whole, or not
+        FITS at all).
+
+    """
+    wanted = hdu.strip().upper() if isinstance(hdu, str) else hdu
+    with open(path, "rb") as stream:
+        index = 0
+        while True:
+            try:
+                header = astropy.io.fits.Header.fromfile(stream)
+            except EOFError:
+                raise KeyError(f"{os.fspath(path)} has no HDU {hdu!r}") from None
+            data_offset = stream.tell()
+            name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip().upper()
+            if wanted == index or wanted == name:
+                return header, data_offset
+            naxis = int(header.get("NAXIS", 0))
+            elements = math.prod(int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1)) if naxis else 0
+            size = abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1))
+            size *= int(header.get("PCOUNT", 0)) + elements
+            stream.seek(data_offset + -(-size // _BLOCK) * _BLOCK)
+            index += 1
+
+
 def open_plane(
     path: str | os.PathLike[str], hdu: int | str, *, cache_bytes: int = DEFAULT_CACHE_BYTES
 ) -> PlaneFile:
@@ -391,11 +444,12 @@ def open_plane(
         The file cannot be read as FITS.
 
     """
-    with astropy.io.fits.open(path, disable_image_compression=True, memmap=False, lazy_load_hdus=True) as raw:
-        index = raw.index_of(hdu)
-        header = raw[index].header.copy()
-        data_offset = raw.fileinfo(index)["datLoc"]
-    if _is_lossless_tiled(header):
-        return TiledPlane(path, header, data_offset, cache_bytes=cache_bytes)
+    try:
+        header, data_offset = _find_hdu(path, hdu)
+    except ValueError:
+        pass  # e.g. a gzipped file: astropy reads it (and names what is wrong)
+    else:
+        if _is_lossless_tiled(header):
+            return TiledPlane(path, header, data_offset, cache_bytes=cache_bytes)
     hdu_list = astropy.io.fits.open(path, memmap=True, lazy_load_hdus=True)
     return _SectionPlane(hdu_list, hdu_list.index_of(hdu))
