@@ -525,6 +525,52 @@ def test_two_spawned_workers_give_same_pngs(tmp_path, baseline, butler):
     assert (tmp_path / "manifest.csv").read_bytes() == (baseline.output / "manifest.csv").read_bytes()
 
 
+def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler):
+    """Sources drawn in several threads at once (through the tile reader,
+    the default reads) give the same PNGs, records and failures as one
+    source at a time; options that are not drawn in threads fall back to
+    one thread.
+    """
+    from lsst.analysis.ap.images.butler import butler_plane_reader, only_instrument
+
+    runs = {}
+    for threads in (1, 4):
+        output = tmp_path / f"threads{threads}"
+        task = PlotImageSubtractionCutoutsTask(
+            config=make_config(threads=threads, whole_read_min_sources=None), output_path=output
+        )
+        first = baseline.data.iloc[0]
+        data_id = {
+            "instrument": only_instrument(butler),
+            "visit": int(first["visit"]),
+            "detector": int(first["detector"]),
+        }
+        readers = {
+            role: butler_plane_reader(butler, dataset_type, data_id)
+            for role, dataset_type in plotImageSubtractionCutouts._image_types(task.config).items()
+        }
+        assert task._cutouter().threads_for(readers) == threads
+        for reader in readers.values():
+            reader.release()
+        runs[threads] = (output, task.run(baseline.data, butler))
+    (one, serial), (four, threaded) = runs[1], runs[4]
+    assert sorted(threaded.written) == sorted(serial.written) == sorted(baseline.result.written)
+    assert sorted(threaded.failed) == sorted(serial.failed)
+    files = png_files(four)
+    assert set(files) == set(png_files(one))
+    for dia_source_id, path in files.items():
+        assert path.read_bytes() == png_files(one)[dia_source_id].read_bytes()
+    columns = [c for c in serial.records.columns if c != "output_path"]
+    pd.testing.assert_frame_equal(
+        threaded.records[columns].sort_values("diaSourceId", ignore_index=True),
+        serial.records[columns].sort_values("diaSourceId", ignore_index=True),
+    )
+    marker = make_config(threads=4)
+    marker.display.marker = "reticle"
+    task = PlotImageSubtractionCutoutsTask(config=marker, output_path=tmp_path / "marker")
+    assert task._cutouter().threads_for({}) == 1
+
+
 # 11. Configuration -----------------------------------------------------------------------
 
 

@@ -17,11 +17,14 @@ __all__ = (
     "whole_read_threshold",
 )
 
+import collections
+import concurrent.futures
 import dataclasses
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,6 +88,9 @@ class CutoutSettings:
         Also write each stamp as a FITS file in the alert cutout layout.
     single_stamps : `bool`
         Also write each panel as an undecorated native-resolution PNG.
+    threads : `int`
+        Sources of one visit × detector drawn at once in threads (see
+        `DetectorCutouter.threads_for`); 1 draws them one after the other.
 
     """
 
@@ -97,6 +103,7 @@ class CutoutSettings:
     display: DisplaySettings = DisplaySettings()
     save_fits_stamps: bool = False
     single_stamps: bool = False
+    threads: int = 1
 
 
 def whole_read_threshold(settings: CutoutSettings, image_height: int) -> int:
@@ -152,6 +159,7 @@ class FailureLog:
         self.limit = limit
         self.logged = 0
         self.unlogged = 0
+        self._lock = threading.Lock()
 
     def reset(self) -> None:
         """Start counting again (a new run)."""
@@ -172,17 +180,19 @@ class FailureLog:
             Appended to the message (e.g. the visit and detector).
 
         """
-        if self.logged >= self.limit:
-            self.unlogged += 1
-            return
+        with self._lock:  # sources may fail in several threads at once
+            if self.logged >= self.limit:
+                self.unlogged += 1
+                return
+            self.logged += 1
+            last = self.logged == self.limit
         if isinstance(error, BaseException):
             origin = error.__cause__ if error.__cause__ is not None else error
             name, message = type(origin).__name__, str(origin)
         else:
             name, message = SourceFailure.__name__, error
         self.log.error("%s processing diaSourceId %d: %s%s", name, dia_source_id, message, context)
-        self.logged += 1
-        if self.logged == self.limit:
+        if last:
             self.log.error(
                 "%d failed sources logged; further failures are counted, and failures.csv lists them all",
                 self.limit,
@@ -257,15 +267,17 @@ class DetectorCutouter:
         self.log = log
         self._make_renderer = make_renderer
         self._other_renderers: dict[tuple[int, ...], TripletRenderer] = {}
+        self._renderers_lock = threading.Lock()
         self._missing_columns_logged: set[str] = set()
         self.failure_log = failure_log if failure_log is not None else FailureLog(log)
 
     def _renderer_for(self, sizes: tuple[int, ...]) -> TripletRenderer:
         if self.renderer is not None and sizes == self.settings.sizes:
             return self.renderer
-        if sizes not in self._other_renderers:
-            self._other_renderers[sizes] = self._make_renderer(sizes)
-        return self._other_renderers[sizes]
+        with self._renderers_lock:
+            if sizes not in self._other_renderers:
+                self._other_renderers[sizes] = self._make_renderer(sizes)
+            return self._other_renderers[sizes]
 
     def _record(
         self,
@@ -442,14 +454,72 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                 geometry = self._prepare(todo, readers)
             except ImageUnavailableError as error:
                 return self._fail_group(todo, error)
-            for row in todo:
-                records.append(self._draw_one(row, readers, geometry))
+            for record in self._draw_all(todo, readers, geometry):
+                records.append(record)
                 if checkpoint is not None and len(records) % RECORD_CHECKPOINT_SOURCES == 0:
                     checkpoint(records)
         finally:
             for reader in readers.values():
                 reader.release()
         return records
+
+    def threads_for(self, readers: Mapping[str, PlaneReader]) -> int:
+        """Number of threads drawing the sources of a visit × detector.
+
+        Sources are drawn in ``settings.threads`` threads when every
+        image is read through the tile reader or was read whole (reads that
+        are safe in threads, and whose decompression releases the GIL), the
+        display is the default one and no FITS stamps are written;
+        otherwise one at a time.  Inflating tiles, encoding the PNG and
+        writing it run outside the GIL, so on a machine with free cores
+        they overlap with the drawing of other sources.
+
+        Parameters
+        ----------
+        readers : `~collections.abc.Mapping` [`str`, `~lsst.analysis.ap.images.butler.PlaneReader`]
+            Readers of the images, by role, after `_prepare`.
+
+        Returns
+        -------
+        threads : `int`
+            1 to draw the sources one after the other.
+
+        """
+        settings = self.settings
+        if settings.threads <= 1 or not settings.display.is_default or settings.save_fits_stamps:
+            return 1
+        if not all(getattr(reader, "reads_in_threads", False) for reader in readers.values()):
+            return 1
+        return settings.threads
+
+    def _draw_all(
+        self, todo: list[dict], readers: Mapping[str, PlaneReader], geometry: dict[str, Any]
+    ) -> Iterator[dict]:
+        """Records of the sources of ``todo``, in their order, drawn one
+        after the other or in `threads_for` threads.
+        """
+        threads = min(self.threads_for(readers), len(todo))
+        if threads <= 1:
+            for row in todo:
+                yield self._draw_one(row, readers, geometry)
+            return
+        # At most a few sources ahead of the one whose record is next: the
+        # memory held does not grow with the number of sources.
+        ahead = 2 * threads
+        pending: collections.deque[concurrent.futures.Future[dict]] = collections.deque()
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="cutouts") as pool:
+            try:
+                for row in todo:
+                    pending.append(pool.submit(self._draw_one, row, readers, geometry))
+                    if len(pending) >= ahead:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                # An error that stops the run (OutputError), or a consumer
+                # that stops early: draw no further source.
+                for future in pending:
+                    future.cancel()
 
     def _fail_group(self, todo: list[dict], error: ImageUnavailableError) -> list[dict]:
         """Failure records of every source of a visit × detector whose images

@@ -41,6 +41,7 @@ __all__ = (
 import contextlib
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -172,6 +173,14 @@ class PlaneReader:
         probe = getattr(self.getter, "shares_tiles", None)
         return bool(probe is not None and probe())
 
+    @property
+    def reads_in_threads(self) -> bool:
+        """Whether `read` may be called from several threads at once: the
+        plane was read whole, or box reads go through the (thread-safe)
+        tile reader.
+        """
+        return self._whole is not None or self.shares_tiles
+
     def read_whole(self) -> tuple[np.ndarray, Box]:
         """Read (once) and keep the whole image plane.
 
@@ -268,6 +277,7 @@ class OpenArchiveGetter:
         self._tiled: dict[str, TiledPlane | None] = {}
         self._units: dict[str, Any] = {}
         self._bbox: Box | None = None
+        self._lock = threading.RLock()
 
     def _open(self) -> Any:
         if self._reader is None:
@@ -317,15 +327,21 @@ class OpenArchiveGetter:
 
     def shares_tiles(self) -> bool:
         """Whether the image plane is read through a `TiledPlane`."""
-        if self._use_fallback:
-            return False
-        try:
-            return self._tiled_plane("image", self._open()) is not None
-        except Exception:
-            return False
+        with self._lock:
+            if self._use_fallback:
+                return False
+            try:
+                return self._tiled_plane("image", self._open()) is not None
+            except Exception:
+                return False
 
     def __call__(self, component: str, parameters: Mapping[str, Any] | None) -> Any:
-        if not self._use_fallback:
+        with self._lock:
+            # Opening, and every read but the tile reader's, one thread at
+            # a time; tile reads (thread-safe, mostly outside the GIL) run
+            # at once.
+            if self._use_fallback:
+                return self._fallback(component, parameters)
             try:
                 reader = self._open()
             except Exception:
@@ -333,31 +349,29 @@ class OpenArchiveGetter:
                 legacy = _LegacyFitsGetter.for_uri(self._uri)
                 if legacy is not None:
                     self._fallback = legacy
-            else:
-                if component in self._TILED_HDUS:
-                    plane = self._tiled_plane(component, reader)
-                    if plane is not None:
-                        assert self._bbox is not None
-                        box = (parameters or {}).get("bbox") or self._bbox
-                        y0, x0 = self._bbox.y.start, self._bbox.x.start
-                        array = plane.read(
-                            box.y.start - y0, box.y.stop - y0, box.x.start - x0, box.x.stop - x0
-                        )
-                        # The variance (read only for FITS stamps) keeps its unit; the
-                        # image plane is read without one (a unit costs a read).
-                        unit = self._unit(component, reader) if component == "variance" else None
-                        return Image(array, bbox=box, unit=unit)
+                return self._fallback(component, parameters)
+            plane = self._tiled_plane(component, reader) if component in self._TILED_HDUS else None
+            if plane is None:
                 return reader.get_component(component, **dict(parameters or {}))
-        return self._fallback(component, parameters)
+            # The variance (read only for FITS stamps) keeps its unit; the
+            # image plane is read without one (a unit costs a read).
+            unit = self._unit(component, reader) if component == "variance" else None
+            assert self._bbox is not None
+            whole = self._bbox
+        box = (parameters or {}).get("bbox") or whole
+        y0, x0 = whole.y.start, whole.x.start
+        array = plane.read(box.y.start - y0, box.y.stop - y0, box.x.start - x0, box.x.stop - x0)
+        return Image(array, bbox=box, unit=unit)
 
     def close(self) -> None:
-        for plane in self._tiled.values():
-            if plane is not None:
-                plane.close()
-        self._tiled.clear()
-        if self._stack is not None:
-            stack, self._stack, self._reader = self._stack, None, None
-            stack.close()
+        with self._lock:
+            for plane in self._tiled.values():
+                if plane is not None:
+                    plane.close()
+            self._tiled.clear()
+            if self._stack is not None:
+                stack, self._stack, self._reader = self._stack, None, None
+                stack.close()
 
 
 class _LegacyFitsGetter:

@@ -312,7 +312,11 @@ class TiledPlane:
                 sy = slice(max(y0, ty0), min(y1, ty0 + height))
                 sx = slice(max(x0, tx0), min(x1, tx0 + width))
                 part = self._part(
-                    raw, height, width, slice(sy.start - ty0, sy.stop - ty0), slice(sx.start - tx0, sx.stop - tx0)
+                    raw,
+                    height,
+                    width,
+                    slice(sy.start - ty0, sy.stop - ty0),
+                    slice(sx.start - tx0, sx.stop - tx0),
                 )
                 out[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = self._pixels(part)
         return out
