@@ -91,3 +91,41 @@ def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
             stamp = saved[0]
             peak = np.unravel_index(np.nanargmax(stamp), stamp.shape)
             assert abs(peak[0] - 15) <= 1 and abs(peak[1] - 15) <= 1, (role, peak)
+
+
+def afw_centered_box_start(position: float, size: int) -> int:
+    """Lower corner of afw's ``Box2I.makeCenteredBox`` along one axis."""
+    corner = position - 0.5 * size + 0.5  # the box's lower pixel centre
+    return int(np.floor(corner + 0.5))  # Point2I(Point2D): rounded half up
+
+
+def test_stamps_cover_the_pixels_afw_cuts_for_even_and_odd_sizes(tmp_path):
+    image, (x, y) = make_image((0, 0), 0.0, (59.4, 50.0))
+    frac_x, frac_y = x - np.floor(x), y - np.floor(y)
+    # One coordinate below the half pixel and one above it, so an even size
+    # is centred on the rounded pixel in one axis and not in the other.
+    assert (frac_x < 0.5) != (frac_y < 0.5), (x, y)
+    sources = pd.DataFrame(
+        {"diaSourceId": [9], "visit": [1], "detector": [0], "ra": [RA], "dec": [DEC], "instrument": ["X"]}
+    )
+    sizes = (2, 7, 30, 31)
+    cutouter = DetectorCutouter(
+        CutoutSettings(sizes=sizes, save_as_numpy=True),
+        TripletRenderer(list(sizes), False),
+        OutputLayout(tmp_path, None),
+        OutputStore(tmp_path),
+        run_token(),
+        url_root=None,
+        log=logging.getLogger("test"),
+        make_renderer=lambda sizes: TripletRenderer(sizes, False),
+    )
+    records = cutouter.process(
+        sources, {role: reader_for(image) for role in ("template", "science", "difference")}
+    )
+    assert list(records["status"]) == ["written"], records["reason"].tolist()
+    for size in sizes:
+        x0, y0 = afw_centered_box_start(x, size), afw_centered_box_start(y, size)
+        stamp = np.load(tmp_path / "numpy" / f"9_sci_{size}.npy")[0]
+        np.testing.assert_array_equal(stamp, image.array[y0 : y0 + size, x0 : x0 + size])
+        # The source lies within half a pixel of the stamp's centre.
+        assert abs(x - (x0 + (size - 1) / 2)) <= 0.5 and abs(y - (y0 + (size - 1) / 2)) <= 0.5

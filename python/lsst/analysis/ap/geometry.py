@@ -25,7 +25,6 @@ from collections.abc import Iterable
 
 import numpy as np
 from lsst.images import XY, Box, Interval, NoOverlapError, SkyProjection
-from lsst.images.utils import round_half_up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +53,13 @@ class StampBox:
 def stamp_box(x: float, y: float, size: int) -> StampBox:
     """The ``size`` × ``size`` box of whole pixels centred on ``(x, y)``.
 
-    The pixel that contains the position is the centre pixel for odd sizes,
-    and the one just above and right of the centre for even sizes, so a
-    source is always at ``(size // 2, size // 2)`` in stamp pixels, within
-    half a pixel.
+    This is afw's ``Box2I.makeCenteredBox`` rule, the one the original
+    package (``Exposure.getCutout``) and alert production cut stamps with,
+    so a stamp of a packet and a stamp of this package cover the same
+    pixels.  The box's centre is always within half a pixel of the
+    position: for odd sizes the pixel holding the position is the centre
+    pixel; for even sizes the box's centre is the pixel corner nearest to
+    the position, ``(floor(x) + 0.5, floor(y) + 0.5)``.
 
     Parameters
     ----------
@@ -79,10 +81,12 @@ def stamp_box(x: float, y: float, size: int) -> StampBox:
     """
     if size < 1:
         raise ValueError(f"Stamp size must be at least 1 pixel, not {size}.")
-    cx = round_half_up(x)
-    cy = round_half_up(y)
-    half = size // 2
-    return StampBox(x0=cx - half, y0=cy - half, size=size)
+    # The lower-left corner, half a pixel in because integer coordinates are
+    # pixel centres, then rounded half up: the same floating-point steps as
+    # makeCenteredBox, so positions on a rounding edge land where afw's do.
+    return StampBox(
+        x0=math.floor(x - 0.5 * size + 0.5 + 0.5), y0=math.floor(y - 0.5 * size + 0.5 + 0.5), size=size
+    )
 
 
 def union_box(boxes: Iterable[StampBox], within: Box) -> Box | None:
