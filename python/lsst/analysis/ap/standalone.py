@@ -56,7 +56,7 @@ from .sources import SourceTableError, standardize_sources
 
 _LOG = logging.getLogger(__name__)
 
-PACKET_SUFFIXES = (".avro", ".avsc.bin", ".bin", ".alert")
+PACKET_SUFFIXES = (".avro", ".avsc.bin", ".bin", ".alert", ".parquet")
 """Files a directory given as input is searched for (recursively)."""
 
 DEFAULT_INSTRUMENT = "LSSTCam"

@@ -5,6 +5,8 @@ it needs no Butler.  `read_packets` reads a file of packets:
 
 * an Avro container file (``Obj\\x01`` first), holding Rubin or ZTF alerts
   with the writer schema embedded;
+* a Parquet file (``PAR1`` first) with one alert per row, the alert's
+  fields as columns, as brokers such as Fink store alert streams;
 * one Rubin alert in the Confluent wire format, as Rubin's alert stream
   sends it: a magic byte 0, a 4-byte big-endian schema id and the
   schemaless Avro body.  The schema comes from ``lsst-alert-packet``: the
@@ -36,6 +38,7 @@ __all__ = (
     "decode_wire_message",
     "read_container",
     "read_packets",
+    "read_parquet",
     "rubin_schema_by_id",
     "rubin_schemas",
 )
@@ -71,6 +74,7 @@ ROLE_FIELDS = {"template": "cutoutTemplate", "science": "cutoutScience", "differ
 """Packet field of each role's stamp."""
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
+PARQUET_MAGIC = b"PAR1"
 WIRE_MAGIC = 0
 _WIRE_HEADER = struct.Struct(">bI")
 
@@ -247,10 +251,15 @@ def read_packets(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict | Pac
     name = os.fspath(path)
     try:
         with open(path, "rb") as stream:
-            if stream.read(len(AVRO_CONTAINER_MAGIC)) == AVRO_CONTAINER_MAGIC:
+            magic = stream.read(len(AVRO_CONTAINER_MAGIC))
+            if magic == AVRO_CONTAINER_MAGIC:
                 # Containers are streamed: a night's file need not fit in memory.
                 stream.seek(0)
                 yield from read_container(name, stream)
+                return
+            if magic == PARQUET_MAGIC:
+                stream.seek(0)
+                yield from read_parquet(name, stream)
                 return
             stream.seek(0)
             data = stream.read()
@@ -286,6 +295,44 @@ def read_container(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | Pa
         return
     if index == 0:
         yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: the Avro container holds no packets")
+
+
+def read_parquet(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | PacketFailure]]:
+    """Read the alerts of a Parquet file, one per row, named
+    ``name#<row>``; damage ends the reading with a failure after the rows
+    read so far.
+
+    The rows are read in batches, so a night's file need not fit in memory;
+    nested columns (``candidate``, ``diaSource``, the cutouts'
+    ``stampData``) come back as the dicts and bytes a decoded Avro packet
+    holds.
+    """
+    import pyarrow.parquet
+
+    index = 0
+    try:
+        parquet = pyarrow.parquet.ParquetFile(stream)
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+            for record in batch.to_pylist():
+                yield f"{name}#{index}", record
+                index += 1
+    except Exception as error:
+        packet = f"{name}#{index}"
+        yield (
+            packet,
+            PacketFailure(
+                packet,
+                ReasonCode.BAD_PACKET,
+                f"{name}: the Parquet file is damaged after {index} row(s) ({type(error).__name__}: {error})",
+            ),
+        )
+        return
+    if index == 0:
+        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: the Parquet file holds no alerts")
+
+
+_PARQUET_BATCH_ROWS = 64
+"""Rows decoded at a time (a ZTF alert with its stamps is about 60 kB)."""
 
 
 # From a packet to a source -------------------------------------------------------
