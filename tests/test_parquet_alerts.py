@@ -54,7 +54,11 @@ def test_fink_parquet_alerts_give_the_packet_stamps_and_fields(tmp_path):
         assert record["status"] == "written"
         assert (tmp_path / record["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         chunk = Path(record["path"]).parent.name
-        for role, field in (("sci", "cutoutScience"), ("temp", "cutoutTemplate"), ("diff", "cutoutDifference")):
+        for role, field in (
+            ("sci", "cutoutScience"),
+            ("temp", "cutoutTemplate"),
+            ("diff", "cutoutDifference"),
+        ):
             saved = np.load(tmp_path / "numpy" / chunk / f"{candid}_{role}_63.npy")[0]
             np.testing.assert_array_equal(saved, stamp_of(row, field))
         assert record["ra"] == row["candidate"]["ra"] and record["dec"] == row["candidate"]["dec"]
