@@ -6,17 +6,26 @@ An APDB is described the way the LSST stack describes it: an
 file or a PostgreSQL URL with a schema (``namespace``) and a table ``prefix``.
 lsst-dax-apdb opens the database: it checks that an APDB exists in that schema
 with that prefix and what schema version it has, and it makes the database
-engine, which takes passwords from ``LSST_DB_AUTH`` / ``~/.lsst/db-auth.yaml``
+connection, which takes passwords from ``LSST_DB_AUTH`` / ``~/.lsst/db-auth.yaml``
 (`lsst.utils.db_auth.DbAuth`) and the connection options of the
-configuration.
+configuration.  `open_apdb_reader` gives the reader that suits the APDB:
 
-lsst-dax-apdb answers questions of Prompt Processing (sources of given
-DiaObjects, of a sky region); cutouts need a different selection (visit range,
-time window, detectors, bands, reliability).  `ApdbDiaSourceReader` pushes that
-selection into one SQL query on the APDB's ``DiaSource`` table (named and
-placed as the configuration says) and reads the result page by page, in
-(visit, detector, diaSourceId) order, so that no more than one page is ever in
-memory.  The instrument is read from the APDB's ``metadata`` table.
+- SQL APDBs (SQLite, PostgreSQL): `ApdbDiaSourceReader` pushes the cutout
+  selection (visit range, time window, detectors, bands, reliability) into one
+  SQL query on the APDB's ``DiaSource`` table (named and placed as the
+  configuration says) and reads the result page by page, in (visit, detector,
+  diaSourceId) order, so that no more than one page is ever in memory.
+- Cassandra APDBs: Cassandra stores DiaSources in partitions of sky pixel and
+  time and answers only questions asked in those terms.  `ApdbRegionReader`
+  therefore asks lsst-dax-apdb's public `lsst.dax.apdb.Apdb.getDiaSources` for
+  the sources of one visit × detector at a time: the sky region of the detector
+  and the time span of the visit, both from the Butler's ``visit_detector_region``
+  and ``visit`` records, so the selection by visit, detector, band and time
+  window picks the partitions read.  The rows read are then cut exactly to the
+  visit, detector and selection, and handed on in pages.  This reader works on
+  any APDB (it is tested on SQL ones); it is the only one for Cassandra.
+
+The instrument is read from the APDB's ``metadata`` table.
 """
 
 from __future__ import annotations
@@ -24,14 +33,22 @@ from __future__ import annotations
 __all__ = (
     "DEFAULT_POSTGRES_URL",
     "ApdbDiaSourceReader",
+    "ApdbRegionReader",
+    "DiaSourceReader",
     "DiaSourceSelection",
+    "VisitDetectorFootprint",
+    "butler_footprints",
     "make_apdb_config",
+    "open_apdb_reader",
+    "paginate",
     "postgres_url",
+    "search_region",
+    "sources_of_footprint",
 )
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +195,11 @@ def make_apdb_config(
         password needed when ``LSST_DB_AUTH`` or ``~/.lsst/db-auth.yaml`` has
         it.
     namespace : `str`, optional
-        PostgreSQL schema of the APDB tables (overrides the configuration's).
+        PostgreSQL schema of the APDB tables (overrides the configuration's;
+        SQL APDBs only).
     prefix : `str`, optional
-        Table-name prefix (overrides the configuration's).
+        Table-name prefix (overrides the configuration's, SQL or
+        Cassandra).
 
     Returns
     -------
@@ -190,8 +209,8 @@ def make_apdb_config(
     Raises
     ------
     SourceTableError
-        Raised when the configuration cannot be read or the SQLite file does
-        not exist.
+        Raised when the configuration cannot be read, the SQLite file does
+        not exist, or a namespace is given for a Cassandra APDB.
 
     """
     from lsst.dax.apdb import ApdbConfig
@@ -210,16 +229,15 @@ def make_apdb_config(
             config = ApdbConfig.from_uri(config_uri)
         except Exception as error:
             raise SourceTableError(f"Cannot read APDB configuration {config_uri}: {error}") from error
+        if namespace is not None and not isinstance(config, ApdbSqlConfig):
+            raise SourceTableError(
+                f"APDB configuration {config_uri}: a namespace (PostgreSQL schema) applies to SQL APDBs "
+                "only; a Cassandra APDB's keyspace is set in its configuration."
+            )
         updates = {
             key: value for key, value in (("namespace", namespace), ("prefix", prefix)) if value is not None
         }
-        if updates:
-            if not isinstance(config, ApdbSqlConfig):
-                raise SourceTableError(
-                    f"APDB configuration {config_uri}: namespace and prefix apply to SQL APDBs only."
-                )
-            config = config.model_copy(update=updates)
-        return config
+        return config.model_copy(update=updates) if updates else config
     if sqlitefile:
         path = Path(sqlitefile)
         if not path.is_file():
@@ -236,7 +254,9 @@ def _describe_config(config: Any) -> str:
     url = getattr(config, "db_url", None)
     if url is None:
         hosts = ",".join(getattr(config, "contact_points", ()) or ())
-        return f"Cassandra APDB {hosts}/{getattr(config, 'keyspace', '')}"
+        port = config.connection_config.port
+        prefix = f" (table prefix {config.prefix!r})" if config.prefix else ""
+        return f"Cassandra APDB {hosts}:{port}/{config.keyspace}{prefix}"
     try:
         shown = sqlalchemy.make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -248,35 +268,21 @@ def _describe_config(config: Any) -> str:
     return f"APDB {shown}" + (f" ({', '.join(where)})" if where else "")
 
 
-class ApdbDiaSourceReader:
-    """Selected DiaSources of one APDB, page by page.
+class DiaSourceReader:
+    """What every APDB reader offers: selected DiaSources page by page, the
+    APDB's instrument, a description for messages.
 
-    Parameters
-    ----------
-    config : `lsst.dax.apdb.ApdbConfig`
-        Configuration of the APDB (see `make_apdb_config`).
-
-    Raises
-    ------
-    SourceTableError
-        Raised when the APDB cannot be opened: no APDB in that schema with
-        that prefix, a refused connection or password, a Cassandra APDB
-        without the Cassandra driver.  The message says where the APDB was
-        looked for.
-
+    Use `open_apdb_reader` to get the reader that suits an APDB.
     """
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
-        self.description = _describe_config(config)
-        if getattr(config, "db_url", None) is None:
-            self._refuse_cassandra()
-        self._engine, self._table, metadata = self._open_sql()
-        self.instrument = metadata.get(INSTRUMENT_KEY)
-        """Instrument name from the APDB ``metadata`` table (`None` if absent)."""
+    description: str
+    """Where the APDB is, for messages (never with a password)."""
+
+    instrument: str | None
+    """Instrument name from the APDB ``metadata`` table (`None` if absent)."""
 
     @classmethod
-    def from_uri(cls, uri: str, **kwargs: Any) -> ApdbDiaSourceReader:
+    def from_uri(cls, uri: str, **kwargs: Any) -> DiaSourceReader:
         """Reader of the APDB configured at ``uri``.
 
         Parameters
@@ -288,77 +294,51 @@ class ApdbDiaSourceReader:
 
         Returns
         -------
-        reader : `ApdbDiaSourceReader`
+        reader : `DiaSourceReader`
             The reader.
 
         """
-        return cls(make_apdb_config(config_uri=uri, **kwargs))
+        config = make_apdb_config(config_uri=uri, **kwargs)
+        return open_apdb_reader(config) if cls is DiaSourceReader else cls(config)  # type: ignore[call-arg]
 
-    def _refuse_cassandra(self) -> None:
-        from lsst.dax.apdb.cassandra import apdbCassandra
+    def locate(self, butler: Any, instrument: str | None = None) -> None:
+        """Give the reader the Butler repository whose images will be cut.
 
-        if not apdbCassandra.CASSANDRA_IMPORTED:
-            raise SourceTableError(
-                f"{self.description}: reading a Cassandra APDB needs the Python package "
-                "'cassandra-driver' (module 'cassandra'), which is not installed; "
-                "install it with: pip install cassandra-driver"
-            )
-        raise SourceTableError(
-            f"{self.description}: selecting DiaSources by visit, time, detector and band is implemented "
-            "for SQL APDBs (SQLite, PostgreSQL); export the sources from Cassandra to a catalog file "
-            "and pass it with --catalog."
-        )
+        Parameters
+        ----------
+        butler : `lsst.daf.butler.Butler`
+            The repository (its ``visit`` and ``visit_detector_region``
+            records).
+        instrument : `str`, optional
+            Instrument of the sources (default: the APDB's).
 
-    def _open_sql(self) -> tuple[Any, Any, Any]:
-        import sqlalchemy
-        from lsst.dax.apdb import Apdb, ApdbTables, IncompatibleVersionError
-        from lsst.dax.apdb.sql import ApdbSql
-        from lsst.dax.apdb.sql.apdbMetadataSql import ApdbMetadataSql
+        Notes
+        -----
+        An SQL APDB needs no Butler: this does nothing.  `ApdbRegionReader`
+        finds where and when to look from the repository's records.
 
-        config = self.config
-        try:
-            # lsst-dax-apdb checks that the APDB exists where the configuration
-            # says and that its schema version is one it can use.
-            Apdb.from_config(config)
-        except IncompatibleVersionError as error:
-            # Older APDBs are still read: DiaSource columns are reflected.
-            _LOG.warning("%s: %s; reading its DiaSource table as it is.", self.description, error)
-        except sqlalchemy.exc.NoSuchTableError as error:
-            raise SourceTableError(
-                f"{self.description}: no APDB there (table {error} not found); check the schema "
-                "(namespace) and the table prefix."
-            ) from None
-        except sqlalchemy.exc.SQLAlchemyError as error:
-            raise SourceTableError(f"{self.description}: cannot connect: {_first_line(error)}") from None
-        except Exception as error:
-            raise SourceTableError(f"{self.description}: cannot open: {_first_line(error)}") from error
-        # The stack's engine for this configuration: credentials from the
-        # db-auth file, connection options, SQLite opened read-write only.
-        engine = ApdbSql._makeEngine(config, create=False)
-        tables = sqlalchemy.MetaData(schema=config.namespace)
-        try:
-            metadata_table, source_table = [
-                sqlalchemy.Table(table.table_name(prefix=config.prefix), tables, autoload_with=engine)
-                for table in (ApdbTables.metadata, ApdbTables.DiaSource)
-            ]
-        except sqlalchemy.exc.NoSuchTableError as error:
-            engine.dispose()
-            raise SourceTableError(f"{self.description}: table {error} not found.") from None
-        return engine, source_table, ApdbMetadataSql(engine, metadata_table)
+        """
 
-    def close(self) -> None:
-        """Release the database connections."""
-        self._engine.dispose()
+    def pages(
+        self, selection: DiaSourceSelection = DiaSourceSelection(), page_size: int = 1000
+    ) -> Iterator[pd.DataFrame]:
+        """DiaSources of ``selection``, ``page_size`` at a time.
 
-    def __enter__(self) -> ApdbDiaSourceReader:
-        return self
+        Parameters
+        ----------
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+        page_size : `int`, optional
+            Largest number of sources in one page.
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        Yields
+        ------
+        page : `pandas.DataFrame`
+            The next page of sources, in (visit, detector, diaSourceId)
+            order.
 
-    def _where(self, selection: DiaSourceSelection) -> list[Any]:
-        _require_columns(selection, list(self._table.columns.keys()), self.description)
-        return selection.where_clauses(self._table)
+        """
+        raise NotImplementedError()
 
     def count(self, selection: DiaSourceSelection = DiaSourceSelection()) -> int:
         """Number of DiaSources in ``selection``.
@@ -371,7 +351,184 @@ class ApdbDiaSourceReader:
         Returns
         -------
         count : `int`
-            Number of sources, counted by the database.
+            Number of sources.
+
+        """
+        return sum(len(page) for page in self.pages(selection, 10_000))
+
+    def read(self, selection: DiaSourceSelection = DiaSourceSelection(), limit: int | None = None) -> Any:
+        """DiaSources of ``selection`` as one table.
+
+        Parameters
+        ----------
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+        limit : `int`, optional
+            Return at most this many (the first page); `None`: all.
+
+        Returns
+        -------
+        sources : `pandas.DataFrame`
+            The sources, in (visit, detector, diaSourceId) order.
+
+        """
+        if limit is not None:
+            return next(self.pages(selection, limit), self._empty())
+        pages = list(self.pages(selection))
+        return pd.concat(pages, ignore_index=True) if pages else self._empty()
+
+    def _empty(self) -> pd.DataFrame:
+        frame = pd.DataFrame(columns=list(ORDER_COLUMNS))
+        if self.instrument is not None:
+            frame["instrument"] = pd.Series(dtype=object)
+        return frame
+
+    def close(self) -> None:
+        """Release the database connections."""
+
+    def __enter__(self) -> DiaSourceReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_apdb_reader(config: Any) -> DiaSourceReader:
+    """The reader of an APDB: `ApdbDiaSourceReader` for an SQL APDB,
+    `ApdbRegionReader` for a Cassandra one.
+
+    Parameters
+    ----------
+    config : `lsst.dax.apdb.ApdbConfig`
+        Configuration of the APDB (see `make_apdb_config`).
+
+    Returns
+    -------
+    reader : `DiaSourceReader`
+        The reader, with the APDB open.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when the APDB cannot be opened (see the readers).
+
+    """
+    if getattr(config, "db_url", None) is None:
+        return ApdbRegionReader(config)
+    return ApdbDiaSourceReader(config)
+
+
+def _open_apdb(config: Any, description: str) -> Any:
+    """`lsst.dax.apdb.Apdb.from_config`, with its failures as one-line
+    `SourceTableError` messages.
+    """
+    import sqlalchemy
+    from lsst.dax.apdb import Apdb, IncompatibleVersionError
+    from lsst.dax.apdb.cassandra import CassandraMissingError
+
+    try:
+        return Apdb.from_config(config)
+    except CassandraMissingError:
+        raise SourceTableError(
+            f"{description}: reading a Cassandra APDB needs the Python package 'cassandra-driver' "
+            "(module 'cassandra'), which is not installed; install it with: pip install cassandra-driver"
+        ) from None
+    except IncompatibleVersionError:
+        raise
+    except sqlalchemy.exc.NoSuchTableError as error:
+        raise SourceTableError(
+            f"{description}: no APDB there (table {error} not found); check the schema "
+            "(namespace) and the table prefix."
+        ) from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise SourceTableError(f"{description}: cannot connect: {_first_line(error)}") from None
+    except Exception as error:
+        raise SourceTableError(f"{description}: cannot open: {_first_line(error)}") from error
+
+
+class ApdbDiaSourceReader(DiaSourceReader):
+    """Selected DiaSources of one SQL APDB, page by page, selected in SQL.
+
+    Parameters
+    ----------
+    config : `lsst.dax.apdb.sql.ApdbSqlConfig`
+        Configuration of the APDB (see `make_apdb_config`).
+
+    Raises
+    ------
+    SourceTableError
+        Raised when the APDB cannot be opened: no APDB in that schema with
+        that prefix, a refused connection or password, a configuration that
+        is not of an SQL APDB.  The message says where the APDB was looked
+        for.
+
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.description = _describe_config(config)
+        if getattr(config, "db_url", None) is None:
+            raise SourceTableError(
+                f"{self.description} is not an SQL APDB; read it with open_apdb_reader (ApdbRegionReader)."
+            )
+        self._engine, self._table, self.instrument = self._open_sql()
+
+    def _open_sql(self) -> tuple[Any, Any, str | None]:
+        import sqlalchemy
+        from lsst.dax.apdb import ApdbTables, IncompatibleVersionError
+        from lsst.dax.apdb.sql import ApdbSql
+
+        config = self.config
+        instrument = None
+        try:
+            # lsst-dax-apdb checks that the APDB exists where the configuration
+            # says and that its schema version is one it can use.
+            apdb = _open_apdb(config, self.description)
+            instrument = _metadata_instrument(apdb, self.description)
+        except IncompatibleVersionError as error:
+            # Older APDBs are still read: DiaSource columns are reflected.
+            _LOG.warning("%s: %s; reading its DiaSource table as it is.", self.description, error)
+        # The stack's engine for this configuration: credentials from the
+        # db-auth file, connection options, SQLite opened read-write only.
+        # lsst-dax-apdb has no public way to get it.
+        engine = ApdbSql._makeEngine(config, create=False)
+        tables = sqlalchemy.MetaData(schema=config.namespace)
+        try:
+            metadata_table, source_table = [
+                sqlalchemy.Table(table.table_name(prefix=config.prefix), tables, autoload_with=engine)
+                for table in (ApdbTables.metadata, ApdbTables.DiaSource)
+            ]
+        except sqlalchemy.exc.NoSuchTableError as error:
+            engine.dispose()
+            raise SourceTableError(f"{self.description}: table {error} not found.") from None
+        if instrument is None:
+            with engine.connect() as connection:
+                query = sqlalchemy.select(metadata_table.columns.value).where(
+                    metadata_table.columns.name == INSTRUMENT_KEY
+                )
+                instrument = connection.execute(query).scalar()
+        return engine, source_table, instrument
+
+    def close(self) -> None:
+        # Docstring inherited.
+        self._engine.dispose()
+
+    def _where(self, selection: DiaSourceSelection) -> list[Any]:
+        _require_columns(selection, list(self._table.columns.keys()), self.description)
+        return selection.where_clauses(self._table)
+
+    def count(self, selection: DiaSourceSelection = DiaSourceSelection()) -> int:
+        """Number of DiaSources in ``selection``, counted by the database.
+
+        Parameters
+        ----------
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+
+        Returns
+        -------
+        count : `int`
+            Number of sources.
 
         """
         import sqlalchemy
@@ -436,32 +593,393 @@ class ApdbDiaSourceReader:
             if len(frame) < page_size:
                 return
 
-    def read(self, selection: DiaSourceSelection = DiaSourceSelection(), limit: int | None = None) -> Any:
-        """DiaSources of ``selection`` as one table.
-
-        Parameters
-        ----------
-        selection : `DiaSourceSelection`, optional
-            Which sources (default: all).
-        limit : `int`, optional
-            Return at most this many (the first page); `None`: all.
-
-        Returns
-        -------
-        sources : `pandas.DataFrame`
-            The sources, in (visit, detector, diaSourceId) order.
-
-        """
-        if limit is not None:
-            return next(self.pages(selection, limit), self._empty())
-        pages = list(self.pages(selection))
-        return pd.concat(pages, ignore_index=True) if pages else self._empty()
-
     def _empty(self) -> pd.DataFrame:
         frame = pd.DataFrame(columns=list(self._table.columns.keys()))
         if self.instrument is not None:
             frame["instrument"] = pd.Series(dtype=object)
         return frame
+
+
+def _metadata_instrument(apdb: Any, description: str) -> str | None:
+    """The instrument named in the APDB ``metadata`` table, through
+    `lsst.dax.apdb.Apdb.metadata` (for Cassandra, the first connection).
+    """
+    # A failed connection is reported here in one line; the Cassandra driver
+    # would also log a traceback per contact point.
+    driver_log = logging.getLogger("cassandra")
+    level = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)
+    try:
+        return apdb.metadata.get(INSTRUMENT_KEY)
+    except Exception as error:
+        raise SourceTableError(f"{description}: cannot connect: {_connection_error(error)}") from None
+    finally:
+        driver_log.setLevel(level)
+
+
+def _connection_error(error: BaseException) -> str:
+    """A connection failure in one line; the Cassandra driver's
+    ``NoHostAvailable`` lists the reason of each contact point.
+    """
+    errors = getattr(error, "errors", None)
+    if isinstance(errors, dict) and errors:
+        reasons = "; ".join(f"{host}: {_first_line(reason)}" for host, reason in errors.items())
+        return f"no Cassandra host answered ({reasons})"
+    return _first_line(error)
+
+
+# Reading by sky region and time: the only way into a Cassandra APDB ----------
+
+
+@dataclasses.dataclass(frozen=True)
+class VisitDetectorFootprint:
+    """Where and when one visit × detector looked: what a region-and-time
+    APDB query needs.
+    """
+
+    visit: int
+    """Visit id."""
+    detector: int
+    """Detector id."""
+    band: str | None
+    """Band of the visit."""
+    mjd_begin: float
+    """Start of the visit's exposure (MJD, TAI)."""
+    mjd_end: float
+    """End of the visit's exposure (MJD, TAI)."""
+    region: Any
+    """Sky region of the detector in that visit (`lsst.sphgeom.Region`)."""
+
+    def overlaps(self, mjd_min: float | None, mjd_max: float | None, pad_days: float = 0.0) -> bool:
+        """Whether the exposure (widened by ``pad_days``) meets the closed
+        MJD window ``[mjd_min, mjd_max]`` (`None`: open).
+        """
+        if mjd_min is not None and self.mjd_end + pad_days < mjd_min:
+            return False
+        return not (mjd_max is not None and self.mjd_begin - pad_days > mjd_max)
+
+
+SECONDS_PER_DAY = 86400.0
+
+DEFAULT_PAD_ARCSEC = 10.0
+"""Margin around a detector's region in the APDB query (sources on the edge;
+the APDB's spatial partitions make the query coarser anyway)."""
+
+DEFAULT_PAD_SECONDS = 60.0
+"""Margin around a visit's exposure in the APDB query."""
+
+
+def search_region(region: Any, pad_arcsec: float = DEFAULT_PAD_ARCSEC) -> Any:
+    """The region given to the APDB for one detector: its bounding circle,
+    widened by ``pad_arcsec``.
+
+    Parameters
+    ----------
+    region : `lsst.sphgeom.Region`
+        Sky region of the detector.
+    pad_arcsec : `float`, optional
+        Margin in arcseconds.
+
+    Returns
+    -------
+    circle : `lsst.sphgeom.Circle`
+        A circle that holds ``region`` and every point within ``pad_arcsec``
+        of it.
+
+    """
+    from lsst.sphgeom import Angle
+
+    return region.getBoundingCircle().dilatedBy(Angle.fromDegrees(pad_arcsec / 3600.0))
+
+
+def butler_footprints(
+    butler: Any, instrument: str, selection: DiaSourceSelection = DiaSourceSelection()
+) -> list[VisitDetectorFootprint]:
+    """The visit × detector footprints of ``selection`` in a Butler
+    repository, in (visit, detector) order.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Repository with ``visit`` and ``visit_detector_region`` records.
+    instrument : `str`
+        Instrument name.
+    selection : `DiaSourceSelection`, optional
+        Visit range, detectors and bands select the visit × detector pairs
+        in the registry query; the MJD window keeps those whose exposure
+        meets it.  Reliability does not apply here.
+
+    Returns
+    -------
+    footprints : `list` [`VisitDetectorFootprint`]
+        One per visit × detector; the visit's region stands in for a
+        detector without a region of its own.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when a selected visit × detector has no sky region or no time
+        span in the repository (no APDB query can be made for it).
+
+    """
+    terms = ["instrument = instrument_name"]
+    bind: dict[str, Any] = {"instrument_name": instrument}
+    for term, name, value in (
+        ("visit >= visit_min", "visit_min", selection.visit_min),
+        ("visit <= visit_max", "visit_max", selection.visit_max),
+        ("detector IN (detectors)", "detectors", list(selection.detectors) or None),
+        ("band IN (bands)", "bands", list(selection.bands) or None),
+    ):
+        if value is not None:
+            terms.append(term)
+            bind[name] = value
+    footprints = []
+    with butler.query() as query:
+        data_ids = (
+            query.data_ids(["visit", "detector"])
+            .where(" AND ".join(terms), bind=bind)
+            .with_dimension_records()
+        )
+        for data_id in data_ids:
+            visit = data_id.records["visit"]
+            region = data_id.region if data_id.region is not None else visit.region
+            where = f"instrument {instrument!r} visit {data_id['visit']} detector {data_id['detector']}"
+            if region is None or visit.timespan is None or visit.timespan.begin is None:
+                raise SourceTableError(
+                    f"Butler repository: {where} has no sky region or no time span; a Cassandra APDB "
+                    "can only be asked for the sources of a region and time."
+                )
+            end = visit.timespan.end if visit.timespan.end is not None else visit.timespan.begin
+            footprint = VisitDetectorFootprint(
+                visit=int(data_id["visit"]),
+                detector=int(data_id["detector"]),
+                band=data_id.get("band"),
+                mjd_begin=float(visit.timespan.begin.tai.mjd),
+                mjd_end=float(end.tai.mjd),
+                region=region,
+            )
+            if footprint.overlaps(selection.mjd_min, selection.mjd_max):
+                footprints.append(footprint)
+    return sorted(footprints, key=lambda f: (f.visit, f.detector))
+
+
+def sources_of_footprint(
+    frame: pd.DataFrame,
+    footprint: VisitDetectorFootprint,
+    selection: DiaSourceSelection = DiaSourceSelection(),
+    origin: str = "APDB",
+) -> pd.DataFrame:
+    """The rows of an APDB answer that belong to ``footprint`` and
+    ``selection``, in diaSourceId order.
+
+    Parameters
+    ----------
+    frame : `pandas.DataFrame`
+        DiaSources returned for the footprint's region and time (they may
+        include sources of neighbouring detectors and other visits).
+    footprint : `VisitDetectorFootprint`
+        The visit × detector.
+    selection : `DiaSourceSelection`, optional
+        The rest of the selection (time window, bands, reliability).
+    origin : `str`, optional
+        Where ``frame`` comes from, for messages.
+
+    Returns
+    -------
+    sources : `pandas.DataFrame`
+        The sources of that visit and detector inside the selection.
+
+    """
+    mine = frame[(frame["visit"] == footprint.visit) & (frame["detector"] == footprint.detector)]
+    return selection.apply(mine, origin).sort_values("diaSourceId", kind="stable")
+
+
+def paginate(frames: Iterable[pd.DataFrame], page_size: int) -> Iterator[pd.DataFrame]:
+    """Regroup a stream of tables into pages of ``page_size`` rows (the last
+    may be shorter), keeping the row order.
+
+    Parameters
+    ----------
+    frames : iterable [`pandas.DataFrame`]
+        Tables of the same columns, consumed one at a time.
+    page_size : `int`
+        Rows per page.
+
+    Yields
+    ------
+    page : `pandas.DataFrame`
+        The next page; no more than one input table and one page are held.
+
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be positive, not {page_size}.")
+    held: list[pd.DataFrame] = []
+    count = 0
+    for frame in frames:
+        start = 0
+        while start < len(frame):
+            take = min(page_size - count, len(frame) - start)
+            held.append(frame.iloc[start : start + take])
+            count += take
+            start += take
+            if count == page_size:
+                yield pd.concat(held, ignore_index=True)
+                held, count = [], 0
+    if count:
+        yield pd.concat(held, ignore_index=True)
+
+
+class ApdbRegionReader(DiaSourceReader):
+    """Selected DiaSources of an APDB, asked for visit × detector by sky
+    region and time through `lsst.dax.apdb.Apdb.getDiaSources`.
+
+    Parameters
+    ----------
+    config : `lsst.dax.apdb.ApdbConfig`
+        Configuration of the APDB: Cassandra (what this reader is for) or
+        SQL.
+    pad_arcsec : `float`, optional
+        Margin around each detector's region.
+    pad_seconds : `float`, optional
+        Margin around each visit's exposure.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when the APDB cannot be opened: the Cassandra driver is not
+        installed, no server answers at the contact points, no APDB in the
+        keyspace.  The message says where the APDB was looked for.
+
+    Notes
+    -----
+    The reader needs the Butler repository (`locate`): the visit and
+    detector records say where and when to look.  Each visit × detector is
+    one `~lsst.dax.apdb.Apdb.getDiaSources` call (for Cassandra: the
+    partitions of the detector's sky pixels in the visit's time partition),
+    so memory holds one visit × detector and one page.  Visit range,
+    detectors and bands choose the visit × detector pairs (in the Butler
+    query), the time window chooses visits and the APDB's time partitions;
+    reliability and the exact visit, detector and time are applied to the
+    rows returned.
+
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        pad_arcsec: float = DEFAULT_PAD_ARCSEC,
+        pad_seconds: float = DEFAULT_PAD_SECONDS,
+    ) -> None:
+        self.config = config
+        self.description = _describe_config(config)
+        self.pad_arcsec = pad_arcsec
+        self.pad_seconds = pad_seconds
+        self._apdb = _open_apdb(config, self.description)
+        # The first use opens the connection (Cassandra connects lazily).
+        self.instrument = _metadata_instrument(self._apdb, self.description)
+        self._butler: Any = None
+        self._located_instrument: str | None = None
+
+    def locate(self, butler: Any, instrument: str | None = None) -> None:
+        # Docstring inherited.
+        self._butler = butler
+        self._located_instrument = instrument or self.instrument
+
+    def footprints(
+        self, selection: DiaSourceSelection = DiaSourceSelection()
+    ) -> list[VisitDetectorFootprint]:
+        """The visit × detector pairs that will be asked for.
+
+        Parameters
+        ----------
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+
+        Returns
+        -------
+        footprints : `list` [`VisitDetectorFootprint`]
+            In (visit, detector) order.
+
+        Raises
+        ------
+        SourceTableError
+            Raised when `locate` was not called or no instrument is known.
+
+        """
+        if self._butler is None or self._located_instrument is None:
+            raise SourceTableError(
+                f"{self.description}: DiaSources are read by sky region and time, visit × detector; "
+                "the Butler repository (and the instrument, which the APDB metadata does not name) "
+                "must be given first."
+            )
+        return butler_footprints(self._butler, self._located_instrument, selection)
+
+    def fetch(
+        self, footprint: VisitDetectorFootprint, selection: DiaSourceSelection = DiaSourceSelection()
+    ) -> pd.DataFrame:
+        """The selected DiaSources of one visit × detector.
+
+        Parameters
+        ----------
+        footprint : `VisitDetectorFootprint`
+            The visit × detector.
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+
+        Returns
+        -------
+        sources : `pandas.DataFrame`
+            The sources, in diaSourceId order.
+
+        Raises
+        ------
+        SourceTableError
+            Raised when the APDB query fails.
+
+        """
+        import astropy.time
+
+        pad = self.pad_seconds / SECONDS_PER_DAY
+        start, end = footprint.mjd_begin - pad, footprint.mjd_end + pad
+        if selection.mjd_min is not None:
+            start = max(start, selection.mjd_min)
+        if selection.mjd_max is not None:
+            end = min(end, selection.mjd_max)
+        # getDiaSources keeps midpointMjdTai > start: step just below it.
+        start = float(np.nextafter(start, -np.inf))
+        try:
+            frame = self._apdb.getDiaSources(
+                search_region(footprint.region, self.pad_arcsec),
+                None,
+                astropy.time.Time(end, format="mjd", scale="tai"),
+                start_time=astropy.time.Time(start, format="mjd", scale="tai"),
+            )
+        except Exception as error:
+            raise SourceTableError(
+                f"{self.description}: cannot read DiaSources of visit {footprint.visit} detector "
+                f"{footprint.detector}: {_first_line(error)}"
+            ) from None
+        if frame is None or frame.empty:
+            return self._empty()
+        frame = sources_of_footprint(frame, footprint, selection, self.description)
+        frame = frame.reset_index(drop=True)
+        if self.instrument is not None:
+            frame["instrument"] = self.instrument
+        return frame
+
+    def pages(
+        self, selection: DiaSourceSelection = DiaSourceSelection(), page_size: int = 1000
+    ) -> Iterator[pd.DataFrame]:
+        # Docstring inherited.
+        footprints = self.footprints(selection)
+        _LOG.debug("%s: %d visit × detector quer(y/ies).", self.description, len(footprints))
+        yield from paginate((self.fetch(footprint, selection) for footprint in footprints), page_size)
+
+    def close(self) -> None:
+        # Docstring inherited.
+        # lsst-dax-apdb shuts its Cassandra session down when the Apdb goes.
+        self._apdb = None
 
 
 def _first_line(error: BaseException) -> str:

@@ -45,9 +45,10 @@ import pandas as pd
 
 from .apdb import (
     DEFAULT_POSTGRES_URL,
-    ApdbDiaSourceReader,
+    DiaSourceReader,
     DiaSourceSelection,
     make_apdb_config,
+    open_apdb_reader,
     postgres_url,
 )
 from .logs import configure_logging
@@ -256,7 +257,7 @@ def _check_source_options(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--apdb-prefix applies to an APDB only")
 
 
-def _open_apdb(args: argparse.Namespace) -> ApdbDiaSourceReader | None:
+def _open_apdb(args: argparse.Namespace) -> DiaSourceReader | None:
     if args.sqlitefile:
         config = make_apdb_config(sqlitefile=args.sqlitefile, prefix=args.apdb_prefix)
     elif args.apdb_config:
@@ -268,10 +269,10 @@ def _open_apdb(args: argparse.Namespace) -> ApdbDiaSourceReader | None:
         config = make_apdb_config(db_url=url, namespace=args.namespace, prefix=args.apdb_prefix)
     else:
         return None
-    return ApdbDiaSourceReader(config)
+    return open_apdb_reader(config)
 
 
-def _origin(args: argparse.Namespace, reader: ApdbDiaSourceReader | None) -> str:
+def _origin(args: argparse.Namespace, reader: DiaSourceReader | None) -> str:
     """Where the sources come from, for messages."""
     if reader is not None:
         return reader.description
@@ -337,7 +338,7 @@ def _repository_instruments(butler: Any) -> list[str] | None:
         return None
 
 
-def _instrument(args: argparse.Namespace, reader: ApdbDiaSourceReader | None, butler: Any) -> str | None:
+def _instrument(args: argparse.Namespace, reader: DiaSourceReader | None, butler: Any) -> str | None:
     """The instrument to label sources without an instrument column with."""
     if reader is None or reader.instrument is None:
         if reader is not None:
@@ -403,6 +404,10 @@ def _run(args: argparse.Namespace, config: Any) -> int:
         )
         frame = selection.apply(frame, _origin(args, reader))
     instrument = _instrument(args, reader, butler)
+    if reader is not None:
+        # A Cassandra APDB is asked visit × detector by region and time.
+        known = _repository_instruments(butler) or []
+        reader.locate(butler, instrument or (known[0] if len(known) == 1 else None))
     origin = _origin(args, reader)
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=args.output)
     store = OutputStore(task.output_path)
