@@ -122,6 +122,12 @@ def test_region_reader_asks_one_region_per_visit_detector(butler, sqlite_config,
         reader._apdb.getDiaSources = recording
         selection = DiaSourceSelection(detectors=(1,))
         reader.read(selection)
+        read_once = list(asked)
+        # Counting reads once; the count of a selection is kept.
+        expected = int((demo_sources["detector"] == 1).sum())
+        assert reader.count(selection) == reader.count(selection) == expected
+        assert len(asked) == 2 * len(read_once)
+    asked = read_once
     pairs = demo_sources[demo_sources["detector"] == 1][["visit", "midpointMjdTai"]].drop_duplicates()
     assert len(asked) == len(pairs)
     for (region, end, start), mjd in zip(asked, sorted(pairs["midpointMjdTai"]), strict=True):

@@ -880,11 +880,13 @@ class ApdbRegionReader(DiaSourceReader):
         self.instrument = _metadata_instrument(self._apdb, self.description)
         self._butler: Any = None
         self._located_instrument: str | None = None
+        self._counts: dict[DiaSourceSelection, int] = {}
 
     def locate(self, butler: Any, instrument: str | None = None) -> None:
         # Docstring inherited.
         self._butler = butler
         self._located_instrument = instrument or self.instrument
+        self._counts.clear()
 
     def footprints(
         self, selection: DiaSourceSelection = DiaSourceSelection()
@@ -967,6 +969,30 @@ class ApdbRegionReader(DiaSourceReader):
         if self.instrument is not None:
             frame["instrument"] = self.instrument
         return frame
+
+    def count(self, selection: DiaSourceSelection = DiaSourceSelection()) -> int:
+        """Number of DiaSources in ``selection``.
+
+        Parameters
+        ----------
+        selection : `DiaSourceSelection`, optional
+            Which sources (default: all).
+
+        Returns
+        -------
+        count : `int`
+            Number of sources.
+
+        Notes
+        -----
+        The sources are read to be counted (Cassandra has no count by
+        visit or detector); the count of a selection is kept, so asking
+        again does not read them again.
+
+        """
+        if selection not in self._counts:
+            self._counts[selection] = super().count(selection)
+        return self._counts[selection]
 
     def pages(
         self, selection: DiaSourceSelection = DiaSourceSelection(), page_size: int = 1000
