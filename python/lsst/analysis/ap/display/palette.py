@@ -116,10 +116,12 @@ def display_levels(scaled: np.ndarray, n_levels: int, no_data_index: int) -> np.
 
     """
     nan = np.isnan(scaled)
-    index = np.rint(np.where(nan, 0.0, scaled) * (n_levels - 1))
+    has_nan = bool(nan.any())
+    index = np.rint((np.where(nan, 0.0, scaled) if has_nan else scaled) * (n_levels - 1))
     np.clip(index, 0, n_levels - 1, out=index)
     index = index.astype(np.uint8)
-    index[nan] = no_data_index
+    if has_nan:
+        index[nan] = no_data_index
     return index
 
 

@@ -28,12 +28,14 @@ __all__ = (
     "RenderedSource",
     "TripletRenderer",
     "nearest_index",
+    "paint_panel",
     "render_panel_rgb",
     "scale_bar_length",
     "upsample_nearest",
 )
 
 import dataclasses
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -72,7 +74,7 @@ from .options import EMPTY_PANEL_TEXT, NEGATIVE_BADGE_TEXT, DisplayOptions, Pane
 from .overlays import overlay_legend
 from .palette import NO_DATA_RGB, RGB, SCALE_BAR_OUTLINE_RGB, SCALE_BAR_RGB, Palette, display_levels
 from .predrawn import badge_tile, draw_background, label_tile, scale_label_tile
-from .scaling import DEFAULT_SCALINGS, DisplayScaling, scale_stamp, scale_stamp_with_limits
+from .scaling import DEFAULT_SCALINGS, DisplayScaling, scale_stamp, stamp_levels
 
 DEFAULT_PANEL_PIXELS = 240
 """Default panel box size: an exact 8x zoom of the default 30-px stamps."""
@@ -114,6 +116,46 @@ def nearest_index(n_in: int, n_out: int) -> np.ndarray:
     np.clip(index, 0, n_in - 1, out=index)
     index.flags.writeable = False
     return index
+
+
+@functools.cache
+def _zoom_factor(n_in: int, n_out: int) -> int | None:
+    """The integer zoom ``n_out / n_in`` when `nearest_index` repeats every
+    input pixel exactly that many times, else `None`."""
+    factor, remainder = divmod(n_out, n_in)
+    if remainder or not np.array_equal(nearest_index(n_in, n_out), np.arange(n_out) // factor):
+        return None
+    return factor
+
+
+def paint_panel(canvas: np.ndarray, slices: tuple[slice, slice], levels: np.ndarray) -> None:
+    """Write a stamp's levels, upsampled and flipped, into a canvas box.
+
+    Parameters
+    ----------
+    canvas : `numpy.ndarray`
+        2-D array to draw into.
+    slices : `tuple` [`slice`, `slice`]
+        The square box of the panel in ``canvas``.
+    levels : `numpy.ndarray`
+        Square 2-D stamp levels, row 0 at the bottom.
+
+    Notes
+    -----
+    The result is ``canvas[slices] = upsample_nearest(levels, size)``; for
+    an integer zoom each stamp pixel is written as a block, with no index
+    arrays.
+
+    """
+    target = canvas[slices]
+    size = target.shape[0]
+    n = levels.shape[0]
+    factor = _zoom_factor(n, size) if levels.shape == (n, n) and target.shape == (size, size) else None
+    if factor is None:
+        target[...] = upsample_nearest(levels, size)
+        return
+    blocks = np.reshape(target, (n, factor, n, factor), copy=False)
+    blocks[...] = levels[::-1, np.newaxis, :, np.newaxis]
 
 
 def upsample_nearest(image: np.ndarray, out_size: int, *, flip_vertical: bool = True) -> np.ndarray:
@@ -243,6 +285,9 @@ class _SchemeArt:
     """
 
     background: np.ndarray
+    annotated_background: np.ndarray
+    """The background with every value box blank: each is redrawn whole
+    for a source with an annotation, so only its ink is drawn."""
     value_boxes: Mapping[str, Box]
     label_boxes: Mapping[str, Box]
     badge_tiles: Mapping[str, np.ndarray]
@@ -392,8 +437,13 @@ class TripletRenderer:
         labels = field_labels(layout.scheme)
         background = self._palette.quantize(np.asarray(draw_background(layout, labels, label_font)))
         background.flags.writeable = False
+        annotated = background.copy()
+        for cell in layout.cells.values():
+            annotated[cell.value_box.slices] = self._palette.coverage_to_index[0]
+        annotated.flags.writeable = False
         return _SchemeArt(
             background=background,
+            annotated_background=annotated,
             value_boxes=MappingProxyType({k: c.value_box for k, c in layout.cells.items()}),
             label_boxes=MappingProxyType({k: c.label_box for k, c in layout.cells.items()}),
             badge_tiles=MappingProxyType(
@@ -608,9 +658,10 @@ class TripletRenderer:
             raise ValueError(f"Expected {len(self.sizes)} panel context triplets, got {len(contexts)}.")
         all_limits = []
         art = self._art[RUBIN_SCHEME]
-        if self.add_metadata and annotation is not None:
-            art = self._art.get(annotation.scheme, art)
-        canvas = art.background.copy()
+        annotate = self.add_metadata and annotation is not None
+        if annotate:
+            art = self._art.get(annotation.scheme, art)  # type: ignore[union-attr]
+        canvas = (art.annotated_background if annotate else art.background).copy()
         for row, (triplet, scale) in enumerate(zip(stamps, scales, strict=True)):
             if len(triplet) != 3:
                 raise ValueError(
@@ -629,20 +680,21 @@ class TripletRenderer:
                 interval = scaling.interval
                 if context is not None and context.interval is not None:
                     interval = context.interval
-                scaled, limits = scale_stamp_with_limits(array, interval, scaling.stretch)
+                levels, limits = stamp_levels(
+                    array, interval, scaling.stretch, self.panel_levels, self._palette.no_data_index
+                )
                 row_limits.append(limits)
-                levels = display_levels(scaled, self.panel_levels, self._palette.no_data_index)
-                canvas[box.slices] = upsample_nearest(levels, self.panel_pixels)
+                paint_panel(canvas, box.slices, levels)
                 self._draw_scale_bar(canvas, box, scale_bar_length(self.panel_pixels, array.shape[0], scale))
-                if not np.isfinite(array).any():
+                if limits is None and not np.isfinite(array).any():
                     paste_label(canvas, box, self._empty_tile)
                 if context is not None:
                     self._decorate(canvas, box, context, array.shape[0])
             all_limits.append(tuple(row_limits))
             if negative and self._negative_tile is not None:
                 paste_label(canvas, self.panel_boxes[row][2], self._negative_tile, where="top-left")
-        if self.add_metadata and annotation is not None:
-            self._draw_annotation(canvas, annotation, art)
+        if annotate:
+            self._draw_annotation(canvas, annotation, art)  # type: ignore[arg-type]
         return canvas, tuple(all_limits)  # type: ignore[return-value]
 
     def _decorate(self, canvas: np.ndarray, box: Box, context: PanelContext, stamp_size: int) -> None:
@@ -723,12 +775,14 @@ class TripletRenderer:
             if flagged and tile is not None:
                 canvas[art.label_boxes[key].slices] = tile
         glyphs = self._value_glyphs
+        texts = []
         for key, field in annotation.fields().items():
             box = art.value_boxes.get(key)
-            if box is None:
-                continue
-            coverage = glyphs.coverage(glyphs.fit(field.text, box.width), box.width, box.height, BASELINE)
-            canvas[box.slices] = self._palette.coverage_to_index[coverage]
+            if box is not None:
+                texts.append((glyphs.fit(field.text, box.width), box.x0, box.y0, box.width, box.height))
+        # The value boxes are blank in the annotated background; only ink is drawn.
+        index, coverage = glyphs.ink(texts, BASELINE, canvas.shape[1])
+        canvas.reshape(-1)[index] = self._palette.coverage_to_index[coverage]
 
 
 def _rebuild_renderer(init_args: dict[str, Any]) -> TripletRenderer:

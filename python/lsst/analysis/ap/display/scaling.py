@@ -35,6 +35,7 @@ __all__ = (
     "make_stretch",
     "scale_stamp",
     "scale_stamp_with_limits",
+    "stamp_levels",
 )
 
 import math
@@ -58,6 +59,7 @@ from astropy.visualization import (
 )
 
 from .limits import CentralWindowInterval, SymmetricInterval, percentile_interval
+from .palette import display_levels
 
 CONSTANT_LEVEL = 0.5
 """Display value (in [0, 1]) of every finite pixel of a constant stamp.
@@ -102,7 +104,22 @@ class RobustZScaleInterval(ZScaleInterval):
             Display limits; ``(nan, nan)`` if there is no finite value.
 
         """
-        finite = self._process_values(values)
+        return self.limits_of_finite(self._process_values(values))
+
+    def limits_of_finite(self, finite: np.ndarray) -> tuple[float, float]:
+        """`get_limits` of values already known to be finite.
+
+        Parameters
+        ----------
+        finite : `numpy.ndarray`
+            1-D float array of finite values (not checked).
+
+        Returns
+        -------
+        vmin, vmax : `float`
+            As `get_limits`.
+
+        """
         if finite.size == 0:
             return math.nan, math.nan
         vmin, vmax = self._zscale(finite)
@@ -115,9 +132,14 @@ class RobustZScaleInterval(ZScaleInterval):
         the same sampling, rejection and limits, but with the weighted line
         fit done in closed form: it is called once per difference stamp and
         ``numpy.polyfit`` made it the most expensive step of drawing one.
+
+        Every floating-point sum over the samples is taken as before (the
+        sums over the sample positions are sums of integers, exact in any
+        order); the rest only avoids copies and repeated work, so the limits
+        are the same to the last bit.
         """
         stride = int(max(1.0, values.size / self.n_samples))
-        samples = np.sort(values[::stride][: self.n_samples]).astype(float)
+        samples = np.sort(values[::stride][: self.n_samples]).astype(float, copy=False)
         npix = len(samples)
         vmin, vmax = samples[0], samples[-1]
         minpix = max(self.min_npixels, int(npix * self.max_reject))
@@ -129,24 +151,31 @@ class RobustZScaleInterval(ZScaleInterval):
         for _ in range(self.max_iterations):
             if ngoodpix >= last_ngoodpix or ngoodpix < minpix:
                 break
-            good = ~badpix
-            xg, yg = x[good], samples[good]
-            n = float(good.sum())
+            if ngoodpix == npix:
+                good, xg, yg = None, x, samples
+            else:
+                good = ~badpix
+                xg, yg = x[good], samples[good]
+            n = float(ngoodpix)
             sx, sy = xg.sum(), yg.sum()
-            denominator = n * (xg * xg).sum() - sx * sx
+            denominator = n * np.dot(xg, xg) - sx * sx
             slope = (n * (xg * yg).sum() - sx * sy) / denominator if denominator else 0.0
             intercept = (sy - slope * sx) / n
             flat = samples - (slope * x + intercept)
-            threshold = self.krej * flat[good].std()
-            badpix[(flat < -threshold) | (flat > threshold)] = True
-            badpix = np.convolve(badpix, kernel, mode="same")
+            threshold = self.krej * (flat if good is None else flat[good]).std()
+            # |flat| > threshold is (flat < -threshold) | (flat > threshold).
+            badpix |= np.abs(flat) > threshold
+            if len(kernel) > 1:
+                badpix = np.convolve(badpix, kernel, mode="same")
             last_ngoodpix = ngoodpix
-            ngoodpix = int(np.sum(~badpix))
+            ngoodpix = npix - int(np.count_nonzero(badpix))
         if ngoodpix >= minpix:
             if self.contrast > 0:
                 slope = slope / self.contrast
             center_pixel = (npix - 1) // 2
-            median = np.median(samples)
+            # numpy.median of the sorted samples: the mean of the middle one or two.
+            middle = npix // 2
+            median = np.mean(samples[middle - 1 + npix % 2 : middle + 1], axis=0)
             vmin = max(vmin, median - (center_pixel - 1) * slope)
             vmax = min(vmax, median + (npix - center_pixel) * slope)
         return float(vmin), float(vmax)
@@ -351,14 +380,77 @@ def finite_limits(array: np.ndarray, interval: BaseInterval) -> tuple[float, flo
     finite = data[np.isfinite(data)]
     if finite.size == 0:
         return None
+    return _limits_of_finite(finite, data, interval)
+
+
+def _interval_limits(values: np.ndarray, finite: np.ndarray, interval: BaseInterval) -> tuple[float, float]:
+    """``interval.get_limits(values)``; for the two default intervals, the
+    same numbers computed from ``finite`` (the finite ``values``) without
+    filtering them again."""
+    get_limits = type(interval).get_limits
+    if get_limits is MinMaxInterval.get_limits:
+        return float(np.min(finite)), float(np.max(finite))
+    if get_limits is RobustZScaleInterval.get_limits:
+        return interval.limits_of_finite(finite)  # type: ignore[attr-defined]
+    vmin, vmax = interval.get_limits(values)
+    return float(vmin), float(vmax)
+
+
+def _limits_of_finite(
+    finite: np.ndarray, data: np.ndarray, interval: BaseInterval
+) -> tuple[float, float] | None:
+    """`finite_limits` given the (non-empty) finite pixels ``finite`` of
+    the stamp ``data``."""
     # Shape-aware intervals (the central window) look at pixel positions.
     values = data if getattr(interval, "needs_shape", False) else finite
-    vmin, vmax = (float(v) for v in interval.get_limits(values))
+    vmin, vmax = _interval_limits(values, finite, interval)
     if not (math.isfinite(vmin) and math.isfinite(vmax) and vmax > vmin):
         vmin, vmax = float(finite.min()), float(finite.max())
     if not vmax > vmin:
         return None
     return vmin, vmax
+
+
+def _scale_finite(
+    array: np.ndarray, interval: BaseInterval, stretch: BaseStretch
+) -> tuple[tuple[int, ...], np.ndarray | None, np.ndarray | None, tuple[float, float] | None]:
+    """Display values of a stamp's finite pixels.
+
+    Returns
+    -------
+    shape : `tuple` [`int`, ...]
+        The stamp's shape.
+    good : `numpy.ndarray` or `None`
+        Where the stamp is finite; `None` when every pixel is.
+    values : `numpy.ndarray` or `None`
+        Display values in [0, 1] of the finite pixels, in C order (a new
+        array); `None` when no pixel is finite.
+    limits : `tuple` [`float`, `float`] or `None`
+        As `scale_stamp_with_limits`.
+
+    """
+    data = np.asarray(array, dtype=float)
+    good = np.isfinite(data)
+    n_good = int(np.count_nonzero(good))
+    if n_good == 0:
+        return data.shape, good, None, None
+    if n_good == data.size:
+        mask, finite = None, data.reshape(-1)
+    else:
+        mask, finite = good, data[good]
+    limits = _limits_of_finite(finite, data, interval)
+    if limits is None:
+        return data.shape, mask, np.full(n_good, CONSTANT_LEVEL), None
+    vmin, vmax = limits
+    normalized = finite - vmin
+    normalized /= vmax - vmin
+    np.clip(normalized, 0.0, 1.0, out=normalized)
+    stretched = np.asarray(stretch(normalized, clip=True, out=normalized), dtype=float)
+    if stretched is normalized:
+        np.clip(stretched, 0.0, 1.0, out=stretched)
+    else:
+        stretched = np.clip(stretched, 0.0, 1.0)
+    return data.shape, mask, stretched, limits
 
 
 def scale_stamp(array: np.ndarray, interval: BaseInterval, stretch: BaseStretch) -> np.ndarray:
@@ -400,21 +492,52 @@ def scale_stamp_with_limits(
         constant stamp.
 
     """
-    data = np.asarray(array, dtype=float)
-    good = np.isfinite(data)
-    out = np.full(data.shape, np.nan)
-    if not good.any():
-        return out, None
-    values = data[good]
-    limits = finite_limits(data if getattr(interval, "needs_shape", False) else values, interval)
-    if limits is None:
-        out[good] = CONSTANT_LEVEL
-        return out, None
-    vmin, vmax = limits
-    normalized = (values - vmin) / (vmax - vmin)
-    np.clip(normalized, 0.0, 1.0, out=normalized)
-    stretched = np.asarray(stretch(normalized, clip=True), dtype=float)
-    out[good] = np.clip(stretched, 0.0, 1.0)
+    shape, good, values, limits = _scale_finite(array, interval, stretch)
+    if values is not None and good is None:
+        return values.reshape(shape), limits
+    out = np.full(shape, np.nan)
+    if values is not None:
+        out[good] = values
+    return out, limits
+
+
+def stamp_levels(
+    array: np.ndarray, interval: BaseInterval, stretch: BaseStretch, n_levels: int, no_data_index: int
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """A stamp's colormap levels: `scale_stamp_with_limits` then
+    `~lsst.analysis.ap.display.palette.display_levels`, in one pass.
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        Stamp pixels, NaN (or inf) for no data.
+    interval : `astropy.visualization.BaseInterval`
+        Display limits.
+    stretch : `astropy.visualization.BaseStretch`
+        Display stretch.
+    n_levels : `int`
+        Number of colormap levels (at most 256).
+    no_data_index : `int`
+        Level (0-255) of pixels without data.
+
+    Returns
+    -------
+    levels : `numpy.ndarray`
+        uint8 array of the stamp's shape, equal to
+        ``display_levels(scale_stamp(array, interval, stretch), n_levels,
+        no_data_index)``.
+    limits : `tuple` [`float`, `float`] or `None`
+        As `scale_stamp_with_limits`.
+
+    """
+    shape, good, values, limits = _scale_finite(array, interval, stretch)
+    if values is None:
+        return np.full(shape, no_data_index, dtype=np.uint8), None
+    levels = display_levels(values, n_levels, no_data_index)
+    if good is None:
+        return levels.reshape(shape), limits
+    out = np.full(shape, no_data_index, dtype=np.uint8)
+    out[good] = levels
     return out, limits
 
 
