@@ -73,6 +73,7 @@ from .layout import (
 from .options import EMPTY_PANEL_TEXT, NEGATIVE_BADGE_TEXT, DisplayOptions, PanelContext
 from .overlays import overlay_legend
 from .palette import NO_DATA_RGB, RGB, SCALE_BAR_OUTLINE_RGB, SCALE_BAR_RGB, Palette, display_levels
+from .png import PalettePng
 from .predrawn import badge_tile, draw_background, label_tile, scale_label_tile
 from .scaling import DEFAULT_SCALINGS, DisplayScaling, scale_stamp, stamp_levels
 
@@ -119,13 +120,15 @@ def nearest_index(n_in: int, n_out: int) -> np.ndarray:
 
 
 @functools.cache
-def _zoom_factor(n_in: int, n_out: int) -> int | None:
-    """The integer zoom ``n_out / n_in`` when `nearest_index` repeats every
-    input pixel exactly that many times, else `None`."""
-    factor, remainder = divmod(n_out, n_in)
-    if remainder or not np.array_equal(nearest_index(n_in, n_out), np.arange(n_out) // factor):
+def _repeat_counts(n_in: int, n_out: int) -> np.ndarray | None:
+    """How many times `nearest_index` repeats each input pixel (`None` if
+    it is not in increasing order, so not a plain repetition)."""
+    index = nearest_index(n_in, n_out)
+    if np.any(np.diff(index) < 0):
         return None
-    return factor
+    counts = np.bincount(index, minlength=n_in)
+    counts.flags.writeable = False
+    return counts
 
 
 def paint_panel(canvas: np.ndarray, slices: tuple[slice, slice], levels: np.ndarray) -> None:
@@ -142,20 +145,21 @@ def paint_panel(canvas: np.ndarray, slices: tuple[slice, slice], levels: np.ndar
 
     Notes
     -----
-    The result is ``canvas[slices] = upsample_nearest(levels, size)``; for
-    an integer zoom each stamp pixel is written as a block, with no index
-    arrays.
+    The result is ``canvas[slices] = upsample_nearest(levels, size)``: the
+    nearest-neighbour index of a square zoom only repeats pixels, so it is
+    drawn with `numpy.repeat` rather than index arrays.
 
     """
     target = canvas[slices]
     size = target.shape[0]
     n = levels.shape[0]
-    factor = _zoom_factor(n, size) if levels.shape == (n, n) and target.shape == (size, size) else None
-    if factor is None:
+    counts = _repeat_counts(n, size) if levels.shape == (n, n) and target.shape == (size, size) else None
+    if counts is None:
         target[...] = upsample_nearest(levels, size)
         return
-    blocks = np.reshape(target, (n, factor, n, factor), copy=False)
-    blocks[...] = levels[::-1, np.newaxis, :, np.newaxis]
+    # Flipped: output row k shows stamp row n - 1 - index[k], so flipped row
+    # j is repeated as often as index takes the value j.
+    target[...] = levels[::-1].repeat(counts, axis=0).repeat(counts, axis=1)
 
 
 def upsample_nearest(image: np.ndarray, out_size: int, *, flip_vertical: bool = True) -> np.ndarray:
@@ -430,6 +434,7 @@ class TripletRenderer:
         """Box of each ``rubin`` annotation field value by field key (empty
         without metadata); `layouts` has those of every scheme."""
         self._scale_label = scale_label_tile(self._palette)
+        self._png = PalettePng(*self.canvas_size, self._palette.png_bytes, self.compress_level)
         self._setup_options(self._init_args["options"], no_data, layout)
 
     def _scheme_art(self, layout: CanvasLayout, label_font: Any) -> _SchemeArt:
@@ -611,6 +616,8 @@ class TripletRenderer:
 
         """
         canvas, limits = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative)
+        if not self._rgb:
+            return RenderedSource(self._png.encode(canvas), limits)
         buffer = io.BytesIO()
         self._image(canvas, contexts).save(buffer, format="PNG", compress_level=self.compress_level)
         return RenderedSource(buffer.getvalue(), limits)

@@ -70,6 +70,15 @@ a zero range.
 """
 
 
+def _std(values: np.ndarray) -> np.floating:
+    """``values.std()`` of a 1-D float array, computed as numpy computes it
+    (the same sums, so the same bits) without its generic dispatch."""
+    n = values.size
+    deviation = values - np.add.reduce(values, keepdims=True) / n
+    np.multiply(deviation, deviation, out=deviation)
+    return np.sqrt(np.add.reduce(deviation) / n)
+
+
 class RobustZScaleInterval(ZScaleInterval):
     """IRAF zscale limits that fall back to min/max when zscale degenerates.
 
@@ -162,7 +171,7 @@ class RobustZScaleInterval(ZScaleInterval):
             slope = (n * (xg * yg).sum() - sx * sy) / denominator if denominator else 0.0
             intercept = (sy - slope * sx) / n
             flat = samples - (slope * x + intercept)
-            threshold = self.krej * (flat if good is None else flat[good]).std()
+            threshold = self.krej * _std(flat if good is None else flat[good])
             # |flat| > threshold is (flat < -threshold) | (flat > threshold).
             badpix |= np.abs(flat) > threshold
             if len(kernel) > 1:
