@@ -301,6 +301,7 @@ class GlyphCache:
             glyphs that cover it.
 
         """
+        texts = [item for item in texts if item[0]]
         joined = "".join(text for text, *_ in texts)
         for char in set(joined).difference(self._glyphs):
             self._glyph(char)
