@@ -19,6 +19,7 @@ import pytest
 from astropy.io import fits
 
 from lsst.analysis.ap.cli import files_main
+from lsst.analysis.ap.geometry import stamp_box
 from lsst.analysis.ap.images.legacy_fits import read_legacy_masked_image
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
@@ -287,9 +288,11 @@ def test_command_refuses_missing_files(tmp_path, capsys):
 
 
 def _on_image(path: Path, ra: float, dec: float) -> tuple[bool, bool, float]:
-    """(centre pixel on the image, whole 30-px stamp on the image, distance
-    to the image centre) of a position, from the file's own FITS WCS.
+    """(centre pixel on the image, whole stamp of the default size on the
+    image, distance to the image centre) of a position, from the file's own
+    FITS WCS.
     """
+    size = max(config().sizes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path) as hdus:
@@ -299,7 +302,8 @@ def _on_image(path: Path, ra: float, dec: float) -> tuple[bool, bool, float]:
     ny, nx = header["NAXIS2"], header["NAXIS1"]
     cx, cy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
     holds = 0 <= cx < nx and 0 <= cy < ny
-    whole = 15 <= cx and cx + 15 <= nx and 15 <= cy and cy + 15 <= ny
+    stamp = stamp_box(float(x), float(y), size)
+    whole = 0 <= stamp.x0 and stamp.x0 + size <= nx and 0 <= stamp.y0 and stamp.y0 + size <= ny
     return holds, whole, float(np.hypot(x - (nx - 1) / 2, y - (ny - 1) / 2))
 
 
