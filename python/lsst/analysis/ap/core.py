@@ -19,6 +19,7 @@ __all__ = (
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
@@ -454,10 +455,13 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                 geometry = self._prepare(todo, readers)
             except ImageUnavailableError as error:
                 return self._fail_group(todo, error)
-            for record in self._draw_all(todo, readers, geometry):
-                records.append(record)
-                if checkpoint is not None and len(records) % RECORD_CHECKPOINT_SOURCES == 0:
-                    checkpoint(records)
+            # Closed before the readers are released, also when a checkpoint
+            # fails: no thread draws from a released reader.
+            with contextlib.closing(self._draw_all(todo, readers, geometry)) as drawn:
+                for record in drawn:
+                    records.append(record)
+                    if checkpoint is not None and len(records) % RECORD_CHECKPOINT_SOURCES == 0:
+                        checkpoint(records)
         finally:
             for reader in readers.values():
                 reader.release()
