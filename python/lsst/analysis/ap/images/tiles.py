@@ -29,6 +29,7 @@ __all__ = ("PlaneFile", "TiledPlane", "open_plane", "tile_rows_for_box")
 import collections
 import math
 import os
+import sys
 import threading
 import zlib
 from typing import Protocol
@@ -211,7 +212,7 @@ class TiledPlane:
         # next ones, ...: interleave the byte planes (in native order).
         out = np.empty(part.shape[1:], dtype=native)
         as_bytes = out.view(np.uint8).reshape(*out.shape, self.dtype.itemsize)
-        as_bytes[...] = (part if native.byteorder == ">" else part[::-1]).transpose(1, 2, 0)
+        as_bytes[...] = (part if sys.byteorder == "big" else part[::-1]).transpose(1, 2, 0)
         return out
 
     def decode_tile(self, tile_y: int, tile_x: int) -> np.ndarray:
