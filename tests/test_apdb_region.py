@@ -354,3 +354,35 @@ def test_command_with_an_unreachable_cassandra_apdb(cassandra_config_file, demo_
         "cannot connect"
     )
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_command_reads_by_region_and_draws_the_selection(demo_repo, demo_sources, tmp_path):
+    """The command's Cassandra path (the reader given the Butler, visit ×
+    detector queries) on the demo's SQLite APDB: the PNGs drawn are those of
+    the selected sources."""
+    visits = sorted(demo_sources["visit"].unique())
+    expected = demo_sources[(demo_sources["visit"] >= visits[1]) & (demo_sources["detector"] == 0)]
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [
+            _command_path("plotImageSubtractionCutouts"),
+            str(demo_repo.root),
+            str(output),
+            "--sqlitefile",
+            str(demo_repo.apdb_file),
+            "--apdb-by-region",
+            "--visit-min",
+            str(visits[1]),
+            "--detector",
+            "0",
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {int(path.stem) for path in (output / "images").rglob("*.png")} == set(_ids(expected))
+    assert f"{len(expected)} DiaSource(s) selected (visit >= {visits[1]}, detector in [0])" in result.stderr
+    records = pd.read_csv(output / "records.csv")
+    assert set(records["instrument"]) == {demo_repo.spec.instrument}

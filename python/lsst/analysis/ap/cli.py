@@ -45,6 +45,7 @@ import pandas as pd
 
 from .apdb import (
     DEFAULT_POSTGRES_URL,
+    ApdbRegionReader,
     DiaSourceReader,
     DiaSourceSelection,
     make_apdb_config,
@@ -173,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apdb.add_argument("--namespace", help="PostgreSQL schema holding the APDB tables (apdb-cli --namespace).")
     apdb.add_argument("--apdb-prefix", help="Table-name prefix of the APDB (apdb-cli --prefix).")
+    apdb.add_argument(
+        "--apdb-by-region",
+        action="store_true",
+        help="Ask an SQL APDB visit × detector by sky region and time (lsst-dax-apdb's public "
+        "getDiaSources), as a Cassandra APDB always is, instead of one SQL query.",
+    )
     other = parser.add_argument_group("other sources")
     other.add_argument("--catalog", help="DiaSource catalog file: parquet, CSV or FITS table.")
     other.add_argument(
@@ -255,6 +262,8 @@ def _check_source_options(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--namespace (a PostgreSQL schema) does not apply to --sqlitefile")
     if args.apdb_prefix and not (args.sqlitefile or args.apdb_config or postgres):
         parser.error("--apdb-prefix applies to an APDB only")
+    if args.apdb_by_region and not (args.sqlitefile or args.apdb_config or postgres):
+        parser.error("--apdb-by-region applies to an APDB only")
 
 
 def _open_apdb(args: argparse.Namespace) -> DiaSourceReader | None:
@@ -269,7 +278,7 @@ def _open_apdb(args: argparse.Namespace) -> DiaSourceReader | None:
         config = make_apdb_config(db_url=url, namespace=args.namespace, prefix=args.apdb_prefix)
     else:
         return None
-    return open_apdb_reader(config)
+    return ApdbRegionReader(config) if args.apdb_by_region else open_apdb_reader(config)
 
 
 def _origin(args: argparse.Namespace, reader: DiaSourceReader | None) -> str:
