@@ -6,7 +6,6 @@ containers), damaged packets, and the ``plotAlertCutouts`` command.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import math
@@ -68,20 +67,16 @@ def ztf_record() -> tuple[dict, dict]:
 
 
 def negative_ztf_packet(path: Path) -> dict:
-    """The real packet with ``isdiffpos = 'f'`` and its difference stamp
-    negated (a decrease in brightness), written with the packet's schema.
+    """The real packet as ZTF sends a candidate found in the negative
+    subtraction: ``isdiffpos = 'f'``, its difference stamp cut from the
+    reference − science image, so the candidate is positive in the stamp
+    (as in the real ``'f'`` alerts of ``tests/data/fink``), written with the
+    packet's schema.
     """
     schema, record = ztf_record()
     record["candid"] += 1
     record["candidate"]["candid"] = record["candid"]
     record["candidate"]["isdiffpos"] = "f"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hdus = fits.open(io.BytesIO(gzip.decompress(record["cutoutDifference"]["stampData"])))
-        hdus[0].data = -hdus[0].data
-        stream = io.BytesIO()
-        hdus.writeto(stream, output_verify="silentfix")
-    record["cutoutDifference"]["stampData"] = gzip.compress(stream.getvalue())
     with open(path, "wb") as out:
         fastavro.writer(out, schema, [record])
     return record
@@ -160,6 +155,15 @@ def test_ztf_negative_difference_is_drawn_negative(ztf_run):
         n = panel.shape[0]
         centre = panel[n // 2 - 10 : n // 2 + 10, n // 2 - 10 : n // 2 + 10].mean()
         assert sign * (centre - np.median(panel)) > 40, png
+    # Drawn as science − reference: the stamp negated.
+    chunk = out / "numpy" / "472263571115110000"
+    np.testing.assert_array_equal(
+        np.load(chunk / f"{negative['candid']}_diff_63.npy")[0], -ztf_stamp("Difference")
+    )
+    np.testing.assert_array_equal(np.load(chunk / f"{CANDID}_diff_63.npy")[0], ztf_stamp("Difference"))
+    np.testing.assert_array_equal(
+        np.load(chunk / f"{negative['candid']}_sci_63.npy")[0], ztf_stamp("Science")
+    )
     source = alert_source(negative, "negative", instrument="ignored")
     assert source.row["psfFlux"] < 0
     assert SourceAnnotation.from_row(source.row).fields()["psf"].text.startswith("-")

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet
 from astropy.io import fits
+from PIL import Image
 
+from lsst.analysis.ap.display.renderer import TripletRenderer
 from lsst.analysis.ap.images.alerts import read_packets
 from lsst.analysis.ap.plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
 from lsst.analysis.ap.standalone import make_alert_cutouts
@@ -60,7 +62,10 @@ def test_fink_parquet_alerts_give_the_packet_stamps_and_fields(tmp_path):
             ("diff", "cutoutDifference"),
         ):
             saved = np.load(tmp_path / "numpy" / chunk / f"{candid}_{role}_63.npy")[0]
-            np.testing.assert_array_equal(saved, stamp_of(row, field))
+            expected = stamp_of(row, field)
+            if role == "diff" and row["candidate"]["isdiffpos"] == "f":
+                expected = -expected  # reference − science, drawn as science − reference
+            np.testing.assert_array_equal(saved, expected)
         assert record["ra"] == row["candidate"]["ra"] and record["dec"] == row["candidate"]["dec"]
     manifest = pd.read_csv(tmp_path / "images" / "manifest.csv")
     assert sorted(manifest["#diaSourceId"]) == sorted(row["candid"] for row in rows)
@@ -82,3 +87,33 @@ def test_a_damaged_parquet_file_fails_by_name_and_the_others_are_drawn(tmp_path)
     assert f"{damaged}: the Parquet file is damaged after 0 row(s)" in reasons
     assert f"{empty}: the Parquet file holds no alerts" in reasons
     assert len(pd.read_csv(out / "images" / "manifest.csv")) == 3
+
+
+def test_real_negative_subtraction_alerts_are_drawn_science_minus_reference(tmp_path):
+    """The three real alerts are ``isdiffpos = 'f'``: ZTF cut their difference
+    stamps from the reference − science image (the candidate is positive
+    there and the stamp anti-correlates with the science stamp); they are
+    drawn as science − reference, the candidate dark.
+    """
+    config = PlotImageSubtractionCutoutsConfig()
+    config.sizes = [63]
+    config.save_as_numpy = True
+    result = make_alert_cutouts([FINK_FILE], tmp_path, config=config)
+    records = result.records.set_index("diaSourceId")
+    rows = fink_rows()
+    assert {row["candidate"]["isdiffpos"] for row in rows} == {"f"}
+    renderer = TripletRenderer([63], True)
+    box = renderer.panel_boxes[0][2]
+    for row in rows:
+        stamp = stamp_of(row, "cutoutDifference")
+        science = stamp_of(row, "cutoutScience")
+        centre = slice(24, 39)
+        assert np.corrcoef(stamp[centre, centre].ravel(), science[centre, centre].ravel())[0, 1] < -0.5
+        assert stamp[31, 31] > np.median(stamp)
+        record = records.loc[row["candid"]]
+        chunk = Path(record["path"]).parent.name
+        drawn = np.load(tmp_path / "numpy" / chunk / f"{row['candid']}_diff_63.npy")[0]
+        np.testing.assert_array_equal(drawn, -stamp)
+        panel = np.asarray(Image.open(tmp_path / record["path"]).convert("L"), dtype=float)[box.slices]
+        n = panel.shape[0]
+        assert panel[n // 2 - 8 : n // 2 + 8, n // 2 - 8 : n // 2 + 8].mean() < np.median(panel) - 30

@@ -25,6 +25,9 @@ the primary HDU with a local TAN WCS, variance in ``UNCERT``, mask in
 its detector's pixel grid.  ZTF stamps are gzipped 63 × 63 FITS images in
 DN with no WCS, centred on the candidate: the source is drawn at the stamp
 centre and the scale bar uses ZTF's pixel scale (`ZTF_PIXEL_SCALE_ARCSEC`).
+The difference stamp of an ``isdiffpos = 'f'`` candidate, cut by ZTF from
+the reference − science image, is negated so every difference is science −
+reference.
 """
 
 from __future__ import annotations
@@ -377,7 +380,11 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
             return PacketFailure(packet, ReasonCode.NO_CUTOUT, f"{packet}: {field} is null", row)
         name = f"{packet} ({field})"
         try:
-            readers[role] = _rubin_reader(stamp, name) if survey == "rubin" else _ztf_reader(stamp, name)
+            if survey == "rubin":
+                readers[role] = _rubin_reader(stamp, name)
+            else:
+                negate = role == "difference" and not _ztf_positive(row["isdiffpos"])
+                readers[role] = _ztf_reader(stamp, name, negate=negate)
         except ImageUnavailableError as error:
             return PacketFailure(packet, ReasonCode.BAD_CUTOUT, str(error), row)
     return AlertSource(packet=packet, survey=survey, row=row, readers=readers)
@@ -401,7 +408,7 @@ def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
     ``rb``.
     """
     candidate = dict(record["candidate"])
-    positive = str(candidate.get("isdiffpos", "t")).lower() in ("t", "1")
+    positive = _ztf_positive(candidate.get("isdiffpos", "t"))
     magpsf, sigmapsf = candidate.get("magpsf"), candidate.get("sigmapsf")
     flux = error = None
     if magpsf is not None and math.isfinite(magpsf):
@@ -430,6 +437,13 @@ def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "drb": candidate.get("drb"),
         "fid": candidate.get("fid"),
     }
+
+
+def _ztf_positive(isdiffpos: Any) -> bool:
+    """Whether a ZTF candidate comes from the science − reference
+    subtraction (``isdiffpos`` ``'t'`` or ``'1'``, the default when absent).
+    """
+    return isdiffpos is None or str(isdiffpos).strip().lower() in ("t", "1", "true")
 
 
 def _open_stamp(data: bytes, name: str) -> astropy.io.fits.HDUList:
@@ -487,13 +501,23 @@ def _rubin_reader(data: bytes, name: str) -> Any:
     return array_plane_reader(name, array, wcs=wcs, xy0=xy0, variance=variance)
 
 
-def _ztf_reader(data: bytes, name: str) -> FixedPositionPlaneReader:
+def _ztf_reader(data: bytes, name: str, *, negate: bool = False) -> FixedPositionPlaneReader:
+    """A reader of a ZTF stamp, the candidate at its centre pixel.
+
+    ZTF cuts a candidate's difference stamp from the subtraction it was
+    found in: science − reference for ``isdiffpos = 't'``, reference −
+    science for ``'f'``.  ``negate`` turns the latter into science −
+    reference, this package's convention (and Rubin's), so a source that
+    faded is drawn negative.
+    """
     try:
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     except Exception as error:
         raise ImageUnavailableError(f"{name}: damaged gzip data ({error})") from error
     with _open_stamp(raw, name) as hdus:
         array, _ = _first_image(hdus, name)
+    if negate:
+        array = np.negative(array)
     ny, nx = array.shape
     return FixedPositionPlaneReader(
         name=name, array=array, x=float(nx // 2), y=float(ny // 2), pixel_scale=ZTF_PIXEL_SCALE_ARCSEC
