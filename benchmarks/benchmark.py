@@ -621,15 +621,18 @@ def _code_keys(*functions: Any) -> set[tuple[str, str]]:
 def _render_functions() -> dict[str, set[tuple[str, str]]]:
     from PIL import Image
 
+    from lsst.analysis.ap.display.png import PalettePng
     from lsst.analysis.ap.display.renderer import TripletRenderer
-    from lsst.analysis.ap.display.scaling import scale_stamp_with_limits
+    from lsst.analysis.ap.display.scaling import stamp_levels
 
     # render_png delegates to render_source, which the core calls directly.
+    # Panels are scaled by stamp_levels; palette PNGs (the default) are
+    # encoded by PalettePng, RGB ones (display options) by Pillow.
     return {
         "render_png": _code_keys(TripletRenderer.render_source),
-        "scaling": _code_keys(scale_stamp_with_limits),
+        "scaling": _code_keys(stamp_levels),
         "annotation": _code_keys(TripletRenderer._draw_annotation),
-        "encode": _code_keys(Image.Image.save),
+        "encode": _code_keys(PalettePng.encode, Image.Image.save),
     }
 
 
@@ -649,11 +652,11 @@ def _render_breakdown(stamp_set: StampSet, annotations: list) -> dict[str, Any]:
                 c[key] += ct
     total = max(c["render_png"], 1e-12)
     parts = {
-        "display scaling (intervals, stretches)": c["scaling"],
+        "display scaling (intervals, stretches)": c["scaling"],  # and colour levels
         "annotation text and badges": c["annotation"],
         "PNG encode": c["encode"],
     }
-    parts["rest (colour levels, upsampling, canvas, scale bars)"] = max(total - sum(parts.values()), 0.0)
+    parts["rest (upsampling, canvas, scale bars)"] = max(total - sum(parts.values()), 0.0)
     n = max(len(stamp_set.rows), 1)
     return {
         "parts": {
@@ -799,6 +802,7 @@ def _profile_functions() -> dict[str, set[tuple[str, str]]]:
     from lsst.analysis.ap import geometry
     from lsst.analysis.ap.core import DetectorCutouter
     from lsst.analysis.ap.display.annotation import SourceAnnotation
+    from lsst.analysis.ap.display.png import PalettePng
     from lsst.analysis.ap.display.renderer import TripletRenderer
     from lsst.analysis.ap.images.butler import PlaneReader, butler_plane_reader
     from lsst.analysis.ap.outputs.store import OutputStore
@@ -813,7 +817,7 @@ def _profile_functions() -> dict[str, set[tuple[str, str]]]:
         "cut": _code_keys(DetectorCutouter._cut),
         "annotation": _code_keys(SourceAnnotation.from_row.__func__),
         "render_png": _code_keys(TripletRenderer.render_source),
-        "png_encode": _code_keys(Image.Image.save),
+        "png_encode": _code_keys(PalettePng.encode, Image.Image.save),
         "write": _code_keys(OutputStore.write),
         "finish": _code_keys(PlotImageSubtractionCutoutsTask.finish),
     }
