@@ -304,3 +304,25 @@ def test_value_boxes_overlap_nothing_else_drawn_per_source(scheme, panel_pixels)
 
     for i, box in enumerate(values):
         assert not any(overlap(box, other) for other in values[i + 1 :] + others)
+
+
+def test_batched_glyph_ink_from_threads_sharing_one_cache():
+    """Threads that draw with one renderer share its glyph cache while it
+    is still learning characters; each gets the pixels of its own texts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    glyphs = GlyphCache(font(VALUE_SIZE))
+    reference = GlyphCache(font(VALUE_SIZE))
+    letters = [chr(c) for c in range(0x41, 0x5B)] + [chr(c) for c in range(0x3B1, 0x3C9)]
+    texts = ["".join(letters[(k * 7 + j) % len(letters)] for j in range(12)) for k in range(64)]
+
+    def draw(text):
+        index, coverage = glyphs.ink([(text, 0, 0, 200, 20)], 15, 200)
+        strip = np.zeros((20, 200), np.uint8)
+        strip.reshape(-1)[index] = coverage
+        return strip
+
+    with ThreadPoolExecutor(4) as pool:
+        strips = list(pool.map(draw, texts))
+    for text, strip in zip(texts, strips, strict=True):
+        np.testing.assert_array_equal(strip, reference.coverage(text, 200, 20, 15))

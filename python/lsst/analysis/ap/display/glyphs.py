@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import threading
 from collections.abc import Sequence
 
 import matplotlib
@@ -136,24 +137,36 @@ class GlyphCache:
         self._advances: dict[str, float] = {}
         self._order: list[str] = []
         self._packed: dict[int, _PackedInk] = {}
+        self._lock = threading.Lock()
         for char in preload:
             self._glyph(char)
 
     def _glyph(self, char: str) -> tuple[np.ndarray, int, int, float]:
         glyph = self._glyphs.get(char)
         if glyph is None:
-            left, top, right, bottom = self._font.getbbox(char, anchor="ls")
-            if right > left and bottom > top:
-                image = Image.new("L", (right - left, bottom - top), 0)
-                ImageDraw.Draw(image).text((-left, -top), char, fill=255, font=self._font, anchor="ls")
-                mask = np.asarray(image).copy()
-            else:
-                mask = np.zeros((0, 0), np.uint8)
-            glyph = (mask, left, top, self._font.getlength(char))
-            self._order.append(char)
-            self._glyphs[char] = glyph
-            self._advances[char] = glyph[3]
+            with self._lock:
+                glyph = self._glyphs.get(char)
+                if glyph is None:
+                    glyph = self._render_glyph(char)
+                    # In this order, for threads drawing with one renderer: a
+                    # character with an advance is listed, and a listed one
+                    # has its glyph.
+                    self._glyphs[char] = glyph
+                    self._order.append(char)
+                    self._advances[char] = glyph[3]
         return glyph
+
+    def _render_glyph(self, char: str) -> tuple[np.ndarray, int, int, float]:
+        """Coverage mask, left and top offsets (from the pen on the
+        baseline) and advance of one character."""
+        left, top, right, bottom = self._font.getbbox(char, anchor="ls")
+        if right > left and bottom > top:
+            image = Image.new("L", (right - left, bottom - top), 0)
+            ImageDraw.Draw(image).text((-left, -top), char, fill=255, font=self._font, anchor="ls")
+            mask = np.asarray(image).copy()
+        else:
+            mask = np.zeros((0, 0), np.uint8)
+        return mask, left, top, self._font.getlength(char)
 
     def _pack(self, stride: int) -> _PackedInk:
         """The inked pixels of the cached glyphs, for rows of ``stride`` pixels."""
@@ -303,7 +316,7 @@ class GlyphCache:
         """
         texts = [item for item in texts if item[0]]
         joined = "".join(text for text, *_ in texts)
-        for char in set(joined).difference(self._glyphs):
+        for char in set(joined).difference(self._advances):
             self._glyph(char)
         if not joined:
             return np.zeros(0, np.intp), np.zeros(0, np.uint8)
