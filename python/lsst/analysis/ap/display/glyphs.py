@@ -88,6 +88,12 @@ class _PackedInk:
     bottom: np.ndarray
 
 
+_FREETYPE_LOCK = threading.Lock()
+"""Held while a glyph is drawn with FreeType and added to a cache: fonts are
+shared between caches (`font` is cached), and a cache between the threads
+drawing with one renderer."""
+
+
 def _pen_after(advance: np.ndarray, first: np.ndarray, lengths: np.ndarray, exact: bool) -> np.ndarray:
     """Pen position after each glyph of consecutive texts.
 
@@ -137,14 +143,13 @@ class GlyphCache:
         self._advances: dict[str, float] = {}
         self._order: list[str] = []
         self._packed: dict[int, _PackedInk] = {}
-        self._lock = threading.Lock()
         for char in preload:
             self._glyph(char)
 
     def _glyph(self, char: str) -> tuple[np.ndarray, int, int, float]:
         glyph = self._glyphs.get(char)
         if glyph is None:
-            with self._lock:
+            with _FREETYPE_LOCK:
                 glyph = self._glyphs.get(char)
                 if glyph is None:
                     glyph = self._render_glyph(char)
