@@ -571,6 +571,21 @@ def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler):
     assert task._cutouter().threads_for({}) == 1
 
 
+def test_worker_processes_draw_in_their_share_of_the_cores(monkeypatch):
+    """Workers that fill the cores draw one source at a time; with cores
+    to spare they use up to the configured threads.
+    """
+    from lsst.analysis.ap import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 2)
+    assert parallel.threads_per_worker(3, 2) == 1
+    assert parallel.threads_per_worker(3, 1) == 2
+    assert parallel.threads_per_worker(1, 1) == 1
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    assert parallel.threads_per_worker(3, 2) == 3
+    assert parallel.threads_per_worker(3, 16) == 1
+
+
 # 11. Configuration -----------------------------------------------------------------------
 
 

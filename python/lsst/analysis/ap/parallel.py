@@ -3,12 +3,14 @@
 Workers are started with the ``spawn`` method (they share nothing with the
 parent but their arguments): each builds one task, and so one renderer, and
 takes whole visit × detector groups, the largest first, one per call, so
-the load balances and progress is reported group by group.
+the load balances and progress is reported group by group.  Each worker
+draws in as many threads as its share of the cores allows
+(`threads_per_worker`): one when the workers fill the cores.
 """
 
 from __future__ import annotations
 
-__all__ = ("Progress", "draw_in_workers", "map_in_workers")
+__all__ = ("Progress", "available_cores", "draw_in_workers", "map_in_workers", "threads_per_worker")
 
 import concurrent.futures
 import multiprocessing
@@ -87,12 +89,45 @@ def _start_logging_worker(
     initializer(*initargs)
 
 
-def _start_worker(task_class: type, config: Any, output_path: str, token: str, butler: Any) -> None:
+def _start_worker(
+    task_class: type, config: Any, output_path: str, token: str, butler: Any, threads: int
+) -> None:
     """Worker-process initializer of `draw_in_workers`: one task (and
-    renderer) per worker, writing record files under the parent run's token.
+    renderer) per worker, writing record files under the parent run's token
+    and drawing in ``threads`` threads.
     """
     _WORKER["task"] = task_class(config=config, output_path=output_path, writer_token=token)
     _WORKER["butler"] = butler
+    _WORKER["threads"] = threads
+
+
+def available_cores() -> int:
+    """Number of CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(threads: int, njobs: int) -> int:
+    """Drawing threads of each of ``njobs`` worker processes: at most
+    ``threads``, and one when the workers already fill the cores (more
+    threads then only add switching).
+
+    Parameters
+    ----------
+    threads : `int`
+        Threads configured per process (``config.threads``).
+    njobs : `int`
+        Number of worker processes.
+
+    Returns
+    -------
+    threads : `int`
+        At least 1.
+
+    """
+    return max(1, min(threads, available_cores() // max(njobs, 1)))
 
 
 def exit_with_parent(parent: int, every: float = 0.5) -> None:
@@ -125,7 +160,7 @@ def exit_with_parent(parent: int, every: float = 0.5) -> None:
 
 def _draw_group(group: pd.DataFrame) -> pd.DataFrame:
     """Worker-process entry point: draw one visit × detector group."""
-    return _WORKER["task"].drawGroups(_WORKER["butler"], [group])
+    return _WORKER["task"].drawGroups(_WORKER["butler"], [group], threads=_WORKER["threads"])
 
 
 def draw_in_workers(
@@ -161,7 +196,14 @@ def draw_in_workers(
     # and progress is reported group by group.
     return map_in_workers(
         _start_worker,
-        (type(task), task.config, str(task.output_path), task.writer_token, butler),
+        (
+            type(task),
+            task.config,
+            str(task.output_path),
+            task.writer_token,
+            butler,
+            threads_per_worker(task.config.threads, njobs),
+        ),
         _draw_group,
         sorted(groups, key=len, reverse=True),
         njobs,

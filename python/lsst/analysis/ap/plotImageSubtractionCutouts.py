@@ -453,7 +453,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """Token naming this run's record files."""
         return self._token
 
-    def _settings(self) -> CutoutSettings:
+    def _settings(self, threads: int | None = None) -> CutoutSettings:
         return CutoutSettings(
             sizes=tuple(self.config.sizes),
             use_footprint=self.config.use_footprint,
@@ -464,12 +464,12 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             display=self.config.display.settings(_scalings(self.config)["template"]),
             save_fits_stamps=self.config.save_fits_stamps,
             single_stamps=self.config.single_stamps,
-            threads=self.config.threads,
+            threads=self.config.threads if threads is None else threads,
         )
 
-    def _cutouter(self) -> DetectorCutouter:
+    def _cutouter(self, threads: int | None = None) -> DetectorCutouter:
         return DetectorCutouter(
-            self._settings(),
+            self._settings(threads),
             self._renderer,
             OutputLayout(self._store.location, self.config.chunk_size),
             self._store,
@@ -813,6 +813,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         butler: Any,
         groups: Iterable[pd.DataFrame],
         on_group: Callable[[pd.DataFrame], None] | None = None,
+        *,
+        threads: int | None = None,
     ) -> pd.DataFrame:
         """Draw visit × detector groups of sources in this process, reading
         the images through ``butler``.
@@ -825,6 +827,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             Standardized sources, one frame per visit × detector.
         on_group : callable, optional
             Called with the record table of each group as it finishes.
+        threads : `int`, optional
+            Drawing threads, instead of ``config.threads`` (worker
+            processes that share the cores draw in fewer).
 
         Returns
         -------
@@ -832,7 +837,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             Record table of all the groups.
 
         """
-        cutouter = self._cutouter()
+        cutouter = self._cutouter(threads)
         types = _image_types(self.config)
         frames = []
         for sources in groups:
