@@ -269,10 +269,6 @@ class DetectorCutouter:
         self._make_renderer = make_renderer
         self._other_renderers: dict[tuple[int, ...], TripletRenderer] = {}
         self._renderers_lock = threading.Lock()
-        # One source rendered at a time: the renderers cache glyphs drawn
-        # with FreeType on first use, which is not safe in threads.  Reads,
-        # file writes and the other sources' stamps go on meanwhile.
-        self._render_lock = threading.Lock()
         self._missing_columns_logged: set[str] = set()
         self.failure_log = failure_log if failure_log is not None else FailureLog(log)
 
@@ -478,10 +474,10 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         image is read through the tile reader or was read whole (reads that
         are safe in threads, and whose decompression releases the GIL), the
         display is the default one and no FITS stamps are written;
-        otherwise one at a time.  Inflating tiles and writing files run
-        outside the GIL, so on a machine with free cores they overlap with
-        the rendering of other sources (rendering itself, PNG encoding
-        included, is one source at a time).
+        otherwise one at a time.  Inflating tiles, encoding PNGs and
+        writing files run outside the GIL, so on a machine with free cores
+        they overlap with the rendering of other sources (the renderer is
+        shared by the threads).
 
         Parameters
         ----------
@@ -763,10 +759,9 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             ]
             if not display.is_default:
                 stamps, contexts, resampled = self._prepare_display(row, readers, per_role, geometry["scale"])
-            with self._render_lock:
-                rendered = renderer.render_source(
-                    stamps, annotation, geometry["scale"], contexts, negative_flux(row.get("psfFlux"))
-                )
+            rendered = renderer.render_source(
+                stamps, annotation, geometry["scale"], contexts, negative_flux(row.get("psfFlux"))
+            )
             limits = rendered.limits
             dia_source_id = int(row["diaSourceId"])
             if self.settings.save_as_numpy:

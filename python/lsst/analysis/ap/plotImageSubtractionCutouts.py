@@ -223,8 +223,8 @@ class PlotImageSubtractionCutoutsConfig(
         default=False,
     )
     threads = pexConfig.RangeField[int](
-        doc="Threads drawing the sources of one visit × detector at once: tile decompression and file "
-        "writes run outside Python's global lock, so they overlap with rendering on free cores.  "
+        doc="Threads drawing the sources of one visit × detector at once: tile decompression, PNG "
+        "encoding and file writes run outside Python's global lock, so they overlap on free cores.  "
         "Used with the default display options and without FITS stamps, when the images are read "
         "through the tile reader (what lsst-images writes) or whole; 1 draws one source at a time.  "
         "The files written are the same either way.",
