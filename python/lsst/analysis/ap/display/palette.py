@@ -118,7 +118,7 @@ def display_levels(scaled: np.ndarray, n_levels: int, no_data_index: int) -> np.
     nan = np.isnan(scaled)
     has_nan = bool(nan.any())
     index = np.rint((np.where(nan, 0.0, scaled) if has_nan else scaled) * (n_levels - 1))
-    np.clip(index, 0, n_levels - 1, out=index)
+    index.clip(0, n_levels - 1, out=index)
     index = index.astype(np.uint8)
     if has_nan:
         index[nan] = no_data_index

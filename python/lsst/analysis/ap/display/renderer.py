@@ -159,7 +159,8 @@ def paint_panel(canvas: np.ndarray, slices: tuple[slice, slice], levels: np.ndar
         return
     # Flipped: output row k shows stamp row n - 1 - index[k], so flipped row
     # j is repeated as often as index takes the value j.
-    target[...] = levels[::-1].repeat(counts, axis=0).repeat(counts, axis=1)
+    # Columns first, on the small stamp; rows are then whole-row copies.
+    target[...] = levels[::-1].repeat(counts, axis=1).repeat(counts, axis=0)
 
 
 def upsample_nearest(image: np.ndarray, out_size: int, *, flip_vertical: bool = True) -> np.ndarray:

@@ -398,7 +398,7 @@ def _interval_limits(values: np.ndarray, finite: np.ndarray, interval: BaseInter
     filtering them again."""
     get_limits = type(interval).get_limits
     if get_limits is MinMaxInterval.get_limits:
-        return float(np.min(finite)), float(np.max(finite))
+        return float(finite.min()), float(finite.max())
     if get_limits is RobustZScaleInterval.get_limits:
         return interval.limits_of_finite(finite)  # type: ignore[attr-defined]
     vmin, vmax = interval.get_limits(values)
@@ -453,12 +453,12 @@ def _scale_finite(
     vmin, vmax = limits
     normalized = finite - vmin
     normalized /= vmax - vmin
-    np.clip(normalized, 0.0, 1.0, out=normalized)
+    normalized.clip(0.0, 1.0, out=normalized)
     stretched = np.asarray(stretch(normalized, clip=True, out=normalized), dtype=float)
     if stretched is normalized:
-        np.clip(stretched, 0.0, 1.0, out=stretched)
+        stretched.clip(0.0, 1.0, out=stretched)
     else:
-        stretched = np.clip(stretched, 0.0, 1.0)
+        stretched = stretched.clip(0.0, 1.0)
     return data.shape, mask, stretched, limits
 
 
