@@ -10,7 +10,9 @@ from astropy.visualization import AsinhStretch, LinearStretch, MinMaxInterval, Z
 from PIL import Image
 
 from lsst.analysis.ap.display.annotation import BADGES, FLAGGED_RGB, SourceAnnotation
-from lsst.analysis.ap.display.palette import NO_DATA_RGB, make_lut
+from lsst.analysis.ap.display.glyphs import GlyphCache, font
+from lsst.analysis.ap.display.layout import BASELINE, VALUE_SIZE
+from lsst.analysis.ap.display.palette import NO_DATA_RGB, Palette, make_lut
 from lsst.analysis.ap.display.renderer import (
     DEFAULT_PANEL_PIXELS,
     TripletRenderer,
@@ -458,3 +460,22 @@ def test_zscale_limits_equal_astropy(size):
             continue
         got = RobustZScaleInterval().get_limits(stamp)
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * np.ptp(finite))
+
+
+@pytest.mark.parametrize("dec", [52.02972, -89.999999, 89.999999, -0.5])
+def test_rubin_coordinates_are_drawn_whole_north_and_south(dec):
+    """The Dec value box holds the widest signed value: a northern source's
+    "+52.029720" is drawn whole, not cut short with an ellipsis.
+    """
+    renderer = TripletRenderer([30], True)
+    rng = np.random.default_rng(3)
+    stamps = [[rng.normal(0, 1, (30, 30)).astype(np.float32) for _ in range(3)]]
+    annotation = SourceAnnotation.from_row(full_row(ra=359.999999, dec=dec))
+    image = np.asarray(Image.open(io.BytesIO(renderer.render_png(stamps, annotation))).convert("RGB"))
+    palette = Palette("gray", NO_DATA_RGB)
+    for key, text in (("dec", f"{dec:+.6f}"), ("ra", "359.999999")):
+        box = renderer.layouts["rubin"].cells[key].value_box
+        coverage = GlyphCache(font(VALUE_SIZE)).coverage(text, box.width, box.height, BASELINE)
+        np.testing.assert_array_equal(
+            image[box.slices], palette.colours[palette.coverage_to_index[coverage]], err_msg=text
+        )
