@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import subprocess
 import sys
 import warnings
@@ -117,3 +118,12 @@ def test_real_negative_subtraction_alerts_are_drawn_science_minus_reference(tmp_
         panel = np.asarray(Image.open(tmp_path / record["path"]).convert("L"), dtype=float)[box.slices]
         n = panel.shape[0]
         assert panel[n // 2 - 8 : n // 2 + 8, n // 2 - 8 : n // 2 + 8].mean() < np.median(panel) - 30
+
+
+def test_ztf_runs_do_not_warn_of_missing_apdb_columns(tmp_path, caplog):
+    """ZTF PNGs show ZTF's own fields: no warning that APDB columns are
+    "shown as absent"; a Rubin table without them still gets it.
+    """
+    caplog.set_level(logging.WARNING)
+    make_alert_cutouts([FINK_FILE], tmp_path / "ztf", config=PlotImageSubtractionCutoutsConfig())
+    assert not [r for r in caplog.records if "lacks column" in r.getMessage()]

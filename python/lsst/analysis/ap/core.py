@@ -33,7 +33,7 @@ import pandas as pd
 from lsst.images.utils import round_half_up
 
 from .datasets import IMAGE_ROLES, ROLES
-from .display.annotation import SourceAnnotation
+from .display.annotation import RUBIN_SCHEME, SourceAnnotation, annotation_scheme
 from .display.diverging import negative_flux
 from .display.overlays import canonical_plane_name
 from .display.panels import DisplaySettings, PanelInput, RoleStamps, prepare_source
@@ -558,6 +558,14 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         )
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
+        # Sources annotated with another survey's scheme (ZTF) show that
+        # survey's fields, not the APDB columns.
+        if "instrument" in sources and not (
+            sources["instrument"]
+            .map(lambda name: annotation_scheme(name if isinstance(name, str) else None) == RUBIN_SCHEME)
+            .any()
+        ):
+            return
         missing = tuple(
             c for c in missing_optional_columns(sources.columns) if c not in self._missing_columns_logged
         )
