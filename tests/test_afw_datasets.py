@@ -167,23 +167,22 @@ def test_display_options_on_the_real_afw_calexp(afw_repo, tmp_path):
     detected = (mask >> fits.getheader(HSC_FILE, 2)["MP_DETECTED"]) & 1 == 1
     for box in renderer.panel_boxes[0]:
         panel = rgb[box.y0 : box.y1, box.x0 : box.x1]
-        # The marker lands on the source's position (local x 35.3, y 86.6 -> stamp 15.3, 14.6).
+        # The marker lands on the source's position (local x 35.3, y 86.6 -> stamp 14.3, 14.6:
+        # the 30-pixel box starts at floor(x - 15 + 1) = 21 and floor(y - 15 + 1) = 72).
         rows, cols = np.nonzero(np.all(panel == MARKER_RGB, axis=-1))
-        assert cols.mean() + 0.5 == pytest.approx(15.8 * 8, abs=1.0)
+        assert cols.mean() + 0.5 == pytest.approx(14.8 * 8, abs=1.0)
         assert rows.mean() + 0.5 == pytest.approx(240 - 15.1 * 8, abs=1.0)
         # DETECTED (afw blue) blended where the file's DETECTED bit is set.
-        stamp_detected = detected[87 - 15 : 87 + 15, 35 - 15 : 35 + 15][::-1]
+        stamp_detected = detected[72:102, 21:51][::-1]
         centre = panel[4::8, 4::8]
         blue_side = centre[..., 2] > centre[..., 0]
         assert blue_side[stamp_detected].mean() > 0.95 and not blue_side[~stamp_detected].any()
     # The FITS stamp holds the file's own pixels, bits and variance.
     stamp = CCDData.read(tmp_path / "detector" / "fits" / "0" / "1_sci_30.fits", unit="adu")
-    np.testing.assert_array_equal(stamp.data, fits.getdata(HSC_FILE, 1)[87 - 15 : 87 + 15, 35 - 15 : 35 + 15])
-    np.testing.assert_array_equal(
-        stamp.uncertainty.array, fits.getdata(HSC_FILE, 3)[87 - 15 : 87 + 15, 35 - 15 : 35 + 15]
-    )
+    np.testing.assert_array_equal(stamp.data, fits.getdata(HSC_FILE, 1)[72:102, 21:51])
+    np.testing.assert_array_equal(stamp.uncertainty.array, fits.getdata(HSC_FILE, 3)[72:102, 21:51])
     sx, sy = stamp.wcs.world_to_pixel(sky[0])
-    assert (float(sx), float(sy)) == pytest.approx((35.3 - 20, 86.6 - 72), abs=0.01)
+    assert (float(sx), float(sy)) == pytest.approx((35.3 - 21, 86.6 - 72), abs=0.01)
     with fits.open(tmp_path / "detector" / "fits" / "0" / "1_sci_30.fits") as hdus:
         assert hdus["MASK"].header["MP_DETECTED"] == 5 and "BUNIT" not in hdus[0].header
     # north_up on the SIP WCS: resampled, recorded.
