@@ -701,7 +701,9 @@ def time_task_run(
 ) -> dict[str, Any]:
     """Run the task on ``sources`` into a fresh ``output`` and time it.
 
-    ``whole_read_min_sources`` `None` keeps the task's default.
+    ``whole_read_min_sources`` `None` keeps the task's default.  A profiled
+    run draws in one thread (``threads = 1``): cProfile sees only the thread
+    that enabled it.
     """
     from lsst.analysis.ap.plotImageSubtractionCutouts import (
         PlotImageSubtractionCutoutsConfig,
@@ -712,6 +714,8 @@ def time_task_run(
     config = PlotImageSubtractionCutoutsConfig()
     if whole_read_min_sources is not None:
         config.whole_read_min_sources = whole_read_min_sources
+    if profile is not None:
+        config.threads = 1
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
     with _Timer() as timer:
         if profile is not None:
