@@ -54,7 +54,7 @@ import math
 import os
 import struct
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import astropy.io.fits
@@ -278,26 +278,9 @@ def read_container(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | Pa
     """
     import fastavro
 
-    index = 0
-    try:
-        reader = fastavro.reader(stream)
-        for record in reader:
-            yield f"{name}#{index}", record
-            index += 1
-    except Exception as error:
-        packet = f"{name}#{index}"
-        yield (
-            packet,
-            PacketFailure(
-                packet,
-                ReasonCode.BAD_PACKET,
-                f"{name}: the Avro container is damaged after {index} packet(s) "
-                f"({type(error).__name__}: {error})",
-            ),
-        )
-        return
-    if index == 0:
-        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: the Avro container holds no packets")
+    yield from _numbered(
+        name, lambda: fastavro.reader(stream), "the Avro container", "packet(s)", "holds no packets"
+    )
 
 
 def read_parquet(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | PacketFailure]]:
@@ -312,26 +295,33 @@ def read_parquet(name: str, stream: BinaryIO) -> Iterator[tuple[str, dict | Pack
     """
     import pyarrow.parquet
 
-    index = 0
-    try:
+    def rows() -> Iterator[dict]:
         parquet = pyarrow.parquet.ParquetFile(stream)
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
-            for record in batch.to_pylist():
-                yield f"{name}#{index}", record
-                index += 1
+            yield from batch.to_pylist()
+
+    yield from _numbered(name, rows, "the Parquet file", "row(s)", "holds no alerts")
+
+
+def _numbered(
+    name: str, records: Callable[[], Iterable[dict]], what: str, unit: str, empty: str
+) -> Iterator[tuple[str, dict | PacketFailure]]:
+    """The records of a multi-packet file, named ``name#<index>``; an error
+    while reading (opening included) ends them with a failure that says how
+    many were read, and a file with none gives a failure too.
+    """
+    index = 0
+    try:
+        for record in records():
+            yield f"{name}#{index}", record
+            index += 1
     except Exception as error:
         packet = f"{name}#{index}"
-        yield (
-            packet,
-            PacketFailure(
-                packet,
-                ReasonCode.BAD_PACKET,
-                f"{name}: the Parquet file is damaged after {index} row(s) ({type(error).__name__}: {error})",
-            ),
-        )
+        reason = f"{name}: {what} is damaged after {index} {unit} ({type(error).__name__}: {error})"
+        yield packet, PacketFailure(packet, ReasonCode.BAD_PACKET, reason)
         return
     if index == 0:
-        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: the Parquet file holds no alerts")
+        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, f"{name}: {what} {empty}")
 
 
 _PARQUET_BATCH_ROWS = 64
