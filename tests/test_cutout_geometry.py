@@ -58,6 +58,34 @@ def reader_for(image: Image) -> PlaneReader:
     return PlaneReader(name="synthetic", getter=getter)
 
 
+def one_source(source_id: int) -> pd.DataFrame:
+    """A DiaSource at (RA, DEC)."""
+    return pd.DataFrame(
+        {
+            "diaSourceId": [source_id],
+            "visit": [1],
+            "detector": [0],
+            "ra": [RA],
+            "dec": [DEC],
+            "instrument": ["X"],
+        }
+    )
+
+
+def numpy_cutouter(tmp_path, sizes: tuple[int, ...]) -> DetectorCutouter:
+    """A cutting core writing PNGs and numpy stamps of ``sizes`` under ``tmp_path``."""
+    return DetectorCutouter(
+        CutoutSettings(sizes=sizes, save_as_numpy=True),
+        TripletRenderer(list(sizes), False),
+        OutputLayout(tmp_path, None),
+        OutputStore(tmp_path),
+        run_token(),
+        url_root=None,
+        log=logging.getLogger("test"),
+        make_renderer=lambda sizes: TripletRenderer(sizes, False),
+    )
+
+
 def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
     images = {
         "template": make_image((20, 10), 30.0, (40.0, 70.0)),
@@ -66,19 +94,8 @@ def test_each_panel_is_cut_through_its_own_wcs_and_origin(tmp_path):
     }
     # The source lies at different array positions in the three images.
     assert len({(round(x), round(y)) for _, (x, y) in images.values()}) == 3
-    sources = pd.DataFrame(
-        {"diaSourceId": [7], "visit": [1], "detector": [0], "ra": [RA], "dec": [DEC], "instrument": ["X"]}
-    )
-    cutouter = DetectorCutouter(
-        CutoutSettings(sizes=(31,), save_as_numpy=True),
-        TripletRenderer([31], False),
-        OutputLayout(tmp_path, None),
-        OutputStore(tmp_path),
-        run_token(),
-        url_root=None,
-        log=logging.getLogger("test"),
-        make_renderer=lambda sizes: TripletRenderer(sizes, False),
-    )
+    sources = one_source(7)
+    cutouter = numpy_cutouter(tmp_path, (31,))
     for threshold in (None, 1):  # bbox reads, then whole reads
         cutouter.settings = CutoutSettings(
             sizes=(31,), save_as_numpy=True, whole_read_min_sources=threshold, overwrite=True
@@ -105,20 +122,9 @@ def test_stamps_cover_the_pixels_afw_cuts_for_even_and_odd_sizes(tmp_path):
     # One coordinate below the half pixel and one above it, so an even size
     # is centred on the rounded pixel in one axis and not in the other.
     assert (frac_x < 0.5) != (frac_y < 0.5), (x, y)
-    sources = pd.DataFrame(
-        {"diaSourceId": [9], "visit": [1], "detector": [0], "ra": [RA], "dec": [DEC], "instrument": ["X"]}
-    )
+    sources = one_source(9)
     sizes = (2, 7, 30, 31)
-    cutouter = DetectorCutouter(
-        CutoutSettings(sizes=sizes, save_as_numpy=True),
-        TripletRenderer(list(sizes), False),
-        OutputLayout(tmp_path, None),
-        OutputStore(tmp_path),
-        run_token(),
-        url_root=None,
-        log=logging.getLogger("test"),
-        make_renderer=lambda sizes: TripletRenderer(sizes, False),
-    )
+    cutouter = numpy_cutouter(tmp_path, sizes)
     records = cutouter.process(
         sources, {role: reader_for(image) for role in ("template", "science", "difference")}
     )
