@@ -23,6 +23,7 @@ __all__ = (
     "make_record",
     "records_frame",
     "summarize",
+    "summary_of_counts",
 )
 
 import enum
@@ -238,6 +239,12 @@ def id_array(values: Iterable[Any]) -> np.ndarray:
         negative ids are mixed with those.
 
     """
+    array = values.to_numpy() if isinstance(values, pd.Series) else values
+    if isinstance(array, np.ndarray) and array.dtype.kind in "iu":
+        # Already exact integers: no conversion of each value.
+        if array.dtype == np.uint64 and len(array) and array.max() > _INT64_MAX:
+            return array.astype(np.uint64)
+        return array.astype(np.int64)
     ids = [int(v) for v in values]
     if not ids or max(ids) <= _INT64_MAX:
         return np.array(ids, dtype=np.int64)
@@ -291,12 +298,30 @@ def summarize(records: pd.DataFrame) -> dict[str, Any]:
         ``failed_by_reason`` (reason code -> count, sorted by code).
 
     """
-    counts = Counter(records["status"])
     failed = records[records["status"] == STATUS_FAILED]
+    return summary_of_counts(Counter(records["status"]), Counter(failed["reason_code"]))
+
+
+def summary_of_counts(statuses: Mapping[str, int], failed_by_reason: Mapping[str, int]) -> dict[str, Any]:
+    """The summary of `summarize` from counts (of a table read in chunks).
+
+    Parameters
+    ----------
+    statuses : `~collections.abc.Mapping` [`str`, `int`]
+        Records by status.
+    failed_by_reason : `~collections.abc.Mapping` [`str`, `int`]
+        Failed records by reason code.
+
+    Returns
+    -------
+    summary : `dict` [`str`, `~typing.Any`]
+        As `summarize` returns.
+
+    """
     return {
-        "total": int(len(records)),
-        "written": int(counts.get(STATUS_WRITTEN, 0)),
-        "skipped": int(counts.get(STATUS_SKIPPED, 0)),
-        "failed": int(counts.get(STATUS_FAILED, 0)),
-        "failed_by_reason": {str(k): int(v) for k, v in sorted(Counter(failed["reason_code"]).items())},
+        "total": int(sum(statuses.values())),
+        "written": int(statuses.get(STATUS_WRITTEN, 0)),
+        "skipped": int(statuses.get(STATUS_SKIPPED, 0)),
+        "failed": int(statuses.get(STATUS_FAILED, 0)),
+        "failed_by_reason": {str(k): int(v) for k, v in sorted(failed_by_reason.items()) if v},
     }

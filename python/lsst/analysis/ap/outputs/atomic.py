@@ -14,17 +14,21 @@ __all__ = (
     "STALE_TEMPORARY_SECONDS",
     "TEMP_SUFFIX",
     "atomic_write_bytes",
+    "atomic_writer",
     "numpy_bytes",
     "temporary_is_stale",
     "writer_tag",
 )
 
+import contextlib
 import functools
 import io
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -69,6 +73,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and a rename; on any error the temporary is removed.
     """
+    with atomic_writer(path) as stream:
+        stream.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` piece by piece: the stream writes a temporary file in
+    the same directory, renamed into place when the block ends without an
+    error; on any error the temporary is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        The file to write.
+
+    Yields
+    ------
+    stream : `typing.BinaryIO`
+        Binary stream of the temporary file.
+
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=TEMP_SUFFIX
@@ -76,7 +101,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as stream:
             os.fchmod(stream.fileno(), _file_mode())
-            stream.write(data)
+            yield stream
         os.replace(temp_name, path)
     except BaseException:
         try:

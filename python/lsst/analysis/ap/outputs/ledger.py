@@ -25,10 +25,12 @@ from __future__ import annotations
 __all__ = (
     "LEDGER_DIR",
     "LEDGER_EXTRA_COLUMNS",
+    "UNION_CHUNK_ROWS",
     "Ledger",
     "PriorDrawing",
     "group_part_path",
     "read_record_csv",
+    "read_record_csv_chunks",
     "record_csv_bytes",
     "run_part_path",
     "run_token",
@@ -38,14 +40,19 @@ import dataclasses
 import datetime
 import io
 import logging
+import os
+import pickle
 import secrets
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import BinaryIO
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from ..records import RECORD_COLUMNS, STATUS_SKIPPED, STATUS_WRITTEN, concat_records, id_array
-from .atomic import writer_tag
+from .atomic import TEMP_SUFFIX, writer_tag
 from .store import OutputStore
 
 _LOG = logging.getLogger(__name__)
@@ -57,6 +64,14 @@ LEGACY_RECORDS_FILE = "records.csv"
 
 LEDGER_EXTRA_COLUMNS: Mapping[str, str] = {"drawing": "object", "png_size": "Int64"}
 """Columns of a record file besides `RECORD_COLUMNS`."""
+
+UNION_CHUNK_ROWS = 100_000
+"""Sources per chunk of `Ledger.union_chunks`: the union of the record
+files is never held in memory whole, only this many records at a time."""
+
+_SEQUENCE = "_sequence"
+"""Column of `Ledger.union_chunks`' spill files: order of a record among
+all record files (file index, then row), so that the latest wins."""
 
 _REQUIRED_COLUMNS = ("diaSourceId", "instrument", "visit", "detector", "path", "status")
 """Columns without which a file is not a record table; others missing
@@ -87,12 +102,13 @@ def run_part_path(token: str) -> str:
     return f"{LEDGER_DIR}/_run/{token}.csv"
 
 
-def record_csv_bytes(frame: pd.DataFrame) -> bytes:
+def record_csv_bytes(frame: pd.DataFrame, *, header: bool = True) -> bytes:
     """CSV bytes of a table, as the record files and all the CSV views of
-    an output directory are written (no index).
+    an output directory are written (no index); without ``header`` the
+    rows only, to follow earlier rows of the same columns.
     """
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
+    frame.to_csv(buffer, index=False, header=header)
     return buffer.getvalue().encode()
 
 
@@ -109,12 +125,54 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
         Raised when the file lacks a record column.
 
     """
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        dtype={name: str for name in _STRING_COLUMNS},
-        keep_default_na=False,
-        na_values={name: [""] for name in ("ra", "dec", "png_size")},
-    )
+    return _record_table(pd.read_csv(io.BytesIO(data), **_RECORD_CSV_OPTIONS), origin)
+
+
+def read_record_csv_chunks(
+    stream: BinaryIO, origin: str, chunk_rows: int = UNION_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Read a record table written by `record_csv_bytes` a chunk of rows
+    at a time (each chunk as `read_record_csv` reads a whole file).
+
+    Parameters
+    ----------
+    stream : `typing.BinaryIO`
+        The file, open for reading.
+    origin : `str`
+        Name of the file, for messages.
+    chunk_rows : `int`, optional
+        Rows per chunk.
+
+    Yields
+    ------
+    chunk : `pandas.DataFrame`
+        Consecutive rows; at least one chunk, empty for a file of no row.
+
+    Raises
+    ------
+    ValueError
+        Raised when the file lacks a record column.
+
+    """
+    empty = True
+    with pd.read_csv(stream, chunksize=chunk_rows, **_RECORD_CSV_OPTIONS) as reader:
+        for frame in reader:
+            empty = False
+            yield _record_table(frame, origin)
+    if empty:
+        stream.seek(0)
+        yield read_record_csv(stream.read(), origin)
+
+
+_RECORD_CSV_OPTIONS = {
+    "dtype": {name: str for name in _STRING_COLUMNS},
+    "keep_default_na": False,
+    "na_values": {name: [""] for name in ("ra", "dec", "png_size")},
+}
+
+
+def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Record table of a frame read with `_RECORD_CSV_OPTIONS`."""
     # Record files written before the display columns existed.
     for name, default in (("display_limits", ""), ("resampled", False)):
         if name not in frame.columns:
@@ -147,6 +205,37 @@ class PriorDrawing:
     png_size: int | None
 
 
+def _sequence(index: int, n: int) -> np.ndarray:
+    """`_SEQUENCE` of the ``n`` rows of the ``index``-th record file."""
+    return (np.int64(index) << np.int64(32)) + np.arange(n, dtype=np.int64)
+
+
+def _concat_ids(arrays: list[np.ndarray]) -> np.ndarray:
+    """One id array of several (`~lsst.analysis.ap.records.id_array`
+    types), without a round trip through floats.
+    """
+    if not arrays:
+        return np.zeros(0, dtype=np.int64)
+    kinds = {array.dtype for array in arrays}
+    if len(kinds) == 1:
+        return np.concatenate(arrays)
+    if np.dtype(object) not in kinds and all(
+        array.dtype == np.uint64 or not len(array) or array.min() >= 0 for array in arrays
+    ):
+        return np.concatenate([array.astype(np.uint64) for array in arrays])
+    return np.concatenate([array.astype(object) for array in arrays])
+
+
+def _load_spill(path: str) -> Iterator[pd.DataFrame]:
+    """The frames pickled one after the other into ``path``."""
+    with open(path, "rb") as stream:
+        while True:
+            try:
+                yield pickle.load(stream)
+            except EOFError:
+                return
+
+
 def _token_of(relpath: str) -> str:
     """Sort key of a record file: its writer token (time first)."""
     return relpath.rsplit("/", 1)[-1]
@@ -164,14 +253,11 @@ class Ledger:
 
     def __init__(self, store: OutputStore) -> None:
         self.store = store
-        self._cache: dict[str, pd.DataFrame] = {}
 
     def write_part(self, relpath: str, frame: pd.DataFrame) -> None:
         """Write one record file (record columns and the ledger's own)."""
         columns = [*RECORD_COLUMNS, *LEDGER_EXTRA_COLUMNS]
-        frame = frame.reindex(columns=columns)
-        self.store.write(relpath, record_csv_bytes(frame))
-        self._cache[relpath] = read_record_csv(record_csv_bytes(frame), relpath)
+        self.store.write(relpath, record_csv_bytes(frame.reindex(columns=columns)))
 
     def list_parts(self) -> list[str]:
         """Record files present, oldest first."""
@@ -179,17 +265,29 @@ class Ledger:
         return sorted(parts, key=_token_of)
 
     def _read(self, relpath: str) -> pd.DataFrame | None:
-        if relpath not in self._cache:
-            try:
-                self._cache[relpath] = read_record_csv(
-                    self.store.read(relpath), str(self.store.display(relpath))
-                )
-            except FileNotFoundError:
-                return None
-            except ValueError as error:
-                _LOG.warning("%s; it is ignored.", error)
-                return None
-        return self._cache[relpath]
+        """A record file (`None` when it is gone or not a record table;
+        the latter is logged).  Nothing is kept in memory: a writer's
+        memory does not grow with the sources it recorded.
+        """
+        try:
+            return read_record_csv(self.store.read(relpath), str(self.store.display(relpath)))
+        except FileNotFoundError:
+            return None
+        except ValueError as error:
+            _LOG.warning("%s; it is ignored.", error)
+            return None
+
+    def ids(self, parts: Iterable[str]) -> np.ndarray:
+        """Ids (diaSourceId) of the records in the record files ``parts``
+        (`~lsst.analysis.ap.records.id_array` types; repeated ids kept).
+        """
+        return _concat_ids([frame["diaSourceId"].to_numpy() for frame in self._frames(parts)])
+
+    def _frames(self, parts: Iterable[str]) -> Iterator[pd.DataFrame]:
+        for part in parts:
+            frame = self._read(part)
+            if frame is not None:
+                yield frame
 
     def _legacy(self) -> list[pd.DataFrame]:
         """``records.csv`` of a directory written before record files
@@ -211,21 +309,131 @@ class Ledger:
         """Latest record of every source in the record files ``parts``
         (oldest first), sorted by diaSourceId; records of PNGs since
         removed are dropped.
+
+        The whole union in memory: `union_chunks` gives the same rows a
+        bounded number at a time.
+        """
+        return concat_records(self.union_chunks(parts, chunk_rows=None))
+
+    def union_chunks(
+        self, parts: Iterable[str], chunk_rows: int | None = UNION_CHUNK_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of `union` in consecutive chunks of at most about
+        ``chunk_rows`` sources, in diaSourceId order.
+
+        Parameters
+        ----------
+        parts : `~collections.abc.Iterable` [`str`]
+            Record files, oldest first (`list_parts`).
+        chunk_rows : `int` or `None`, optional
+            Sources per chunk; `None` for one chunk.
+
+        Yields
+        ------
+        chunk : `pandas.DataFrame`
+            Record table (with the ledger's columns), sorted by
+            diaSourceId; at least one, empty when there are no records.
+
+        Notes
+        -----
+        Memory does not grow with the number of records: the files are
+        read twice, once for their ids (which fix the id ranges of the
+        chunks) and once to spill each file's rows into a temporary file
+        per id range; each range is then deduplicated (latest record
+        wins), checked against the PNGs present and yielded.  When every
+        record fits in one chunk, the files are read once and nothing is
+        spilled.
+
         """
         parts = list(parts)
-        frames = [frame for frame in (self._read(p) for p in parts) if frame is not None]
-        if not parts:
-            frames = self._legacy()
-        if not frames:
-            return read_record_csv(record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records")
-        table = concat_records(frames)
-        table = table.drop_duplicates("diaSourceId", keep="last")
-        present = table["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])
+        limit = chunk_rows if chunk_rows is not None else np.iinfo(np.int64).max
+        held: list[pd.DataFrame] | None = []
+        id_arrays = []
+        n_rows = 0
+        sources = parts if parts else None
+        for index, frame in enumerate(self._frames(parts) if parts else self._legacy()):
+            frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
+            id_arrays.append(frame["diaSourceId"].to_numpy())
+            n_rows += len(frame)
+            if held is not None:
+                held.append(frame)
+                if n_rows > limit:
+                    held = None
+        if not n_rows:
+            yield read_record_csv(record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records")
+            return
+        if held is not None:
+            yield self._latest(concat_records(held))
+            return
+        del held
+        unique = np.unique(_concat_ids(id_arrays))
+        del id_arrays
+        bounds = unique[limit::limit]
+        del unique
+        with tempfile.TemporaryDirectory(prefix="cutout-records-") as scratch:
+            spills = [open(os.path.join(scratch, f"{k}.pickle"), "wb") for k in range(len(bounds) + 1)]
+            try:
+                frames = self._frames(sources) if sources is not None else iter(self._legacy())
+                for index, frame in enumerate(frames):
+                    frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
+                    ids = frame["diaSourceId"].to_numpy()
+                    if ids.dtype != bounds.dtype:
+                        ids = ids.astype(bounds.dtype)
+                    bucket = np.searchsorted(bounds, ids, side="right")
+                    for k in np.unique(bucket):
+                        pickle.dump(frame[bucket == k], spills[k], protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                for spill in spills:
+                    spill.close()
+            for k in range(len(bounds) + 1):
+                yield self._latest(concat_records(_load_spill(os.path.join(scratch, f"{k}.pickle"))))
+
+    def _latest(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Latest record of each id of ``table`` (all the records of those
+        ids, with their `_SEQUENCE`), sorted by id, without the records
+        of PNGs no longer present.
+        """
+        table = table.sort_values(["diaSourceId", _SEQUENCE], kind="stable")
+        table = table.drop_duplicates("diaSourceId", keep="last").drop(columns=_SEQUENCE)
+        present = table["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy()
         if present.any():
-            images = set(self.store.list_files("images"))
-            exists = table["path"].isin(images)
-            table = table[~present | exists]
-        return table.sort_values("diaSourceId", kind="stable").reset_index(drop=True)
+            exists = self._present(table["path"].to_numpy()[present])
+            keep = ~present
+            keep[present] = exists
+            table = table[keep]
+        return table.reset_index(drop=True)
+
+    def _present(self, paths: np.ndarray) -> np.ndarray:
+        """Whether each file of ``paths`` (relative, under ``images/``)
+        exists, listing each directory once.
+        """
+        directories: dict[str, set[str]] = {}
+        result = np.zeros(len(paths), dtype=bool)
+        for i, path in enumerate(paths.tolist()):
+            if not isinstance(path, str) or not path.startswith("images/"):
+                continue
+            directory, _, name = path.rpartition("/")
+            if directory not in directories:
+                directories[directory] = self._names(directory)
+            result[i] = name in directories[directory]
+        return result
+
+    def _names(self, directory: str) -> set[str]:
+        """Names of the files (not temporaries) directly in ``directory``."""
+        if self.store.is_local:
+            try:
+                with os.scandir(self.store.local_path(directory)) as entries:
+                    return {
+                        entry.name
+                        for entry in entries
+                        if entry.is_file() and not entry.name.endswith(TEMP_SUFFIX)
+                    }
+            except (FileNotFoundError, NotADirectoryError):
+                return set()
+        prefix = directory + "/"
+        return {
+            path[len(prefix) :] for path in self.store.list_files(directory) if "/" not in path[len(prefix) :]
+        }
 
     def prior_drawings(self, instrument: str, visit: int, detector: int) -> dict[int, PriorDrawing]:
         """How each PNG of a visit × detector was drawn, from its record

@@ -16,13 +16,16 @@ __all__ = ("MANIFEST_METADATA", "RECORDS_FILE", "ManifestFiles", "join_url", "wr
 import dataclasses
 import json
 import urllib.parse
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 from lsst.resources import ResourcePath, ResourcePathExpression
 
-from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, summarize
-from .ledger import Ledger, record_csv_bytes, run_part_path
+from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, summary_of_counts
+from .ledger import UNION_CHUNK_ROWS, Ledger, record_csv_bytes, run_part_path
 from .store import OutputStore
 
 MANIFEST_METADATA = ("diaSourceId", "instrument", "visit", "detector", "band", "ra", "dec")
@@ -65,47 +68,110 @@ _MAX_REBUILDS = 50
 """Rebuilds of the views while other writers keep adding record files."""
 
 
-def _write_views(store: OutputStore, records: pd.DataFrame, url_root: str | None) -> ManifestFiles:
-    """Write the manifests, failure list, record list and summary of the
-    union of the records.
+class _ViewWriter:
+    """One CSV view written chunk by chunk into a temporary (opened at the
+    first chunk), put in place atomically by `commit`; the bytes are those
+    of writing the concatenated chunks at once (the header once, no index).
     """
-    present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
-    zooniverse = None
-    if url_root:
-        manifest = pd.DataFrame(
-            {
-                "external_id": present["diaSourceId"].to_numpy(),
-                "location:1": [join_url(url_root, path) for path in present["path"]],
-                **{f"metadata:{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
-            }
-        )
-        store.write("manifest.csv", record_csv_bytes(manifest))
-        zooniverse = store.display("manifest.csv")
-    else:
+
+    def __init__(self, store: OutputStore, relpath: str) -> None:
+        self._context = store.open_write(relpath)
+        self._stream: BinaryIO | None = None
+        self.rows = 0
+
+    @property
+    def opened(self) -> bool:
+        return self._stream is not None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        header = self._stream is None
+        if header:
+            self._stream = self._context.__enter__()
+        self._stream.write(record_csv_bytes(frame, header=header))
+        self.rows += len(frame)
+
+    def commit(self) -> None:
+        if self._stream is not None:
+            self._stream = None
+            self._context.__exit__(None, None, None)
+
+    def abort(self, error: BaseException) -> None:
+        if self._stream is not None:
+            self._stream = None
+            try:
+                self._context.__exit__(type(error), error, error.__traceback__)
+            except BaseException:
+                pass
+
+
+def _manifest_frame(present: pd.DataFrame, url_root: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "external_id": present["diaSourceId"].to_numpy(),
+            "location:1": [join_url(url_root, path) for path in present["path"]],
+            **{f"metadata:{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
+        }
+    )
+
+
+def _panoptes_frame(present: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "filename": [path.removeprefix("images/") for path in present["path"]],
+            **{f"#{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
+        }
+    )
+
+
+_FAILURE_COLUMNS = ["diaSourceId", "instrument", "visit", "detector", "reason_code", "reason"]
+
+
+def _write_views(
+    store: OutputStore, chunks: pd.DataFrame | Iterable[pd.DataFrame], url_root: str | None
+) -> ManifestFiles:
+    """Write the manifests, failure list, record list and summary of the
+    union of the records: one table, or consecutive chunks of it (each
+    view is written as the chunks come, so memory holds one chunk).
+    """
+    if isinstance(chunks, pd.DataFrame):
+        chunks = [chunks]
+    counts: Counter[str] = Counter()
+    failed_by_reason: Counter[str] = Counter()
+    manifest = _ViewWriter(store, "manifest.csv") if url_root else None
+    panoptes = _ViewWriter(store, "images/manifest.csv")
+    failures = _ViewWriter(store, "failures.csv")
+    everything = _ViewWriter(store, RECORDS_FILE)
+    views = [view for view in (manifest, panoptes, failures, everything) if view is not None]
+    try:
+        for records in chunks:
+            present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
+            if manifest is not None:
+                manifest.add(_manifest_frame(present, url_root))
+            if len(present):
+                panoptes.add(_panoptes_frame(present))
+            failed = records[records["status"] == STATUS_FAILED]
+            failures.add(failed[_FAILURE_COLUMNS])
+            everything.add(records[list(RECORD_COLUMNS)])
+            counts.update(records["status"].tolist())
+            failed_by_reason.update(failed["reason_code"].tolist())
+    except BaseException as error:
+        for view in views:
+            view.abort(error)
+        raise
+    wrote_panoptes = panoptes.opened
+    for view in views:
+        view.commit()
+    if manifest is None:
         # A manifest of an earlier run that this run would not write is stale.
         store.remove("manifest.csv")
-    panoptes = None
-    if len(present):
-        panoptes_frame = pd.DataFrame(
-            {
-                "filename": [path.removeprefix("images/") for path in present["path"]],
-                **{f"#{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
-            }
-        )
-        store.write("images/manifest.csv", record_csv_bytes(panoptes_frame))
-        panoptes = store.display("images/manifest.csv")
-    else:
+    if not wrote_panoptes:
+        # No PNG: no panoptes manifest (and none of an earlier run).
         store.remove("images/manifest.csv")
-    failed = records[records["status"] == STATUS_FAILED]
-    store.write(
-        "failures.csv",
-        record_csv_bytes(failed[["diaSourceId", "instrument", "visit", "detector", "reason_code", "reason"]]),
-    )
-    store.write(RECORDS_FILE, record_csv_bytes(records[list(RECORD_COLUMNS)]))
-    store.write("summary.json", (json.dumps(summarize(records), indent=2) + "\n").encode())
+    summary = summary_of_counts(counts, failed_by_reason)
+    store.write("summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return ManifestFiles(
-        zooniverse=zooniverse,
-        panoptes=panoptes,
+        zooniverse=store.display("manifest.csv") if manifest is not None else None,
+        panoptes=store.display("images/manifest.csv") if wrote_panoptes else None,
         failures=store.display("failures.csv"),
         summary=store.display("summary.json"),
     )
@@ -117,6 +183,7 @@ def write_manifests(
     url_root: str | None,
     *,
     token: str | None = None,
+    chunk_rows: int = UNION_CHUNK_ROWS,
 ) -> ManifestFiles:
     """Write the manifests, the failure list, the record list and the
     summary of an output directory.
@@ -135,6 +202,9 @@ def write_manifests(
         with `None` no Zooniverse manifest is written.
     token
         Writer token of this run's record files.
+    chunk_rows
+        Sources held in memory at a time while the views are written
+        (`~lsst.analysis.ap.outputs.ledger.Ledger.union_chunks`).
 
     Notes
     -----
@@ -151,7 +221,9 @@ def write_manifests(
     each written atomically.  Writers that finish at the same time may
     overwrite each other's views; each writer rebuilds them until no new
     record file appeared while it wrote, so the last views written hold
-    every writer's records.
+    every writer's records.  The union is read and the views are written
+    ``chunk_rows`` sources at a time, in diaSourceId order: memory does not
+    grow with the number of sources in the directory.
 
     Raises
     ------
@@ -165,13 +237,13 @@ def write_manifests(
     ledger = Ledger(store)
     if token is not None and records is not None and len(records):
         parts = ledger.list_parts()
-        done = ledger.union([p for p in parts if token in p.rsplit("/", 1)[-1]])
-        rest = records[~records["diaSourceId"].isin(done["diaSourceId"])]
+        done = ledger.ids([p for p in parts if token in p.rsplit("/", 1)[-1]])
+        rest = records[~records["diaSourceId"].isin(done)]
         if len(rest):
             ledger.write_part(run_part_path(token), rest)
     parts = ledger.list_parts()
     for _ in range(_MAX_REBUILDS):
-        files = _write_views(store, ledger.union(parts), url_root)
+        files = _write_views(store, ledger.union_chunks(parts, chunk_rows), url_root)
         latest = ledger.list_parts()
         if latest == parts:
             break

@@ -12,15 +12,26 @@ from __future__ import annotations
 
 __all__ = ("OutputError", "OutputStore", "resolve_output_location")
 
+import contextlib
 import errno
 import os
 import secrets
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from lsst.resources import ResourcePath, ResourcePathExpression
 
-from .atomic import STALE_TEMPORARY_SECONDS, TEMP_SUFFIX, atomic_write_bytes, temporary_is_stale, writer_tag
+from .atomic import (
+    STALE_TEMPORARY_SECONDS,
+    TEMP_SUFFIX,
+    atomic_write_bytes,
+    atomic_writer,
+    temporary_is_stale,
+    writer_tag,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,6 +133,83 @@ class OutputStore:
             raise
         except Exception as error:
             raise self._error("write", relpath, error) from error
+
+    @contextlib.contextmanager
+    def open_write(self, relpath: str) -> Iterator[BinaryIO]:
+        """Write a whole file piece by piece, atomically: the file appears,
+        complete, when the block ends without an error, and not at all
+        otherwise.
+
+        A local file is written to a temporary in its directory and renamed;
+        for an object store the pieces go to a local temporary file that is
+        uploaded in one transfer at the end.
+
+        Yields
+        ------
+        stream : `typing.BinaryIO`
+            Binary stream to write the file's bytes to.
+
+        Raises
+        ------
+        OutputError
+            Raised when the file cannot be written; no partial file is left.
+
+        """
+        if self.is_local:
+            try:
+                with atomic_writer(self.local_path(relpath)) as stream:
+                    yield stream
+            except OSError as error:
+                raise self._error("write", relpath, error) from error
+            return
+        with tempfile.TemporaryDirectory(prefix="cutout-upload-") as scratch:
+            local = Path(scratch) / Path(relpath).name
+            try:
+                with open(local, "wb") as stream:
+                    yield stream
+            except OSError as error:
+                raise self._error("write", relpath, error) from error
+            try:
+                self.uri(relpath).transfer_from(
+                    ResourcePath(local, forceAbsolute=True), transfer="copy", overwrite=True
+                )
+            except Exception as error:
+                raise self._error("write", relpath, error) from error
+
+    @contextlib.contextmanager
+    def open_read(self, relpath: str) -> Iterator[BinaryIO]:
+        """A file open for reading in pieces (a local copy of a remote one).
+
+        Raises
+        ------
+        FileNotFoundError
+            Raised when there is no such file.
+        OutputError
+            Raised when it cannot be read.
+
+        """
+        if self.is_local:
+            try:
+                stream = open(self.local_path(relpath), "rb")
+            except FileNotFoundError:
+                raise
+            except OSError as error:
+                raise self._error("read", relpath, error) from error
+            with stream:
+                yield stream
+            return
+        local = self.uri(relpath).as_local()
+        try:
+            copy = local.__enter__()
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            raise self._error("read", relpath, error) from error
+        try:
+            with open(copy.ospath, "rb") as stream:
+                yield stream
+        finally:
+            local.__exit__(None, None, None)
 
     def read(self, relpath: str, size: int = -1) -> bytes:
         """Content of a file (its first ``size`` bytes when positive)."""

@@ -53,6 +53,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import tempfile
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -64,10 +65,10 @@ import pandas as pd
 from lsst.resources import ResourcePath, ResourcePathExpression
 
 from ..display.annotation import BADGES, REQUESTED_COLUMNS
-from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, read_record_csv
+from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, UNION_CHUNK_ROWS, read_record_csv_chunks
 from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputStore
-from ..records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN
+from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, id_array
 from .labels import LABELLED_RECORDS_FILE, LABELS
 
 PAGE_FILE = "index.html"
@@ -179,7 +180,46 @@ def _flag_names(table: pd.DataFrame) -> pd.Series:
     return pd.Series(names, index=table.index, dtype=object)
 
 
-def page_table(records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pd.DataFrame:
+def _source_extra(records_columns: Iterable[str], sources: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The DiaSource columns the page joins to records with
+    ``records_columns`` (one row per diaSourceId), `None` for none.
+    """
+    if sources is None or "diaSourceId" not in sources.columns:
+        return None
+    present = set(records_columns)
+    wanted = [column for column in SOURCE_COLUMNS if column in sources.columns and column not in present]
+    if not wanted:
+        return None
+    extra = sources[["diaSourceId", *wanted]].drop_duplicates("diaSourceId", keep="last")
+    return extra.astype({"diaSourceId": "int64"})
+
+
+def _joined_dtypes(extra: pd.DataFrame, complete: bool) -> dict[str, Any]:
+    """Types of the joined columns after a left join of every record:
+    those of ``extra`` when each record has its source (``complete``),
+    else as widened for missing values (integers to floats, ...).
+    """
+    known = extra["diaSourceId"].to_numpy()
+    probe = known[:1].tolist()
+    if not complete:
+        # An id without a source.
+        if not len(known):
+            probe.append(0)
+        elif known.max() < np.iinfo(np.int64).max:
+            probe.append(int(known.max()) + 1)
+        else:
+            probe.append(int(known.min()) - 1)
+    probe = pd.Series(probe, dtype="int64")
+    joined = pd.DataFrame({"diaSourceId": probe}).merge(extra.iloc[:1], on="diaSourceId", how="left")
+    return {name: joined[name].dtype for name in extra.columns if name != "diaSourceId"}
+
+
+def page_table(
+    records: pd.DataFrame,
+    sources: pd.DataFrame | None = None,
+    *,
+    joined_dtypes: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """The table the page shows: the records, with catalog values joined
     from ``sources`` where the records lack them, and a ``flags`` column.
 
@@ -191,6 +231,10 @@ def page_table(records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pd
     sources : `pandas.DataFrame`, optional
         DiaSource table of the run (APDB column names); its annotation,
         sequence and time columns are joined on ``diaSourceId``.
+    joined_dtypes : `dict` [`str`, `~typing.Any`], optional
+        Types of the joined columns in the whole table, when ``records``
+        is one chunk of it (a chunk whose every record has its source
+        would otherwise keep narrower types).
 
     Returns
     -------
@@ -201,14 +245,11 @@ def page_table(records: pd.DataFrame, sources: pd.DataFrame | None = None) -> pd
     table = records.reset_index(drop=True).copy()
     if "diaSourceId" not in table.columns:
         raise ValueError(f"records have no diaSourceId column (columns: {list(table.columns)})")
-    if sources is not None and "diaSourceId" in sources.columns:
-        wanted = [
-            column for column in SOURCE_COLUMNS if column in sources.columns and column not in table.columns
-        ]
-        if wanted:
-            extra = sources[["diaSourceId", *wanted]].drop_duplicates("diaSourceId", keep="last")
-            extra = extra.astype({"diaSourceId": "int64"})
-            table = table.astype({"diaSourceId": "int64"}).merge(extra, on="diaSourceId", how="left")
+    extra = _source_extra(table.columns, sources)
+    if extra is not None:
+        table = table.astype({"diaSourceId": "int64"}).merge(extra, on="diaSourceId", how="left")
+        if joined_dtypes is not None:
+            table = table.astype(joined_dtypes)
     if "flags" not in table.columns:
         table["flags"] = _flag_names(table)
     shown = [c for c in _DISPLAY_ORDER if c in table.columns]
@@ -255,11 +296,12 @@ def page_data(table: pd.DataFrame, *, title: str) -> dict:
         kind, column = _column_values(table[name])
         columns.append({"name": str(name), "kind": kind})
         values.append(column)
+    return {"title": title, "count": len(table), "columns": columns, "values": values, **_page_constants()}
+
+
+def _page_constants() -> dict:
+    """The entries of the page's data object after the records."""
     return {
-        "title": title,
-        "count": len(table),
-        "columns": columns,
-        "values": values,
         "labels": [{"name": label.name, "key": label.key, "color": label.color} for label in LABELS],
         "badges": [
             {"name": b.name, "color": "#{:02x}{:02x}{:02x}".format(*b.rgb), "description": b.description}
@@ -267,6 +309,66 @@ def page_data(table: pd.DataFrame, *, title: str) -> dict:
         ],
         "statuses": [STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED],
     }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+_DATA_PREFIX = "window.CUTOUT_RECORDS = "
+
+
+class _ColumnSpill:
+    """The page's data object built a chunk of records at a time: each
+    column's values go to a temporary file of their own, joined into the
+    data file at the end (the bytes of `page_data` dumped at once).
+    """
+
+    def __init__(self, scratch: Path) -> None:
+        self._scratch = scratch
+        self._files: list[Any] = []
+        self.columns: list[dict[str, str]] | None = None
+        self.count = 0
+
+    def add(self, table: pd.DataFrame) -> None:
+        if self.columns is None:
+            self.columns = []
+            for index, name in enumerate(table.columns):
+                kind, _ = _column_values(table[name].iloc[:0])
+                self.columns.append({"name": str(name), "kind": kind})
+                self._files.append(open(self._scratch / f"{index}.json", "w+", encoding="utf-8"))
+        names = [c["name"] for c in self.columns]
+        if [str(c) for c in table.columns] != names:
+            raise ValueError(f"record chunk has columns {list(table.columns)}, not {names}")
+        if len(table):
+            for index, name in enumerate(table.columns):
+                _, values = _column_values(table[name])
+                if self.count:
+                    self._files[index].write(",")
+                self._files[index].write(_json(values)[1:-1])
+        self.count += len(table)
+
+    def write(self, stream: Any, digest: Any, title: str) -> None:
+        """Write the data file to ``stream`` (bytes), hashing it."""
+
+        def put(text: str) -> None:
+            data = text.encode()
+            digest.update(data)
+            stream.write(data)
+
+        head = _json({"title": title, "count": self.count, "columns": self.columns or []})
+        put(_DATA_PREFIX + head[:-1] + ',"values":[')
+        for index, column in enumerate(self._files):
+            put(("," if index else "") + "[")
+            column.seek(0)
+            while piece := column.read(1 << 20):
+                put(piece)
+            put("]")
+        put("]," + _json(_page_constants())[1:] + ";\n")
+
+    def close(self) -> None:
+        for column in self._files:
+            column.close()
 
 
 def _template_environment() -> jinja2.Environment:
@@ -326,16 +428,38 @@ def write_vetting_page(
 
     """
     store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
-    table = page_table(records, sources)
+    return _write_page(store, [records], sources, title=title, joined_dtypes=None)
+
+
+def _write_page(
+    store: OutputStore,
+    chunks: Iterable[pd.DataFrame],
+    sources: pd.DataFrame | None,
+    *,
+    title: str | None,
+    joined_dtypes: dict[str, Any] | None,
+) -> VettingPageFiles:
+    """Write the page of the records in ``chunks`` (consecutive parts of
+    one record table; ``joined_dtypes`` as `page_table` takes them), one
+    chunk in memory at a time.
+    """
     title = title or f"Cutouts: {Path(store.location.rstrip('/')).name}"
-    data = page_data(table, title=title)
-    data_bytes = (
-        "window.CUTOUT_RECORDS = "
-        + json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        + ";\n"
-    ).encode()
     assets = {name: _asset_bytes(name) for name in _STATIC_ASSETS}
-    version = _version_tag([*assets.values(), data_bytes])
+    digest = hashlib.sha256()
+    for content in assets.values():
+        digest.update(content)
+    with tempfile.TemporaryDirectory(prefix="cutout-page-") as scratch:
+        spill = _ColumnSpill(Path(scratch))
+        try:
+            for chunk in chunks:
+                spill.add(page_table(chunk, sources, joined_dtypes=joined_dtypes))
+            if spill.columns is None:
+                raise ValueError("no record table was given")
+            with store.open_write(f"{STATIC_DIR}/records.js") as stream:
+                spill.write(stream, digest, title)
+        finally:
+            spill.close()
+    version = digest.hexdigest()[:12]
     html = (
         _template_environment()
         .get_template("index.html.j2")
@@ -343,20 +467,19 @@ def write_vetting_page(
             title=title,
             static_dir=STATIC_DIR,
             version=version,
-            count=len(table),
+            count=spill.count,
             labels=LABELS,
             badges=BADGES,
         )
     )
     for name, content in assets.items():
         store.write(f"{STATIC_DIR}/{name}", content)
-    store.write(f"{STATIC_DIR}/records.js", data_bytes)
     store.write(PAGE_FILE, html.encode())
     return VettingPageFiles(
         page=store.display(PAGE_FILE),
         data=store.display(f"{STATIC_DIR}/records.js"),
         assets=tuple(store.display(f"{STATIC_DIR}/{name}") for name in assets),
-        n_records=len(table),
+        n_records=spill.count,
     )
 
 
@@ -365,6 +488,7 @@ def write_output_vetting_page(
     sources: pd.DataFrame | None = None,
     *,
     title: str | None = None,
+    chunk_rows: int = UNION_CHUNK_ROWS,
 ) -> VettingPageFiles:
     """Write the vetting page of an output directory from the records of
     every run into it.
@@ -380,6 +504,8 @@ def write_output_vetting_page(
         are shown with their record values only.
     title : `str`, optional
         Page title.
+    chunk_rows : `int`, optional
+        Records read and converted at a time.
 
     Returns
     -------
@@ -396,20 +522,56 @@ def write_output_vetting_page(
     Labels merged earlier into ``records_labelled.csv``
     (``cutoutVetting merge-labels``) are shown too.
 
+    ``records.csv`` is read ``chunk_rows`` rows at a time, and the page's
+    data file is written as the chunks come: memory does not grow with
+    the number of records.
+
     """
     store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
-    try:
-        records = read_record_csv(store.read(RECORDS_FILE), str(store.display(RECORDS_FILE)))
-    except FileNotFoundError:
+    origin = str(store.display(RECORDS_FILE))
+    labels = _merged_labels(store)
+    columns = [*RECORD_COLUMNS, *LEDGER_EXTRA_COLUMNS, *(_LABEL_COLUMNS if labels is not None else ())]
+    extra = _source_extra(columns, sources)
+    if store.size(RECORDS_FILE) is None:
         raise FileNotFoundError(
             f"{store.display(RECORDS_FILE)} does not exist: is {store.location} the output directory "
             "of a cutout run?"
-        ) from None
+        )
+    joined_dtypes = None
+    if extra is not None:
+        known = extra["diaSourceId"].to_numpy()
+        complete = True
+        with store.open_read(RECORDS_FILE) as stream:
+            with pd.read_csv(stream, usecols=["diaSourceId"], chunksize=chunk_rows) as reader:
+                for chunk in reader:
+                    complete = complete and bool(np.isin(chunk["diaSourceId"].to_numpy(), known).all())
+        joined_dtypes = _joined_dtypes(extra, complete)
+    with store.open_read(RECORDS_FILE) as stream:
+        chunks = (_with_labels(chunk, labels) for chunk in read_record_csv_chunks(stream, origin, chunk_rows))
+        return _write_page(store, chunks, sources, title=title, joined_dtypes=joined_dtypes)
+
+
+def _merged_labels(store: OutputStore) -> pd.DataFrame | None:
+    """``diaSourceId``, ``label``, ``label_time`` of the labels merged
+    earlier (``records_labelled.csv``), `None` when there are none.
+    """
     try:
-        earlier = read_record_csv(store.read(LABELLED_RECORDS_FILE), LABELLED_RECORDS_FILE)
+        with store.open_read(LABELLED_RECORDS_FILE) as stream:
+            earlier = pd.read_csv(
+                stream,
+                usecols=lambda name: name in ("diaSourceId", *_LABEL_COLUMNS),
+                dtype={name: str for name in _LABEL_COLUMNS},
+                keep_default_na=False,
+            )
     except FileNotFoundError:
-        earlier = None
-    if earlier is not None and {"label", "label_time"} <= set(earlier.columns):
-        labels = earlier[["diaSourceId", "label", "label_time"]].astype({"label": str, "label_time": str})
-        records = records.merge(labels, on="diaSourceId", how="left").fillna({"label": "", "label_time": ""})
-    return write_vetting_page(store, records, sources, title=title)
+        return None
+    if not set(_LABEL_COLUMNS) <= set(earlier.columns) or "diaSourceId" not in earlier.columns:
+        return None
+    earlier["diaSourceId"] = id_array(earlier["diaSourceId"])
+    return earlier[["diaSourceId", *_LABEL_COLUMNS]].astype({"label": str, "label_time": str})
+
+
+def _with_labels(records: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
+    if labels is None:
+        return records
+    return records.merge(labels, on="diaSourceId", how="left").fillna({"label": "", "label_time": ""})
