@@ -105,6 +105,13 @@ class BenchmarkPlan:
         Sources encoded at every compression level (figure 5).
     min_dense_sources, max_sparse_sources
         What the dense and sparse visit × detector must hold.
+    typical_per_detector
+        Sources per visit × detector of the typical regime (figure 7).
+    manifest_sources
+        Records of the records-and-manifests figure (figure 7).
+    scale_counts
+        Smallest and largest run of the flat-cost figure (figure 8): the
+        main repository's sources repeated to that many.
 
     """
 
@@ -121,6 +128,7 @@ class BenchmarkPlan:
     max_sparse_sources: int
     typical_per_detector: int = 55
     manifest_sources: int = 1_000_000
+    scale_counts: tuple[int, int] = (1_000, 100_000)
 
 
 _STARS_4K = 150 * 64  # the demo's star density (150 per 512²) on a 4096² detector
@@ -184,6 +192,7 @@ PLANS: dict[str, BenchmarkPlan] = {
         min_dense_sources=100,
         max_sparse_sources=10,
         manifest_sources=100_000,
+        scale_counts=(1_000, 10_000),
     ),
     "tiny": BenchmarkPlan(
         name="tiny",
@@ -215,6 +224,7 @@ PLANS: dict[str, BenchmarkPlan] = {
         max_sparse_sources=10,
         typical_per_detector=6,
         manifest_sources=2_000,
+        scale_counts=(5, 40),
     ),
 }
 """The plans: ``full`` (``make bench``), ``quick`` (``--quick``) and
@@ -1014,7 +1024,10 @@ def _child_run(params: dict[str, Any]) -> dict[str, Any]:
     butler = _butler(params["root"])
     sources = _all_sources(butler)
     n = min(int(params["n_sources"]), len(sources))
-    if params.get("packed"):
+    if params.get("replicate"):
+        sample = replicated_sources(sources, int(params["n_sources"]), int(params["seed"]))
+        n = len(sample)
+    elif params.get("packed"):
         sample = sources.sort_values(["visit", "detector", "diaSourceId"], ignore_index=True).iloc[:n]
     elif n < len(sources):
         sample = sources.sample(n=n, random_state=int(params["seed"]))
@@ -1026,7 +1039,11 @@ def _child_run(params: dict[str, Any]) -> dict[str, Any]:
         entry = time_task_run(butler, sample, Path(params["output"]), njobs=int(params["njobs"]))
     entry.update(
         {
-            "sampling": "packed" if params.get("packed") else "random",
+            "sampling": "replicated"
+            if params.get("replicate")
+            else "packed"
+            if params.get("packed")
+            else "random",
             "n_exposures": int(len(per_exposure)),
             "sources_per_exposure_min": int(per_exposure.min()),
             "sources_per_exposure_max": int(per_exposure.max()),
@@ -1040,8 +1057,35 @@ def _child_run(params: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def replicated_sources(sources: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` sources on the images of ``sources``: its rows repeated with
+    new diaSourceIds and positions moved by about a pixel (seeded), then a
+    random ``n`` of them, in id order.
+    """
+    copies = -(-n // len(sources))
+    stride = int(sources["diaSourceId"].max()) + 1
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(copies):
+        copy = sources.copy()
+        copy["diaSourceId"] = sources["diaSourceId"].to_numpy() + k * stride
+        if k:
+            # About 1 pixel (0.2 arcsec) in each direction.
+            copy["ra"] = copy["ra"] + rng.normal(0, 5.5e-5, len(copy))
+            copy["dec"] = copy["dec"] + rng.normal(0, 5.5e-5, len(copy))
+        frames.append(copy)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sample(n=n, random_state=seed).sort_values("diaSourceId", ignore_index=True)
+
+
 def run_child(
-    root: str, n_sources: int, njobs: int, output: Path, seed: int = 1, packed: bool = False
+    root: str,
+    n_sources: int,
+    njobs: int,
+    output: Path,
+    seed: int = 1,
+    packed: bool = False,
+    replicate: bool = False,
 ) -> dict[str, Any]:
     """`_child_run` in a fresh Python process; returns its figures.
 
@@ -1055,6 +1099,7 @@ def run_child(
         "output": str(output),
         "seed": seed,
         "packed": packed,
+        "replicate": replicate,
     }
     command = [sys.executable, "-m", "benchmarks.benchmark", "--child-run", json.dumps(params)]
     if os.name == "posix" and Path("/bin/sh").exists():
@@ -1159,6 +1204,38 @@ def measure_scaling(
             "spawn time (Linux keeps it across exec); the VmHWM figure is the workers' own.",
             "meets_target": bool(max(peaks) < 1024),
         },
+    }
+
+
+# 8. Flat cost per source up to 100,000 ------------------------------------------------------
+
+
+def measure_flat(
+    repos: dict[str, Any], plan: BenchmarkPlan, work: Path, report: Callable[[str], None]
+) -> dict[str, Any]:
+    """The task on the smallest and the largest of ``plan.scale_counts``
+    sources (the main repository's, repeated: many per visit × detector),
+    default configuration, ``njobs=0``, each in a fresh child process: CPU
+    and wall ms per source and peak RSS (VmHWM of the child).
+    """
+    root = repos["main"]["root"]
+    runs = []
+    for count in plan.scale_counts:
+        entry = run_child(root, count, 0, work / f"flat_{count}", seed=3, replicate=True)
+        runs.append(entry)
+        report(
+            f"[8 flat] {entry['n_sources']:,} sources (repository's sources repeated) over "
+            f"{entry['n_exposures']} visit × detector(s) ({entry['sources_per_exposure_min']:,}-"
+            f"{entry['sources_per_exposure_max']:,} each), njobs=0: {entry['ms_per_source']:.2f} ms/source "
+            f"(CPU {entry['ms_per_source_cpu']:.2f}), {entry['failed']} failed, peak RSS "
+            f"{entry['peak_vmhwm_mib'] or entry['peak_rss_mib']:.0f} MiB (VmHWM; "
+            f"{entry['vmhwm_before_run_mib'] or 0:.0f} MiB before the run)"
+        )
+    small, large = runs[0], runs[-1]
+    return {
+        "runs": runs,
+        "cpu_ratio": _round(large["ms_per_source_cpu"] / small["ms_per_source_cpu"]),
+        "wall_ratio": _round(large["ms_per_source"] / small["ms_per_source"]),
     }
 
 
@@ -1355,7 +1432,10 @@ def run_benchmark(
         time_original,
         report,
     )
-    result["manifests"] = measure_manifests(plan.manifest_sources, work, report)
+    result["manifests"] = measure_manifests(
+        plan.manifest_sources, work, output / "repos" / f"empty_pngs_{plan.manifest_sources}", report
+    )
+    result["flat"] = measure_flat(repos, plan, work, report)
     result["targets"] = report_targets(result, report)
     self_rss = _maxrss_mib()
     result["memory"] = {

@@ -22,6 +22,7 @@ __all__ = ("measure_floor", "measure_manifests", "measure_typical", "report_targ
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -149,27 +150,29 @@ def measure_typical(
     return entry
 
 
-def synthetic_records(n: int) -> pd.DataFrame:
-    """``n`` written-source records with the columns of
-    `~lsst.analysis.ap.records.RECORD_COLUMNS` (1,000 sources per visit ×
-    detector)."""
+_GROUP_SOURCES = 1000
+"""Sources per visit × detector of the synthetic records."""
+
+
+def synthetic_records(start: int, n: int) -> pd.DataFrame:
+    """Records ``start`` to ``start + n`` of a synthetic run: written
+    sources with the columns of `~lsst.analysis.ap.records.RECORD_COLUMNS`,
+    `_GROUP_SOURCES` per visit × detector (189 detectors per visit)."""
     from lsst.analysis.ap.records import RECORD_COLUMNS
 
-    ids = np.arange(1, n + 1, dtype=np.int64) + 10**12
-    visit = 1000 + np.arange(n, dtype=np.int64) // 189_000
-    detector = (np.arange(n, dtype=np.int64) // 1000) % 189
-    rng = np.random.default_rng(12)
-    paths = [f"images/{i // 10000}/{i}.png" for i in ids.tolist()]
+    index = np.arange(start, start + n, dtype=np.int64)
+    ids = index + 1 + 10**12
+    rng = np.random.default_rng(12 + start)
     frame = pd.DataFrame(
         {
             "diaSourceId": ids,
             "instrument": "LSSTCam",
-            "visit": visit,
-            "detector": detector,
+            "visit": 1000 + index // (189 * _GROUP_SOURCES),
+            "detector": (index // _GROUP_SOURCES) % 189,
             "band": np.array(["g", "r", "i"])[ids % 3],
             "ra": rng.uniform(0, 360, n),
             "dec": rng.uniform(-80, 10, n),
-            "path": paths,
+            "path": [f"images/{i // 10000 * 10000}/{i}.png" for i in ids.tolist()],
             "status": "written",
             "reason_code": "",
             "reason": "",
@@ -183,61 +186,93 @@ def synthetic_records(n: int) -> pd.DataFrame:
     return frame[list(RECORD_COLUMNS)]
 
 
-def _manifest_child(n: int, output: str) -> dict[str, Any]:
-    """Build ``n`` records and write them as the task does, in this fresh
-    process: one ledger record file per visit × detector
-    (`~lsst.analysis.ap.outputs.ledger.Ledger.write_part`), the union of
-    those files, then the views of `~lsst.analysis.ap.outputs.manifests.write_manifests`
-    (Zooniverse and panoptes manifests, failures, records.csv, summary).
+def _vm_hwm_mib() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return _round(int(line.split()[1]) / 1024)
+    except OSError:
+        return None
+    return None
 
-    The union drops records whose PNG is absent, and no PNG is written
-    here, so the views are written from the synthetic table itself with
-    the function `write_manifests` calls after the union.
+
+def _manifest_child(n: int, output: str, pngs: str) -> dict[str, Any]:
+    """Write ``n`` records as a run does, in this fresh process: one ledger
+    record file per visit × detector as the groups finish
+    (`~lsst.analysis.ap.outputs.ledger.Ledger.write_part`), then the views
+    (`~lsst.analysis.ap.outputs.manifests.write_manifests`: Zooniverse and
+    panoptes manifests, failures, records.csv, summary, built from the
+    union of the record files) and the vetting page
+    (`~lsst.analysis.ap.vetting.write_output_vetting_page`).
+
+    The union keeps only records whose PNG is present, so an empty file is
+    made at each PNG path first, under ``pngs`` (kept for later runs; its
+    chunk directories are linked into ``output/images``; not timed).  No table of all the records
+    is ever made here: the peak RSS is that of the writers.
     """
-    from lsst.analysis.ap.outputs import manifests
     from lsst.analysis.ap.outputs.ledger import Ledger, group_part_path, run_token
+    from lsst.analysis.ap.outputs.manifests import write_manifests
     from lsst.analysis.ap.outputs.store import OutputStore
+    from lsst.analysis.ap.vetting import write_output_vetting_page
 
-    start = time.perf_counter()
-    records = synthetic_records(n)
-    built = time.perf_counter() - start
     store = OutputStore(output)
     ledger = Ledger(store)
     token = run_token()
+    imports_rss = _vm_hwm_mib()
     start = time.perf_counter()
-    for (instrument, visit, detector), group in records.groupby(["instrument", "visit", "detector"]):
-        ledger.write_part(group_part_path(instrument, visit, detector, token), group)
+    first_id, last_id = 1 + 10**12, n + 10**12
+    chunks = [str(chunk * 10000) for chunk in range(first_id // 10000, last_id // 10000 + 1)]
+    done = os.path.join(pngs, f"complete-{n}")
+    if not os.path.exists(done):
+        shutil.rmtree(pngs, ignore_errors=True)
+        for chunk in chunks:
+            os.makedirs(os.path.join(pngs, chunk))
+        for i in range(first_id, last_id + 1):
+            path = os.path.join(pngs, str(i // 10000 * 10000), f"{i}.png")
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+        Path(done).touch()
+    os.makedirs(os.path.join(output, "images"))
+    for chunk in chunks:
+        os.symlink(os.path.join(pngs, chunk), os.path.join(output, "images", chunk))
+    pngs_s = time.perf_counter() - start
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for first in range(0, n, _GROUP_SOURCES):
+        group = synthetic_records(first, min(_GROUP_SOURCES, n - first))
+        row = group.iloc[0]
+        ledger.write_part(group_part_path(row["instrument"], row["visit"], row["detector"], token), group)
     parts_s = time.perf_counter() - start
     start = time.perf_counter()
-    fresh = Ledger(store)  # reads the files back, as a later run or writer does
-    fresh.union(fresh.list_parts())
-    union_s = time.perf_counter() - start
-    ledger = fresh = None
-    start = time.perf_counter()
-    manifests._write_views(store, records, "https://example.org/cutouts")
+    files = write_manifests(None, store, "https://example.org/cutouts")
     views_s = time.perf_counter() - start
-    sizes = {p.name: p.stat().st_size for p in Path(output).glob("*") if p.is_file()}
+    start = time.perf_counter()
+    write_output_vetting_page(store)
+    page_s = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    written = pd.read_csv(files.zooniverse, usecols=["external_id"])["external_id"].size
+    sizes = {p.name: p.stat().st_size for p in [*Path(output).glob("*"), *Path(output, "vetting").glob("*")]}
     scale = 1.0 if sys.platform == "darwin" else 1024.0
     return {
         "n_sources": n,
-        "build_s": _round(built),
+        "manifest_rows": int(written),
+        "png_files_s": _round(pngs_s),
         "ledger_parts_s": _round(parts_s),
-        "ledger_union_s": _round(union_s),
         "views_s": _round(views_s),
-        "write_s": _round(parts_s + union_s + views_s),
+        "vetting_page_s": _round(page_s),
+        "write_s": _round(parts_s + views_s + page_s),
+        "write_cpu_s": _round(cpu),
+        "imports_vmhwm_mib": imports_rss,
         "peak_rss_mib": _round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20),
-        "bytes": sizes,
+        "bytes": {name: size for name, size in sizes.items() if not Path(output, name).is_dir()},
     }
 
 
-def measure_manifests(n: int, work: Path, report: Callable[[str], None]) -> dict[str, Any]:
+def measure_manifests(n: int, work: Path, pngs: Path, report: Callable[[str], None]) -> dict[str, Any]:
     """`_manifest_child` in a fresh process (started through ``/bin/sh`` so
-    its peak RSS is its own)."""
-    import shutil
-
+    its peak RSS is its own); ``pngs`` keeps the empty PNG files."""
     output = work / "manifests"
     shutil.rmtree(output, ignore_errors=True)
-    command = [sys.executable, "-m", "benchmarks.regimes", str(n), str(output)]
+    command = [sys.executable, "-m", "benchmarks.regimes", str(n), str(output), str(pngs)]
     if os.name == "posix" and Path("/bin/sh").exists():
         command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *command]
     path = os.pathsep.join(filter(None, [str(_REPOSITORY_ROOT), os.environ.get("PYTHONPATH")]))
@@ -258,11 +293,12 @@ def measure_manifests(n: int, work: Path, report: Callable[[str], None]) -> dict
     shutil.rmtree(output, ignore_errors=True)
     entry["process_wall_s"] = _round(wall)
     report(
-        f"[7 manifests] {n:,} records, no images (child process): rows built in {entry['build_s']:.1f} s, "
-        f"written in {entry['write_s']:.1f} s = ledger files (1 per visit × detector) "
-        f"{entry['ledger_parts_s']:.1f} s + their union {entry['ledger_union_s']:.1f} s + manifests, "
-        f"records.csv, failures, summary {entry['views_s']:.1f} s "
-        f"(process {wall:.1f} s incl. imports), peak RSS {entry['peak_rss_mib']:.0f} MiB"
+        f"[7 manifests] {n:,} records, no images (child process): written in {entry['write_s']:.1f} s "
+        f"(CPU {entry['write_cpu_s']:.1f} s) = ledger files (1 per visit × detector) "
+        f"{entry['ledger_parts_s']:.1f} s + manifests, records.csv, failures, summary from their union "
+        f"{entry['views_s']:.1f} s + vetting page {entry['vetting_page_s']:.1f} s "
+        f"(process {wall:.1f} s incl. imports and {entry['png_files_s']:.0f} s making empty PNG files), "
+        f"peak RSS {entry['peak_rss_mib']:.0f} MiB ({entry['imports_vmhwm_mib'] or 0:.0f} MiB after imports)"
     )
     return entry
 
@@ -323,10 +359,20 @@ def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dic
         f"[target] njobs=2 vs njobs=0, {n2:,} sources: ×{speedup:.2f} — target ≥ ×1.7 (on 10,000) — "
         f"{_mark(rows['njobs2']['meets'])}"
     )
+    flat = result["flat"]
+    small, large = flat["runs"][0], flat["runs"][-1]
+    peak = max(r["peak_vmhwm_mib"] or r["peak_rss_mib"] for r in flat["runs"])
+    ok = flat["cpu_ratio"] <= 1.1 and peak < 1024
+    rows["flat"] = {"n_sources": large["n_sources"], "cpu_ratio": flat["cpu_ratio"], "peak_rss_mib": peak}
+    rows["flat"]["meets"] = bool(ok)
     report(
-        "[target] 100,000 sources: not measured — target per-source cost flat from 1,000 to 100,000, "
-        f"peak RSS < 1 GiB (largest run here {max(r['n_sources'] for r in scaling['runs']):,} sources, "
-        f"peak RSS {scaling['memory_run']['peak_rss_mib']:.0f} MiB)"
+        f"[target] {large['n_sources']:,} sources ({large['sources_per_exposure_max']:,} per visit × "
+        f"detector): CPU {large['ms_per_source_cpu']:.2f} ms/source (wall {large['ms_per_source']:.2f}), "
+        f"×{flat['cpu_ratio']:.2f} the cost at {small['n_sources']:,}; peak RSS {peak:.0f} MiB — "
+        "target flat (≤ ×1.1) from 1,000 to 100,000, peak RSS < 1024 MiB — "
+        f"baseline {small['n_sources']:,} sources: CPU "
+        f"{small['ms_per_source_cpu']:.2f} ms/source, peak RSS "
+        f"{small['peak_vmhwm_mib'] or small['peak_rss_mib']:.0f} MiB — {_mark(ok)}"
     )
     manifests = result["manifests"]
     ok = manifests["write_s"] < 60 and manifests["peak_rss_mib"] < 1024
@@ -340,4 +386,4 @@ def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dic
 
 
 if __name__ == "__main__":
-    print(_MARK + json.dumps(_manifest_child(int(sys.argv[1]), sys.argv[2])), flush=True)
+    print(_MARK + json.dumps(_manifest_child(int(sys.argv[1]), sys.argv[2], sys.argv[3])), flush=True)

@@ -131,7 +131,11 @@ def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path])
     for words in ("typical", "sparse", "dense", "render only", "njobs=2", "100,000 sources", "manifests of"):
         assert any(words in line for line in targets), (words, targets)
     assert all("target" in line.removeprefix("[target]") for line in targets)
-    assert any("not measured" in line for line in targets)
+    flat = result["flat"]
+    assert [r["n_sources"] for r in flat["runs"]] == list(plan.scale_counts)
+    assert all(r["written"] + r["failed"] == r["n_sources"] for r in flat["runs"])
+    assert _positive(flat["cpu_ratio"])
+    assert not any("not measured" in line for line in targets)
 
 
 def test_cached_repositories_are_reused(

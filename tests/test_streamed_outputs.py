@@ -124,9 +124,10 @@ def test_streamed_views_equal_the_whole_table_written_at_once(tmp_path, first_id
     assert failures["reason"].tolist() == expected.loc[expected["status"] == "failed", "reason"].tolist()
     summary = json.loads(views["summary.json"])
     assert summary["total"] == len(expected)
-    assert summary["failed_by_reason"] == expected.loc[
-        expected["status"] == "failed", "reason_code"
-    ].value_counts().sort_index().to_dict()
+    assert (
+        summary["failed_by_reason"]
+        == expected.loc[expected["status"] == "failed", "reason_code"].value_counts().sort_index().to_dict()
+    )
 
 
 def test_union_chunks_hold_at_most_chunk_rows_sources(tmp_path):

@@ -11,13 +11,21 @@ give one correct manifest.
 
 from __future__ import annotations
 
-__all__ = ("MANIFEST_METADATA", "RECORDS_FILE", "ManifestFiles", "join_url", "write_manifests")
+__all__ = (
+    "MANIFEST_METADATA",
+    "RECORDS_FILE",
+    "ManifestFiles",
+    "join_url",
+    "url_joiner",
+    "write_manifests",
+)
 
 import dataclasses
 import json
+import re
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,12 +60,42 @@ def join_url(url_root: str, path: str) -> str:
     or fragment of the root (a signed URL: ``https://host/c?sig=abc``) stays
     after the joined path.
     """
+    return url_joiner(url_root)(path)
+
+
+_MARK = "\uffff"
+"""Stand-in for the joined path while the root is assembled (not a
+character of a URL, and left alone by `urllib.parse.urlunsplit`)."""
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")
+"""Paths that percent-encoding leaves as they are."""
+
+
+def url_joiner(url_root: str) -> Callable[[str], str]:
+    """`join_url` for one ``url_root``: the root is parsed once, for the
+    URLs of many files.
+    """
     parts = urllib.parse.urlsplit(url_root)
     base = urllib.parse.quote(parts.path, safe="/%:@!$&'()*+,;=~")
-    relative = "/".join(urllib.parse.quote(part, safe="") for part in path.strip("/").split("/"))
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc, base.rstrip("/") + "/" + relative, parts.query, parts.fragment)
+    template = urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, base.rstrip("/") + "/" + _MARK, parts.query, parts.fragment)
     )
+    if _MARK in url_root or template.count(_MARK) != 1:
+        head, tail = None, None
+    else:
+        head, _, tail = template.partition(_MARK)
+
+    def join(path: str) -> str:
+        relative = path.strip("/")
+        if not _UNRESERVED.fullmatch(relative):
+            relative = "/".join(urllib.parse.quote(part, safe="") for part in relative.split("/"))
+        if head is None:
+            return urllib.parse.urlunsplit(
+                (parts.scheme, parts.netloc, base.rstrip("/") + "/" + relative, parts.query, parts.fragment)
+            )
+        return head + relative + tail
+
+    return join
 
 
 RECORDS_FILE = "records.csv"
@@ -108,7 +146,7 @@ def _manifest_frame(present: pd.DataFrame, url_root: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "external_id": present["diaSourceId"].to_numpy(),
-            "location:1": [join_url(url_root, path) for path in present["path"]],
+            "location:1": list(map(url_joiner(url_root), present["path"])),
             **{f"metadata:{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
         }
     )
@@ -241,6 +279,8 @@ def write_manifests(
         rest = records[~records["diaSourceId"].isin(done)]
         if len(rest):
             ledger.write_part(run_part_path(token), rest)
+    # Temporaries of views whose writer was killed.
+    store.sweep_temporaries(("", "images"), recursive=False)
     parts = ledger.list_parts()
     for _ in range(_MAX_REBUILDS):
         files = _write_views(store, ledger.union_chunks(parts, chunk_rows), url_root)

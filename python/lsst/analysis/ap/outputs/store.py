@@ -304,10 +304,15 @@ class OutputStore:
             ) from None
 
     def sweep_temporaries(
-        self, subdirs: tuple[str, ...], stale_after: float = STALE_TEMPORARY_SECONDS
+        self,
+        subdirs: tuple[str, ...],
+        stale_after: float = STALE_TEMPORARY_SECONDS,
+        *,
+        recursive: bool = True,
     ) -> int:
         """Delete the temporary files left by interrupted local writers
-        under ``subdirs``; return how many.
+        under ``subdirs`` (``""`` is the directory itself), and with
+        ``recursive`` under their sub-directories; return how many.
 
         A temporary is removed when it is older than ``stale_after``
         seconds, or when its writer ran on this host in this PID namespace
@@ -321,7 +326,8 @@ class OutputStore:
         for sub in subdirs:
             base = self.local_path(sub)
             if base.is_dir():
-                for temp in base.rglob(f".*{TEMP_SUFFIX}"):
+                found = base.rglob(f".*{TEMP_SUFFIX}") if recursive else base.glob(f".*{TEMP_SUFFIX}")
+                for temp in found:
                     if temporary_is_stale(temp, now, stale_after):
                         temp.unlink(missing_ok=True)
                         count += 1

@@ -284,7 +284,10 @@ def _column_values(series: pd.Series) -> tuple[str, list]:
             else:
                 out.append(int(v) if integral else float(f"{v:.10g}"))
         return "number", out
-    return "text", ["" if pd.isna(v) else str(v) for v in series.tolist()]
+    values = series.astype(object).tolist()
+    for index in np.flatnonzero(series.isna().to_numpy()):
+        values[index] = ""
+    return "text", [v if type(v) is str else str(v) for v in values]
 
 
 def page_data(table: pd.DataFrame, *, title: str) -> dict:
@@ -444,6 +447,8 @@ def _write_page(
     chunk in memory at a time.
     """
     title = title or f"Cutouts: {Path(store.location.rstrip('/')).name}"
+    # Temporaries of a page writer that was killed.
+    store.sweep_temporaries(("", STATIC_DIR), recursive=False)
     assets = {name: _asset_bytes(name) for name in _STATIC_ASSETS}
     digest = hashlib.sha256()
     for content in assets.values():
