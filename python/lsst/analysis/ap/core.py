@@ -43,7 +43,7 @@ from .geometry import StampBox, cut_stamp, footprint_stamp_size, stamp_box, unio
 from .images.butler import ImageUnavailableError, PlaneReader
 from .outputs.atomic import numpy_bytes
 from .outputs.fits_stamps import stamp_fits_bytes
-from .outputs.ledger import Ledger, PriorDrawing, group_part_path
+from .outputs.ledger import GroupRecordFiles, Ledger, PriorDrawing
 from .outputs.paths import OutputLayout
 from .outputs.store import OutputError, OutputStore
 from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
@@ -346,6 +346,14 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         records: list[dict] = []
         todo = []
         rows = sources.to_dict("records")
+        # This visit × detector's records, in files of their own.
+        files = (
+            GroupRecordFiles(
+                self.ledger, rows[0]["instrument"], rows[0]["visit"], rows[0]["detector"], self.token
+            )
+            if rows
+            else None
+        )
         prior = self._prior_drawings(rows[0]) if rows and not self.settings.overwrite else {}
         redrawn = {"other": 0, "unknown": 0, "damaged": 0}
         for row in rows:
@@ -368,25 +376,12 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
                 kept = list(records)
                 records.extend(
                     self._process_readable(
-                        sources, todo, readers, checkpoint=lambda drawn: self._write_group_part(kept + drawn)
+                        sources, todo, readers, checkpoint=lambda drawn: files.write(kept + drawn)
                     )
                 )
-        self._write_group_part(records)
+        if files is not None:
+            files.write(records)
         return records_frame(records)
-
-    def _write_group_part(self, records: list[dict]) -> None:
-        """Write this visit × detector's records to its record file (the
-        same file again at each checkpoint: it is this writer's alone).
-        """
-        if not records:
-            return
-        first = records[0]
-        # This visit × detector's records, in a file of their own: what this
-        # writer drew stays known whatever other writers do.
-        self.ledger.write_part(
-            group_part_path(first["instrument"], first["visit"], first["detector"], self.token),
-            pd.DataFrame(records),
-        )
 
     def _prior_drawings(self, row: Mapping[str, Any]) -> dict[int, PriorDrawing]:
         return self.ledger.prior_drawings(str(row["instrument"]), int(row["visit"]), int(row["detector"]))

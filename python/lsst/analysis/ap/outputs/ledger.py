@@ -2,18 +2,22 @@
 kept so that no writer can lose another's records.
 
 Each unit of work (one visit × detector of a Python call, command or
-quantum) writes its records to a file of its own, never changed again::
+quantum) writes its records to files of its own, never changed again::
 
-    records/<instrument>/<visit>/<token>.d<detector>.csv
+    records/<instrument>/<visit>/<token>.<call>.<piece>.d<detector>.csv
 
-and a run writes the records that belong to no visit × detector file (for
+(one file per checkpoint of a crowded visit × detector, each holding the
+records added since the last, `GroupRecordFiles`; the gather step writes
+``<token>.d<detector>.csv``), and a run writes the records that belong to no visit × detector file (for
 instance sources rejected before drawing) to ``records/_run/<token>.csv``.
 ``<token>`` starts with the UTC time of the write, so name order is time
 order, and carries the writer's host, PID namespace, PID and a random part,
 so two writers never pick the same name.  ``records.csv``, the manifests,
 the failure list and the summary are views of the union of these files
 (latest record of each diaSourceId), rebuilt by every writer; whatever
-order writers finish in, each one's records stay in its own files.
+order writers finish in, each one's records stay in its own files.  The
+union is read a chunk of sources at a time (`Ledger.union_chunks`), so
+memory does not grow with the number of records.
 
 Besides the record columns, each row holds the key of the display
 configuration that drew the PNG (``drawing``) and the PNG's size in bytes
@@ -26,6 +30,7 @@ __all__ = (
     "LEDGER_DIR",
     "LEDGER_EXTRA_COLUMNS",
     "UNION_CHUNK_ROWS",
+    "GroupRecordFiles",
     "Ledger",
     "PriorDrawing",
     "group_part_path",
@@ -39,13 +44,14 @@ __all__ = (
 import dataclasses
 import datetime
 import io
+import itertools
 import logging
 import os
 import pickle
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from typing import BinaryIO
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import numpy as np
@@ -195,6 +201,54 @@ def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         else:
             frame[name] = frame[name].astype(dtype)
     return frame
+
+
+_GROUP_CALLS = itertools.count()
+"""Numbers the `GroupRecordFiles` of this process, in creation order."""
+
+
+class GroupRecordFiles:
+    """The record files of one visit × detector drawn by one writer,
+    written as the records come: each `write` puts only the records not
+    yet written into a new file, so checkpoints of a crowded visit ×
+    detector cost as much as the records they add, not the whole list.
+
+    Files are named ``<token>.<call>.<piece>.d<detector>.csv`` (``call``
+    numbers the groups this process drew, ``piece`` the files of this
+    one, both zero-padded) under the visit's directory: the writer's token
+    comes first, and name order is the order they were written in.
+
+    Parameters
+    ----------
+    ledger : `Ledger`
+        The output directory's record files.
+    instrument : `str`
+        Instrument of the visit × detector.
+    visit, detector : `int`
+        The visit × detector.
+    token : `str`
+        The writer's token (`run_token`).
+
+    """
+
+    def __init__(self, ledger: Ledger, instrument: str, visit: int, detector: int, token: str) -> None:
+        self._ledger = ledger
+        self._stem = f"{_group_dir(instrument, visit)}/{token}.{next(_GROUP_CALLS):08d}"
+        self._detector = int(detector)
+        self._pieces = 0
+        self.written = 0
+
+    def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Write the records of ``records`` beyond the first `written`
+        (those of earlier calls; ``records`` only grows) to a new file.
+        """
+        new = records[self.written :]
+        if not new:
+            return
+        self._pieces += 1
+        relpath = f"{self._stem}.{self._pieces:06d}.d{self._detector}.csv"
+        self._ledger.write_part(relpath, pd.DataFrame(list(new)))
+        self.written = len(records)
 
 
 @dataclasses.dataclass(frozen=True)
