@@ -235,20 +235,25 @@ def _manifest_child(n: int, output: str, pngs: str) -> dict[str, Any]:
     for chunk in chunks:
         os.symlink(os.path.join(pngs, chunk), os.path.join(output, "images", chunk))
     pngs_s = time.perf_counter() - start
-    cpu = time.process_time()
+    cpu = {}
     start = time.perf_counter()
+    cpu_start = time.process_time()
     for first in range(0, n, _GROUP_SOURCES):
         group = synthetic_records(first, min(_GROUP_SOURCES, n - first))
         row = group.iloc[0]
         ledger.write_part(group_part_path(row["instrument"], row["visit"], row["detector"], token), group)
     parts_s = time.perf_counter() - start
+    cpu["ledger_parts"] = time.process_time() - cpu_start
     start = time.perf_counter()
+    cpu_start = time.process_time()
     files = write_manifests(None, store, "https://example.org/cutouts")
     views_s = time.perf_counter() - start
+    cpu["views"] = time.process_time() - cpu_start
     start = time.perf_counter()
+    cpu_start = time.process_time()
     write_output_vetting_page(store)
     page_s = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    cpu["vetting_page"] = time.process_time() - cpu_start
     written = pd.read_csv(files.zooniverse, usecols=["external_id"])["external_id"].size
     sizes = {p.name: p.stat().st_size for p in [*Path(output).glob("*"), *Path(output, "vetting").glob("*")]}
     scale = 1.0 if sys.platform == "darwin" else 1024.0
@@ -260,7 +265,8 @@ def _manifest_child(n: int, output: str, pngs: str) -> dict[str, Any]:
         "views_s": _round(views_s),
         "vetting_page_s": _round(page_s),
         "write_s": _round(parts_s + views_s + page_s),
-        "write_cpu_s": _round(cpu),
+        "write_cpu_s": _round(sum(cpu.values())),
+        "cpu_s": {name: _round(value) for name, value in cpu.items()},
         "imports_vmhwm_mib": imports_rss,
         "peak_rss_mib": _round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20),
         "bytes": {name: size for name, size in sizes.items() if not Path(output, name).is_dir()},
@@ -292,11 +298,13 @@ def measure_manifests(n: int, work: Path, pngs: Path, report: Callable[[str], No
         )
     shutil.rmtree(output, ignore_errors=True)
     entry["process_wall_s"] = _round(wall)
+    cpu = entry["cpu_s"]
     report(
         f"[7 manifests] {n:,} records, no images (child process): written in {entry['write_s']:.1f} s "
         f"(CPU {entry['write_cpu_s']:.1f} s) = ledger files (1 per visit × detector) "
-        f"{entry['ledger_parts_s']:.1f} s + manifests, records.csv, failures, summary from their union "
-        f"{entry['views_s']:.1f} s + vetting page {entry['vetting_page_s']:.1f} s "
+        f"{entry['ledger_parts_s']:.1f} s (CPU {cpu['ledger_parts']:.1f}) + manifests, records.csv, "
+        f"failures, summary from their union {entry['views_s']:.1f} s (CPU {cpu['views']:.1f}) + vetting "
+        f"page {entry['vetting_page_s']:.1f} s (CPU {cpu['vetting_page']:.1f}) "
         f"(process {wall:.1f} s incl. imports and {entry['png_files_s']:.0f} s making empty PNG files), "
         f"peak RSS {entry['peak_rss_mib']:.0f} MiB ({entry['imports_vmhwm_mib'] or 0:.0f} MiB after imports)"
     )
@@ -378,9 +386,11 @@ def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dic
     ok = manifests["write_s"] < 60 and manifests["peak_rss_mib"] < 1024
     rows["manifests"] = {**{k: manifests[k] for k in ("n_sources", "write_s", "peak_rss_mib")}, "meets": ok}
     report(
-        f"[target] records + manifests of {manifests['n_sources']:,} sources: written in "
-        f"{manifests['write_s']:.1f} s, peak RSS {manifests['peak_rss_mib']:.0f} MiB — target < 60 s, "
-        f"< 1024 MiB (for 1,000,000) — {_mark(ok)}"
+        f"[target] records + manifests (+ vetting page) of {manifests['n_sources']:,} sources: written in "
+        f"{manifests['write_s']:.1f} s (CPU {manifests['write_cpu_s']:.1f} s), peak RSS "
+        f"{manifests['peak_rss_mib']:.0f} MiB — target < 60 s, < 1024 MiB (for 1,000,000) — baseline "
+        "before the records were streamed (1,000,000, load 3.3): 50.7 s without the vetting page, "
+        f"1869 MiB — {_mark(ok)}"
     )
     return rows
 

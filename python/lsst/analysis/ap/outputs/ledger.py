@@ -390,46 +390,51 @@ class Ledger:
 
         Notes
         -----
-        Memory does not grow with the number of records: the files are
-        read twice, once for their ids (which fix the id ranges of the
-        chunks) and once to spill each file's rows into a temporary file
-        per id range; each range is then deduplicated (latest record
-        wins), checked against the PNGs present and yielded.  When every
-        record fits in one chunk, the files are read once and nothing is
-        spilled.
+        Memory does not grow with the number of records: each file is
+        read once, its ids kept (they fix the id ranges of the chunks) and
+        its rows spilled to a temporary file; the spill is then split into
+        a temporary file per id range, and each range is deduplicated
+        (latest record wins), checked against the PNGs present and
+        yielded.  When every record fits in one chunk nothing is spilled.
 
         """
         parts = list(parts)
         limit = chunk_rows if chunk_rows is not None else np.iinfo(np.int64).max
-        held: list[pd.DataFrame] | None = []
-        id_arrays = []
-        n_rows = 0
-        sources = parts if parts else None
-        for index, frame in enumerate(self._frames(parts) if parts else self._legacy()):
-            frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
-            id_arrays.append(frame["diaSourceId"].to_numpy())
-            n_rows += len(frame)
-            if held is not None:
+        frames = self._frames(parts) if parts else iter(self._legacy())
+        with tempfile.TemporaryDirectory(prefix="cutout-records-") as scratch:
+            held: list[pd.DataFrame] = []
+            id_arrays = []
+            n_rows = 0
+            everything = None
+            for index, frame in enumerate(frames):
+                frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
+                id_arrays.append(frame["diaSourceId"].to_numpy())
+                n_rows += len(frame)
                 held.append(frame)
                 if n_rows > limit:
-                    held = None
-        if not n_rows:
-            yield read_record_csv(record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records")
-            return
-        if held is not None:
-            yield self._latest(concat_records(held))
-            return
-        del held
-        unique = np.unique(_concat_ids(id_arrays))
-        del id_arrays
-        bounds = unique[limit::limit]
-        del unique
-        with tempfile.TemporaryDirectory(prefix="cutout-records-") as scratch:
+                    # More than one chunk: every record file goes to one
+                    # spill file as it is read (each file is read once).
+                    if everything is None:
+                        everything = open(os.path.join(scratch, "all.pickle"), "wb")
+                    for kept in held:
+                        pickle.dump(kept, everything, protocol=pickle.HIGHEST_PROTOCOL)
+                    held = []
+            if everything is None:
+                if not n_rows:
+                    yield read_record_csv(
+                        record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records"
+                    )
+                else:
+                    yield self._latest(concat_records(held))
+                return
+            everything.close()
+            unique = np.unique(_concat_ids(id_arrays))
+            del id_arrays
+            bounds = unique[limit::limit]
+            del unique
             spills = [open(os.path.join(scratch, f"{k}.pickle"), "wb") for k in range(len(bounds) + 1)]
             try:
-                frames = self._frames(sources) if sources is not None else iter(self._legacy())
-                for index, frame in enumerate(frames):
-                    frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
+                for frame in _load_spill(os.path.join(scratch, "all.pickle")):
                     ids = frame["diaSourceId"].to_numpy()
                     if ids.dtype != bounds.dtype:
                         ids = ids.astype(bounds.dtype)
@@ -439,6 +444,7 @@ class Ledger:
             finally:
                 for spill in spills:
                     spill.close()
+            os.remove(os.path.join(scratch, "all.pickle"))
             for k in range(len(bounds) + 1):
                 yield self._latest(concat_records(_load_spill(os.path.join(scratch, f"{k}.pickle"))))
 

@@ -146,7 +146,7 @@ def _manifest_frame(present: pd.DataFrame, url_root: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "external_id": present["diaSourceId"].to_numpy(),
-            "location:1": list(map(url_joiner(url_root), present["path"])),
+            "location:1": list(map(url_joiner(url_root), present["path"].tolist())),
             **{f"metadata:{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
         }
     )
@@ -155,7 +155,7 @@ def _manifest_frame(present: pd.DataFrame, url_root: str) -> pd.DataFrame:
 def _panoptes_frame(present: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "filename": [path.removeprefix("images/") for path in present["path"]],
+            "filename": [path.removeprefix("images/") for path in present["path"].tolist()],
             **{f"#{name}": present[name].to_numpy() for name in MANIFEST_METADATA},
         }
     )

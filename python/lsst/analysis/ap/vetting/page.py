@@ -242,10 +242,17 @@ def page_table(
         One row per record, columns in display order.
 
     """
+    if "diaSourceId" not in records.columns:
+        raise ValueError(f"records have no diaSourceId column (columns: {list(records.columns)})")
+    return _page_table(records, _source_extra(records.columns, sources), joined_dtypes)
+
+
+def _page_table(
+    records: pd.DataFrame, extra: pd.DataFrame | None, joined_dtypes: dict[str, Any] | None
+) -> pd.DataFrame:
+    """`page_table` with the joined source columns already selected
+    (`_source_extra`)."""
     table = records.reset_index(drop=True).copy()
-    if "diaSourceId" not in table.columns:
-        raise ValueError(f"records have no diaSourceId column (columns: {list(table.columns)})")
-    extra = _source_extra(table.columns, sources)
     if extra is not None:
         table = table.astype({"diaSourceId": "int64"}).merge(extra, on="diaSourceId", how="left")
         if joined_dtypes is not None:
@@ -453,11 +460,16 @@ def _write_page(
     digest = hashlib.sha256()
     for content in assets.values():
         digest.update(content)
+    extra = None
     with tempfile.TemporaryDirectory(prefix="cutout-page-") as scratch:
         spill = _ColumnSpill(Path(scratch))
         try:
             for chunk in chunks:
-                spill.add(page_table(chunk, sources, joined_dtypes=joined_dtypes))
+                if "diaSourceId" not in chunk.columns:
+                    raise ValueError(f"records have no diaSourceId column (columns: {list(chunk.columns)})")
+                if spill.columns is None:
+                    extra = _source_extra(chunk.columns, sources)
+                spill.add(_page_table(chunk, extra, joined_dtypes))
             if spill.columns is None:
                 raise ValueError("no record table was given")
             with store.open_write(f"{STATIC_DIR}/records.js") as stream:
@@ -544,16 +556,27 @@ def write_output_vetting_page(
         )
     joined_dtypes = None
     if extra is not None:
-        known = extra["diaSourceId"].to_numpy()
+        known = np.sort(extra["diaSourceId"].to_numpy())
         complete = True
         with store.open_read(RECORDS_FILE) as stream:
             with pd.read_csv(stream, usecols=["diaSourceId"], chunksize=chunk_rows) as reader:
                 for chunk in reader:
-                    complete = complete and bool(np.isin(chunk["diaSourceId"].to_numpy(), known).all())
+                    complete = complete and _all_in(chunk["diaSourceId"].to_numpy(), known)
         joined_dtypes = _joined_dtypes(extra, complete)
     with store.open_read(RECORDS_FILE) as stream:
         chunks = (_with_labels(chunk, labels) for chunk in read_record_csv_chunks(stream, origin, chunk_rows))
         return _write_page(store, chunks, sources, title=title, joined_dtypes=joined_dtypes)
+
+
+def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
+    """Whether every id of ``ids`` is in the sorted array ``known``."""
+    if not len(ids):
+        return True
+    if not len(known) or ids.dtype.kind not in "iu":
+        return bool(np.isin(ids, known).all())
+    ids = ids.astype(np.int64)
+    at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    return bool((known[at] == ids).all())
 
 
 def _merged_labels(store: OutputStore) -> pd.DataFrame | None:
