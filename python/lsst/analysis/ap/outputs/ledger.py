@@ -335,7 +335,16 @@ class Ledger:
         """Ids (diaSourceId) of the records in the record files ``parts``
         (`~lsst.analysis.ap.records.id_array` types; repeated ids kept).
         """
-        return _concat_ids([frame["diaSourceId"].to_numpy() for frame in self._frames(parts)])
+        arrays = []
+        for part in parts:
+            try:
+                data = self.store.read(part)
+                arrays.append(id_array(pd.read_csv(io.BytesIO(data), usecols=["diaSourceId"])["diaSourceId"]))
+            except FileNotFoundError:
+                continue
+            except ValueError as error:
+                _LOG.warning("%s is not a record table (%s); it is ignored.", self.store.display(part), error)
+        return _concat_ids(arrays)
 
     def _frames(self, parts: Iterable[str]) -> Iterator[pd.DataFrame]:
         for part in parts:
