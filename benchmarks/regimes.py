@@ -375,7 +375,8 @@ def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dic
     rows["flat"]["meets"] = bool(ok)
     report(
         f"[target] 100,000 sources (here {large['n_sources']:,}, up to {large['sources_per_exposure_max']:,} "
-        f"per visit × detector): CPU {large['ms_per_source_cpu']:.2f} ms/source (wall {large['ms_per_source']:.2f}), "
+        f"per visit × detector): CPU {large['ms_per_source_cpu']:.2f} ms/source "
+        f"(wall {large['ms_per_source']:.2f}), "
         f"×{flat['cpu_ratio']:.2f} the cost at {small['n_sources']:,}; peak RSS {peak:.0f} MiB — "
         "target flat (≤ ×1.1) from 1,000 to 100,000, peak RSS < 1024 MiB — "
         f"baseline {small['n_sources']:,} sources: CPU "
