@@ -197,8 +197,13 @@ def _write_views(
             view.abort(error)
         raise
     wrote_panoptes = panoptes.opened
-    for view in views:
-        view.commit()
+    for index, view in enumerate(views):
+        try:
+            view.commit()
+        except BaseException as error:
+            for later in views[index + 1 :]:
+                later.abort(error)
+            raise
     if manifest is None:
         # A manifest of an earlier run that this run would not write is stale.
         store.remove("manifest.csv")
