@@ -387,7 +387,7 @@ def report_targets(result: dict[str, Any], report: Callable[[str], None]) -> dic
     ok = manifests["write_s"] < 60 and manifests["peak_rss_mib"] < 1024
     rows["manifests"] = {**{k: manifests[k] for k in ("n_sources", "write_s", "peak_rss_mib")}, "meets": ok}
     report(
-        f"[target] records + manifests (+ vetting page) of {manifests['n_sources']:,} sources: written in "
+        f"[target] records + manifests of {manifests['n_sources']:,} sources (+ vetting page): written in "
         f"{manifests['write_s']:.1f} s (CPU {manifests['write_cpu_s']:.1f} s), peak RSS "
         f"{manifests['peak_rss_mib']:.0f} MiB — target < 60 s, < 1024 MiB (for 1,000,000) — baseline "
         "before the records were streamed (1,000,000, load 3.3): 50.7 s without the vetting page, "
