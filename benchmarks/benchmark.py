@@ -18,7 +18,9 @@ same run, measures and prints one line per figure and writes every figure to
 3. peak RSS of the benchmark process and of a child-process run of 10,000
    sources over 8 detectors;
 4. scaling: wall time of 100, 1,000 and 10,000 sources (fresh child
-   processes), and ``njobs=2`` against ``njobs=0`` on the largest run;
+   processes), and ``njobs=2`` against ``njobs=0`` drawing in one thread
+   (the one-core reference; also against its default threads) on the
+   largest run;
 5. PNG bytes per triplet at the configured compression level, and
    compress_level 0-9 against ms and bytes;
 6. display options (`benchmarks.display_options`) and DiaObject sequences
@@ -708,12 +710,13 @@ def time_task_run(
     whole_read_min_sources: int | None = None,
     njobs: int = 0,
     profile: cProfile.Profile | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run the task on ``sources`` into a fresh ``output`` and time it.
 
-    ``whole_read_min_sources`` `None` keeps the task's default.  A profiled
-    run draws in one thread (``threads = 1``): cProfile sees only the thread
-    that enabled it.
+    ``whole_read_min_sources`` and ``threads`` `None` keep the task's
+    defaults.  A profiled run draws in one thread (``threads = 1``):
+    cProfile sees only the thread that enabled it.
     """
     from lsst.analysis.ap.plotImageSubtractionCutouts import (
         PlotImageSubtractionCutoutsConfig,
@@ -724,6 +727,8 @@ def time_task_run(
     config = PlotImageSubtractionCutoutsConfig()
     if whole_read_min_sources is not None:
         config.whole_read_min_sources = whole_read_min_sources
+    if threads is not None:
+        config.threads = threads
     if profile is not None:
         config.threads = 1
     task = PlotImageSubtractionCutoutsTask(config=config, output_path=output)
@@ -1036,7 +1041,9 @@ def _child_run(params: dict[str, Any]) -> dict[str, Any]:
     per_exposure = sample.groupby(["visit", "detector"]).size()
     rss_before = _vm_hwm_mib()
     with _DescendantPeak() as workers:
-        entry = time_task_run(butler, sample, Path(params["output"]), njobs=int(params["njobs"]))
+        entry = time_task_run(
+            butler, sample, Path(params["output"]), njobs=int(params["njobs"]), threads=params.get("threads")
+        )
     entry.update(
         {
             "sampling": "replicated"
@@ -1086,11 +1093,13 @@ def run_child(
     seed: int = 1,
     packed: bool = False,
     replicate: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """`_child_run` in a fresh Python process; returns its figures.
 
     The process is started through ``/bin/sh`` (which forks it) so that
     its ``ru_maxrss`` does not inherit this process's peak RSS.
+    ``threads`` `None` keeps the task's default drawing threads.
     """
     params = {
         "root": root,
@@ -1100,6 +1109,7 @@ def run_child(
         "seed": seed,
         "packed": packed,
         "replicate": replicate,
+        "threads": threads,
     }
     command = [sys.executable, "-m", "benchmarks.benchmark", "--child-run", json.dumps(params)]
     if os.name == "posix" and Path("/bin/sh").exists():
@@ -1151,13 +1161,17 @@ def measure_scaling(
         packed.append(entry)
         report(_scaling_line(entry))
     largest = max(runs, key=lambda r: r["n_sources"])
+    # njobs=0 draws in threads by default; the one-core reference of the
+    # njobs ratio draws in one.
+    one_core = run_child(root, largest["n_sources"], 0, work / "scaling_one_thread", threads=1)
     parallel = run_child(root, largest["n_sources"], 2, work / "scaling_njobs2")
-    speedup = largest["wall_s"] / parallel["wall_s"]
+    speedup = one_core["wall_s"] / parallel["wall_s"]
     worker_peak = parallel["peak_vmhwm_workers_mib"]
     report(
         f"[4 scaling] {parallel['n_sources']} sources, njobs=2: {parallel['wall_s']:.1f} s wall vs "
-        f"{largest['wall_s']:.1f} s with njobs=0 → ×{speedup:.2f} "
-        f"(CPU {parallel['cpu_s']:.1f} s incl. workers vs {largest['cpu_s']:.1f} s)"
+        f"{one_core['wall_s']:.1f} s with njobs=0 in one thread → ×{speedup:.2f} "
+        f"(CPU {parallel['cpu_s']:.1f} s incl. workers vs {one_core['cpu_s']:.1f} s); njobs=0 with the "
+        f"default threads: {largest['wall_s']:.1f} s → ×{largest['wall_s'] / parallel['wall_s']:.2f}"
     )
     per_source = [r["ms_per_source"] for r in runs]
     flat = max(per_source) / min(per_source)
@@ -1188,7 +1202,9 @@ def measure_scaling(
         "runs": runs,
         "packed_runs": packed,
         "njobs2": parallel,
+        "njobs0_one_thread": one_core,
         "njobs2_speedup": _round(speedup),
+        "njobs2_speedup_vs_default_threads": _round(largest["wall_s"] / parallel["wall_s"]),
         "ms_per_source_max_over_min": _round(flat),
         "ms_per_source_largest_over_smallest": _round(per_source[-1] / per_source[0]),
         "ms_per_source_max_step_growth": _round(growth),
