@@ -100,7 +100,8 @@ class BenchmarkPlan:
         Sources drawn the original way on the dense visit × detector; the
         cost of the others is extrapolated (figure 2).
     sparse_repeats
-        Timed repetitions of the (short) sparse runs; the median is kept.
+        Timed repetitions of the (short) sparse and typical runs; the
+        median is kept.
     scaling_counts
         Source counts of the scaling runs (figure 4).
     png_sources
@@ -1447,6 +1448,7 @@ def run_benchmark(
         time_task_run,
         time_original,
         report,
+        repeats=plan.sparse_repeats,
     )
     result["manifests"] = measure_manifests(
         plan.manifest_sources, work, output / "repos" / f"empty_pngs_{plan.manifest_sources}", report
