@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.display_options import measure_display_options
-from benchmarks.regimes import measure_floor, measure_manifests, measure_typical, report_targets
+from benchmarks.regimes import measure_floor, measure_manifests, measure_typical, median_run, report_targets
 from benchmarks.sequences import measure_sequences
 from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
 from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
@@ -763,13 +763,6 @@ def time_task_run(
     return entry
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    runs = sorted(runs, key=lambda r: r["wall_s"])
-    chosen = dict(runs[len(runs) // 2])
-    chosen["repeats"] = len(runs)
-    return chosen
-
-
 def _shares_tiles(butler: Any, sources: pd.DataFrame) -> bool:
     """Whether the difference image of the first source's visit × detector
     is read through shared row tiles (then the default configuration
@@ -925,7 +918,7 @@ def measure_end_to_end(
                 time_task_run(butler, sources, work / f"{label}_{mode}", whole_read_min_sources=threshold)
                 for _ in range(repeats)
             ]
-            entry[mode] = _median_run(runs)
+            entry[mode] = median_run(runs)
         threshold = whole_read_threshold(CutoutSettings(), entry["image_size"])
         entry["default"]["whole_read_min_sources"] = threshold
         entry["default"]["read_mode"] = (

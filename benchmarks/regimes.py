@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-__all__ = ("measure_floor", "measure_manifests", "measure_typical", "report_targets")
+__all__ = ("measure_floor", "measure_manifests", "measure_typical", "median_run", "report_targets")
 
 import json
 import os
@@ -106,6 +106,15 @@ def _floor_text(floor: dict[str, Any]) -> str:
     )
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time among repeated timed runs, with the
+    number of runs as ``repeats``."""
+    runs = sorted(runs, key=lambda r: r["wall_s"])
+    chosen = dict(runs[len(runs) // 2])
+    chosen["repeats"] = len(runs)
+    return chosen
+
+
 def measure_typical(
     butler: Any,
     sources: pd.DataFrame,
@@ -127,10 +136,7 @@ def measure_typical(
     rank = shuffled.groupby(["visit", "detector"]).cumcount()
     subset = shuffled[rank < per_detector].sort_values("diaSourceId", ignore_index=True)
     counts = subset.groupby(["visit", "detector"]).size()
-    runs = sorted(
-        (time_task_run(butler, subset, work / "typical") for _ in range(repeats)), key=lambda r: r["wall_s"]
-    )
-    ours = {**runs[len(runs) // 2], "repeats": len(runs)}
+    ours = median_run([time_task_run(butler, subset, work / "typical") for _ in range(repeats)])
     original = time_original(butler, subset, work / "typical_original", original_sample)
     floor = measure_floor(butler, subset)
     entry = {
