@@ -532,6 +532,7 @@ def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler):
     one thread.
     """
     from lsst.analysis.ap.images.butler import butler_plane_reader, only_instrument
+    from lsst.analysis.ap.parallel import available_cores
 
     runs = {}
     for threads in (1, 4):
@@ -549,7 +550,15 @@ def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler):
             role: butler_plane_reader(butler, dataset_type, data_id)
             for role, dataset_type in plotImageSubtractionCutouts._image_types(task.config).items()
         }
-        assert task._cutouter().threads_for(readers) == threads
+        assert task._cutouter().threads_for(readers) == min(threads, available_cores())
+        if threads > 1:
+            # Pinned to one core, the process draws one source at a time.
+            cores = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {min(cores)})
+            try:
+                assert task._cutouter().threads_for(readers) == 1
+            finally:
+                os.sched_setaffinity(0, cores)
         for reader in readers.values():
             reader.release()
         runs[threads] = (output, task.run(baseline.data, butler))

@@ -42,6 +42,9 @@ def _random_boxes(shape, rng, n=40):
         (np.int32, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
         (np.int16, dict(compression_type="GZIP_1", tile_shape=(7, 13))),
         (np.int32, dict(compression_type="NOCOMPRESS", tile_shape=(1, 97))),
+        (np.float32, dict(compression_type="GZIP_2", tile_shape=(83, 97), quantize_level=0.0)),
+        (np.int16, dict(compression_type="GZIP_1", tile_shape=(1, 97))),
+        (np.uint8, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
     ],
 )
 def test_tiled_reads_match_astropy(tmp_path, dtype, kwargs, inflater):

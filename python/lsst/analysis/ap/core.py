@@ -46,6 +46,7 @@ from .outputs.fits_stamps import stamp_fits_bytes
 from .outputs.ledger import GroupRecordFiles, Ledger, PriorDrawing
 from .outputs.paths import OutputLayout
 from .outputs.store import OutputError, OutputStore
+from .parallel import available_cores
 from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
 from .sources import missing_optional_columns
 from .stamp_wcs import local_tan_wcs, projection_mappings
@@ -465,11 +466,11 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
     def threads_for(self, readers: Mapping[str, PlaneReader]) -> int:
         """Number of threads drawing the sources of a visit × detector.
 
-        Sources are drawn in ``settings.threads`` threads when every
-        image is read through the tile reader or was read whole (reads that
-        are safe in threads, and whose decompression releases the GIL), the
-        display is the default one and no FITS stamps are written;
-        otherwise one at a time.  Inflating tiles, encoding PNGs and
+        Sources are drawn in ``settings.threads`` threads (at most one per
+        core this process may run on) when every image is read through the
+        tile reader or was read whole (reads that are safe in threads, and
+        whose decompression releases the GIL), the display is the default
+        one and no FITS stamps are written; otherwise one at a time.  Inflating tiles, encoding PNGs and
         writing files run outside the GIL, so on a machine with free cores
         they overlap with the rendering of other sources (the renderer is
         shared by the threads).
@@ -490,7 +491,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             return 1
         if not all(getattr(reader, "reads_in_threads", False) for reader in readers.values()):
             return 1
-        return settings.threads
+        # On one core, threads only add switching and contention for the GIL.
+        return min(settings.threads, available_cores())
 
     def _draw_all(
         self, todo: list[dict], readers: Mapping[str, PlaneReader], geometry: dict[str, Any]

@@ -44,7 +44,7 @@ from .display.config import DisplayConfig
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .images.arrays import masked_image_plane_reader
-from .images.butler import butler_plane_reader, handle_plane_reader, only_instrument
+from .images.butler import butler_plane_reader, find_image_datasets, handle_plane_reader, only_instrument
 from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
@@ -227,6 +227,7 @@ class PlotImageSubtractionCutoutsConfig(
         "encoding and file writes run outside Python's global lock, so they overlap on free cores.  "
         "Used with the default display options and without FITS stamps, when the images are read "
         "through the tile reader (what lsst-images writes) or whole; 1 draws one source at a time.  "
+        "At most one thread per core the process may run on (its CPU affinity).  "
         "The files written are the same either way.",
         default=3,
         min=1,
@@ -839,17 +840,25 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         cutouter = self._cutouter(threads)
         types = _image_types(self.config)
-        frames = []
-        for sources in groups:
-            first = sources.iloc[0]
-            data_id = {
+        groups = list(groups)
+        data_ids = [
+            {
                 "instrument": first["instrument"],
                 "visit": int(first["visit"]),
                 "detector": int(first["detector"]),
             }
+            for first in (sources.iloc[0] for sources in groups)
+        ]
+        found = find_image_datasets(butler, {role: types[role] for role in IMAGE_ROLES}, data_ids)
+        frames = []
+        for sources, data_id in zip(groups, data_ids, strict=True):
+            datasets = found.get((str(data_id["instrument"]), data_id["visit"], data_id["detector"]), {})
 
-            def open_readers(data_id: dict = data_id) -> dict:
-                return {role: butler_plane_reader(butler, types[role], data_id) for role in IMAGE_ROLES}
+            def open_readers(data_id: dict = data_id, datasets: dict = datasets) -> dict:
+                return {
+                    role: butler_plane_reader(butler, types[role], data_id, datasets.get(role))
+                    for role in IMAGE_ROLES
+                }
 
             frames.append(make_detector_records(cutouter, sources, open_readers))
             if on_group is not None:

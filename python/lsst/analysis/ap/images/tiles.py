@@ -155,6 +155,15 @@ class TiledPlane:
         )
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
         self._cache_tiles = max(1, cache_bytes // max(tile_bytes, 1))
+        tiles_y = -(-self.shape[0] // self.tile_shape[0])
+        self._band: np.ndarray | None = None
+        self._band_filled: np.ndarray | None = None
+        if self._tiles_x == 1 and self.shape[0] % self.tile_shape[0] == 0 and tiles_y <= self._cache_tiles:
+            # Tiles of whole rows (lsst-images' layout) in a plane that fits
+            # the cache: inflated tiles go into one array, allocated on
+            # first use (pages never touched cost no memory), so a box is
+            # one slice of it.
+            self._band_filled = np.zeros(tiles_y, dtype=bool)
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
@@ -166,14 +175,16 @@ class TiledPlane:
         width = min(self.tile_shape[1], self.shape[1] - tile_x * self.tile_shape[1])
         return height, width
 
-    def _inflated(self, tile_y: int, tile_x: int) -> np.ndarray:
-        """Read and inflate one tile (no cache): its bytes as stored, still
-        shuffled (``GZIP_2``) and big-endian.
+    def _inflated(self, tile_y: int, tile_x: int, payload: bytes | memoryview | None = None) -> np.ndarray:
+        """Inflate one tile (no cache): its bytes as stored, still shuffled
+        (``GZIP_2``) and big-endian.  Its compressed bytes are read from the
+        file unless given as ``payload``.
         """
         height, width = self._tile_extent(tile_y, tile_x)
         size = height * width * self.dtype.itemsize
-        count, offset = self._descriptors[tile_y * self._tiles_x + tile_x]
-        payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
+        if payload is None:
+            count, offset = self._descriptors[tile_y * self._tiles_x + tile_x]
+            payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
         if self.algorithm == "NOCOMPRESS":
             data = payload
         else:
@@ -273,6 +284,85 @@ class TiledPlane:
             pending.set()
         return decoded
 
+    def _fill_band(self, start: int, stop: int) -> None:
+        """Inflate, into the band, the tile rows ``start:stop`` not yet
+        there.  Tiles another thread is inflating are waited for, not
+        inflated again.
+        """
+        assert self._band_filled is not None
+        while True:
+            with self._lock:
+                todo = (np.flatnonzero(~self._band_filled[start:stop]) + start).tolist()
+                if not todo:
+                    return
+                mine = [tile for tile in todo if tile not in self._pending]
+                theirs = {self._pending[tile] for tile in todo if tile in self._pending}
+                claimed = threading.Event()
+                for tile in mine:
+                    self._pending[tile] = claimed
+            try:
+                self._inflate_into_band(mine)
+            finally:
+                with self._lock:
+                    for tile in mine:
+                        del self._pending[tile]
+                claimed.set()
+            for event in theirs:
+                event.wait()
+            # Look again: a tile another thread failed to inflate is tried here.
+
+    def _inflate_into_band(self, tiles: list[int]) -> None:
+        """Read the compressed tiles (one ``pread`` when they lie next to
+        each other in the heap, as written) and inflate them into the band.
+        """
+        if not tiles:
+            return
+        if self._band is None:
+            with self._lock:
+                if self._band is None:
+                    tile_bytes = self.tile_shape[0] * self.shape[1] * self.dtype.itemsize
+                    self._band = np.empty((len(self._band_filled), tile_bytes), dtype=np.uint8)
+        descriptors = self._descriptors[tiles].astype(np.int64)
+        lengths = descriptors[:, 0] * self._element_size
+        offsets = descriptors[:, 1]
+        begin, end = int(offsets.min()), int((offsets + lengths).max())
+        if end - begin <= 2 * int(lengths.sum()):
+            span = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
+            payloads = [
+                span[o - begin : o - begin + n]
+                for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
+            ]
+        else:
+            payloads = [None] * len(tiles)
+        done = []
+        try:
+            for tile, payload in zip(tiles, payloads, strict=True):
+                self._band[tile] = self._inflated(tile, 0, payload)
+                done.append(tile)
+        finally:
+            with self._lock:
+                self._band_filled[done] = True
+                self.tiles_decoded += len(done)
+
+    def _read_band(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray) -> None:
+        """Fill ``out`` with pixels ``[y0:y1, x0:x1]`` (clipped, non-empty)
+        from the band of whole-row tiles.
+        """
+        th = self.tile_shape[0]
+        start, stop = y0 // th, (y1 - 1) // th + 1
+        self._fill_band(start, stop)
+        assert self._band is not None
+        n, itemsize, width = stop - start, self.dtype.itemsize, self.shape[1]
+        block = self._band[start:stop]
+        if self._shuffled:
+            # (tile, byte, row, column) → (tile, row, column, byte)
+            part = block.reshape(n, itemsize, th, width)[..., x0:x1].transpose(0, 2, 3, 1)
+        else:
+            part = block.reshape(n, th, width, itemsize)[:, :, x0:x1]
+        part = part.reshape(n * th, x1 - x0, itemsize)[y0 - start * th : y1 - start * th]
+        as_bytes = out.view(np.uint8).reshape(*out.shape, itemsize)
+        as_bytes[...] = part if sys.byteorder == "big" or itemsize == 1 else part[..., ::-1]
+
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` (array indices, clipped to the image).
 
@@ -292,6 +382,9 @@ class TiledPlane:
         y1, x1 = min(y1, self.shape[0]), min(x1, self.shape[1])
         out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=self.dtype.newbyteorder("="))
         if out.size == 0:
+            return out
+        if self._band_filled is not None:
+            self._read_band(y0, y1, x0, x1, out)
             return out
         th, tw = self.tile_shape
         if self._tiles_x == 1:
@@ -326,6 +419,9 @@ class TiledPlane:
         """Close the file and drop the cache."""
         with self._lock:
             self._cache.clear()
+            self._band = None
+            if self._band_filled is not None:
+                self._band_filled[:] = False
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -1,0 +1,104 @@
+"""The images of many visit × detectors looked up at once, against the
+Butler's own one-by-one lookups, in a real repository (chained collections
+and a shadowing run included)."""
+
+from __future__ import annotations
+
+import shutil
+
+import lsst.daf.butler as dafButler
+import pytest
+
+from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
+from lsst.analysis.ap.images.butler import find_image_datasets
+from lsst.analysis.ap.plotImageSubtractionCutouts import (
+    PlotImageSubtractionCutoutsConfig,
+    PlotImageSubtractionCutoutsTask,
+)
+
+TYPES = {
+    role: name
+    for role, name in image_dataset_types(DEFAULT_SCIENCE_TYPE, None).items()
+    if role in IMAGE_ROLES
+}
+
+
+def data_ids(demo_repo):
+    return [{"instrument": "DemoCam", "visit": v, "detector": d} for v, d in demo_repo.data_ids]
+
+
+def test_every_dataset_found_as_the_butler_finds_it(demo_repo):
+    with demo_repo.butler() as butler:
+        found = find_image_datasets(
+            butler, TYPES, data_ids(demo_repo) + [{**data_ids(demo_repo)[0], "visit": 99}]
+        )
+        assert set(found) == {("DemoCam", v, d) for v, d in demo_repo.data_ids}  # visit 99 has no images
+        for (instrument, visit, detector), datasets in found.items():
+            assert set(datasets) == set(TYPES)
+            for role, name in TYPES.items():
+                ref = butler.find_dataset(name, instrument=instrument, visit=visit, detector=detector)
+                assert datasets[role].ref == ref
+                assert datasets[role].uri == butler.getURI(ref)
+
+
+@pytest.fixture(scope="module")
+def shadowed(demo_repo, tmp_path_factory):
+    """A copy of the demo repository whose chained collection puts, in
+    front of the demo run, a run holding one negated difference image."""
+    root = tmp_path_factory.mktemp("shadowed") / "repo"
+    shutil.copytree(demo_repo.root, root)
+    visit, detector = demo_repo.data_ids[0]
+    with dafButler.Butler.from_config(str(root), writeable=True) as writer:
+        data_id = {"instrument": "DemoCam", "visit": visit, "detector": detector}
+        ref = writer.find_dataset(TYPES["difference"], data_id, collections=demo_repo.collection)
+        image = writer.get(ref)
+        image.image.array[...] = -image.image.array
+        writer.collections.register("shadow")
+        writer.put(image, TYPES["difference"], data_id, run="shadow")
+        writer.collections.register("chain", dafButler.CollectionType.CHAINED)
+        writer.collections.redefine_chain("chain", ["shadow", demo_repo.collection])
+    return root, (visit, detector)
+
+
+def test_a_dataset_in_two_collections_is_left_to_find_first(demo_repo, shadowed):
+    root, (visit, detector) = shadowed
+    with dafButler.Butler.from_config(str(root), collections=["chain"]) as butler:
+        found = find_image_datasets(butler, TYPES, data_ids(demo_repo))
+    assert ("DemoCam", visit, detector) not in found
+    assert len(found) == len(demo_repo.data_ids) - 1
+
+
+def test_the_shadowing_run_is_drawn(demo_repo, demo_sources, shadowed, tmp_path, monkeypatch):
+    """The task draws the first dataset in collection order (the negated
+    difference image on the shadowed detector, the demo's elsewhere), as it
+    does when every dataset is looked up one by one."""
+    from lsst.analysis.ap import plotImageSubtractionCutouts
+
+    root, (visit, detector) = shadowed
+
+    def draw(name, collection):
+        with dafButler.Butler.from_config(str(root), collections=[collection]) as butler:
+            task = PlotImageSubtractionCutoutsTask(
+                config=PlotImageSubtractionCutoutsConfig(), output_path=tmp_path / name
+            )
+            records = task.run(demo_sources, butler).records.set_index("diaSourceId")
+        return {
+            i: (tmp_path / name / row["path"]).read_bytes()
+            for i, row in records.iterrows()
+            if row["status"] == "written"
+        }
+
+    chain = draw("chain", "chain")
+    plain = draw("plain", demo_repo.collection)
+    monkeypatch.setattr(plotImageSubtractionCutouts, "find_image_datasets", lambda *args: {})
+    one_by_one = draw("one_by_one", "chain")
+    assert chain == one_by_one
+    on_shadow = demo_sources.loc[
+        (demo_sources["visit"] == visit) & (demo_sources["detector"] == detector), "diaSourceId"
+    ]
+    assert set(chain) == set(plain) and set(on_shadow) & set(chain)
+    differ = {i for i, png in chain.items() if png != plain[i]}
+    # Only the shadowed detector's cutouts change (all of them but sources
+    # whose difference stamp has no valid pixels).
+    assert differ <= set(on_shadow)
+    assert len(differ) >= len(set(on_shadow) & set(chain)) - 2 > 0
