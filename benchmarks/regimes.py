@@ -1,9 +1,9 @@
 """Figures of the second speed round (`benchmarks.benchmark`, figure 7).
 
-- the read floor: the time to decompress only the row tiles that the stamps
-  of one visit × detector touch (their union, each tile once, for the three
-  images), with `~lsst.analysis.ap.images.tiles.TiledPlane.decode_tile` on
-  the same files the task reads;
+- the read floor: the time to read and inflate only the row tiles that the
+  stamps of one visit × detector touch (their union, each tile once, for the
+  three images), with the tile reader's own inflater on the same files the
+  task reads, and nothing else (no un-shuffling, no conversion);
 - the typical regime: a subset of about 55 sources of each visit × detector
   of the main repository (the same image files), end to end against the
   original way and the floor;
@@ -42,11 +42,12 @@ def _round(value: float, digits: int = 4) -> float:
 
 
 def measure_floor(butler: Any, sources: pd.DataFrame, size: int = 30) -> dict[str, Any]:
-    """Decompress, once each, the row tiles the ``size`` stamps of
+    """Read and inflate, once each, the row tiles the ``size`` stamps of
     ``sources`` touch in the three images of their visit × detector(s).
 
     Returns the seconds and tiles over all visit × detectors and the ms per
-    source; file opening and stamp geometry are not timed.
+    source; file opening and stamp geometry are not timed, and the inflated
+    bytes are not un-shuffled or converted to pixels.
     """
     from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
     from lsst.analysis.ap.geometry import stamp_box
@@ -84,7 +85,7 @@ def measure_floor(butler: Any, sources: pd.DataFrame, size: int = 30) -> dict[st
                 start = time.perf_counter()
                 for tile_y in sorted(rows):
                     for tile_x in columns:
-                        plane.decode_tile(tile_y, tile_x)
+                        plane.inflate_tile(tile_y, tile_x)
                 seconds += time.perf_counter() - start
                 tiles += len(rows) * len(columns)
             finally:

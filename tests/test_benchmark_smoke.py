@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ def _positive(value: object) -> bool:
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     output = tmp_path_factory.mktemp("bench")
-    return run_benchmark(output, "tiny", echo=False), output
+    cores = os.sched_getaffinity(0)
+    result = run_benchmark(output, "tiny", echo=False)
+    # The one-core figures leave the process on all its cores again.
+    assert os.sched_getaffinity(0) == cores
+    return result, output
 
 
 def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None:
@@ -39,6 +44,12 @@ def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None
         "summary_lines",
     ):
         assert key in on_disk, key
+    # The target regimes, render and original way ran on one core.
+    assert on_disk["meta"]["one_core"] in os.sched_getaffinity(0)
+    assert any(
+        line.startswith("[meta] figures 0, 1, 2, 5, 6 and 7 typical run on one core (CPU ")
+        for line in result["summary_lines"]
+    )
     read = on_disk["butler_read"]
     assert read["bbox_shape"] == [30, 30] and read["bbox_get_ms"] > 0 and read["full_get_ms"] > 0
     assert not (output / "work").exists()

@@ -155,15 +155,6 @@ class TiledPlane:
         )
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
         self._cache_tiles = max(1, cache_bytes // max(tile_bytes, 1))
-        tiles_y = -(-self.shape[0] // self.tile_shape[0])
-        self._band: np.ndarray | None = None
-        self._band_filled: np.ndarray | None = None
-        if self._tiles_x == 1 and self.shape[0] % self.tile_shape[0] == 0 and tiles_y <= self._cache_tiles:
-            # Tiles of whole rows (lsst-images' layout) in a plane that fits
-            # the cache: inflated tiles go into one array, allocated on
-            # first use (pages never touched cost no memory), so a box is
-            # one slice of it.
-            self._band_filled = np.zeros(tiles_y, dtype=bool)
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
@@ -175,10 +166,28 @@ class TiledPlane:
         width = min(self.tile_shape[1], self.shape[1] - tile_x * self.tile_shape[1])
         return height, width
 
-    def _inflated(self, tile_y: int, tile_x: int, payload: bytes | memoryview | None = None) -> np.ndarray:
-        """Inflate one tile (no cache): its bytes as stored, still shuffled
-        (``GZIP_2``) and big-endian.  Its compressed bytes are read from the
-        file unless given as ``payload``.
+    def inflate_tile(self, tile_y: int, tile_x: int, payload: bytes | memoryview | None = None) -> np.ndarray:
+        """Inflate one tile, without the cache.
+
+        Parameters
+        ----------
+        tile_y, tile_x : `int`
+            Tile indices along y (rows) and x (columns).
+        payload : `bytes` or `memoryview`, optional
+            The tile's compressed bytes; read from the file when not given.
+
+        Returns
+        -------
+        inflated : `numpy.ndarray`
+            The tile's bytes as stored (``uint8``): still shuffled
+            (``GZIP_2``) and big-endian.
+
+        Raises
+        ------
+        ValueError
+            If the tile's stream is damaged or of the wrong size; the
+            message names the file and the tile.
+
         """
         height, width = self._tile_extent(tile_y, tile_x)
         size = height * width * self.dtype.itemsize
@@ -226,142 +235,79 @@ class TiledPlane:
         as_bytes[...] = (part if sys.byteorder == "big" else part[::-1]).transpose(1, 2, 0)
         return out
 
-    def decode_tile(self, tile_y: int, tile_x: int) -> np.ndarray:
-        """Decompress one whole tile (no cache), as a native-endian array.
-
-        Parameters
-        ----------
-        tile_y, tile_x : `int`
-            Tile indices along y (rows) and x (columns).
-
-        Returns
-        -------
-        tile : `numpy.ndarray`
-            The tile's pixels, shape (height, width) of that tile.
-
-        Raises
-        ------
-        ValueError
-            If the tile's stream is damaged or of the wrong size; the
-            message names the file and the tile.
-
-        """
-        height, width = self._tile_extent(tile_y, tile_x)
-        everything = slice(None)
-        return self._pixels(self._part(self._inflated(tile_y, tile_x), height, width, everything, everything))
-
     def tile(self, tile_y: int, tile_x: int) -> np.ndarray:
-        """One inflated tile (its stored bytes, see `_inflated`), from the
+        """One inflated tile (its stored bytes, see `inflate_tile`), from the
         cache when it was inflated before.
-
-        A tile another thread is inflating is waited for, not inflated
-        again.
         """
-        key = tile_y * self._tiles_x + tile_x
-        while True:
-            with self._lock:
-                cached = self._cache.get(key)
-                if cached is not None:
-                    self._cache.move_to_end(key)
-                    return cached
-                pending = self._pending.get(key)
-                if pending is None:
-                    pending = self._pending[key] = threading.Event()
-                    break
-            pending.wait()
-            # The other thread's tile may be evicted or have failed by now:
-            # look again (and inflate it here if needed).
-        try:
-            decoded = self._inflated(tile_y, tile_x)
-            with self._lock:
-                self.tiles_decoded += 1
-                self._cache[key] = decoded
-                while len(self._cache) > self._cache_tiles:
-                    self._cache.popitem(last=False)
-        finally:
-            with self._lock:
-                del self._pending[key]
-            pending.set()
-        return decoded
+        return self._tiles([tile_y * self._tiles_x + tile_x])[0]
 
-    def _fill_band(self, start: int, stop: int) -> None:
-        """Inflate, into the band, the tile rows ``start:stop`` not yet
-        there.  Tiles another thread is inflating are waited for, not
+    def _tiles(self, keys: list[int]) -> list[np.ndarray]:
+        """Inflated tiles (keys ``tile_y * tiles_x + tile_x``), from the
+        cache or read and inflated here, with one lock per call rather than
+        per tile.  Tiles another thread is inflating are waited for, not
         inflated again.
         """
-        assert self._band_filled is not None
+        got: dict[int, np.ndarray] = {}
         while True:
             with self._lock:
-                todo = (np.flatnonzero(~self._band_filled[start:stop]) + start).tolist()
-                if not todo:
-                    return
-                mine = [tile for tile in todo if tile not in self._pending]
-                theirs = {self._pending[tile] for tile in todo if tile in self._pending}
+                mine: list[int] = []
+                theirs: set[threading.Event] = set()
+                for key in keys:
+                    if key in got:
+                        continue
+                    cached = self._cache.get(key)
+                    if cached is not None:
+                        self._cache.move_to_end(key)
+                        got[key] = cached
+                    elif key in self._pending:
+                        theirs.add(self._pending[key])
+                    else:
+                        mine.append(key)
+                if not mine and not theirs:
+                    return [got[key] for key in keys]
                 claimed = threading.Event()
-                for tile in mine:
-                    self._pending[tile] = claimed
+                for key in mine:
+                    self._pending[key] = claimed
             try:
-                self._inflate_into_band(mine)
+                got.update(self._inflate_many(mine))
             finally:
                 with self._lock:
-                    for tile in mine:
-                        del self._pending[tile]
+                    for key in mine:
+                        del self._pending[key]
                 claimed.set()
             for event in theirs:
                 event.wait()
-            # Look again: a tile another thread failed to inflate is tried here.
+            # Look again: what another thread inflated is in the cache now,
+            # unless evicted or that thread failed (then it is read here).
 
-    def _inflate_into_band(self, tiles: list[int]) -> None:
+    def _inflate_many(self, keys: list[int]) -> dict[int, np.ndarray]:
         """Read the compressed tiles (one ``pread`` when they lie next to
-        each other in the heap, as written) and inflate them into the band.
+        each other in the heap, as written), inflate and cache them.
         """
-        if not tiles:
-            return
-        if self._band is None:
-            with self._lock:
-                if self._band is None:
-                    tile_bytes = self.tile_shape[0] * self.shape[1] * self.dtype.itemsize
-                    self._band = np.empty((len(self._band_filled), tile_bytes), dtype=np.uint8)
-        descriptors = self._descriptors[tiles].astype(np.int64)
+        if not keys:
+            return {}
+        descriptors = self._descriptors[keys].astype(np.int64)
         lengths = descriptors[:, 0] * self._element_size
         offsets = descriptors[:, 1]
         begin, end = int(offsets.min()), int((offsets + lengths).max())
+        payloads: list[memoryview | None] = [None] * len(keys)
         if end - begin <= 2 * int(lengths.sum()):
             span = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
             payloads = [
                 span[o - begin : o - begin + n]
                 for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
             ]
-        else:
-            payloads = [None] * len(tiles)
-        done = []
+        done: dict[int, np.ndarray] = {}
         try:
-            for tile, payload in zip(tiles, payloads, strict=True):
-                self._band[tile] = self._inflated(tile, 0, payload)
-                done.append(tile)
+            for key, payload in zip(keys, payloads, strict=True):
+                done[key] = self.inflate_tile(*divmod(key, self._tiles_x), payload)
         finally:
             with self._lock:
-                self._band_filled[done] = True
                 self.tiles_decoded += len(done)
-
-    def _read_band(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray) -> None:
-        """Fill ``out`` with pixels ``[y0:y1, x0:x1]`` (clipped, non-empty)
-        from the band of whole-row tiles.
-        """
-        th = self.tile_shape[0]
-        start, stop = y0 // th, (y1 - 1) // th + 1
-        self._fill_band(start, stop)
-        assert self._band is not None
-        n, itemsize, width = stop - start, self.dtype.itemsize, self.shape[1]
-        block = self._band[start:stop]
-        if self._shuffled:
-            # (tile, byte, row, column) → (tile, row, column, byte)
-            part = block.reshape(n, itemsize, th, width)[..., x0:x1].transpose(0, 2, 3, 1)
-        else:
-            part = block.reshape(n, th, width, itemsize)[:, :, x0:x1]
-        part = part.reshape(n * th, x1 - x0, itemsize)[y0 - start * th : y1 - start * th]
-        as_bytes = out.view(np.uint8).reshape(*out.shape, itemsize)
-        as_bytes[...] = part if sys.byteorder == "big" or itemsize == 1 else part[..., ::-1]
+                self._cache.update(done)
+                while len(self._cache) > self._cache_tiles:
+                    self._cache.popitem(last=False)
+        return done
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` (array indices, clipped to the image).
@@ -383,19 +329,17 @@ class TiledPlane:
         out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=self.dtype.newbyteorder("="))
         if out.size == 0:
             return out
-        if self._band_filled is not None:
-            self._read_band(y0, y1, x0, x1, out)
-            return out
         th, tw = self.tile_shape
         if self._tiles_x == 1:
-            # Tiles of whole rows (lsst-images' layout): stack the box's part
-            # of each tile and convert them at once.
+            # Tiles of whole rows (lsst-images' layout): fetch the box's
+            # tiles at once, stack the box's part of each, convert at once.
+            rows = tile_rows_for_box(y0, y1, th)
             parts = []
-            for ty in tile_rows_for_box(y0, y1, th):
+            for ty, raw in zip(rows, self._tiles(list(rows)), strict=True):
                 height, width = self._tile_extent(ty, 0)
                 ty0 = ty * th
-                rows = slice(max(y0, ty0) - ty0, min(y1, ty0 + height) - ty0)
-                parts.append(self._part(self.tile(ty, 0), height, width, rows, slice(x0, x1)))
+                part_rows = slice(max(y0, ty0) - ty0, min(y1, ty0 + height) - ty0)
+                parts.append(self._part(raw, height, width, part_rows, slice(x0, x1)))
             out[...] = self._pixels(np.concatenate(parts, axis=-2) if len(parts) > 1 else parts[0])
             return out
         for ty in tile_rows_for_box(y0, y1, th):
@@ -419,9 +363,6 @@ class TiledPlane:
         """Close the file and drop the cache."""
         with self._lock:
             self._cache.clear()
-            self._band = None
-            if self._band_filled is not None:
-                self._band_filled[:] = False
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
