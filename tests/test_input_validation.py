@@ -199,6 +199,30 @@ def test_rows_without_instrument_are_drawn_with_the_only_instrument(tmp_path, bu
     assert result.summary["written"] == len(data)
 
 
+def test_the_default_instrument_is_asked_for_only_when_a_row_needs_it(group):
+    """The repository's instrument (a registry query) is looked up only for
+    tables with rows that lack one; it fills exactly those rows."""
+    from lsst.analysis.ap.sources import standardize_sources
+
+    asked = []
+
+    def default():
+        asked.append(True)
+        return "DemoCam"
+
+    table = standardize_sources(group.assign(instrument="Other"), instrument=default)
+    assert not asked and len(table.sources) == len(group)
+    some_null = group.assign(instrument=[None] + ["Other"] * (len(group) - 1))
+    table = standardize_sources(some_null, instrument=default)
+    assert len(asked) == 1
+    assert table.sources["instrument"].tolist() == ["DemoCam"] + ["Other"] * (len(group) - 1)
+    asked.clear()
+    table = standardize_sources(group.drop(columns="instrument", errors="ignore"), instrument=default)
+    assert len(asked) == 1 and set(table.sources["instrument"]) == {"DemoCam"}
+    with pytest.raises(SourceTableError, match="no 'instrument' column"):
+        standardize_sources(group.drop(columns="instrument", errors="ignore"), instrument=lambda: None)
+
+
 def test_uint64_max_id_written_and_listed_exactly(tmp_path, butler, group):
     data = group.iloc[:2].copy()
     data["diaSourceId"] = np.array([UINT64_MAX, 2**63 + 7], dtype=np.uint64)

@@ -785,11 +785,13 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """Draw the sources of ``data``; return their records and the
         standardized sources.
         """
-        if instrument is None:
-            # Rows without an instrument (no column, or null values) are of
-            # the repository's instrument when it has only one.
-            instrument = only_instrument(butler)
-        table = standardize_sources(data, instrument=instrument, origin=origin)
+        # Rows without an instrument (no column, or null values) are of the
+        # repository's instrument when it has only one (asked only then).
+        table = standardize_sources(
+            data,
+            instrument=instrument if instrument is not None else lambda: only_instrument(butler),
+            origin=origin,
+        )
         sources = table.sources
         self.prepare_output()
         groups = [frame for _, frame in group_by_detector(sources)]

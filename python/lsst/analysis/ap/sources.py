@@ -26,7 +26,7 @@ import logging
 import math
 import numbers
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,24 +205,31 @@ def _coordinate(series: pd.Series, column: str, low: float, high: float) -> tupl
     return values, problems
 
 
-def _instrument_column(frame: pd.DataFrame, instrument: str | None, origin: str) -> list[str]:
-    """Instrument of each row ('' where unknown)."""
-    if "instrument" not in frame.columns:
-        if instrument is None:
+def _instrument_column(
+    frame: pd.DataFrame, instrument: str | Callable[[], str | None] | None, origin: str
+) -> list[str]:
+    """Instrument of each row ('' where unknown): its own, else
+    ``instrument`` (or what it returns, asked only when a row needs it)."""
+    given = (
+        ["" if _is_null(value) else str(value).strip() for value in frame["instrument"].tolist()]
+        if "instrument" in frame.columns
+        else None
+    )
+    if given is not None and all(given):
+        return given
+    default = instrument() if callable(instrument) else instrument
+    if given is None:
+        if default is None:
             raise SourceTableError(
                 f"{origin}: no 'instrument' column; add one or pass the instrument name "
                 "(--instrument on the command line)."
             )
-        return [instrument] * len(frame)
-    names = []
-    for value in frame["instrument"].tolist():
-        name = "" if _is_null(value) else str(value).strip()
-        names.append(name or instrument or "")
-    return names
+        return [default] * len(frame)
+    return [name or default or "" for name in given]
 
 
 def standardize_sources(
-    data: Any, *, instrument: str | None = None, origin: str = "input table"
+    data: Any, *, instrument: str | Callable[[], str | None] | None = None, origin: str = "input table"
 ) -> SourceTable:
     """Check a DiaSource table and bring it to the form the task uses.
 
@@ -239,9 +246,10 @@ def standardize_sources(
     ----------
     data : `pandas.DataFrame` or `astropy.table.Table`
         DiaSources with APDB column names.
-    instrument : `str`, optional
+    instrument : `str` or callable, optional
         Instrument of rows without one (no ``instrument`` column, or a null
-        value in it).
+        value in it), or a function returning it (or `None`), called only
+        when a row needs it.
     origin : `str`, optional
         Where the table came from, for error messages.
 
