@@ -216,3 +216,20 @@ def test_butler_reader_uses_the_tile_reader(demo_repo):
         np.testing.assert_array_equal(array, whole[box].array)
         assert array_box == box
         reader.release()
+
+
+def test_a_band_given_to_the_next_plane_never_shows_the_last_planes_pixels(tmp_path):
+    """Planes of the same shape read one after the other (the bands of closed
+    planes are reused): each read gives its own file's pixels, including
+    rows the previous plane had inflated."""
+    rng = np.random.default_rng(10)
+    arrays = [rng.normal(size=(120, 64)).astype(np.float32) for _ in range(3)]
+    paths = [
+        _write(tmp_path / f"{i}.fits", a, compression_type="GZIP_2", tile_shape=(1, 64), quantize_level=0.0)
+        for i, a in enumerate(arrays)
+    ]
+    for path, array in zip(paths + paths[::-1], arrays + arrays[::-1], strict=True):
+        plane = open_plane(path, "IMAGE")
+        for y0, y1, x0, x1 in [(0, 120, 0, 64), (30, 60, 5, 40), (100, 130, 50, 70)]:
+            np.testing.assert_array_equal(plane.read(y0, y1, x0, x1), array[y0:y1, x0:x1])
+        plane.close()

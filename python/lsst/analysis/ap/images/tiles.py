@@ -32,6 +32,7 @@ import os
 import sys
 import threading
 import zlib
+from collections.abc import Callable
 from typing import Protocol
 
 import astropy.io.fits
@@ -103,6 +104,41 @@ def tile_rows_for_box(y0: int, y1: int, tile_height: int) -> range:
     return range(y0 // tile_height, (y1 - 1) // tile_height + 1)
 
 
+class _BandPool:
+    """Bands of closed planes, kept for the next planes of the same shape.
+
+    A page of memory that a process touches for the first time costs a
+    fault; here that costs more per inflated tile than copying the tile
+    into memory already touched.  A band of a closed plane is therefore
+    given to the next plane of the same shape (its rows are overwritten
+    before they are read).  At most ``limit`` bands are kept: the three
+    images of one visit × detector.
+    """
+
+    def __init__(self, limit: int = 3) -> None:
+        self._limit = limit
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, int]) -> np.ndarray:
+        """A band of ``shape`` (``uint8``; contents undefined)."""
+        with self._lock:
+            for index, band in enumerate(self._free):
+                if band.shape == shape:
+                    return self._free.pop(index)
+        return np.empty(shape, dtype=np.uint8)
+
+    def give(self, band: np.ndarray) -> None:
+        """Return a band no plane uses any more."""
+        with self._lock:
+            self._free.append(band)
+            del self._free[: -self._limit]
+
+
+_BANDS = _BandPool()
+"""The bands of all planes of the process."""
+
+
 class TiledPlane:
     """A lossless tile-compressed image HDU decoded tile by tile.
 
@@ -156,6 +192,14 @@ class TiledPlane:
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
         self._cache_tiles = max(1, cache_bytes // max(tile_bytes, 1))
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        tiles_y = -(-self.shape[0] // self.tile_shape[0])
+        self._band: np.ndarray | None = None
+        self._band_filled: np.ndarray | None = None
+        if self._tiles_x == 1 and self.shape[0] % self.tile_shape[0] == 0 and tiles_y <= self._cache_tiles:
+            # Tiles of whole rows (lsst-images' layout) in a plane that fits
+            # the cache: tiles are inflated into one band (see `_BANDS`),
+            # and a box is one slice of it.
+            self._band_filled = np.zeros(tiles_y, dtype=bool)
         self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.tiles_decoded = 0
@@ -243,9 +287,27 @@ class TiledPlane:
 
     def _tiles(self, keys: list[int]) -> list[np.ndarray]:
         """Inflated tiles (keys ``tile_y * tiles_x + tile_x``), from the
-        cache or read and inflated here, with one lock per call rather than
-        per tile.  Tiles another thread is inflating are waited for, not
-        inflated again.
+        cache or read and inflated here."""
+
+        def cached(key: int) -> np.ndarray | None:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+            return found
+
+        got = self._gather(keys, cached, self._inflate_to_cache)
+        return [got[key] for key in keys]
+
+    def _gather(
+        self,
+        keys: list[int],
+        lookup: Callable[[int], np.ndarray | None],
+        inflate: Callable[[list[int]], dict[int, np.ndarray]],
+    ) -> dict[int, np.ndarray]:
+        """Tiles by key: what ``lookup`` (called under the lock) finds, and
+        the rest inflated here by ``inflate``, with one lock per call rather
+        than per tile.  Tiles another thread is inflating are waited for,
+        not inflated again.
         """
         got: dict[int, np.ndarray] = {}
         while True:
@@ -255,21 +317,21 @@ class TiledPlane:
                 for key in keys:
                     if key in got:
                         continue
-                    cached = self._cache.get(key)
-                    if cached is not None:
-                        self._cache.move_to_end(key)
-                        got[key] = cached
+                    found = lookup(key)
+                    if found is not None:
+                        got[key] = found
                     elif key in self._pending:
                         theirs.add(self._pending[key])
                     else:
                         mine.append(key)
                 if not mine and not theirs:
-                    return [got[key] for key in keys]
+                    return got
                 claimed = threading.Event()
                 for key in mine:
                     self._pending[key] = claimed
             try:
-                got.update(self._inflate_many(mine))
+                if mine:
+                    got.update(inflate(mine))
             finally:
                 with self._lock:
                     for key in mine:
@@ -277,29 +339,30 @@ class TiledPlane:
                 claimed.set()
             for event in theirs:
                 event.wait()
-            # Look again: what another thread inflated is in the cache now,
-            # unless evicted or that thread failed (then it is read here).
+            # Look again: what another thread inflated is there now, unless
+            # evicted or that thread failed (then it is inflated here).
 
-    def _inflate_many(self, keys: list[int]) -> dict[int, np.ndarray]:
-        """Read the compressed tiles (one ``pread`` when they lie next to
-        each other in the heap, as written), inflate and cache them.
+    def _payloads(self, keys: list[int]) -> list[memoryview | None]:
+        """The compressed bytes of tiles, read with one ``pread`` when they
+        lie next to each other in the heap (as written); `None` (read by
+        `inflate_tile`) when they are scattered.
         """
-        if not keys:
-            return {}
         descriptors = self._descriptors[keys].astype(np.int64)
         lengths = descriptors[:, 0] * self._element_size
         offsets = descriptors[:, 1]
         begin, end = int(offsets.min()), int((offsets + lengths).max())
-        payloads: list[memoryview | None] = [None] * len(keys)
-        if end - begin <= 2 * int(lengths.sum()):
-            span = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
-            payloads = [
-                span[o - begin : o - begin + n]
-                for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
-            ]
+        if end - begin > 2 * int(lengths.sum()):
+            return [None] * len(keys)
+        span = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
+        return [
+            span[o - begin : o - begin + n] for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
+        ]
+
+    def _inflate_to_cache(self, keys: list[int]) -> dict[int, np.ndarray]:
+        """Inflate tiles and keep them in the cache."""
         done: dict[int, np.ndarray] = {}
         try:
-            for key, payload in zip(keys, payloads, strict=True):
+            for key, payload in zip(keys, self._payloads(keys), strict=True):
                 done[key] = self.inflate_tile(*divmod(key, self._tiles_x), payload)
         finally:
             with self._lock:
@@ -308,6 +371,49 @@ class TiledPlane:
                 while len(self._cache) > self._cache_tiles:
                     self._cache.popitem(last=False)
         return done
+
+    def _inflate_to_band(self, keys: list[int]) -> dict[int, np.ndarray]:
+        """Inflate tile rows into the band."""
+        assert self._band_filled is not None
+        with self._lock:
+            if self._band is None:
+                tile_bytes = self.tile_shape[0] * self.shape[1] * self.dtype.itemsize
+                self._band = _BANDS.take((len(self._band_filled), tile_bytes))
+        done: list[int] = []
+        try:
+            for key, payload in zip(keys, self._payloads(keys), strict=True):
+                self._band[key] = self.inflate_tile(key, 0, payload)
+                done.append(key)
+        finally:
+            with self._lock:
+                self._band_filled[done] = True
+                self.tiles_decoded += len(done)
+        return {key: self._band[key] for key in done}
+
+    def _read_band(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray) -> None:
+        """Fill ``out`` with pixels ``[y0:y1, x0:x1]`` (clipped, non-empty)
+        from the band of whole-row tiles.
+        """
+        assert self._band_filled is not None
+        th = self.tile_shape[0]
+        start, stop = y0 // th, (y1 - 1) // th + 1
+        filled = self._band_filled
+
+        def in_band(key: int) -> np.ndarray | None:
+            return self._band[key] if filled[key] else None
+
+        self._gather(list(range(start, stop)), in_band, self._inflate_to_band)
+        assert self._band is not None
+        n, itemsize, width = stop - start, self.dtype.itemsize, self.shape[1]
+        block = self._band[start:stop]
+        if self._shuffled:
+            # (tile, byte, row, column) → (tile, row, column, byte)
+            part = block.reshape(n, itemsize, th, width)[..., x0:x1].transpose(0, 2, 3, 1)
+        else:
+            part = block.reshape(n, th, width, itemsize)[:, :, x0:x1]
+        part = part.reshape(n * th, x1 - x0, itemsize)[y0 - start * th : y1 - start * th]
+        as_bytes = out.view(np.uint8).reshape(*out.shape, itemsize)
+        as_bytes[...] = part if sys.byteorder == "big" or itemsize == 1 else part[..., ::-1]
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` (array indices, clipped to the image).
@@ -328,6 +434,9 @@ class TiledPlane:
         y1, x1 = min(y1, self.shape[0]), min(x1, self.shape[1])
         out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=self.dtype.newbyteorder("="))
         if out.size == 0:
+            return out
+        if self._band_filled is not None:
+            self._read_band(y0, y1, x0, x1, out)
             return out
         th, tw = self.tile_shape
         if self._tiles_x == 1:
@@ -363,6 +472,11 @@ class TiledPlane:
         """Close the file and drop the cache."""
         with self._lock:
             self._cache.clear()
+            band, self._band = self._band, None
+            if self._band_filled is not None:
+                self._band_filled[:] = False
+        if band is not None:
+            _BANDS.give(band)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
