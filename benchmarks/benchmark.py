@@ -69,7 +69,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.display_options import measure_display_options
-from benchmarks.regimes import measure_floor, measure_manifests, measure_typical, median_run, report_targets
+from benchmarks.regimes import (
+    measure_floor,
+    measure_manifests,
+    measure_typical,
+    measure_typical_all_cores,
+    median_run,
+    report_targets,
+)
 from benchmarks.sequences import measure_sequences
 from lsst.analysis.ap.core import CutoutSettings, whole_read_threshold
 from lsst.analysis.ap.datasets import DEFAULT_DIFFERENCE_TYPE
@@ -1471,6 +1478,15 @@ def run_benchmark(
             report,
             repeats=plan.sparse_repeats,
         )
+    result["typical"]["all_cores"] = measure_typical_all_cores(
+        main_butler,
+        _all_sources(main_butler),
+        plan.typical_per_detector,
+        work,
+        time_task_run,
+        report,
+        repeats=plan.sparse_repeats,
+    )
     result["scaling"] = measure_scaling(repos, plan, work, report)
     result["manifests"] = measure_manifests(
         plan.manifest_sources, work, output / "repos" / f"empty_pngs_{plan.manifest_sources}", report

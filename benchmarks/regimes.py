@@ -17,7 +17,15 @@
 
 from __future__ import annotations
 
-__all__ = ("measure_floor", "measure_manifests", "measure_typical", "median_run", "report_targets")
+__all__ = (
+    "measure_floor",
+    "measure_manifests",
+    "measure_typical",
+    "measure_typical_all_cores",
+    "median_run",
+    "report_targets",
+    "typical_subset",
+)
 
 import json
 import os
@@ -116,6 +124,41 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
+def typical_subset(sources: pd.DataFrame, per_detector: int) -> pd.DataFrame:
+    """Up to ``per_detector`` sources of each visit × detector (a seeded
+    random choice), in diaSourceId order."""
+    shuffled = sources.sample(frac=1.0, random_state=7)
+    rank = shuffled.groupby(["visit", "detector"]).cumcount()
+    return shuffled[rank < per_detector].sort_values("diaSourceId", ignore_index=True)
+
+
+def measure_typical_all_cores(
+    butler: Any,
+    sources: pd.DataFrame,
+    per_detector: int,
+    work: Path,
+    time_task_run: Callable[..., dict[str, Any]],
+    report: Callable[[str], None],
+    repeats: int = 1,
+) -> dict[str, Any]:
+    """The typical regime again, on every core of the process (the task
+    then draws in its default threads): for comparison with the one-core
+    figure the target is judged on."""
+    from lsst.analysis.ap.parallel import available_cores
+    from lsst.analysis.ap.plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
+
+    subset = typical_subset(sources, per_detector)
+    ours = median_run([time_task_run(butler, subset, work / "typical_all_cores") for _ in range(repeats)])
+    cores = available_cores()
+    threads = min(PlotImageSubtractionCutoutsConfig().threads, cores)
+    report(
+        f"[7 typical] the same {len(subset)} sources on {cores} core(s), default config ({threads} drawing "
+        f"thread(s)): {ours['ms_per_source']:.1f} ms/source (CPU {ours['ms_per_source_cpu']:.1f}; median of "
+        f"{ours['repeats']})"
+    )
+    return {"cores": cores, "threads": threads, "ours": ours}
+
+
 def measure_typical(
     butler: Any,
     sources: pd.DataFrame,
@@ -133,9 +176,7 @@ def measure_typical(
     detector), against the original way (``original_sample`` figures drawn
     per visit × detector, the rest extrapolated) and the read floor.
     """
-    shuffled = sources.sample(frac=1.0, random_state=7)
-    rank = shuffled.groupby(["visit", "detector"]).cumcount()
-    subset = shuffled[rank < per_detector].sort_values("diaSourceId", ignore_index=True)
+    subset = typical_subset(sources, per_detector)
     counts = subset.groupby(["visit", "detector"]).size()
     ours = median_run([time_task_run(butler, subset, work / "typical") for _ in range(repeats)])
     original = time_original(butler, subset, work / "typical_original", original_sample)

@@ -133,6 +133,11 @@ def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path])
     assert typical["sources_per_exposure_max"] <= plan.typical_per_detector
     assert typical["ours"]["written"] == typical["n_sources"]
     assert _positive(typical["floor"]["ms_per_source"]) and _positive(typical["speedup_vs_original"])
+    all_cores = typical["all_cores"]
+    assert all_cores["cores"] == len(os.sched_getaffinity(0))
+    assert all_cores["ours"]["written"] == typical["n_sources"] and _positive(
+        all_cores["ours"]["ms_per_source"]
+    )
     manifests = result["manifests"]
     assert manifests["n_sources"] == plan.manifest_sources
     assert _positive(manifests["write_s"]) and _positive(manifests["peak_rss_mib"])
