@@ -927,7 +927,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         files = write_manifests(records, self._store, self.config.url_root, token=self._token)
         page = None
         if self.config.vetting_page:
-            page = write_output_vetting_page(self._store, sources).page
+            page = write_output_vetting_page(self._store, sources, records=files.records).page
         summary = summarize(records)
         self.log.info(
             "Cutouts: %d written, %d skipped (already present), %d failed%s",
@@ -1159,9 +1159,9 @@ class GatherCutoutManifestTask(pipeBase.PipelineTask):
             ledger = Ledger(store)
             for (instrument, visit, detector), group in missing.groupby(["instrument", "visit", "detector"]):
                 ledger.write_part(group_part_path(instrument, visit, detector, token), group)
-            write_manifests(None, store, url_root or None)
+            files = write_manifests(None, store, url_root or None)
             if self.config.vetting_page:
-                page = write_output_vetting_page(store, page_sources).page
+                page = write_output_vetting_page(store, page_sources, records=files.records).page
                 self.log.info("Vetting page: %s", page)
             summary = summarize(part)
             self.log.info(

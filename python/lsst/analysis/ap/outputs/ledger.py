@@ -41,6 +41,7 @@ __all__ = (
     "run_token",
 )
 
+import contextlib
 import dataclasses
 import datetime
 import io
@@ -410,7 +411,9 @@ class Ledger:
         parts = list(parts)
         limit = chunk_rows if chunk_rows is not None else np.iinfo(np.int64).max
         frames = self._frames(parts) if parts else iter(self._legacy())
-        with tempfile.TemporaryDirectory(prefix="cutout-records-") as scratch:
+        with contextlib.ExitStack() as cleanup:
+            # The scratch directory is made only when records are spilled.
+            scratch = ""
             held: list[pd.DataFrame] = []
             id_arrays = []
             n_rows = 0
@@ -424,6 +427,7 @@ class Ledger:
                     # More than one chunk: every record file goes to one
                     # spill file as it is read (each file is read once).
                     if everything is None:
+                        scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cutout-records-"))
                         everything = open(os.path.join(scratch, "all.pickle"), "wb")
                     for kept in held:
                         pickle.dump(kept, everything, protocol=pickle.HIGHEST_PROTOCOL)
@@ -462,8 +466,12 @@ class Ledger:
         ids, with their `_SEQUENCE`), sorted by id, without the records
         of PNGs no longer present.
         """
-        table = table.sort_values(["diaSourceId", _SEQUENCE], kind="stable")
-        table = table.drop_duplicates("diaSourceId", keep="last").drop(columns=_SEQUENCE)
+        ids = table["diaSourceId"].to_numpy()
+        if ids.dtype.kind not in "iu" or not (ids[1:] > ids[:-1]).all():
+            table = table.sort_values(["diaSourceId", _SEQUENCE], kind="stable")
+            table = table.drop_duplicates("diaSourceId", keep="last")
+        # else: one record per id, already in order.
+        table = table.drop(columns=_SEQUENCE)
         present = table["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy()
         if present.any():
             exists = self._present(table["path"].to_numpy()[present])

@@ -44,12 +44,17 @@ MANIFEST_METADATA = ("diaSourceId", "instrument", "visit", "detector", "band", "
 class ManifestFiles:
     """Files written by `write_manifests` (`None` where not written): local
     paths, or URIs for other stores.
+
+    ``records`` is the union the views were written from (record columns
+    and the record files' own), when it was read as one chunk; `None` when
+    it was read in several (it is then in ``records.csv`` only).
     """
 
     zooniverse: Path | ResourcePath | None
     panoptes: Path | ResourcePath | None
     failures: Path | ResourcePath
     summary: Path | ResourcePath
+    records: pd.DataFrame | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def join_url(url_root: str, path: str) -> str:
@@ -142,6 +147,10 @@ class _ViewWriter:
                 pass
 
 
+_PRESENT_COLUMNS = list(dict.fromkeys(["diaSourceId", "path", *MANIFEST_METADATA]))
+"""Columns of the manifests' rows read from the records."""
+
+
 def _manifest_frame(present: pd.DataFrame, url_root: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -169,7 +178,8 @@ def _write_views(
 ) -> ManifestFiles:
     """Write the manifests, failure list, record list and summary of the
     union of the records: one table, or consecutive chunks of it (each
-    view is written as the chunks come, so memory holds one chunk).
+    view is written as the chunks come, so memory holds one chunk).  The
+    union is returned with the files when it came as one chunk.
     """
     if isinstance(chunks, pd.DataFrame):
         chunks = [chunks]
@@ -180,17 +190,20 @@ def _write_views(
     failures = _ViewWriter(store, "failures.csv")
     everything = _ViewWriter(store, RECORDS_FILE)
     views = [view for view in (manifest, panoptes, failures, everything) if view is not None]
+    only: pd.DataFrame | None = None
     try:
-        for records in chunks:
-            present = records[records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])]
+        for index, records in enumerate(chunks):
+            only = records if index == 0 else None
+            status = records["status"]
+            present = records.loc[status.isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy(), _PRESENT_COLUMNS]
             if manifest is not None:
                 manifest.add(_manifest_frame(present, url_root))
             if len(present):
                 panoptes.add(_panoptes_frame(present))
-            failed = records[records["status"] == STATUS_FAILED]
-            failures.add(failed[_FAILURE_COLUMNS])
+            failed = records.loc[(status == STATUS_FAILED).to_numpy(), _FAILURE_COLUMNS]
+            failures.add(failed)
             everything.add(records[list(RECORD_COLUMNS)])
-            counts.update(records["status"].tolist())
+            counts.update(status.tolist())
             failed_by_reason.update(failed["reason_code"].tolist())
     except BaseException as error:
         for view in views:
@@ -217,6 +230,7 @@ def _write_views(
         panoptes=store.display("images/manifest.csv") if wrote_panoptes else None,
         failures=store.display("failures.csv"),
         summary=store.display("summary.json"),
+        records=only,
     )
 
 

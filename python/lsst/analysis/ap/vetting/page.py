@@ -50,6 +50,7 @@ __all__ = (
 )
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -161,7 +162,7 @@ def _truthy(column: pd.Series) -> np.ndarray:
     than true/1 count as not set.
     """
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        return column.astype("Float64").fillna(0).to_numpy(dtype=float) != 0
+        return column.to_numpy(dtype=float, na_value=0.0) != 0
     text = column.astype("string").str.strip().str.lower()
     return text.isin(["true", "1", "t", "yes"]).fillna(False).to_numpy(dtype=bool)
 
@@ -190,8 +191,12 @@ def _source_extra(records_columns: Iterable[str], sources: pd.DataFrame | None) 
     wanted = [column for column in SOURCE_COLUMNS if column in sources.columns and column not in present]
     if not wanted:
         return None
-    extra = sources[["diaSourceId", *wanted]].drop_duplicates("diaSourceId", keep="last")
-    return extra.astype({"diaSourceId": "int64"})
+    extra = sources[["diaSourceId", *wanted]]
+    if not extra["diaSourceId"].is_unique:
+        extra = extra.drop_duplicates("diaSourceId", keep="last")
+    if extra["diaSourceId"].dtype != np.int64:
+        extra = extra.astype({"diaSourceId": "int64"})
+    return extra
 
 
 def _joined_dtypes(extra: pd.DataFrame, complete: bool) -> dict[str, Any]:
@@ -199,6 +204,9 @@ def _joined_dtypes(extra: pd.DataFrame, complete: bool) -> dict[str, Any]:
     those of ``extra`` when each record has its source (``complete``),
     else as widened for missing values (integers to floats, ...).
     """
+    if complete:
+        # A left join that finds every key keeps the joined columns' types.
+        return {name: extra[name].dtype for name in extra.columns if name != "diaSourceId"}
     known = extra["diaSourceId"].to_numpy()
     probe = known[:1].tolist()
     if not complete:
@@ -252,11 +260,15 @@ def _page_table(
 ) -> pd.DataFrame:
     """`page_table` with the joined source columns already selected
     (`_source_extra`)."""
-    table = records.reset_index(drop=True).copy()
+    table = records.reset_index(drop=True)
     if extra is not None:
-        table = table.astype({"diaSourceId": "int64"}).merge(extra, on="diaSourceId", how="left")
+        if table["diaSourceId"].dtype != np.int64:
+            table = table.astype({"diaSourceId": "int64"})
+        table = table.merge(extra, on="diaSourceId", how="left")
         if joined_dtypes is not None:
-            table = table.astype(joined_dtypes)
+            changed = {name: dtype for name, dtype in joined_dtypes.items() if table[name].dtype != dtype}
+            if changed:
+                table = table.astype(changed)
     if "flags" not in table.columns:
         table["flags"] = _flag_names(table)
     shown = [c for c in _DISPLAY_ORDER if c in table.columns]
@@ -273,28 +285,38 @@ def _id_text(value: Any) -> str | None:
         return str(value)
 
 
+def _column_kind(name: Any, dtype: Any) -> str:
+    """The kind (``number``, ``text`` or ``id``) of a column of the page."""
+    if name in _ID_COLUMNS:
+        return "id"
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    return "text"
+
+
 def _column_values(series: pd.Series) -> tuple[str, list]:
-    """The kind (``number``, ``text`` or ``id``) and JSON-ready values of
-    one column; missing values become ``null``.
+    """The kind (`_column_kind`) and JSON-ready values of one column;
+    missing values become ``null``.
     """
-    if series.name in _ID_COLUMNS:
-        return "id", [_id_text(v) for v in series.tolist()]
-    if pd.api.types.is_bool_dtype(series):
-        return "number", [None if pd.isna(v) else int(v) for v in series.tolist()]
-    if pd.api.types.is_numeric_dtype(series):
-        values = series.astype("float64").to_numpy()
-        integral = pd.api.types.is_integer_dtype(series)
+    kind = _column_kind(series.name, series.dtype)
+    if kind == "id":
+        return kind, [_id_text(v) for v in series.tolist()]
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return kind, [None if pd.isna(v) else int(v) for v in series.tolist()]
+    if kind == "number":
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        integral = pd.api.types.is_integer_dtype(series.dtype)
         out = []
         for v in values.tolist():
             if not math.isfinite(v):
                 out.append(None)
             else:
                 out.append(int(v) if integral else float(f"{v:.10g}"))
-        return "number", out
+        return kind, out
     values = series.astype(object).tolist()
     for index in np.flatnonzero(series.isna().to_numpy()):
         values[index] = ""
-    return "text", [v if type(v) is str else str(v) for v in values]
+    return kind, [v if type(v) is str else str(v) for v in values]
 
 
 def page_data(table: pd.DataFrame, *, title: str) -> dict:
@@ -328,14 +350,19 @@ def _json(value: Any) -> str:
 _DATA_PREFIX = "window.CUTOUT_RECORDS = "
 
 
+_SPILL_MEMORY_BYTES = 1 << 18
+"""Characters of one column's values `_ColumnSpill` holds in memory before
+it moves them to a temporary file."""
+
+
 class _ColumnSpill:
     """The page's data object built a chunk of records at a time: each
-    column's values go to a temporary file of their own, joined into the
-    data file at the end (the bytes of `page_data` dumped at once).
+    column's values go to a temporary file of their own (held in memory
+    while small), joined into the data file at the end (the bytes of
+    `page_data` dumped at once).
     """
 
-    def __init__(self, scratch: Path) -> None:
-        self._scratch = scratch
+    def __init__(self) -> None:
         self._files: list[Any] = []
         self.columns: list[dict[str, str]] | None = None
         self.count = 0
@@ -343,16 +370,19 @@ class _ColumnSpill:
     def add(self, table: pd.DataFrame) -> None:
         if self.columns is None:
             self.columns = []
-            for index, name in enumerate(table.columns):
-                kind, _ = _column_values(table[name].iloc[:0])
-                self.columns.append({"name": str(name), "kind": kind})
-                self._files.append(open(self._scratch / f"{index}.json", "w+", encoding="utf-8"))
+            for index, (name, dtype) in enumerate(table.dtypes.items()):
+                self.columns.append({"name": str(name), "kind": _column_kind(name, dtype)})
+                self._files.append(
+                    tempfile.SpooledTemporaryFile(
+                        max_size=_SPILL_MEMORY_BYTES, mode="w+", encoding="utf-8", prefix="cutout-page-"
+                    )
+                )
         names = [c["name"] for c in self.columns]
         if [str(c) for c in table.columns] != names:
             raise ValueError(f"record chunk has columns {list(table.columns)}, not {names}")
         if len(table):
-            for index, name in enumerate(table.columns):
-                _, values = _column_values(table[name])
+            for index, (_, column) in enumerate(table.items()):
+                _, values = _column_values(column)
                 if self.count:
                     self._files[index].write(",")
                 self._files[index].write(_json(values)[1:-1])
@@ -381,16 +411,21 @@ class _ColumnSpill:
             column.close()
 
 
-def _template_environment() -> jinja2.Environment:
-    return jinja2.Environment(
+@functools.cache
+def _page_template() -> jinja2.Template:
+    """The compiled page template (compiled once per process)."""
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("lsst.analysis.ap.vetting", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    return environment.get_template("index.html.j2")
 
 
+@functools.cache
 def _asset_bytes(name: str) -> bytes:
+    """Content of a static asset of the page (read once per process)."""
     return resources.files("lsst.analysis.ap.vetting").joinpath("static", name).read_bytes()
 
 
@@ -448,10 +483,13 @@ def _write_page(
     *,
     title: str | None,
     joined_dtypes: dict[str, Any] | None,
+    selected: tuple[Iterable[str], pd.DataFrame | None] | None = None,
 ) -> VettingPageFiles:
     """Write the page of the records in ``chunks`` (consecutive parts of
     one record table; ``joined_dtypes`` as `page_table` takes them), one
-    chunk in memory at a time.
+    chunk in memory at a time.  ``selected`` is the record columns and the
+    `_source_extra` of ``sources`` already selected for them, used when
+    the chunks have those columns.
     """
     title = title or f"Cutouts: {Path(store.location.rstrip('/')).name}"
     # Temporaries of a page writer that was killed.
@@ -461,33 +499,31 @@ def _write_page(
     for content in assets.values():
         digest.update(content)
     extra = None
-    with tempfile.TemporaryDirectory(prefix="cutout-page-") as scratch:
-        spill = _ColumnSpill(Path(scratch))
-        try:
-            for chunk in chunks:
-                if "diaSourceId" not in chunk.columns:
-                    raise ValueError(f"records have no diaSourceId column (columns: {list(chunk.columns)})")
-                if spill.columns is None:
-                    extra = _source_extra(chunk.columns, sources)
-                spill.add(_page_table(chunk, extra, joined_dtypes))
+    spill = _ColumnSpill()
+    try:
+        for chunk in chunks:
+            if "diaSourceId" not in chunk.columns:
+                raise ValueError(f"records have no diaSourceId column (columns: {list(chunk.columns)})")
             if spill.columns is None:
-                raise ValueError("no record table was given")
-            with store.open_write(f"{STATIC_DIR}/records.js") as stream:
-                spill.write(stream, digest, title)
-        finally:
-            spill.close()
+                if selected is not None and set(selected[0]) == set(chunk.columns):
+                    extra = selected[1]
+                else:
+                    extra = _source_extra(chunk.columns, sources)
+            spill.add(_page_table(chunk, extra, joined_dtypes))
+        if spill.columns is None:
+            raise ValueError("no record table was given")
+        with store.open_write(f"{STATIC_DIR}/records.js") as stream:
+            spill.write(stream, digest, title)
+    finally:
+        spill.close()
     version = digest.hexdigest()[:12]
-    html = (
-        _template_environment()
-        .get_template("index.html.j2")
-        .render(
-            title=title,
-            static_dir=STATIC_DIR,
-            version=version,
-            count=spill.count,
-            labels=LABELS,
-            badges=BADGES,
-        )
+    html = _page_template().render(
+        title=title,
+        static_dir=STATIC_DIR,
+        version=version,
+        count=spill.count,
+        labels=LABELS,
+        badges=BADGES,
     )
     for name, content in assets.items():
         store.write(f"{STATIC_DIR}/{name}", content)
@@ -506,6 +542,7 @@ def write_output_vetting_page(
     *,
     title: str | None = None,
     chunk_rows: int = UNION_CHUNK_ROWS,
+    records: pd.DataFrame | None = None,
 ) -> VettingPageFiles:
     """Write the vetting page of an output directory from the records of
     every run into it.
@@ -523,6 +560,11 @@ def write_output_vetting_page(
         Page title.
     chunk_rows : `int`, optional
         Records read and converted at a time.
+    records : `pandas.DataFrame`, optional
+        The records of ``records.csv`` when the caller holds them (the
+        ``records`` of `~lsst.analysis.ap.outputs.manifests.write_manifests`,
+        which wrote the file): the page is built from them instead of
+        reading the file back, with the same result.
 
     Returns
     -------
@@ -547,6 +589,16 @@ def write_output_vetting_page(
     store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
     origin = str(store.display(RECORDS_FILE))
     labels = _merged_labels(store)
+    if records is not None:
+        table = _with_labels(records[list(RECORD_COLUMNS)], labels)
+        extra = _source_extra(table.columns, sources)
+        joined_dtypes = None
+        if extra is not None:
+            known = np.sort(extra["diaSourceId"].to_numpy())
+            joined_dtypes = _joined_dtypes(extra, _all_in(table["diaSourceId"].to_numpy(), known))
+        return _write_page(
+            store, [table], sources, title=title, joined_dtypes=joined_dtypes, selected=(table.columns, extra)
+        )
     columns = [*RECORD_COLUMNS, *LEDGER_EXTRA_COLUMNS, *(_LABEL_COLUMNS if labels is not None else ())]
     extra = _source_extra(columns, sources)
     if store.size(RECORDS_FILE) is None:
@@ -565,7 +617,9 @@ def write_output_vetting_page(
         joined_dtypes = _joined_dtypes(extra, complete)
     with store.open_read(RECORDS_FILE) as stream:
         chunks = (_with_labels(chunk, labels) for chunk in read_record_csv_chunks(stream, origin, chunk_rows))
-        return _write_page(store, chunks, sources, title=title, joined_dtypes=joined_dtypes)
+        return _write_page(
+            store, chunks, sources, title=title, joined_dtypes=joined_dtypes, selected=(columns, extra)
+        )
 
 
 def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
