@@ -936,8 +936,10 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             summary["failed"],
             f" {summary['failed_by_reason']}, listed in {files.failures}" if summary["failed"] else "",
         )
+        statuses = records["status"].tolist()
+        ids = records["diaSourceId"].tolist()
         by_status = {
-            status: [int(i) for i in records.loc[records["status"] == status, "diaSourceId"]]
+            status: [int(i) for i, s in zip(ids, statuses) if s == status]
             for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
         if order is None:

@@ -298,8 +298,10 @@ def summarize(records: pd.DataFrame) -> dict[str, Any]:
         ``failed_by_reason`` (reason code -> count, sorted by code).
 
     """
-    failed = records[records["status"] == STATUS_FAILED]
-    return summary_of_counts(Counter(records["status"]), Counter(failed["reason_code"]))
+    statuses = records["status"].tolist()
+    reasons = records["reason_code"].tolist()
+    failed = Counter(reason for status, reason in zip(statuses, reasons) if status == STATUS_FAILED)
+    return summary_of_counts(Counter(statuses), failed)
 
 
 def summary_of_counts(statuses: Mapping[str, int], failed_by_reason: Mapping[str, int]) -> dict[str, Any]:

@@ -184,7 +184,8 @@ def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
     for name, default in (("display_limits", ""), ("resampled", False)):
         if name not in frame.columns:
             frame[name] = default
-    frame["resampled"] = frame["resampled"].astype(bool)
+    if frame["resampled"].dtype != bool:
+        frame["resampled"] = frame["resampled"].astype(bool)
     missing = [name for name in _REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"{origin} is not a record table: it lacks column(s) {', '.join(missing)}")
@@ -193,9 +194,11 @@ def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         if name not in frame.columns:
             frame[name] = pd.Series([False if dtype == "bool" else ""] * len(frame), dtype=dtype)
     # Ids beyond 2**63 - 1 are read as uint64 (or text): keep them exact.
-    frame["diaSourceId"] = id_array(frame["diaSourceId"])
+    if frame["diaSourceId"].dtype != np.int64:
+        frame["diaSourceId"] = id_array(frame["diaSourceId"])
     for name in ("visit", "detector"):
-        frame[name] = frame[name].astype("int64")
+        if frame[name].dtype != np.int64:
+            frame[name] = frame[name].astype("int64")
     for name, dtype in LEDGER_EXTRA_COLUMNS.items():
         if name not in frame.columns:
             frame[name] = pd.Series([""] * len(frame) if dtype == "object" else None, dtype=dtype)

@@ -313,7 +313,7 @@ def _column_values(series: pd.Series) -> tuple[str, list]:
             else:
                 out.append(int(v) if integral else float(f"{v:.10g}"))
         return kind, out
-    values = series.astype(object).tolist()
+    values = series.tolist()
     for index in np.flatnonzero(series.isna().to_numpy()):
         values[index] = ""
     return kind, [v if type(v) is str else str(v) for v in values]
