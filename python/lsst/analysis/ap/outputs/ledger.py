@@ -417,22 +417,22 @@ class Ledger:
         with contextlib.ExitStack() as cleanup:
             # The scratch directory is made only when records are spilled.
             scratch = ""
-            held: list[pd.DataFrame] = []
+            held: list[tuple[int, pd.DataFrame]] = []
             id_arrays = []
             n_rows = 0
             everything = None
             for index, frame in enumerate(frames):
-                frame = frame.assign(**{_SEQUENCE: _sequence(index, len(frame))})
                 id_arrays.append(frame["diaSourceId"].to_numpy())
                 n_rows += len(frame)
-                held.append(frame)
+                held.append((index, frame))
                 if n_rows > limit:
                     # More than one chunk: every record file goes to one
                     # spill file as it is read (each file is read once).
                     if everything is None:
                         scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cutout-records-"))
                         everything = open(os.path.join(scratch, "all.pickle"), "wb")
-                    for kept in held:
+                    for kept_index, kept in held:
+                        kept = kept.assign(**{_SEQUENCE: _sequence(kept_index, len(kept))})
                         pickle.dump(kept, everything, protocol=pickle.HIGHEST_PROTOCOL)
                     held = []
             if everything is None:
@@ -441,7 +441,8 @@ class Ledger:
                         record_csv_bytes(pd.DataFrame(columns=[*RECORD_COLUMNS])), "records"
                     )
                 else:
-                    yield self._latest(concat_records(held))
+                    # Rows in file order: the order of the latest.
+                    yield self._latest(concat_records(frame for _, frame in held))
                 return
             everything.close()
             unique = np.unique(_concat_ids(id_arrays))
@@ -466,15 +467,18 @@ class Ledger:
 
     def _latest(self, table: pd.DataFrame) -> pd.DataFrame:
         """Latest record of each id of ``table`` (all the records of those
-        ids, with their `_SEQUENCE`), sorted by id, without the records
-        of PNGs no longer present.
+        ids, with their `_SEQUENCE`, or without it in the order they were
+        written), sorted by id, without the records of PNGs no longer
+        present.
         """
+        sequenced = _SEQUENCE in table.columns
         ids = table["diaSourceId"].to_numpy()
         if ids.dtype.kind not in "iu" or not (ids[1:] > ids[:-1]).all():
-            table = table.sort_values(["diaSourceId", _SEQUENCE], kind="stable")
+            table = table.sort_values(["diaSourceId", _SEQUENCE] if sequenced else "diaSourceId", kind="stable")
             table = table.drop_duplicates("diaSourceId", keep="last")
         # else: one record per id, already in order.
-        table = table.drop(columns=_SEQUENCE)
+        if sequenced:
+            table = table.drop(columns=_SEQUENCE)
         present = table["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy()
         if present.any():
             exists = self._present(table["path"].to_numpy()[present])
