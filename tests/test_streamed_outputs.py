@@ -207,3 +207,50 @@ def test_streamed_vetting_data_equals_the_page_of_the_whole_table(tmp_path, miss
         assert all(isinstance(v, float) for v in psf_ndata[missing:])
     else:
         assert all(isinstance(v, int) for v in psf_ndata)
+
+
+@pytest.mark.parametrize(
+    ("first_id", "missing"),
+    [(10**12, 0), (10**12, 300), (2**63 - 2000, 0)],
+    ids=["every-source", "sources-missing", "beyond-2**63"],
+)
+def test_page_from_the_union_in_memory_equals_the_page_read_from_records_csv(tmp_path, first_id, missing):
+    """A union read as one chunk is handed to the page by `write_manifests`
+    (no read-back of records.csv): the page's files are those built from
+    records.csv, for records replaced by a later writer, PNGs since
+    removed, NA-like and quoted text, NaN coordinates, ids beyond
+    2**63 - 1, merged labels and sources that lack some records.
+    """
+    frame = synthetic_records(1200, seed=5, first_id=first_id)
+    in_memory = fill_directory(tmp_path / "memory", frame, seed=5)
+    from_file = fill_directory(tmp_path / "file", frame, seed=5)
+    rng = np.random.default_rng(5)
+    ids = frame["diaSourceId"].to_numpy()[missing:]
+    sources = pd.DataFrame(
+        {
+            "diaSourceId": ids.astype(np.int64) if first_id < 2**62 else ids.astype(object),
+            "snr": rng.normal(10, 3, len(ids)),
+            "psfNdata": rng.integers(1, 50, len(ids)),
+            "pixelFlags_saturated": rng.random(len(ids)) < 0.2,
+            "diaObjectId": rng.integers(1, 99, len(ids)),
+        }
+    )
+    if first_id >= 2**62:
+        sources = None
+    labelled = frame[["diaSourceId"]].iloc[::7].assign(label="real", label_time="2026-01-01T00:00:00Z")
+    for root in (tmp_path / "memory", tmp_path / "file"):
+        labelled.to_csv(root / "records_labelled.csv", index=False)
+
+    files = write_manifests(None, in_memory, URL_ROOT)
+    assert files.records is not None
+    write_output_vetting_page(in_memory, sources, title="T", records=files.records)
+    assert write_manifests(None, from_file, URL_ROOT, chunk_rows=100).records is None
+    write_output_vetting_page(from_file, sources, title="T")
+
+    for name in ("index.html", "vetting/records.js", *VIEWS):
+        assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "file" / name).read_bytes(), name
+    data = (tmp_path / "memory" / "vetting" / "records.js").read_text()
+    payload = json.loads(data.removeprefix("window.CUTOUT_RECORDS = ").rstrip().rstrip(";"))
+    names = [c["name"] for c in payload["columns"]]
+    assert payload["count"] == len(read_record_csv((tmp_path / "file" / "records.csv").read_bytes(), "r"))
+    assert payload["values"][names.index("label")].count("real") > 0
