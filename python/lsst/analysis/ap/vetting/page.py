@@ -161,7 +161,12 @@ def _truthy(column: pd.Series) -> np.ndarray:
     """Whether each value of a flag column is set; NULL, NaN and text other
     than true/1 count as not set.
     """
-    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+    if column.dtype == np.bool_:
+        return column.to_numpy()
+    if column.dtype.kind in "iuf" and isinstance(column.dtype, np.dtype):
+        values = column.to_numpy()
+        return (values != 0) & ~np.isnan(values) if column.dtype.kind == "f" else values != 0
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
         return column.to_numpy(dtype=float, na_value=0.0) != 0
     text = column.astype("string").str.strip().str.lower()
     return text.isin(["true", "1", "t", "yes"]).fillna(False).to_numpy(dtype=bool)
@@ -172,11 +177,13 @@ def _flag_names(table: pd.DataFrame) -> pd.Series:
     flag column is known).
     """
     names = np.full(len(table), "", dtype=object)
+    wanted = set(_FLAG_COLUMNS)
+    columns = {name: column for name, column in table.items() if name in wanted}
     for badge in BADGES:
-        present = [column for column in badge.columns if column in table.columns]
+        present = [columns[name] for name in badge.columns if name in columns]
         if not present:
             continue
-        set_rows = np.logical_or.reduce([_truthy(table[column]) for column in present])
+        set_rows = np.logical_or.reduce([_truthy(column) for column in present])
         names[set_rows] = [f"{n} {badge.name}".strip() for n in names[set_rows]]
     return pd.Series(names, index=table.index, dtype=object)
 
@@ -206,7 +213,7 @@ def _joined_dtypes(extra: pd.DataFrame, complete: bool) -> dict[str, Any]:
     """
     if complete:
         # A left join that finds every key keeps the joined columns' types.
-        return {name: extra[name].dtype for name in extra.columns if name != "diaSourceId"}
+        return {name: dtype for name, dtype in extra.dtypes.items() if name != "diaSourceId"}
     known = extra["diaSourceId"].to_numpy()
     probe = known[:1].tolist()
     if not complete:
