@@ -939,7 +939,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         statuses = records["status"].tolist()
         ids = records["diaSourceId"].tolist()
         by_status = {
-            status: [int(i) for i, s in zip(ids, statuses) if s == status]
+            status: [int(i) for i, s in zip(ids, statuses, strict=True) if s == status]
             for status in (STATUS_WRITTEN, STATUS_SKIPPED, STATUS_FAILED)
         }
         if order is None:

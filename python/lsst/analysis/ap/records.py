@@ -300,7 +300,8 @@ def summarize(records: pd.DataFrame) -> dict[str, Any]:
     """
     statuses = records["status"].tolist()
     reasons = records["reason_code"].tolist()
-    failed = Counter(reason for status, reason in zip(statuses, reasons) if status == STATUS_FAILED)
+    pairs = zip(statuses, reasons, strict=True)
+    failed = Counter(reason for status, reason in pairs if status == STATUS_FAILED)
     return summary_of_counts(Counter(statuses), failed)
 
 

@@ -474,7 +474,8 @@ class Ledger:
         sequenced = _SEQUENCE in table.columns
         ids = table["diaSourceId"].to_numpy()
         if ids.dtype.kind not in "iu" or not (ids[1:] > ids[:-1]).all():
-            table = table.sort_values(["diaSourceId", _SEQUENCE] if sequenced else "diaSourceId", kind="stable")
+            by = ["diaSourceId", _SEQUENCE] if sequenced else "diaSourceId"
+            table = table.sort_values(by, kind="stable")
             table = table.drop_duplicates("diaSourceId", keep="last")
         # else: one record per id, already in order.
         if sequenced:

@@ -377,7 +377,7 @@ class _ColumnSpill:
     def add(self, table: pd.DataFrame) -> None:
         if self.columns is None:
             self.columns = []
-            for index, (name, dtype) in enumerate(table.dtypes.items()):
+            for name, dtype in table.dtypes.items():
                 self.columns.append({"name": str(name), "kind": _column_kind(name, dtype)})
                 self._files.append(
                     tempfile.SpooledTemporaryFile(
