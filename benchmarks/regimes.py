@@ -21,7 +21,7 @@ __all__ = (
     "measure_floor",
     "measure_manifests",
     "measure_typical",
-    "measure_typical_all_cores",
+    "measure_subset",
     "median_run",
     "report_targets",
     "typical_subset",
@@ -132,31 +132,42 @@ def typical_subset(sources: pd.DataFrame, per_detector: int) -> pd.DataFrame:
     return shuffled[rank < per_detector].sort_values("diaSourceId", ignore_index=True)
 
 
-def measure_typical_all_cores(
+def measure_subset(
     butler: Any,
     sources: pd.DataFrame,
     per_detector: int,
     work: Path,
     time_task_run: Callable[..., dict[str, Any]],
     report: Callable[[str], None],
+    what: str,
     repeats: int = 1,
 ) -> dict[str, Any]:
-    """The typical regime again, on every core of the process (the task
-    then draws in its default threads): for comparison with the one-core
-    figure the target is judged on."""
+    """End to end on `typical_subset` (default configuration, ``njobs=0``,
+    the run of median wall time of ``repeats``), reported as a ``[7 ...]``
+    line about ``what`` (with ``{n}``, ``{detectors}``, ``{cores}`` and
+    ``{threads}`` filled in): the typical regime on every core of the
+    process, or a few sources on each of many visit × detectors.
+    """
     from lsst.analysis.ap.parallel import available_cores
     from lsst.analysis.ap.plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
 
     subset = typical_subset(sources, per_detector)
-    ours = median_run([time_task_run(butler, subset, work / "typical_all_cores") for _ in range(repeats)])
+    ours = median_run([time_task_run(butler, subset, work / "subset") for _ in range(repeats)])
     cores = available_cores()
     threads = min(PlotImageSubtractionCutoutsConfig().threads, cores)
+    detectors = len(subset.groupby(["visit", "detector"]))
     report(
-        f"[7 typical] the same {len(subset)} sources on {cores} core(s), default config ({threads} drawing "
-        f"thread(s)): {ours['ms_per_source']:.1f} ms/source (CPU {ours['ms_per_source_cpu']:.1f}; median of "
+        what.format(n=len(subset), detectors=detectors, cores=cores, threads=threads)
+        + f": {ours['ms_per_source']:.1f} ms/source (CPU {ours['ms_per_source_cpu']:.1f}; median of "
         f"{ours['repeats']})"
     )
-    return {"cores": cores, "threads": threads, "ours": ours}
+    return {
+        "cores": cores,
+        "threads": threads,
+        "n_sources": len(subset),
+        "detectors": detectors,
+        "ours": ours,
+    }
 
 
 def measure_typical(

@@ -135,9 +135,12 @@ def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path])
     assert _positive(typical["floor"]["ms_per_source"]) and _positive(typical["speedup_vs_original"])
     all_cores = typical["all_cores"]
     assert all_cores["cores"] == len(os.sched_getaffinity(0))
-    assert all_cores["ours"]["written"] == typical["n_sources"] and _positive(
-        all_cores["ours"]["ms_per_source"]
-    )
+    assert all_cores["ours"]["written"] == typical["n_sources"]
+    assert _positive(all_cores["ours"]["ms_per_source"])
+    spread = result["sparse_spread"]
+    assert spread["ours"]["n_sources"] == spread["n_sources"] and spread["detectors"] > 1
+    assert spread["n_sources"] <= spread["detectors"] * plan.max_sparse_sources
+    assert any(line.startswith("[7 sparse] ") for line in result["summary_lines"])
     manifests = result["manifests"]
     assert manifests["n_sources"] == plan.manifest_sources
     assert _positive(manifests["write_s"]) and _positive(manifests["peak_rss_mib"])
