@@ -988,10 +988,12 @@ def _ids_in_order(records: pd.DataFrame, order: Sequence[int]) -> list[int]:
     """Ids of ``order`` whose PNG is in place (written or skipped), each
     once, in that order.
     """
-    in_place = records["status"].isin([STATUS_WRITTEN, STATUS_SKIPPED])
-    present = set(records.loc[in_place, "diaSourceId"].astype(int))
+    statuses = records["status"].tolist()
+    in_place = (STATUS_WRITTEN, STATUS_SKIPPED)
+    pairs = zip(records["diaSourceId"].tolist(), statuses, strict=True)
+    present = {int(i) for i, status in pairs if status in in_place}
     ids = []
-    for value in order:
+    for value in order.tolist() if isinstance(order, pd.Series) else order:
         dia_source_id = int(value)
         if dia_source_id in present:
             ids.append(dia_source_id)

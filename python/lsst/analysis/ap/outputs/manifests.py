@@ -195,7 +195,9 @@ def _write_views(
         for index, records in enumerate(chunks):
             only = records if index == 0 else None
             status = records["status"]
-            present = records.loc[status.isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy(), _PRESENT_COLUMNS]
+            in_place = status.isin([STATUS_WRITTEN, STATUS_SKIPPED]).to_numpy()
+            # (Every row: no row selection.)
+            present = records[_PRESENT_COLUMNS] if in_place.all() else records.loc[in_place, _PRESENT_COLUMNS]
             if manifest is not None:
                 manifest.add(_manifest_frame(present, url_root))
             if len(present):
@@ -298,9 +300,13 @@ def write_manifests(
         rest = records[~records["diaSourceId"].isin(done)]
         if len(rest):
             ledger.write_part(run_part_path(token), rest)
+            parts = None
+    else:
+        parts = None
     # Temporaries of views whose writer was killed.
     store.sweep_temporaries(("", "images"), recursive=False)
-    parts = ledger.list_parts()
+    if parts is None:
+        parts = ledger.list_parts()
     for _ in range(_MAX_REBUILDS):
         files = _write_views(store, ledger.union_chunks(parts, chunk_rows), url_root)
         latest = ledger.list_parts()
