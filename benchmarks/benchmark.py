@@ -364,15 +364,21 @@ def one_core() -> Iterator[int | None]:
     """
     try:
         cores = os.sched_getaffinity(0)
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
     except (AttributeError, OSError):
         yield None
         return
     core = max(cores)
-    os.sched_setaffinity(0, {core})
+    # Every thread of the process (numpy's BLAS pool too), not only this one.
+    for tid in threads:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, {core})
     try:
         yield core
     finally:
-        os.sched_setaffinity(0, cores)
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), cores)
 
 
 def _round(value: float, digits: int = 4) -> float:
@@ -1499,7 +1505,8 @@ def run_benchmark(
         work,
         time_task_run,
         report,
-        "[7 typical] the same {n} sources on {cores} core(s), default config ({threads} drawing thread(s))",
+        "[7 typical] the same {n} sources on {cores} core(s), default config "
+        "(up to {threads} drawing thread(s))",
         repeats=plan.sparse_repeats,
     )
     result["scaling"] = measure_scaling(repos, plan, work, report)

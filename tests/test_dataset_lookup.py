@@ -60,12 +60,34 @@ def shadowed(demo_repo, tmp_path_factory):
     return root, (visit, detector)
 
 
-def test_a_dataset_in_two_collections_is_left_to_find_first(demo_repo, shadowed):
+def test_one_dataset_reached_through_two_collections_is_found(demo_repo, tmp_path):
+    """A tagged collection in front of the run holding the same datasets:
+    each dataset is one dataset, found together with the others."""
+    root = tmp_path / "repo"
+    shutil.copytree(demo_repo.root, root)
+    with dafButler.Butler.from_config(str(root), writeable=True) as writer:
+        writer.collections.register("tagged", dafButler.CollectionType.TAGGED)
+        for name in TYPES.values():
+            writer.registry.associate("tagged", writer.query_datasets(name, collections=demo_repo.collection))
+    with dafButler.Butler.from_config(str(root), collections=["tagged", demo_repo.collection]) as butler:
+        found = find_image_datasets(butler, TYPES, data_ids(demo_repo))
+    assert set(found) == {("DemoCam", v, d) for v, d in demo_repo.data_ids}
+
+
+def test_the_first_dataset_in_collection_order_is_found(demo_repo, shadowed):
     root, (visit, detector) = shadowed
     with dafButler.Butler.from_config(str(root), collections=["chain"]) as butler:
         found = find_image_datasets(butler, TYPES, data_ids(demo_repo))
-    assert ("DemoCam", visit, detector) not in found
-    assert len(found) == len(demo_repo.data_ids) - 1
+        assert set(found) == {("DemoCam", v, d) for v, d in demo_repo.data_ids}
+        shadow = found[("DemoCam", visit, detector)]["difference"]
+        assert shadow.ref.run == "shadow"
+        assert shadow.ref == butler.find_dataset(
+            TYPES["difference"], instrument="DemoCam", visit=visit, detector=detector
+        )
+        assert {datasets["difference"].ref.run for datasets in found.values()} == {
+            "shadow",
+            demo_repo.collection,
+        }
 
 
 def test_the_shadowing_run_is_drawn(demo_repo, demo_sources, shadowed, tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .images.arrays import masked_image_plane_reader
 from .images.butler import butler_plane_reader, find_image_datasets, handle_plane_reader, only_instrument
+from .images.tiles import release_bands
 from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
@@ -807,7 +808,11 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         if njobs > 0 and len(groups) > 1:
             frames = draw_in_workers(self, butler, groups, njobs, meter.update)
         else:
-            frames = [self.drawGroups(butler, groups, meter.update)]
+            try:
+                frames = [self.drawGroups(butler, groups, meter.update)]
+            finally:
+                # The tile bands kept for the next visit × detector.
+                release_bands()
         self._failure_log.report_unlogged()
         return concat_records([rejected, *frames]), sources
 

@@ -24,7 +24,7 @@ astropy's own ``section``, which gives the same pixels more slowly.
 
 from __future__ import annotations
 
-__all__ = ("PlaneFile", "TiledPlane", "open_plane", "tile_rows_for_box")
+__all__ = ("PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_for_box")
 
 import collections
 import math
@@ -132,7 +132,18 @@ class _BandPool:
         """Return a band no plane uses any more."""
         with self._lock:
             self._free.append(band)
-            del self._free[: -self._limit]
+            del self._free[: max(len(self._free) - self._limit, 0)]
+
+    def clear(self) -> None:
+        """Drop the bands kept."""
+        with self._lock:
+            self._free.clear()
+
+
+def release_bands() -> None:
+    """Free the memory of the bands kept for later planes (at the end of a
+    run: a process that draws again soon may keep them)."""
+    _BANDS.clear()
 
 
 _BANDS = _BandPool()
@@ -160,7 +171,8 @@ class TiledPlane:
     Reads are thread-safe: the file is read with ``os.pread``, the cache
     is guarded by a lock and a tile being inflated by one thread is waited
     for by the others, so the planes of one image, or the stamps of several
-    sources, can be decoded in parallel threads.
+    sources, can be decoded in parallel threads.  `close` must not be
+    called while reads are running (its band goes to the next plane).
 
     """
 
@@ -342,10 +354,21 @@ class TiledPlane:
             # Look again: what another thread inflated is there now, unless
             # evicted or that thread failed (then it is inflated here).
 
-    def _payloads(self, keys: list[int]) -> list[memoryview | None]:
-        """The compressed bytes of tiles, read with one ``pread`` when they
-        lie next to each other in the heap (as written); `None` (read by
-        `inflate_tile`) when they are scattered.
+    def compressed_tiles(self, keys: list[int]) -> list[memoryview | None]:
+        """The compressed bytes of tiles, for `inflate_tile`.
+
+        Parameters
+        ----------
+        keys : `list` [`int`]
+            Tiles, as ``tile_y * tiles_x + tile_x``.
+
+        Returns
+        -------
+        payloads : `list` [`memoryview` or `None`]
+            One per tile, read with one ``pread`` when the tiles lie next to
+            each other in the heap (as written); all `None` (each then read
+            by `inflate_tile`) when they are scattered.
+
         """
         descriptors = self._descriptors[keys].astype(np.int64)
         lengths = descriptors[:, 0] * self._element_size
@@ -362,7 +385,7 @@ class TiledPlane:
         """Inflate tiles and keep them in the cache."""
         done: dict[int, np.ndarray] = {}
         try:
-            for key, payload in zip(keys, self._payloads(keys), strict=True):
+            for key, payload in zip(keys, self.compressed_tiles(keys), strict=True):
                 done[key] = self.inflate_tile(*divmod(key, self._tiles_x), payload)
         finally:
             with self._lock:
@@ -381,7 +404,7 @@ class TiledPlane:
                 self._band = _BANDS.take((len(self._band_filled), tile_bytes))
         done: list[int] = []
         try:
-            for key, payload in zip(keys, self._payloads(keys), strict=True):
+            for key, payload in zip(keys, self.compressed_tiles(keys), strict=True):
                 self._band[key] = self.inflate_tile(key, 0, payload)
                 done.append(key)
         finally:
