@@ -19,6 +19,7 @@ from lsst.analysis.ap.outputs.ledger import Ledger, group_part_path, read_record
 from lsst.analysis.ap.outputs.manifests import MANIFEST_METADATA, join_url, write_manifests
 from lsst.analysis.ap.outputs.store import OutputError, OutputStore
 from lsst.analysis.ap.records import RECORD_COLUMNS
+from lsst.analysis.ap.vetting import page as vetting_page
 from lsst.analysis.ap.vetting.page import write_output_vetting_page, write_vetting_page
 
 URL_ROOT = "https://example.org/cut outs"
@@ -171,12 +172,21 @@ def test_a_view_that_cannot_be_written_leaves_no_partial_file(tmp_path):
         assert (tmp_path / name).read_bytes() == before[name]
 
 
-@pytest.mark.parametrize("missing", [0, 400], ids=["every-source", "sources-missing"])
-def test_streamed_vetting_data_equals_the_page_of_the_whole_table(tmp_path, missing):
+@pytest.mark.parametrize(
+    ("missing", "spill_bytes"),
+    [(0, None), (400, None), (0, 64)],
+    ids=["every-source", "sources-missing", "columns-spilled-to-files"],
+)
+def test_streamed_vetting_data_equals_the_page_of_the_whole_table(
+    tmp_path, monkeypatch, missing, spill_bytes
+):
     """The page's data file written from records.csv a chunk at a time is
     the one of the whole table, also when integer and boolean source
-    columns are widened because some records have no source.
+    columns are widened because some records have no source, and when
+    each column's values move from memory to a temporary file.
     """
+    if spill_bytes is not None:
+        monkeypatch.setattr(vetting_page, "_SPILL_MEMORY_BYTES", spill_bytes)
     frame = synthetic_records(1500, seed=4)
     store = fill_directory(tmp_path, frame, seed=4)
     write_manifests(None, store, URL_ROOT, chunk_rows=100)
