@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from lsst.analysis.ap.outputs.atomic import atomic_write_bytes, writer_tag
 from lsst.analysis.ap.outputs.paths import OutputLayout
 from lsst.analysis.ap.outputs.store import OutputStore
@@ -24,6 +26,21 @@ def test_atomic_write_leaves_only_the_file(tmp_path):
     assert target.read_bytes() == b"png bytes"
     assert [p.name for p in target.parent.iterdir()] == ["1.png"]
     assert target.stat().st_mode & 0o044  # readable by a web server running as another user
+
+
+def test_failed_atomic_write_leaves_no_temporary_and_keeps_the_old_file(tmp_path):
+    images = tmp_path / "images"
+    atomic_write_bytes(images / "1.png", b"first")
+    # A directory in the way of the rename: the write fails after the data
+    # went to the temporary.
+    (images / "2.png").mkdir()
+    with pytest.raises(IsADirectoryError):
+        atomic_write_bytes(images / "2.png", b"second")
+    assert sorted(p.name for p in images.iterdir()) == ["1.png", "2.png"]
+    assert (images / "1.png").read_bytes() == b"first"
+    atomic_write_bytes(images / "1.png", b"replaced" * 10000)
+    assert (images / "1.png").read_bytes() == b"replaced" * 10000
+    assert sorted(p.name for p in images.iterdir()) == ["1.png", "2.png"]
 
 
 def _dead_pid() -> int:

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import io
 import os
+import random
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -69,12 +70,59 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temporary(path: str) -> tuple[int, str]:
+    """Create a new temporary file next to ``path``, creating its directory
+    only when it is missing; return its descriptor and name.
+
+    The name carries `writer_tag` and a random token; a name already taken
+    (a temporary of an earlier process with the same PID) is skipped.  The
+    file gets the permissions of any new file under the umask.
+    """
+    directory, name = os.path.split(path)
+    prefix = os.path.join(directory, f".{name}.{writer_tag()}.")
+    for attempt in range(100):
+        temp_name = f"{prefix}{random.getrandbits(40):010x}{TEMP_SUFFIX}"
+        try:
+            return os.open(temp_name, _CREATE_FLAGS, 0o666), temp_name
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if attempt or not directory:
+                raise
+            os.makedirs(directory, exist_ok=True)
+            try:
+                return os.open(temp_name, _CREATE_FLAGS, 0o666), temp_name
+            except FileExistsError:
+                continue
+    raise FileExistsError(f"no free temporary name for {path}")
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and a rename; on any error the temporary is removed.
+
+    This is `atomic_writer` for a whole file, with no file object: one
+    ``open``, the ``write`` calls, ``close`` and ``rename``, and a ``mkdir``
+    only when the directory is missing.
     """
-    with atomic_writer(path) as stream:
-        stream.write(data)
+    fd, temp_name = _create_temporary(os.fspath(path))
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temp_name, path)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 @contextlib.contextmanager

@@ -81,6 +81,7 @@ class OutputStore:
     def __init__(self, location: ResourcePathExpression) -> None:
         self.root = resolve_output_location(location)
         self.is_local = self.root.isLocal and self.root.scheme == "file"
+        self._local_root = self.root.ospath if self.is_local else None
 
     def __repr__(self) -> str:
         return f"OutputStore({self.location!r})"
@@ -126,7 +127,7 @@ class OutputStore:
         """
         try:
             if self.is_local:
-                atomic_write_bytes(self.local_path(relpath), data)
+                atomic_write_bytes(os.path.join(self._local_root, relpath), data)
             else:
                 self.uri(relpath).write(data, overwrite=True)
         except OutputError:
