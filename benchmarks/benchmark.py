@@ -681,7 +681,7 @@ def _render_functions() -> dict[str, set[tuple[str, str]]]:
         "render_png": _code_keys(TripletRenderer.render_source),
         "scaling": _code_keys(stamp_levels),
         "annotation": _code_keys(TripletRenderer._draw_annotation),
-        "encode": _code_keys(PalettePng.encode, Image.Image.save),
+        "encode": _code_keys(PalettePng.encode, PalettePng.encode_rows, Image.Image.save),
     }
 
 

@@ -72,8 +72,12 @@ def test_palette_png_is_pillows_png_byte_for_byte(level):
     ]
     for indices in images:
         height, width = indices.shape
-        png = PalettePng(width, height, palette, level).encode(indices)
+        encoder = PalettePng(width, height, palette, level)
+        png = encoder.encode(indices)
         assert png == pillow_png(indices, palette, level)
+        rows = encoder.new_rows()
+        rows[:, 1:] = indices
+        assert encoder.encode_rows(rows) == png
         decoded = Image.open(io.BytesIO(png))
         assert decoded.mode == "P"
         np.testing.assert_array_equal(np.asarray(decoded), indices)
@@ -89,6 +93,10 @@ def test_palette_png_rejects_bad_input():
         PalettePng(0, 4, palette, 1)
     with pytest.raises(ValueError, match="4x5 image"):
         PalettePng(5, 4, palette, 1).encode(np.zeros((5, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"rows of shape \(4, 6\)"):
+        PalettePng(5, 4, palette, 1).encode_rows(np.zeros((4, 5), np.uint8))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        PalettePng(5, 4, palette, 1).encode_rows(np.zeros((4, 12), np.uint8)[:, ::2])
 
 
 def test_renderer_png_is_pillows_png():
@@ -99,6 +107,39 @@ def test_renderer_png_is_pillows_png():
     assert renderer.render_png(stamps, None, 0.2) == pillow_png(
         indices, renderer.palette.tobytes(), renderer.compress_level
     )
+
+
+def test_sources_drawn_one_after_another_leave_nothing_behind():
+    """The renderer draws every source in one buffer per thread: a source
+    with flags, badges and long values, then one without annotation or
+    with empty panels, come out as a fresh renderer draws them, also from
+    several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lsst.analysis.ap.display.annotation import SourceAnnotation
+    from source_rows import FLAG_COLUMNS, full_row
+
+    rng = np.random.default_rng(11)
+    empty = np.full((30, 30), np.nan)
+    sources = []
+    for k in range(12):
+        stamps = [tuple(rng.normal(100.0, 5.0 + k, (30, 30)) for _ in range(3))]
+        if k % 4 == 1:
+            stamps = [(empty, stamps[0][1], empty)]
+        row = full_row(
+            diaSourceId=10**15 + 7 * k,
+            psfFlux=-(10.0**k),
+            psfFlux_flag=k % 2 == 0,
+            apFlux_flag=k % 3 == 0,
+            **{FLAG_COLUMNS[k % len(FLAG_COLUMNS)]: True},
+        )
+        annotation = None if k % 3 == 2 else SourceAnnotation.from_row(row)
+        sources.append((stamps, annotation, 0.2 if k % 5 else None))
+    expected = [TripletRenderer([30], True).render_source(*source).png for source in sources]
+    shared = TripletRenderer([30], True)
+    assert [shared.render_source(*source).png for source in sources] == expected
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda source: shared.render_source(*source).png, sources * 3)) == expected * 3
 
 
 # Texts with glyphs that reach left of the pen (J, T, Y, j, _), past their

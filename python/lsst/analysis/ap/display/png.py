@@ -111,15 +111,58 @@ class PalettePng:
         """
         if np.shape(indices) != (self.height, self.width):
             raise ValueError(f"Expected a {self.height}x{self.width} image, got shape {np.shape(indices)}.")
-        # Each PNG row starts with its filter type: 0 (none), as Pillow
-        # writes palette images.
         if self.compress_level == 0:
             return self._pillow(indices)
-        rows = np.zeros((self.height, self.width + 1), np.uint8)
+        rows = self.new_rows()
         rows[:, 1:] = indices
+        return self.encode_rows(rows)
+
+    def new_rows(self) -> np.ndarray:
+        """A buffer of PNG rows to draw an image into.
+
+        Returns
+        -------
+        rows : `numpy.ndarray`
+            ``(height, width + 1)`` uint8 zeros: each row starts with its
+            filter type, 0 (none), as Pillow writes palette images; the
+            image is ``rows[:, 1:]``.
+
+        """
+        return np.zeros((self.height, self.width + 1), np.uint8)
+
+    def encode_rows(self, rows: np.ndarray) -> bytes:
+        """The PNG of an image drawn in a `new_rows` buffer, without copying
+        it.
+
+        Parameters
+        ----------
+        rows : `numpy.ndarray`
+            ``(height, width + 1)`` C-contiguous uint8 array whose first
+            column is 0 and the rest the palette indices.
+
+        Returns
+        -------
+        png : `bytes`
+            As `encode` of ``rows[:, 1:]``.
+
+        Raises
+        ------
+        ValueError
+            If ``rows`` does not have the buffer's shape and layout.
+
+        """
+        shape = (self.height, self.width + 1)
+        if rows.shape != shape or rows.dtype != np.uint8 or not rows.flags.c_contiguous:
+            raise ValueError(
+                f"Expected C-contiguous uint8 rows of shape {shape}, got {rows.dtype} {rows.shape}."
+            )
+        if self.compress_level == 0:
+            return self._pillow(rows[:, 1:])
         compressor = zlib.compressobj(self.compress_level, zlib.DEFLATED, 15, _MEM_LEVEL)
         stream = compressor.compress(rows) + compressor.flush()
         size = self._chunk_size
+        if len(stream) <= size:
+            return b"".join((self._head, png_chunk(b"IDAT", stream), self._tail))
         parts = [self._head]
         parts.extend(png_chunk(b"IDAT", stream[i : i + size]) for i in range(0, len(stream), size))
         parts.append(self._tail)

@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import io
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -310,7 +311,8 @@ class TripletRenderer:
     """Draws template/science/difference cutouts of one configuration.
 
     Build once and call `render` / `render_png` per source.  The instance
-    does not change after construction (safe to share between threads) and
+    does not change after construction, apart from one drawing buffer per
+    thread that `render_source` reuses (safe to share between threads), and
     is picklable (it is rebuilt from its arguments).
 
     Parameters
@@ -436,6 +438,7 @@ class TripletRenderer:
         without metadata); `layouts` has those of every scheme."""
         self._scale_label = scale_label_tile(self._palette)
         self._png = PalettePng(*self.canvas_size, self._palette.png_bytes, self.compress_level)
+        self._scratch = threading.local()
         self._setup_options(self._init_args["options"], no_data, layout)
 
     def _scheme_art(self, layout: CanvasLayout, label_font: Any) -> _SchemeArt:
@@ -616,9 +619,13 @@ class TripletRenderer:
             colours) and the limits.
 
         """
-        canvas, limits = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative)
         if not self._rgb:
-            return RenderedSource(self._png.encode(canvas), limits)
+            # Drawn straight into the PNG rows of this thread's buffer: no
+            # new canvas and no copy for the encoder.
+            rows = self._rows()
+            _, limits = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative, rows)
+            return RenderedSource(self._png.encode_rows(rows), limits)
+        canvas, limits = self._draw(stamps, annotation, pixel_scale_arcsec, contexts, negative)
         buffer = io.BytesIO()
         self._image(canvas, contexts).save(buffer, format="PNG", compress_level=self.compress_level)
         return RenderedSource(buffer.getvalue(), limits)
@@ -656,7 +663,11 @@ class TripletRenderer:
         pixel_scale_arcsec: float | Sequence[float | None] | None,
         contexts: Sequence[Sequence[PanelContext | None]] | None,
         negative: bool,
+        rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[tuple[Limits, Limits, Limits], ...]]:
+        """Draw one source into a new canvas, or into ``rows`` (a
+        `PalettePng.new_rows` buffer, whose image part is overwritten whole);
+        return the canvas (a view of ``rows``) and the limits."""
         if len(stamps) != len(self.sizes):
             raise ValueError(
                 f"Expected {len(self.sizes)} stamp triplets (sizes={list(self.sizes)}), got {len(stamps)}."
@@ -669,7 +680,16 @@ class TripletRenderer:
         annotate = self.add_metadata and annotation is not None
         if annotate:
             art = self._art.get(annotation.scheme, art)  # type: ignore[union-attr]
-        canvas = (art.annotated_background if annotate else art.background).copy()
+        background = art.annotated_background if annotate else art.background
+        if rows is None:
+            canvas = background.copy()
+            # Flat index row * stride + column of each canvas pixel.
+            flat, stride = canvas.reshape(-1), canvas.shape[1]
+        else:
+            canvas = rows[:, 1:]
+            np.copyto(canvas, background)
+            # The same in the PNG rows, past their filter bytes.
+            flat, stride = rows.reshape(-1)[1:], rows.shape[1]
         for row, (triplet, scale) in enumerate(zip(stamps, scales, strict=True)):
             if len(triplet) != 3:
                 raise ValueError(
@@ -702,8 +722,15 @@ class TripletRenderer:
             if negative and self._negative_tile is not None:
                 paste_label(canvas, self.panel_boxes[row][2], self._negative_tile, where="top-left")
         if annotate:
-            self._draw_annotation(canvas, annotation, art)  # type: ignore[arg-type]
+            self._draw_annotation(canvas, flat, stride, annotation, art)  # type: ignore[arg-type]
         return canvas, tuple(all_limits)  # type: ignore[return-value]
+
+    def _rows(self) -> np.ndarray:
+        """The PNG rows buffer of the calling thread (see `PalettePng.new_rows`)."""
+        rows = getattr(self._scratch, "rows", None)
+        if rows is None:
+            rows = self._scratch.rows = self._png.new_rows()
+        return rows
 
     def _decorate(self, canvas: np.ndarray, box: Box, context: PanelContext, stamp_size: int) -> None:
         options = self.options
@@ -768,7 +795,9 @@ class TripletRenderer:
         region = canvas[ly0 : ly0 + h, x0 - 1 : x0 - 1 + w]
         np.copyto(region, index, where=opaque)
 
-    def _draw_annotation(self, canvas: np.ndarray, annotation: SourceAnnotation, art: _SchemeArt) -> None:
+    def _draw_annotation(
+        self, canvas: np.ndarray, flat: np.ndarray, stride: int, annotation: SourceAnnotation, art: _SchemeArt
+    ) -> None:
         for name in annotation.badges:
             tile = art.badge_tiles.get(name)
             if tile is not None:
@@ -789,8 +818,8 @@ class TripletRenderer:
             if box is not None:
                 texts.append((glyphs.fit(field.text, box.width), box.x0, box.y0, box.width, box.height))
         # The value boxes are blank in the annotated background; only ink is drawn.
-        index, coverage = glyphs.ink(texts, BASELINE, canvas.shape[1])
-        canvas.reshape(-1)[index] = self._palette.coverage_to_index[coverage]
+        index, coverage = glyphs.ink(texts, BASELINE, stride)
+        flat[index] = self._palette.coverage_to_index[coverage]
 
 
 def _rebuild_renderer(init_args: dict[str, Any]) -> TripletRenderer:
