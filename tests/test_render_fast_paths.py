@@ -20,7 +20,7 @@ from PIL import Image
 
 from lsst.analysis.ap.display.annotation import ANNOTATION_SCHEMES
 from lsst.analysis.ap.display.glyphs import GlyphCache, _pen_after, font
-from lsst.analysis.ap.display.layout import LABEL_SIZE, VALUE_SIZE, layout_canvas
+from lsst.analysis.ap.display.layout import LABEL_SIZE, VALUE_SIZE, layout_canvas, uncovered_boxes
 from lsst.analysis.ap.display.palette import display_levels
 from lsst.analysis.ap.display.png import PalettePng
 from lsst.analysis.ap.display.renderer import TripletRenderer, paint_panel, upsample_nearest
@@ -107,6 +107,22 @@ def test_renderer_png_is_pillows_png():
     assert renderer.render_png(stamps, None, 0.2) == pillow_png(
         indices, renderer.palette.tobytes(), renderer.compress_level
     )
+
+
+@pytest.mark.parametrize("sizes", [(30,), (30, 64, 11)])
+@pytest.mark.parametrize("add_metadata", [True, False])
+def test_the_uncovered_boxes_and_the_panels_tile_the_canvas(sizes, add_metadata):
+    renderer = TripletRenderer(sizes, add_metadata)
+    width, height = renderer.canvas_size
+    panels = [box for row in renderer.panel_boxes for box in row]
+    uncovered = uncovered_boxes(renderer.canvas_size, panels)
+    count = np.zeros((height, width), int)
+    for box in panels + list(uncovered):
+        count[box.slices] += 1
+    assert (count == 1).all()
+    # A band above, between and below the rows of panels, and the four gaps
+    # beside the panels of each row.
+    assert len(uncovered) == len(sizes) + 1 + 4 * len(sizes)
 
 
 def test_sources_drawn_one_after_another_leave_nothing_behind():

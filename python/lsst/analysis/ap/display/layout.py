@@ -40,10 +40,11 @@ __all__ = (
     "CanvasLayout",
     "Cell",
     "layout_canvas",
+    "uncovered_boxes",
 )
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -154,6 +155,40 @@ class CanvasLayout:
     """Label and value boxes of each annotation field by key (empty without metadata)."""
     scheme: str = RUBIN_SCHEME
     """Annotation scheme whose fields are placed."""
+
+
+def uncovered_boxes(canvas_size: tuple[int, int], boxes: Sequence[Box]) -> tuple[Box, ...]:
+    """The canvas outside some boxes, as few boxes as rows allow.
+
+    Parameters
+    ----------
+    canvas_size : `tuple` [`int`, `int`]
+        ``(width, height)`` of the canvas.
+    boxes : sequence of `Box`
+        Boxes inside the canvas.
+
+    Returns
+    -------
+    uncovered : `tuple` [`Box`, ...]
+        Disjoint boxes that, with ``boxes``, cover the canvas: bands of rows
+        that meet the same boxes, cut into the runs of columns no box
+        covers.
+
+    """
+    width, height = canvas_size
+    edges = sorted({0, height} | {b.y0 for b in boxes} | {b.y1 for b in boxes})
+    uncovered = []
+    for y0, y1 in zip(edges[:-1], edges[1:], strict=True):
+        if not 0 <= y0 < y1 <= height:
+            continue
+        x = 0
+        for box in sorted((b for b in boxes if b.y0 <= y0 and y1 <= b.y1), key=lambda b: b.x0):
+            if box.x0 > x:
+                uncovered.append(Box(x, y0, box.x0, y1))
+            x = max(x, box.x1)
+        if x < width:
+            uncovered.append(Box(x, y0, width, y1))
+    return tuple(uncovered)
 
 
 def layout_canvas(

@@ -70,6 +70,7 @@ from .layout import (
     Box,
     CanvasLayout,
     layout_canvas,
+    uncovered_boxes,
 )
 from .options import EMPTY_PANEL_TEXT, NEGATIVE_BADGE_TEXT, DisplayOptions, PanelContext
 from .overlays import overlay_legend
@@ -439,6 +440,13 @@ class TripletRenderer:
         self._scale_label = scale_label_tile(self._palette)
         self._png = PalettePng(*self.canvas_size, self._palette.png_bytes, self.compress_level)
         self._scratch = threading.local()
+        self._outside_panels = tuple(
+            box.slices
+            for box in uncovered_boxes(self.canvas_size, [b for row in self.panel_boxes for b in row])
+        )
+        """Slices of the canvas outside the panels: what is restored from the
+        background before a source is drawn in a reused buffer (every panel
+        is painted whole)."""
         self._setup_options(self._init_args["options"], no_data, layout)
 
     def _scheme_art(self, layout: CanvasLayout, label_font: Any) -> _SchemeArt:
@@ -687,7 +695,8 @@ class TripletRenderer:
             flat, stride = canvas.reshape(-1), canvas.shape[1]
         else:
             canvas = rows[:, 1:]
-            np.copyto(canvas, background)
+            for region in self._outside_panels:
+                canvas[region] = background[region]
             # The same in the PNG rows, past their filter bytes.
             flat, stride = rows.reshape(-1)[1:], rows.shape[1]
         for row, (triplet, scale) in enumerate(zip(stamps, scales, strict=True)):
