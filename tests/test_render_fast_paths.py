@@ -12,6 +12,7 @@ import io
 import itertools
 import math
 import string
+import zlib
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from lsst.analysis.ap.display.annotation import ANNOTATION_SCHEMES
 from lsst.analysis.ap.display.glyphs import GlyphCache, _pen_after, font
 from lsst.analysis.ap.display.layout import LABEL_SIZE, VALUE_SIZE, layout_canvas, uncovered_boxes
 from lsst.analysis.ap.display.palette import display_levels
-from lsst.analysis.ap.display.png import PalettePng
+from lsst.analysis.ap.display.png import PalettePng, zlib_header
 from lsst.analysis.ap.display.renderer import TripletRenderer, paint_panel, upsample_nearest
 from lsst.analysis.ap.display.scaling import (
     CONSTANT_LEVEL,
@@ -81,6 +82,11 @@ def test_palette_png_is_pillows_png_byte_for_byte(level):
         decoded = Image.open(io.BytesIO(png))
         assert decoded.mode == "P"
         np.testing.assert_array_equal(np.asarray(decoded), indices)
+
+
+@pytest.mark.parametrize("level", range(10))
+def test_zlib_header_is_zlibs(level):
+    assert zlib_header(level) == zlib.compress(b"", level)[:2]
 
 
 def test_palette_png_rejects_bad_input():

@@ -11,6 +11,13 @@ larger).  With the same zlib the bytes are Pillow's byte for byte; what is
 saved is Pillow's per-image set-up, its row-by-row deflate calls and the
 chunk assembly (about a tenth of the encoding time of a cutout).
 
+zlib deflates the rows as a raw stream (window bits -15: the same
+compressed blocks, without the zlib wrapper); the encoder adds the 2-byte
+header zlib would write and the Adler-32 of the rows, computed by libdeflate
+(`deflate.adler32`, vectorized: 3 µs for a 752 × 384 cutout where zlib's own
+checksum takes 80 µs).  The chunk CRCs come from libdeflate too.  Both
+checksums are fixed functions of the bytes, so the file does not change.
+
 Levels 1-9 compress the same whatever pieces the rows are handed to zlib
 in; level 0 ("stored" blocks) does not, so at level 0 the encoder hands the
 image to Pillow.
@@ -18,12 +25,13 @@ image to Pillow.
 
 from __future__ import annotations
 
-__all__ = ("PalettePng", "png_chunk")
+__all__ = ("PalettePng", "png_chunk", "zlib_header")
 
 import io
 import struct
 import zlib
 
+import deflate
 import numpy as np
 from PIL import Image
 
@@ -50,7 +58,29 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
         The chunk as it appears in the file.
 
     """
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+    crc = deflate.crc32(data, deflate.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def zlib_header(level: int) -> bytes:
+    """The two bytes zlib writes before a deflate stream of a 32 KiB window.
+
+    Parameters
+    ----------
+    level : `int`
+        Compression level (0-9), recorded in the header as zlib records it.
+
+    Returns
+    -------
+    header : `bytes`
+        ``CMF FLG``, e.g. ``78 01`` at level 1 and ``78 9c`` at level 6.
+
+    """
+    flags = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    header = 0x7800 | flags << 6
+    # As zlib's deflate.c: 31 is added even to a multiple of 31.
+    header += 31 - header % 31
+    return header.to_bytes(2, "big")
 
 
 class PalettePng:
@@ -88,6 +118,7 @@ class PalettePng:
         self._palette = bytes(palette)
         self._tail = png_chunk(b"IEND", b"")
         self._chunk_size = max(_MIN_IDAT, 4 * self.width)
+        self._zlib_header = zlib_header(self.compress_level)
 
     def encode(self, indices: np.ndarray) -> bytes:
         """The PNG of an image.
@@ -158,8 +189,15 @@ class PalettePng:
             )
         if self.compress_level == 0:
             return self._pillow(rows[:, 1:])
-        compressor = zlib.compressobj(self.compress_level, zlib.DEFLATED, 15, _MEM_LEVEL)
-        stream = compressor.compress(rows) + compressor.flush()
+        compressor = zlib.compressobj(self.compress_level, zlib.DEFLATED, -15, _MEM_LEVEL)
+        stream = b"".join(
+            (
+                self._zlib_header,
+                compressor.compress(rows),
+                compressor.flush(),
+                struct.pack(">I", deflate.adler32(rows)),
+            )
+        )
         size = self._chunk_size
         if len(stream) <= size:
             return b"".join((self._head, png_chunk(b"IDAT", stream), self._tail))
