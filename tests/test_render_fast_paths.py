@@ -30,6 +30,7 @@ from lsst.analysis.ap.display.scaling import (
     INTERVAL_NAMES,
     STRETCH_NAMES,
     RobustZScaleInterval,
+    _dilate,
     finite_limits,
     make_interval,
     make_stretch,
@@ -319,6 +320,17 @@ def plain_zscale(
         vmin = max(vmin, median - (center_pixel - 1) * slope)
         vmax = min(vmax, median + (npix - center_pixel) * slope)
     return float(vmin), float(vmax)
+
+
+def test_zscale_growing_of_rejected_pixels_is_the_boolean_convolution():
+    rng = np.random.default_rng(3)
+    for width in (1, 2, 3, 9, 10, 17):
+        for n in (width, width + 1, 100, 900, 1000):
+            for density in (0.01, 0.2, 0.7):
+                mask = rng.random(n) < density
+                np.testing.assert_array_equal(
+                    _dilate(mask, width), np.convolve(mask, np.ones(width, bool), mode="same")
+                )
 
 
 def test_zscale_limits_are_the_plain_algorithms_to_the_last_bit():

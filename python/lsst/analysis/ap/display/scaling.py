@@ -79,6 +79,23 @@ def _std(values: np.ndarray) -> np.floating:
     return np.sqrt(np.add.reduce(deviation) / n)
 
 
+def _dilate(mask: np.ndarray, width: int) -> np.ndarray:
+    """``numpy.convolve(mask, numpy.ones(width, bool), mode="same")`` of a
+    1-D boolean mask no shorter than ``width`` (zscale's growing of the
+    rejected pixels), from a running count of the set pixels rather than a
+    boolean convolution (a few µs instead of ~12 µs for 900 samples).
+
+    Pixel ``i`` is set when any of ``mask[i - width + 1 + (width - 1) // 2 :
+    i + (width - 1) // 2 + 1]`` is.
+    """
+    n = mask.size
+    start = width - (width - 1) // 2
+    counts = np.zeros(n + width, np.int32)
+    np.cumsum(mask, out=counts[start : start + n])
+    counts[start + n :] = counts[start + n - 1]
+    return counts[width:] > counts[:n]
+
+
 class RobustZScaleInterval(ZScaleInterval):
     """IRAF zscale limits that fall back to min/max when zscale degenerates.
 
@@ -155,7 +172,7 @@ class RobustZScaleInterval(ZScaleInterval):
         x = np.arange(npix, dtype=float)
         ngoodpix, last_ngoodpix = npix, npix + 1
         badpix = np.zeros(npix, dtype=bool)
-        kernel = np.ones(max(1, int(npix * 0.01)), dtype=bool)
+        width = max(1, int(npix * 0.01))
         slope = 0.0
         for _ in range(self.max_iterations):
             if ngoodpix >= last_ngoodpix or ngoodpix < minpix:
@@ -174,8 +191,8 @@ class RobustZScaleInterval(ZScaleInterval):
             threshold = self.krej * _std(flat if good is None else flat[good])
             # |flat| > threshold is (flat < -threshold) | (flat > threshold).
             badpix |= np.abs(flat) > threshold
-            if len(kernel) > 1:
-                badpix = np.convolve(badpix, kernel, mode="same")
+            if width > 1:
+                badpix = _dilate(badpix, width)
             last_ngoodpix = ngoodpix
             ngoodpix = npix - int(np.count_nonzero(badpix))
         if ngoodpix >= minpix:
