@@ -681,7 +681,7 @@ def _render_functions() -> dict[str, set[tuple[str, str]]]:
         "render_png": _code_keys(TripletRenderer.render_source),
         "scaling": _code_keys(stamp_levels),
         "annotation": _code_keys(TripletRenderer._draw_annotation),
-        "encode": _code_keys(PalettePng.encode, PalettePng.encode_rows, Image.Image.save),
+        "encode": _code_keys(PalettePng.encode_rows, Image.Image.save),
     }
 
 
@@ -866,7 +866,8 @@ def _profile_functions() -> dict[str, set[tuple[str, str]]]:
         "cut": _code_keys(DetectorCutouter._cut),
         "annotation": _code_keys(SourceAnnotation.from_row.__func__),
         "render_png": _code_keys(TripletRenderer.render_source),
-        "png_encode": _code_keys(PalettePng.encode, Image.Image.save),
+        # encode and render_source both go through encode_rows (or Pillow).
+        "png_encode": _code_keys(PalettePng.encode_rows, Image.Image.save),
         "write": _code_keys(OutputStore.write),
         "finish": _code_keys(PlotImageSubtractionCutoutsTask.finish),
     }
