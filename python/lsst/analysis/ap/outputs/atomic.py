@@ -109,19 +109,26 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     only when the directory is missing.
     """
     fd, temp_name = _create_temporary(os.fspath(path))
-    try:
+    with _renamed_into_place(temp_name, path):
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _renamed_into_place(temp_name: str, path: Path | str) -> Iterator[None]:
+    """Rename the temporary ``temp_name`` to ``path`` when the block ends
+    without an error; on any error remove it and leave ``path`` untouched.
+    """
+    try:
+        yield
         os.replace(temp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -146,17 +153,9 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     fd, temp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=TEMP_SUFFIX
     )
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            os.fchmod(stream.fileno(), _file_mode())
-            yield stream
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with _renamed_into_place(temp_name, path), os.fdopen(fd, "wb") as stream:
+        os.fchmod(stream.fileno(), _file_mode())
+        yield stream
 
 
 def temporary_is_stale(temp: Path, now: float, stale_after: float) -> bool:
