@@ -60,6 +60,16 @@ def shadowed(demo_repo, tmp_path_factory):
     return root, (visit, detector)
 
 
+def test_roles_sharing_a_dataset_type_are_found_together(demo_repo):
+    shared = {**TYPES, "template": TYPES["science"]}
+    with demo_repo.butler() as butler:
+        found = find_image_datasets(butler, shared, data_ids(demo_repo))
+    assert set(found) == {("DemoCam", v, d) for v, d in demo_repo.data_ids}
+    for datasets in found.values():
+        assert datasets["template"] == datasets["science"]
+        assert datasets["difference"].ref.datasetType.name == TYPES["difference"]
+
+
 def test_one_dataset_reached_through_two_collections_is_found(demo_repo, tmp_path):
     """A tagged collection in front of the run holding the same datasets:
     each dataset is one dataset, found together with the others."""

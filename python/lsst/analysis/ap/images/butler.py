@@ -459,7 +459,7 @@ def find_image_datasets(
     """
     keys = list(dict.fromkeys((str(d["instrument"]), int(d["visit"]), int(d["detector"])) for d in data_ids))
     names = list(dict.fromkeys(dataset_types.values()))
-    if not keys or len(names) != len(dataset_types):
+    if not keys:
         return {}
     found: dict[tuple[str, int, int], dict[str, Any]] = {}
     try:
