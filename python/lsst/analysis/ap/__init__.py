@@ -7,9 +7,27 @@ DiaSources), `images` (pixel access), `geometry` (stamp boxes), `display`
 `parallel` (worker processes), and the tasks in
 `plotImageSubtractionCutouts`; `cli` is the command line and `demo` the demo
 repository.
+
+The tasks, configs and connections of `plotImageSubtractionCutouts` are
+names of this package, imported on first use: a process that uses only the
+modules below them (a worker process drawing for the task) does not import
+the pipeline machinery (``lsst.pipe.base``, about a second).
 """
 
-from . import plotImageSubtractionCutouts
-from .plotImageSubtractionCutouts import *  # noqa: F403 - the tasks, configs and connections
+import importlib
+from typing import Any
 
-__all__ = plotImageSubtractionCutouts.__all__
+_TASKS = "plotImageSubtractionCutouts"
+
+
+def __getattr__(name: str) -> Any:
+    tasks = importlib.import_module(f"{__name__}.{_TASKS}")
+    if name == _TASKS:
+        return tasks
+    if name == "__all__" or name in tasks.__all__:
+        return getattr(tasks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), _TASKS, *importlib.import_module(f"{__name__}.{_TASKS}").__all__})
