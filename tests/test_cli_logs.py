@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,14 +68,17 @@ def test_bad_log_level_is_a_usage_error(tmp_path, demo_repo):
 
 @pytest.fixture(scope="module")
 def worker_run(demo_repo, demo_sources, tmp_path_factory):
-    """Two worker processes over a catalog with one visit that has no
-    images (its visit × detector fails and a worker logs it), logged to a
-    file at DEBUG for this package and WARNING elsewhere."""
+    """Two drawing processes (the command and one worker) over a catalog
+    with one visit that has no images, logged to a file at DEBUG for this
+    package and WARNING elsewhere.  That visit × detector is the largest
+    group, so the worker (which takes the largest groups) logs its
+    failures."""
     root = tmp_path_factory.mktemp("logs")
     catalog = root / "sources.csv"
-    lost = demo_sources.iloc[:3].copy()
+    largest = int(demo_sources.groupby(["visit", "detector"]).size().max())
+    lost = pd.concat([demo_sources.iloc[:1]] * (largest + 1), ignore_index=True)
     lost["visit"] = 999_999
-    lost["diaSourceId"] += 10**12
+    lost["diaSourceId"] = lost["diaSourceId"] + 10**12 + np.arange(len(lost))
     pd.concat([demo_sources, lost]).to_csv(catalog, index=False)
     log_file = root / "logs" / "run.log"
     process = _command(

@@ -440,7 +440,8 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_parent_leaves_no_worker_or_resource_tracker(tmp_path, demo_repo, sig):
-    argv = cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "2")
+    # Three drawing processes: the parent and two workers.
+    argv = cli(demo_repo, tmp_path / "out", "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "3")
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children: list[int] = []
     try:

@@ -514,7 +514,7 @@ def test_resume_rewrites_only_missing_pngs(tmp_path, baseline, butler):
 # 10. Worker processes --------------------------------------------------------------------
 
 
-def test_two_spawned_workers_give_same_pngs(tmp_path, baseline, butler):
+def test_two_drawing_processes_give_same_pngs(tmp_path, baseline, butler):
     result = run_task(baseline.data, butler, tmp_path, njobs=2, url_root=URL_ROOT + "/")
     assert sorted(result.written) == sorted(baseline.result.written)
     assert sorted(result.failed) == sorted(baseline.result.failed)

@@ -209,7 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Butler collection(s) holding the images (and tables); none: every collection (slow).",
     )
     parser.add_argument("--instrument", help="Instrument name, when the sources and the APDB name none.")
-    parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        help="Processes that draw: this one and N-1 workers (0 or 1: this one only).",
+    )
     parser.add_argument("--no-progress", action="store_true", help="Do not log progress.")
     _common_options(parser)
     return parser

@@ -1,27 +1,34 @@
 """Worker processes and progress of ``PlotImageSubtractionCutoutsTask.run``.
 
-Workers are started with the ``spawn`` method (they share nothing with the
-parent but their arguments): each builds one task, and so one renderer, and
-takes whole visit × detector groups, the largest first, one per call, so
-the load balances and progress is reported group by group.  Each worker
-draws in as many threads as its share of the cores allows
-(`threads_per_worker`): one when the workers fill the cores.
+With ``njobs = N`` the task draws in N processes: this one and N − 1
+workers.  Workers are started with the ``spawn`` method (they share nothing
+with the parent but their arguments): each builds one task, and so one
+renderer.  All take whole visit × detector groups, one at a time, so the
+load balances and progress is reported group by group: the workers the
+largest groups left, the parent the smallest, from the start, while the
+workers are still importing the stack (a few seconds each).  Each process draws in as many threads as its
+share of the cores allows (`threads_per_worker`): one when the processes
+fill the cores.
 """
 
 from __future__ import annotations
 
 __all__ = ("Progress", "available_cores", "draw_in_workers", "map_in_workers", "threads_per_worker")
 
+import collections
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
 
+from .images.tiles import release_bands
 from .logs import WorkerLogs, start_worker_logging
 
 
@@ -170,7 +177,8 @@ def draw_in_workers(
     njobs: int,
     on_group: Callable[[pd.DataFrame], None],
 ) -> list[pd.DataFrame]:
-    """Draw visit × detector groups in ``njobs`` spawned worker processes.
+    """Draw visit × detector groups in ``njobs`` processes: this one and
+    ``njobs - 1`` spawned workers.
 
     Parameters
     ----------
@@ -178,11 +186,11 @@ def draw_in_workers(
         The task; each worker builds one like it (same class, config and
         output directory).
     butler : `lsst.daf.butler.Butler`
-        Butler the workers read the images with (pickled to each worker).
+        Butler the images are read with (pickled to each worker).
     groups : sequence of `pandas.DataFrame`
         Standardized sources, one frame per visit × detector.
     njobs : `int`
-        Number of worker processes.
+        Number of drawing processes, this one included.
     on_group : callable
         Called with the record table of each group as it finishes.
 
@@ -192,23 +200,26 @@ def draw_in_workers(
         Record tables of the groups, in the order they finished.
 
     """
+    threads = threads_per_worker(task.config.threads, njobs)
+
+    def draw_here(group: pd.DataFrame) -> pd.DataFrame:
+        return task.drawGroups(butler, [group], threads=threads)
+
     # Largest groups first, one visit × detector per task: the load balances
     # and progress is reported group by group.
-    return map_in_workers(
-        _start_worker,
-        (
-            type(task),
-            task.config,
-            str(task.output_path),
-            task.writer_token,
-            butler,
-            threads_per_worker(task.config.threads, njobs),
-        ),
-        _draw_group,
-        sorted(groups, key=len, reverse=True),
-        njobs,
-        on_group,
-    )
+    try:
+        return map_in_workers(
+            _start_worker,
+            (type(task), task.config, str(task.output_path), task.writer_token, butler, threads),
+            _draw_group,
+            sorted(groups, key=len, reverse=True),
+            njobs,
+            on_group,
+            in_parent=draw_here,
+        )
+    finally:
+        # The tile bands this process kept for the next visit × detector.
+        release_bands()
 
 
 def map_in_workers(
@@ -218,8 +229,10 @@ def map_in_workers(
     items: Sequence[Any],
     njobs: int,
     on_result: Callable[[Any], None] | None = None,
+    *,
+    in_parent: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
-    """Apply ``work`` to every item in ``njobs`` spawned worker processes.
+    """Apply ``work`` to every item in spawned worker processes.
 
     Parameters
     ----------
@@ -230,28 +243,165 @@ def map_in_workers(
     work : callable
         Module-level function applied to one item in a worker.
     items : sequence
-        Picklable work items, submitted in this order.
+        Picklable work items, taken in this order.
     njobs : `int`
-        Number of worker processes.
+        Number of worker processes; with ``in_parent``, of processes,
+        this one included.
     on_result : callable, optional
-        Called in the parent with each result as it arrives.
+        Called in this process (in the calling thread) with each result as
+        it arrives.
+    in_parent : callable, optional
+        The work done in this process: when given, ``njobs - 1`` workers
+        are started and this process takes items too, from the start,
+        while the workers start.  Workers take the first items left, this
+        process the last: with items largest first, the workers, which
+        start a few seconds late, get the long ones.
 
     Returns
     -------
     results : `list`
         The results, in the order they finished.
 
+    Raises
+    ------
+    Exception
+        The first error of an item, once the items already started have
+        ended; no new item is started after it.
+
     """
+    if in_parent is None:
+        return _map_in_pool(initializer, initargs, work, list(items), njobs, on_result)
+    todo = collections.deque(items)
+    lock = threading.Lock()
+
+    def next_item(first: bool = True) -> tuple[bool, Any]:
+        """The first item left (for a worker) or the last (for this
+        process), if any."""
+        with lock:
+            if not todo:
+                return False, None
+            return True, todo.popleft() if first else todo.pop()
+
+    def drop_the_rest() -> None:
+        with lock:
+            todo.clear()
+
+    arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    feeder = None
+    if njobs > 1 and len(todo) > 1:
+        feeder = threading.Thread(
+            target=_feed_pool,
+            args=(initializer, initargs, work, njobs - 1, next_item, drop_the_rest, arrived),
+            name="cutout-workers",
+            daemon=True,
+        )
+        feeder.start()
+    results: list[Any] = []
+    error: BaseException | None = None
+
+    def take(kind: str, value: Any) -> None:
+        nonlocal error
+        if kind == "result":
+            results.append(value)
+            if on_result is not None:
+                on_result(value)
+        elif error is None:
+            error = value
+            drop_the_rest()
+
+    try:
+        while error is None:
+            ok, item = next_item(first=False)
+            if not ok:
+                break
+            take("result", in_parent(item))
+            while not arrived.empty():
+                take(*arrived.get())
+    except BaseException as own:
+        error = own
+        drop_the_rest()
+    if feeder is not None:
+        while True:
+            kind, value = arrived.get()
+            if kind == "done":
+                break
+            take(kind, value)
+        feeder.join()
+    if error is not None:
+        raise error
+    return results
+
+
+def _feed_pool(
+    initializer: Callable[..., None],
+    initargs: tuple,
+    work: Callable[[Any], Any],
+    workers: int,
+    next_item: Callable[[], tuple[bool, Any]],
+    drop_the_rest: Callable[[], None],
+    arrived: queue.SimpleQueue,
+) -> None:
+    """Thread of `map_in_workers` that keeps ``workers`` spawned workers
+    busy, one item each, taking the next item whenever one finishes; puts
+    ``("result", value)`` and ``("error", exception)`` on ``arrived``, and
+    ``("done", None)`` last.
+    """
+    try:
+        with _worker_pool(initializer, initargs, workers) as pool:
+            running: set[concurrent.futures.Future] = set()
+            while True:
+                while len(running) < workers:
+                    ok, item = next_item()
+                    if not ok:
+                        break
+                    running.add(pool.submit(work, item))
+                if not running:
+                    break
+                done, running = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    try:
+                        arrived.put(("result", future.result()))
+                    except BaseException as error:
+                        drop_the_rest()
+                        arrived.put(("error", error))
+    except BaseException as error:
+        drop_the_rest()
+        arrived.put(("error", error))
+    finally:
+        arrived.put(("done", None))
+
+
+@contextlib.contextmanager
+def _worker_pool(
+    initializer: Callable[..., None], initargs: tuple, workers: int
+) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes that log through this one
+    and end with it."""
     context = multiprocessing.get_context("spawn")
     with (
         WorkerLogs(context) as logs,
         concurrent.futures.ProcessPoolExecutor(
-            max_workers=njobs,
+            max_workers=workers,
             mp_context=context,
             initializer=_start_logging_worker,
             initargs=(logs.initargs, initializer, initargs, os.getpid()),
         ) as pool,
     ):
+        yield pool
+
+
+def _map_in_pool(
+    initializer: Callable[..., None],
+    initargs: tuple,
+    work: Callable[[Any], Any],
+    items: list[Any],
+    workers: int,
+    on_result: Callable[[Any], None] | None,
+) -> list[Any]:
+    """`map_in_workers` without work in this process."""
+    with _worker_pool(initializer, initargs, workers) as pool:
         futures = [pool.submit(work, item) for item in items]
         results = []
         for future in concurrent.futures.as_completed(futures):

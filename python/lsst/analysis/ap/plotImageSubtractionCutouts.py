@@ -539,7 +539,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
         njobs : `int`, optional
-            Number of worker processes; 0 draws in this process.
+            Number of processes that draw: this one and ``njobs - 1``
+            spawned workers; 0 and 1 draw in this process only.
         **kwargs
             Keyword arguments of `makeCutouts` (``instrument``,
             ``progress``, ``origin``).
@@ -575,9 +576,10 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
         njobs : `int`, optional
-            Number of worker processes; 0 draws in this process.  Workers
-            are started with the ``spawn`` method, and each takes whole
-            visit × detector groups.
+            Number of processes that draw: this one and ``njobs - 1``
+            workers started with the ``spawn`` method; 0 and 1 draw in this
+            process only.  Each process takes whole visit × detector groups,
+            this one from the start, while the workers import the stack.
         instrument : `str`, optional
             Instrument of sources without an ``instrument`` column.
         progress : `bool`, optional
@@ -612,7 +614,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
         njobs : `int`, optional
-            Number of worker processes; 0 draws in this process.
+            Number of processes that draw: this one and ``njobs - 1``
+            spawned workers; 0 and 1 draw in this process only.
         **kwargs
             Keyword arguments of `makeCutouts` (``instrument``,
             ``progress``, ``origin``).
