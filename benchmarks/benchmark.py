@@ -1247,7 +1247,8 @@ def measure_scaling(
     speedup = one_core["wall_s"] / parallel["wall_s"]
     worker_peak = parallel["peak_vmhwm_workers_mib"]
     report(
-        f"[4 scaling] {parallel['n_sources']} sources, njobs=2: {parallel['wall_s']:.1f} s wall vs "
+        f"[4 scaling] {parallel['n_sources']} sources, njobs=2 (this process and one worker): "
+        f"{parallel['wall_s']:.1f} s wall vs "
         f"{one_core['wall_s']:.1f} s with njobs=0 in one thread → ×{speedup:.2f} "
         f"(CPU {parallel['cpu_s']:.1f} s incl. workers vs {one_core['cpu_s']:.1f} s); njobs=0 with the "
         f"default threads: {largest['wall_s']:.1f} s → ×{largest['wall_s'] / parallel['wall_s']:.2f}"
