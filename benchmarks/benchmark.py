@@ -396,6 +396,26 @@ def _load_average() -> list[float]:
         return []
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """``(steal, total)`` clock ticks of all CPUs since boot (Linux
+    ``/proc/stat``), or `None` where they cannot be read."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice]:
+    # guest time is counted in user time already.
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def _steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """Share of the CPU time between two `_cpu_ticks` that the hypervisor
+    gave to other machines (steal); `None` when unknown."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1478,6 +1498,7 @@ def run_benchmark(
     report = _Report(echo)
     start = time.perf_counter()
     load_start = _load_average()
+    ticks_start = _cpu_ticks()
     report(
         f"[meta] plan {plan.name}; {os.cpu_count()} CPU(s); load average {load_start}; "
         "times are wall clock (CPU time of the process in parentheses)"
@@ -1586,9 +1607,16 @@ def run_benchmark(
     elapsed = time.perf_counter() - start
     result["meta"]["load_average_end"] = _load_average()
     result["meta"]["wall_seconds"] = _round(elapsed)
+    steal = _steal_share(ticks_start, _cpu_ticks())
+    result["meta"]["steal_share"] = steal
     report(
         f"[meta] benchmark wall time {elapsed:.0f} s (repositories {build_timer.wall:.0f} s, "
         f"measurements {elapsed - build_timer.wall:.0f} s); load average {result['meta']['load_average_end']}"
+        + (
+            f"; CPU time taken by the hypervisor for other machines during the run (steal): {steal:.1%}"
+            if steal is not None
+            else ""
+        )
     )
     result["summary_lines"] = report.lines
     (output / "benchmark.json").write_text(json.dumps(result, indent=2, default=str))

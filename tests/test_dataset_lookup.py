@@ -134,3 +134,29 @@ def test_the_shadowing_run_is_drawn(demo_repo, demo_sources, shadowed, tmp_path,
     # whose difference stamp has no valid pixels).
     assert differ <= set(on_shadow)
     assert len(differ) >= len(set(on_shadow) & set(chain)) - 2 > 0
+
+
+def test_reopening_a_kind_of_file_reuses_its_tree_model(demo_repo):
+    """pydantic keeps the archive-tree models lsst-images parameterizes only
+    weakly: without the reader's hold, closing the last file of a kind and
+    collecting it made the next open of that kind build its model again."""
+    import gc
+    import weakref
+
+    from lsst.analysis.ap.images.butler import OpenArchiveGetter
+
+    def tree_model(uri) -> type:
+        getter = OpenArchiveGetter(uri, fallback=None)
+        try:
+            assert getter("bbox", None) is not None
+            return type(getter._reader._tree)
+        finally:
+            getter.close()
+
+    with demo_repo.butler() as butler:
+        first = data_ids(demo_repo)[0]
+        uri = butler.getURI(butler.find_dataset(TYPES["difference"], **first))
+        model = weakref.ref(tree_model(uri))
+        gc.collect()
+        assert model() is not None
+        assert tree_model(uri) is model()
