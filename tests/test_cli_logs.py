@@ -66,6 +66,19 @@ def test_bad_log_level_is_a_usage_error(tmp_path, demo_repo):
     assert "--log-level 'LOUD': unknown level 'LOUD'" in process.stderr.splitlines()[-1]
 
 
+def test_the_stacks_own_levels_are_known():
+    """VERBOSE and TRACE, the levels lsst.utils.logging adds, as butler
+    and pipetask accept them (in a fresh process, where nothing has
+    imported lsst.utils.logging yet)."""
+    code = (
+        "import logging\n"
+        "from lsst.analysis.ap.logs import parse_log_levels\n"
+        "print(parse_log_levels(['VERBOSE', 'lsst.analysis.ap=trace']))"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert process.stdout.strip() == "{'': 15, 'lsst': 15, 'lsst.analysis.ap': 5}"
+
+
 @pytest.fixture(scope="module")
 def worker_run(demo_repo, demo_sources, tmp_path_factory):
     """Two drawing processes (the command and one worker) over a catalog

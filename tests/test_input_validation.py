@@ -321,7 +321,7 @@ def test_cli_fits_bytes_strings_decoded(tmp_path, demo_repo, group):
     assert set(manifest["metadata:instrument"]) == {"DemoCam"}
 
 
-def test_cli_bad_declination_with_two_workers(tmp_path, demo_repo, demo_sources, group):
+def test_cli_bad_declination_with_two_drawing_processes(tmp_path, demo_repo, demo_sources, group):
     table = demo_sources.copy()
     bad_id = int(group["diaSourceId"].iloc[1])
     table.loc[table["diaSourceId"] == bad_id, "dec"] = -91.0

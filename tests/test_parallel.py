@@ -3,7 +3,10 @@ with ``in_parent``), as ``run(..., njobs=N)`` shares visit × detector groups.
 """
 
 import os
+import re
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +18,11 @@ def _nothing() -> None:
 
 
 def _slow_square(item: int) -> tuple[int, int, int]:
-    """``(item, item², pid)`` after a pause (a group being drawn)."""
+    """``(item, item², pid)`` after a pause (a group being drawn); a
+    negative item raises, naming the time it did."""
     time.sleep(0.2)
     if item < 0:
-        raise ValueError(f"item {item} is negative")
+        raise ValueError(f"item {item} is negative (at {time.time():.6f})")
     return item, item * item, os.getpid()
 
 
@@ -48,16 +52,51 @@ def test_one_process_draws_everything_here():
 @pytest.mark.parametrize("where", ["worker", "parent"])
 def test_an_error_is_raised_and_no_item_starts_after_it(where):
     # Items are taken from the front by the worker and from the back here.
-    items = [-1, *range(1, 30)] if where == "worker" else [*range(1, 30), -1]
-    done = []
+    items = [-1, *range(1, 40)] if where == "worker" else [*range(1, 40), -1]
+    started = []
 
     def here(item):
-        result = _slow_square(item)
-        done.append(item)
-        return result
+        started.append(time.time())
+        return _slow_square(item)
 
-    with pytest.raises(ValueError, match="item -1 is negative"):
+    with pytest.raises(ValueError, match=r"item -1 is negative") as raised:
         map_in_workers(_nothing, (), _slow_square, items, 2, in_parent=here)
-    # Far fewer than the 29 good items were drawn here: the rest were
-    # dropped when the error came.
-    assert len(done) < 20
+    failed_at = float(re.search(r"at ([0-9.]+)", str(raised.value)).group(1))
+    # This process learns of the error when its item in hand ends: at most
+    # that one started after it, and none of the items left.
+    assert sum(t > failed_at for t in started) <= 1
+    if where == "parent":
+        assert len(started) == 1
+
+
+def _mark(item: tuple[int, str]) -> int:
+    """Worker item: write the marker file ``item[1]``, return ``item[0]``."""
+    number, marker = item
+    Path(marker).write_text("done")
+    return number
+
+
+def test_the_workers_ending_before_this_process_does(tmp_path):
+    """The worker draws its item and the pool ends while this process
+    still draws its own: the run ends with both results (the feeder's end
+    message arriving between this process's items is not lost)."""
+    marker = tmp_path / "worker-done"
+
+    def here(item: tuple[int, str]) -> int:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the pool shuts down and the feeder reports its end
+        return item[0]
+
+    outcome: list = []
+    run = threading.Thread(
+        target=lambda: outcome.append(
+            map_in_workers(_nothing, (), _mark, [(1, str(marker)), (2, str(marker))], 2, in_parent=here)
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(timeout=90)
+    assert not run.is_alive(), "map_in_workers did not return"
+    assert sorted(outcome[0]) == [1, 2]

@@ -10,8 +10,8 @@ repository.
 
 The tasks, configs and connections of `plotImageSubtractionCutouts` are
 names of this package, imported on first use: a process that uses only the
-modules below them (a worker process drawing for the task) does not import
-the pipeline machinery (``lsst.pipe.base``, about a second).
+modules below them (readers, outputs, the vetting page) does not import the
+pipeline machinery (``lsst.pipe.base``).
 """
 
 import importlib
@@ -22,10 +22,11 @@ _TASKS = "plotImageSubtractionCutouts"
 
 def __getattr__(name: str) -> Any:
     tasks = importlib.import_module(f"{__name__}.{_TASKS}")
-    if name == _TASKS:
-        return tasks
     if name == "__all__" or name in tasks.__all__:
         return getattr(tasks, name)
+    if name in globals():
+        # A submodule: the tasks' module (or one it imported) is now set.
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

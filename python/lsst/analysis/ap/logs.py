@@ -33,6 +33,10 @@ _DEFAULT_LOGGERS = ("", "lsst")
 """Loggers that a bare ``--log-level LEVEL`` sets (root and ``lsst``)."""
 
 
+_STACK_LEVELS = ("VERBOSE", "TRACE")
+"""Level names that ``lsst.utils.logging`` adds to `logging`'s."""
+
+
 def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
     """Logger levels from ``--log-level`` values.
 
@@ -51,6 +55,12 @@ def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
     for value in values:
         component, sep, name = value.rpartition("=")
         level = logging.getLevelNamesMapping().get(name.strip().upper())
+        if level is None and name.strip().upper() in _STACK_LEVELS:
+            # The stack's own levels, registered when lsst.utils.logging is
+            # imported (which this command does not need until it runs).
+            import lsst.utils.logging  # noqa: F401
+
+            level = logging.getLevelNamesMapping().get(name.strip().upper())
         if level is None:
             known = ", ".join(n for n in logging.getLevelNamesMapping() if n not in ("WARN", "FATAL"))
             raise ValueError(f"--log-level {value!r}: unknown level {name!r} (known: {known}).")

@@ -117,8 +117,8 @@ def available_cores() -> int:
 
 
 def threads_per_worker(threads: int, njobs: int) -> int:
-    """Drawing threads of each of ``njobs`` worker processes: at most
-    ``threads``, and one when the workers already fill the cores (more
+    """Drawing threads of each of ``njobs`` drawing processes: at most
+    ``threads``, and one when the processes already fill the cores (more
     threads then only add switching).
 
     Parameters
@@ -126,7 +126,7 @@ def threads_per_worker(threads: int, njobs: int) -> int:
     threads : `int`
         Threads configured per process (``config.threads``).
     njobs : `int`
-        Number of worker processes.
+        Number of processes drawing at once.
 
     Returns
     -------
@@ -260,13 +260,13 @@ def map_in_workers(
     Returns
     -------
     results : `list`
-        The results, in the order they finished.
+        The results, in the order this process received them.
 
     Raises
     ------
     Exception
         The first error of an item, once the items already started have
-        ended; no new item is started after it.
+        ended; with ``in_parent``, no new item is started after it.
 
     """
     if in_parent is None:
@@ -298,16 +298,26 @@ def map_in_workers(
         feeder.start()
     results: list[Any] = []
     error: BaseException | None = None
+    feeder_done = feeder is None
 
     def take(kind: str, value: Any) -> None:
-        nonlocal error
-        if kind == "result":
+        """Handle one message of the feeder (or this process's result)."""
+        nonlocal error, feeder_done
+        if kind == "done":
+            feeder_done = True
+        elif kind == "result":
             results.append(value)
             if on_result is not None:
                 on_result(value)
         elif error is None:
             error = value
             drop_the_rest()
+
+    def fail(own: BaseException) -> None:
+        nonlocal error
+        if error is None:
+            error = own
+        drop_the_rest()
 
     try:
         while error is None:
@@ -318,14 +328,16 @@ def map_in_workers(
             while not arrived.empty():
                 take(*arrived.get())
     except BaseException as own:
-        error = own
-        drop_the_rest()
+        fail(own)
+    # The workers' last items: their results, errors, and the feeder's end.
+    while not feeder_done:
+        try:
+            take(*arrived.get())
+        except BaseException as own:
+            if isinstance(own, KeyboardInterrupt) and isinstance(error, KeyboardInterrupt):
+                raise  # a second interrupt: do not wait for the workers
+            fail(own)
     if feeder is not None:
-        while True:
-            kind, value = arrived.get()
-            if kind == "done":
-                break
-            take(kind, value)
         feeder.join()
     if error is not None:
         raise error

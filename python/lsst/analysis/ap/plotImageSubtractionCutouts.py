@@ -808,7 +808,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         self._failure_log.reset()
         rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
-        if njobs > 0 and len(groups) > 1:
+        if njobs > 1 and len(groups) > 1:
             frames = draw_in_workers(self, butler, groups, njobs, meter.update)
         else:
             try:
