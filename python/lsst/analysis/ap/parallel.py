@@ -6,9 +6,9 @@ with the parent but their arguments): each builds one task, and so one
 renderer.  All take whole visit × detector groups, one at a time, so the
 load balances and progress is reported group by group: the workers the
 largest groups left, the parent the smallest, from the start, while the
-workers are still importing the stack (a few seconds each).  Each process draws in as many threads as its
-share of the cores allows (`threads_per_worker`): one when the processes
-fill the cores.
+workers are still importing the stack (a few seconds each).  Each process
+draws in as many threads as its share of the cores allows
+(`threads_per_worker`): one when the processes fill the cores.
 """
 
 from __future__ import annotations
@@ -197,7 +197,8 @@ def draw_in_workers(
     Returns
     -------
     frames : `list` [`pandas.DataFrame`]
-        Record tables of the groups, in the order they finished.
+        Record tables of the groups, in the order this process received
+        them.
 
     """
     threads = threads_per_worker(task.config.threads, njobs)
