@@ -54,13 +54,12 @@ def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
     levels: dict[str, int] = {}
     for value in values:
         component, sep, name = value.rpartition("=")
-        level = logging.getLevelNamesMapping().get(name.strip().upper())
-        if level is None and name.strip().upper() in _STACK_LEVELS:
+        key = name.strip().upper()
+        if key in _STACK_LEVELS:
             # The stack's own levels, registered when lsst.utils.logging is
             # imported (which this command does not need until it runs).
             import lsst.utils.logging  # noqa: F401
-
-            level = logging.getLevelNamesMapping().get(name.strip().upper())
+        level = logging.getLevelNamesMapping().get(key)
         if level is None:
             known = ", ".join(n for n in logging.getLevelNamesMapping() if n not in ("WARN", "FATAL"))
             raise ValueError(f"--log-level {value!r}: unknown level {name!r} (known: {known}).")
