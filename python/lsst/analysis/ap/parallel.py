@@ -28,7 +28,6 @@ from typing import Any
 
 import pandas as pd
 
-from .images.tiles import release_bands
 from .logs import WorkerLogs, start_worker_logging
 
 
@@ -208,19 +207,15 @@ def draw_in_workers(
 
     # Largest groups first, one visit × detector per task: the load balances
     # and progress is reported group by group.
-    try:
-        return map_in_workers(
-            _start_worker,
-            (type(task), task.config, str(task.output_path), task.writer_token, butler, threads),
-            _draw_group,
-            sorted(groups, key=len, reverse=True),
-            njobs,
-            on_group,
-            in_parent=draw_here,
-        )
-    finally:
-        # The tile bands this process kept for the next visit × detector.
-        release_bands()
+    return map_in_workers(
+        _start_worker,
+        (type(task), task.config, str(task.output_path), task.writer_token, butler, threads),
+        _draw_group,
+        sorted(groups, key=len, reverse=True),
+        njobs,
+        on_group,
+        in_parent=draw_here,
+    )
 
 
 def map_in_workers(
@@ -303,18 +298,18 @@ def map_in_workers(
 
     def take(kind: str, value: Any) -> None:
         """Handle one message of the feeder (or this process's result)."""
-        nonlocal error, feeder_done
+        nonlocal feeder_done
         if kind == "done":
             feeder_done = True
         elif kind == "result":
             results.append(value)
             if on_result is not None:
                 on_result(value)
-        elif error is None:
-            error = value
-            drop_the_rest()
+        else:
+            fail(value)
 
     def fail(own: BaseException) -> None:
+        """Keep the first error; start no item after it."""
         nonlocal error
         if error is None:
             error = own

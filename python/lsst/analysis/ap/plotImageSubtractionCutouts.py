@@ -808,14 +808,14 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         self._failure_log.reset()
         rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
-        if njobs > 1 and len(groups) > 1:
-            frames = draw_in_workers(self, butler, groups, njobs, meter.update)
-        else:
-            try:
+        try:
+            if njobs > 1 and len(groups) > 1:
+                frames = draw_in_workers(self, butler, groups, njobs, meter.update)
+            else:
                 frames = [self.drawGroups(butler, groups, meter.update)]
-            finally:
-                # The tile bands kept for the next visit × detector.
-                release_bands()
+        finally:
+            # The tile bands this process kept for the next visit × detector.
+            release_bands()
         self._failure_log.report_unlogged()
         return concat_records([rejected, *frames]), sources
 
