@@ -8,9 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from lsst.analysis.ap.parallel import map_in_workers
+from lsst.analysis.ap.parallel import PIECES_PER_PROCESS, map_in_workers, split_for_processes
 
 
 def _nothing() -> None:
@@ -100,3 +102,50 @@ def test_the_workers_ending_before_this_process_does(tmp_path):
     run.join(timeout=90)
     assert not run.is_alive(), "map_in_workers did not return"
     assert sorted(outcome[0]) == [1, 2]
+
+
+def _group(n: int, detector: int, y=None) -> pd.DataFrame:
+    rng = np.random.default_rng(detector)
+    return pd.DataFrame(
+        {
+            "diaSourceId": detector * 100_000 + np.arange(n),
+            "detector": detector,
+            "dec": rng.uniform(-1.0, 1.0, n),
+            "y": rng.uniform(0.0, 4096.0, n) if y is None else y,
+        }
+    )
+
+
+def test_crowded_groups_are_cut_in_bands_of_rows():
+    groups = [_group(1250, 1), _group(1250, 2), _group(150, 3)]
+    pieces = split_for_processes(groups, 2, min_piece=100)
+    # About total / (PIECES_PER_PROCESS * 2) = 166 sources a piece; the
+    # small group stays whole.
+    assert 2650 // (PIECES_PER_PROCESS * 2) == 165
+    sizes = sorted(len(piece) for piece in pieces)
+    assert len(pieces) == 8 + 8 + 1 and sizes[0] >= 150 - 1 and sizes[-1] <= 157
+    for detector, group in enumerate(groups, start=1):
+        mine = [piece for piece in pieces if (piece["detector"] == detector).all()]
+        # Every source in exactly one piece, rows in their group's order.
+        ids = np.concatenate([piece["diaSourceId"].to_numpy() for piece in mine])
+        assert sorted(ids) == sorted(group["diaSourceId"])
+        for piece in mine:
+            assert (np.diff(piece.index.to_numpy()) > 0).all()
+        # Pieces are bands of y that do not overlap.
+        spans = sorted((piece["y"].min(), piece["y"].max()) for piece in mine)
+        assert all(high < low for (_, high), (low, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_pieces_follow_declination_without_finite_rows_and_small_runs_stay_whole():
+    y = np.full(400, np.nan)
+    pieces = split_for_processes([_group(400, 1, y=y)], 2, min_piece=100)
+    assert [len(piece) for piece in pieces] == [100] * 4
+    spans = sorted((piece["dec"].min(), piece["dec"].max()) for piece in pieces)
+    assert all(high < low for (_, high), (low, _) in zip(spans, spans[1:], strict=False))
+    # Non-numeric y: declination too.
+    text = _group(400, 1)
+    text["y"] = ["a"] * 400
+    assert [len(piece) for piece in split_for_processes([text], 2, min_piece=100)] == [100] * 4
+    # Fewer than two pieces' worth: the groups are returned as they are.
+    groups = [_group(150, 1), _group(90, 2)]
+    assert split_for_processes(groups, 4, min_piece=100) == groups

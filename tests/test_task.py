@@ -28,6 +28,7 @@ from PIL import Image
 from lsst.analysis.ap import plotImageSubtractionCutouts
 from lsst.analysis.ap.display.annotation import BADGE_COLORS, BADGES
 from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.parallel import MIN_PIECE_SOURCES
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsConnections,
@@ -523,6 +524,49 @@ def test_two_drawing_processes_give_same_pngs(tmp_path, baseline, butler):
     for dia_source_id in sorted(files):
         assert files[dia_source_id].read_bytes() == reference[dia_source_id].read_bytes()
     assert (tmp_path / "manifest.csv").read_bytes() == (baseline.output / "manifest.csv").read_bytes()
+
+
+def test_one_crowded_visit_detector_is_shared_by_two_processes(tmp_path, demo_sources, butler):
+    """A run of one crowded visit × detector with njobs=2 draws in both
+    processes (in bands of rows) and gives what one process gives."""
+    first = demo_sources.iloc[0]
+    group = demo_sources[
+        (demo_sources["visit"] == first["visit"]) & (demo_sources["detector"] == first["detector"])
+    ]
+    copies = -(-2 * MIN_PIECE_SOURCES // len(group)) + 1
+    rng = np.random.default_rng(5)
+    frames = []
+    for k in range(copies):
+        copy = group.copy()
+        copy["diaSourceId"] = group["diaSourceId"].to_numpy() + k * 1_000_000
+        if k:
+            copy["ra"] = copy["ra"] + rng.normal(0, 5e-5, len(copy))
+            copy["dec"] = copy["dec"] + rng.normal(0, 5e-5, len(copy))
+        frames.append(copy)
+    crowded = pd.concat(frames, ignore_index=True)
+    assert len(crowded) >= 2 * MIN_PIECE_SOURCES
+    runs = {
+        njobs: run_task(crowded, butler, tmp_path / f"j{njobs}", njobs=njobs, sizes=[21]) for njobs in (0, 2)
+    }
+    assert sorted(runs[2].written) == sorted(runs[0].written)
+    assert len(runs[2].written) > 2 * MIN_PIECE_SOURCES * 0.9
+    files, reference = png_files(tmp_path / "j2"), png_files(tmp_path / "j0")
+    assert set(files) == set(reference)
+    for dia_source_id in sorted(files):
+        assert files[dia_source_id].read_bytes() == reference[dia_source_id].read_bytes()
+    for name in ("images/manifest.csv", "records.csv", "failures.csv", "summary.json"):
+        texts = [
+            (tmp_path / f"j{n}" / name).read_text().replace(str(tmp_path / f"j{n}"), "OUT") for n in (0, 2)
+        ]
+        assert texts[0] == texts[1], name
+    # Record files named by the process that drew them: two processes
+    # drew parts of the one visit × detector, this one among them.
+    drawers = {
+        int(path.name.split(".")[1])
+        for path in (tmp_path / "j2" / "records").rglob("*.csv")
+        if path.parent.name == str(int(first["visit"]))
+    }
+    assert len(drawers) == 2 and os.getpid() in drawers
 
 
 def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler, monkeypatch):

@@ -50,7 +50,7 @@ from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
 from .outputs.store import OutputStore, resolve_output_location
-from .parallel import Progress, draw_in_workers
+from .parallel import Progress, draw_in_workers, split_for_processes
 from .records import (
     STATUS_FAILED,
     STATUS_SKIPPED,
@@ -578,8 +578,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         njobs : `int`, optional
             Number of processes that draw: this one and ``njobs - 1``
             workers started with the ``spawn`` method; 0 and 1 draw in this
-            process only.  Each process takes whole visit × detector groups,
-            this one from the start, while the workers import the stack.
+            process only.  Each process takes visit × detector groups (the
+            crowded ones cut in bands of rows), this one from the start,
+            while the workers import the stack.
         instrument : `str`, optional
             Instrument of sources without an ``instrument`` column.
         progress : `bool`, optional
@@ -809,8 +810,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
         try:
-            if njobs > 1 and len(groups) > 1:
-                frames = draw_in_workers(self, butler, groups, njobs, meter.update)
+            pieces = split_for_processes(groups, njobs) if njobs > 1 else groups
+            if njobs > 1 and len(pieces) > 1:
+                frames = draw_in_workers(self, butler, pieces, njobs, meter.update)
             else:
                 frames = [self.drawGroups(butler, groups, meter.update)]
         finally:

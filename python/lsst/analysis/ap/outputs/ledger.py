@@ -4,7 +4,7 @@ kept so that no writer can lose another's records.
 Each unit of work (one visit × detector of a Python call, command or
 quantum) writes its records to files of its own, never changed again::
 
-    records/<instrument>/<visit>/<token>.<call>.<piece>.d<detector>.csv
+    records/<instrument>/<visit>/<token>.<pid>.<call>.<piece>.d<detector>.csv
 
 (one file per checkpoint of a crowded visit × detector, each holding the
 records added since the last, `GroupRecordFiles`; the gather step writes
@@ -217,10 +217,13 @@ class GroupRecordFiles:
     yet written into a new file, so checkpoints of a crowded visit ×
     detector cost as much as the records they add, not the whole list.
 
-    Files are named ``<token>.<call>.<piece>.d<detector>.csv`` (``call``
-    numbers the groups this process drew, ``piece`` the files of this
-    one, both zero-padded) under the visit's directory: the writer's token
-    comes first, and name order is the order they were written in.
+    Files are named ``<token>.<pid>.<call>.<piece>.d<detector>.csv``
+    (``pid`` is the drawing process's, ``call`` numbers the groups this
+    process drew, ``piece`` the files of this one, both zero-padded) under
+    the visit's directory: the writer's token comes first, and the name
+    order of one process's files is the order they were written in.  The
+    processes of one run share its token; the process id keeps apart the
+    files of two processes that draw parts of one visit × detector.
 
     Parameters
     ----------
@@ -237,7 +240,7 @@ class GroupRecordFiles:
 
     def __init__(self, ledger: Ledger, instrument: str, visit: int, detector: int, token: str) -> None:
         self._ledger = ledger
-        self._stem = f"{_group_dir(instrument, visit)}/{token}.{next(_GROUP_CALLS):08d}"
+        self._stem = f"{_group_dir(instrument, visit)}/{token}.{os.getpid()}.{next(_GROUP_CALLS):08d}"
         self._detector = int(detector)
         self._pieces = 0
         self.written = 0
