@@ -62,6 +62,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -414,6 +415,28 @@ def _steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> 
     if start is None or end is None or end[1] <= start[1]:
         return None
     return (end[0] - start[0]) / (end[1] - start[1])
+
+
+def _file_create_ms(directory: Path, n: int = 200) -> float:
+    """Mean milliseconds to create one 16 KiB file in a new subdirectory of
+    ``directory`` as the package writes its PNGs (a temporary file, written,
+    closed and renamed); the files are removed afterwards.
+
+    Every PNG and record file of a run pays this cost of the file system,
+    which varies between machines, and on one machine over time.
+    """
+    where = Path(tempfile.mkdtemp(prefix="file-create-", dir=directory))
+    data = os.urandom(16384)
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            temp = where / f".{i}.png.tmp"
+            with open(temp, "xb") as stream:
+                stream.write(data)
+            os.replace(temp, where / f"{i}.png")
+        return (time.perf_counter() - start) / n * 1e3
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:
@@ -1503,6 +1526,11 @@ def run_benchmark(
         f"[meta] plan {plan.name}; {os.cpu_count()} CPU(s); load average {load_start}; "
         "times are wall clock (CPU time of the process in parentheses)"
     )
+    create_start = _file_create_ms(work)
+    report(
+        f"[meta] creating a file in the work directory costs {create_start:.2f} ms (16 KiB, written "
+        "through a temporary and renamed, as each PNG and record file is)"
+    )
     result: dict[str, Any] = {
         "meta": {
             "plan": plan.name,
@@ -1510,6 +1538,7 @@ def run_benchmark(
             "platform": platform.platform(),
             "versions": _versions(),
             "load_average_start": load_start,
+            "file_create_ms_start": _round(create_start),
             "notes": [
                 "Wall clock and CPU time (of this process, plus reaped children for njobs > 0) are both "
                 "given; the machine may be shared, so CPU figures are the steadier ones.",
@@ -1606,12 +1635,15 @@ def run_benchmark(
     shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - start
     result["meta"]["load_average_end"] = _load_average()
+    result["meta"]["file_create_ms_end"] = _round(_file_create_ms(output))
     result["meta"]["wall_seconds"] = _round(elapsed)
     steal = _steal_share(ticks_start, _cpu_ticks())
     result["meta"]["steal_share"] = steal
     report(
         f"[meta] benchmark wall time {elapsed:.0f} s (repositories {build_timer.wall:.0f} s, "
-        f"measurements {elapsed - build_timer.wall:.0f} s); load average {result['meta']['load_average_end']}"
+        f"measurements {elapsed - build_timer.wall:.0f} s); load average "
+        f"{result['meta']['load_average_end']}; creating a file: "
+        f"{result['meta']['file_create_ms_end']:.2f} ms"
         + (
             f"; CPU time taken by the hypervisor for other machines during the run (steal): {steal:.1%}"
             if steal is not None

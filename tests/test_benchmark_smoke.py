@@ -50,6 +50,12 @@ def test_json_written_with_every_section(tiny_result: tuple[dict, Path]) -> None
         line.startswith("[meta] figures 0, 1, 2, 5, 6 and 7 typical run on one core (CPU ")
         for line in result["summary_lines"]
     )
+    # The file system's cost of creating a file, at the start and the end.
+    assert on_disk["meta"]["file_create_ms_start"] > 0 and on_disk["meta"]["file_create_ms_end"] > 0
+    assert any(
+        line.startswith("[meta] creating a file in the work directory costs ")
+        for line in result["summary_lines"]
+    )
     # The hypervisor's share of the CPU time is reported where Linux counts it.
     if on_disk["meta"]["steal_share"] is not None:
         assert 0.0 <= on_disk["meta"]["steal_share"] <= 1.0
