@@ -1632,10 +1632,11 @@ def run_benchmark(
         f"[3 memory] benchmark process peak RSS {self_rss:.0f} MiB (includes the original way's "
         "all-plane whole-exposure reads)"
     )
+    create_end = _file_create_ms(work)
     shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - start
     result["meta"]["load_average_end"] = _load_average()
-    result["meta"]["file_create_ms_end"] = _round(_file_create_ms(output))
+    result["meta"]["file_create_ms_end"] = _round(create_end)
     result["meta"]["wall_seconds"] = _round(elapsed)
     steal = _steal_share(ticks_start, _cpu_ticks())
     result["meta"]["steal_share"] = steal

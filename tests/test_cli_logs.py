@@ -79,20 +79,30 @@ def test_the_stacks_own_levels_are_known():
     assert process.stdout.strip() == "{'': 15, 'lsst': 15, 'lsst.analysis.ap': 5}"
 
 
+WORKLOAD = 30
+"""Copies of the demo's sources in `worker_run`: several seconds of drawing
+for the command, longer than a worker takes to start."""
+
+
 @pytest.fixture(scope="module")
 def worker_run(demo_repo, demo_sources, tmp_path_factory):
     """Two drawing processes (the command and one worker) over a catalog
     with one visit that has no images, logged to a file at DEBUG for this
     package and WARNING elsewhere.  That visit × detector is the largest
-    group, so the worker (which takes the largest groups) logs its
-    failures."""
+    group, so the worker (which takes the largest group left once it has
+    started) logs its failures; the demo's sources are repeated so that
+    the command still has groups to draw when the worker starts."""
     root = tmp_path_factory.mktemp("logs")
     catalog = root / "sources.csv"
-    largest = int(demo_sources.groupby(["visit", "detector"]).size().max())
+    repeated = pd.concat(
+        [demo_sources.assign(diaSourceId=demo_sources["diaSourceId"] + k * 10**10) for k in range(WORKLOAD)],
+        ignore_index=True,
+    )
+    largest = int(repeated.groupby(["visit", "detector"]).size().max())
     lost = pd.concat([demo_sources.iloc[:1]] * (largest + 1), ignore_index=True)
     lost["visit"] = 999_999
     lost["diaSourceId"] = lost["diaSourceId"] + 10**12 + np.arange(len(lost))
-    pd.concat([demo_sources, lost]).to_csv(catalog, index=False)
+    pd.concat([repeated, lost]).to_csv(catalog, index=False)
     log_file = root / "logs" / "run.log"
     process = _command(
         demo_repo.root,

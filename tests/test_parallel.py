@@ -71,6 +71,24 @@ def test_an_error_is_raised_and_no_item_starts_after_it(where):
         assert len(started) == 1
 
 
+def _slow_start(seconds: float) -> None:
+    """Worker initializer: a worker importing the stack for ``seconds``."""
+    time.sleep(seconds)
+
+
+def test_a_worker_still_starting_gets_no_item_and_is_not_waited_for():
+    """Items are given to a worker only once it has started: when this
+    process has drawn them all first, the run ends without waiting for the
+    worker to finish starting."""
+    start = time.monotonic()
+    results = map_in_workers(_slow_start, (8.0,), _slow_square, [1, 2, 3], 2, in_parent=_slow_square)
+    elapsed = time.monotonic() - start
+    assert sorted(r[0] for r in results) == [1, 2, 3]
+    assert {pid for _, _, pid in results} == {os.getpid()}
+    # Three items of 0.2 s here; the worker would be ready after 8 s.
+    assert elapsed < 6.0
+
+
 def _mark(item: tuple[int, str]) -> int:
     """Worker item: write the marker file ``item[1]``, return ``item[0]``."""
     number, marker = item
@@ -149,3 +167,12 @@ def test_pieces_follow_declination_without_finite_rows_and_small_runs_stay_whole
     # Fewer than two pieces' worth: the groups are returned as they are.
     groups = [_group(150, 1), _group(90, 2)]
     assert split_for_processes(groups, 4, min_piece=100) == groups
+
+
+def test_groups_that_may_not_be_cut_stay_whole():
+    groups = [_group(1000, 1), _group(1000, 2)]
+    pieces = split_for_processes(
+        groups, 2, min_piece=100, splittable=lambda group: group["detector"].iloc[0] == 2
+    )
+    assert pieces[0] is groups[0]
+    assert len(pieces) > 2 and all((piece["detector"] == 2).all() for piece in pieces[1:])

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsst.analysis.ap.outputs.ledger import Ledger, group_part_path, read_record_csv
+from lsst.analysis.ap.outputs import ledger as ledger_module
+from lsst.analysis.ap.outputs.ledger import GroupRecordFiles, Ledger, group_part_path, read_record_csv
 from lsst.analysis.ap.outputs.manifests import MANIFEST_METADATA, join_url, write_manifests
 from lsst.analysis.ap.outputs.store import OutputError, OutputStore
 from lsst.analysis.ap.records import RECORD_COLUMNS
@@ -264,3 +265,27 @@ def test_page_from_the_union_in_memory_equals_the_page_read_from_records_csv(tmp
     names = [c["name"] for c in payload["columns"]]
     assert payload["count"] == len(read_record_csv((tmp_path / "file" / "records.csv").read_bytes(), "r"))
     assert payload["values"][names.index("label")].count("real") > 0
+
+
+def test_a_later_run_of_one_task_wins_whichever_process_drew_it(tmp_path, monkeypatch):
+    """Two runs of one task share its writer token; a source drawn by a
+    worker in the first run (failed) and by the parent, whose process id is
+    lower, in the second (written) has the second run's record as its
+    latest, in the views and for the next resume."""
+    rows = synthetic_records(10, 3).assign(instrument="Cam", visit=1000, detector=0, drawing="k", png_size=3)
+    store = OutputStore(tmp_path)
+    ledger = Ledger(store)
+    token = "20260101T000000000000Z-a"
+    monkeypatch.setattr(ledger_module.os, "getpid", lambda: 99999)
+    first = rows.assign(status="failed", reason_code="error", reason="first run", path="")
+    GroupRecordFiles(ledger, "Cam", 1000, 0, token).write(first.to_dict("records"))
+    monkeypatch.setattr(ledger_module.os, "getpid", lambda: 100)
+    second = rows.assign(status="written", reason_code="", reason="")
+    GroupRecordFiles(ledger, "Cam", 1000, 0, token).write(second.to_dict("records"))
+    for path in rows["path"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"png")
+    write_manifests(None, store, URL_ROOT)
+    table = read_record_csv((tmp_path / "records.csv").read_bytes(), "records.csv")
+    assert len(table) == 10 and (table["status"] == "written").all()
+    assert len(ledger.prior_drawings("Cam", 1000, 0)) == 10

@@ -28,13 +28,14 @@ from PIL import Image
 from lsst.analysis.ap import plotImageSubtractionCutouts
 from lsst.analysis.ap.display.annotation import BADGE_COLORS, BADGES
 from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.images.butler import only_instrument
 from lsst.analysis.ap.parallel import MIN_PIECE_SOURCES
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsConnections,
     PlotImageSubtractionCutoutsTask,
 )
-from lsst.analysis.ap.sources import SourceTableError
+from lsst.analysis.ap.sources import SourceTableError, group_by_detector, standardize_sources
 
 URL_ROOT = "https://example.org/cutouts"
 OFF_IMAGE_ID = 1001009990
@@ -526,28 +527,72 @@ def test_two_drawing_processes_give_same_pngs(tmp_path, baseline, butler):
     assert (tmp_path / "manifest.csv").read_bytes() == (baseline.output / "manifest.csv").read_bytes()
 
 
-def test_one_crowded_visit_detector_is_shared_by_two_processes(tmp_path, demo_sources, butler):
-    """A run of one crowded visit × detector with njobs=2 draws in both
-    processes (in bands of rows) and gives what one process gives."""
+def crowded_group(demo_sources: pd.DataFrame, n: int, seed: int = 5) -> pd.DataFrame:
+    """At least ``n`` sources on the first demo visit × detector: its
+    sources repeated with new ids, moved by about a tenth of a pixel."""
     first = demo_sources.iloc[0]
     group = demo_sources[
         (demo_sources["visit"] == first["visit"]) & (demo_sources["detector"] == first["detector"])
     ]
-    copies = -(-2 * MIN_PIECE_SOURCES // len(group)) + 1
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     frames = []
-    for k in range(copies):
+    for k in range(-(-n // len(group)) + 1):
         copy = group.copy()
         copy["diaSourceId"] = group["diaSourceId"].to_numpy() + k * 1_000_000
         if k:
             copy["ra"] = copy["ra"] + rng.normal(0, 5e-5, len(copy))
             copy["dec"] = copy["dec"] + rng.normal(0, 5e-5, len(copy))
         frames.append(copy)
-    crowded = pd.concat(frames, ignore_index=True)
-    assert len(crowded) >= 2 * MIN_PIECE_SOURCES
-    runs = {
-        njobs: run_task(crowded, butler, tmp_path / f"j{njobs}", njobs=njobs, sizes=[21]) for njobs in (0, 2)
-    }
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_only_crowded_groups_read_by_tiles_are_cut(tmp_path, demo_sources, butler):
+    """Groups whose images are missing, or that are read whole, are drawn
+    whole by one process (so a missing image is reported once)."""
+    crowded = crowded_group(demo_sources, 2 * MIN_PIECE_SOURCES)
+    missing = crowded.assign(visit=9999, diaSourceId=crowded["diaSourceId"] + 500_000)
+    table = standardize_sources(
+        pd.concat([crowded, missing], ignore_index=True), instrument=only_instrument(butler)
+    )
+    groups = [frame for _, frame in group_by_detector(table.sources)]
+    assert [int(group["visit"].iloc[0]) for group in groups] == [int(crowded["visit"].iloc[0]), 9999]
+    task = PlotImageSubtractionCutoutsTask(
+        config=make_config(whole_read_min_sources=None), output_path=tmp_path / "a"
+    )
+    pieces = task._pieces(butler, groups, 2)
+    assert pieces[-1] is groups[1] and len(pieces) > 2
+    assert all((piece["visit"] == groups[0]["visit"].iloc[0]).all() for piece in pieces[:-1])
+    # A configured whole read: nothing is cut.
+    whole = PlotImageSubtractionCutoutsTask(config=make_config(), output_path=tmp_path / "b")
+    assert whole._pieces(butler, groups, 2) == groups
+
+
+def test_one_crowded_visit_detector_is_shared_by_two_processes(tmp_path, demo_sources, butler):
+    """A run of one crowded visit × detector with njobs=2 draws in both
+    processes (in bands of rows) and gives what one process gives."""
+    first = demo_sources.iloc[0]
+    crowded = crowded_group(demo_sources, 2 * MIN_PIECE_SOURCES)
+    visit_records = tmp_path / "j2" / "records" / only_instrument(butler) / str(int(first["visit"]))
+    runs = {}
+    for njobs in (0, 2):
+        task = PlotImageSubtractionCutoutsTask(
+            config=make_config(sizes=[21], whole_read_min_sources=None), output_path=tmp_path / f"j{njobs}"
+        )
+        if njobs:
+            # The demo's pieces are drawn faster than a worker starts: this
+            # process waits for the worker's first piece before its own.
+            draw = task.drawGroups
+
+            def after_a_worker(*args, draw=draw, **kwargs):
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and not any(
+                    int(path.name.split(".")[2]) != os.getpid() for path in visit_records.glob("*.csv")
+                ):
+                    time.sleep(0.05)
+                return draw(*args, **kwargs)
+
+            task.drawGroups = after_a_worker
+        runs[njobs] = task.run(crowded, butler, njobs=njobs)
     assert sorted(runs[2].written) == sorted(runs[0].written)
     assert len(runs[2].written) > 2 * MIN_PIECE_SOURCES * 0.9
     files, reference = png_files(tmp_path / "j2"), png_files(tmp_path / "j0")
@@ -562,7 +607,7 @@ def test_one_crowded_visit_detector_is_shared_by_two_processes(tmp_path, demo_so
     # Record files named by the process that drew them: two processes
     # drew parts of the one visit × detector, this one among them.
     drawers = {
-        int(path.name.split(".")[1])
+        int(path.name.split(".")[2])
         for path in (tmp_path / "j2" / "records").rglob("*.csv")
         if path.parent.name == str(int(first["visit"]))
     }
@@ -576,7 +621,7 @@ def test_threads_draw_what_one_thread_draws(tmp_path, baseline, butler, monkeypa
     one thread.
     """
     from lsst.analysis.ap import core
-    from lsst.analysis.ap.images.butler import butler_plane_reader, only_instrument
+    from lsst.analysis.ap.images.butler import butler_plane_reader
 
     # Threads are drawn in even on a one-core machine (the cap by the cores
     # the process may use is checked below, with a real affinity).

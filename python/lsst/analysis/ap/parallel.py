@@ -3,7 +3,7 @@
 With ``njobs = N`` the task draws in N processes: this one and N − 1
 workers.  Workers are started with the ``spawn`` method (they share nothing
 with the parent but their arguments): each builds one task, and so one
-renderer.  All take whole visit × detector groups, one at a time, so the
+renderer.  All take visit × detector groups, one at a time, so the
 load balances and progress is reported group by group: the workers the
 largest groups left, the parent the smallest, from the start, while the
 workers are still importing the stack (a few seconds each).  Each process
@@ -173,7 +173,8 @@ def exit_with_parent(parent: int, every: float = 0.5) -> None:
 
 
 def _draw_group(group: pd.DataFrame) -> pd.DataFrame:
-    """Worker-process entry point: draw one visit × detector group."""
+    """Worker-process entry point: draw one visit × detector group (or
+    piece of one)."""
     return _WORKER["task"].drawGroups(_WORKER["butler"], [group], threads=_WORKER["threads"])
 
 
@@ -189,19 +190,27 @@ sources)."""
 
 
 def split_for_processes(
-    groups: Sequence[pd.DataFrame], njobs: int, *, min_piece: int = MIN_PIECE_SOURCES
+    groups: Sequence[pd.DataFrame],
+    njobs: int,
+    *,
+    min_piece: int = MIN_PIECE_SOURCES,
+    splittable: Callable[[pd.DataFrame], bool] | None = None,
 ) -> list[pd.DataFrame]:
     """Cut the crowded visit × detector groups of a run into pieces that
     ``njobs`` processes can share.
 
     Whole groups balance badly when they are few and large: the run ends
     with one process drawing the last one while the others wait, and a run
-    of one visit × detector draws in one process.  A group of more than
-    about ``total / (PIECES_PER_PROCESS * njobs)`` sources is cut into
-    pieces of about that many, never fewer than ``min_piece`` sources.  A
-    piece is a band of consecutive image rows (by the sources' ``y``
-    column when all its values are finite numbers, by declination
-    otherwise), so that each piece decodes mostly row tiles of its own.
+    of one visit × detector draws in one process.  With ``target`` = ``total
+    / (PIECES_PER_PROCESS * njobs)`` sources (at least ``min_piece``), a
+    group of at least 1.5 ``target`` sources is cut into pieces of about
+    ``target``, never fewer than ``min_piece`` sources.  A piece is a band
+    of consecutive image rows (by the sources' ``y`` column when all its
+    values are finite numbers, by declination otherwise), so that each
+    piece decodes mostly row tiles of its own.  Each piece is drawn as a
+    visit × detector of its own: messages about a visit × detector's
+    sources as a whole (such as PNGs redrawn because the configuration
+    changed) come once per piece.
 
     Parameters
     ----------
@@ -211,6 +220,8 @@ def split_for_processes(
         Number of drawing processes.
     min_piece : `int`, optional
         Fewest sources in a piece.
+    splittable : callable, optional
+        Whether a group may be cut (all may when not given).
 
     Returns
     -------
@@ -219,12 +230,13 @@ def split_for_processes(
         in its group.
 
     """
+    groups = list(groups)
     total = sum(len(group) for group in groups)
     target = max(min_piece, -(-total // (PIECES_PER_PROCESS * max(njobs, 1))))
     pieces: list[pd.DataFrame] = []
     for group in groups:
         n_pieces = min(round(len(group) / target), len(group) // min_piece)
-        if n_pieces < 2:
+        if n_pieces < 2 or (splittable is not None and not splittable(group)):
             pieces.append(group)
             continue
         order = np.argsort(_row_key(group), kind="stable")
@@ -236,8 +248,11 @@ def _row_key(group: pd.DataFrame) -> np.ndarray:
     """Values that order the sources of ``group`` along the image rows:
     ``y`` when all are finite numbers, declination otherwise."""
     if "y" in group.columns:
-        y = pd.to_numeric(group["y"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if np.isfinite(y).all():
+        try:
+            y = pd.to_numeric(group["y"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):  # values that are not scalars
+            y = None
+        if y is not None and np.isfinite(y).all():
             return y
     return group["dec"].to_numpy(dtype=float)
 
@@ -357,12 +372,16 @@ def map_in_workers(
         with lock:
             todo.clear()
 
+    def items_left() -> bool:
+        with lock:
+            return bool(todo)
+
     arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     feeder = None
     if njobs > 1 and len(todo) > 1:
         feeder = threading.Thread(
             target=_feed_pool,
-            args=(initializer, initargs, work, njobs - 1, next_item, drop_the_rest, arrived),
+            args=(initializer, initargs, work, njobs - 1, next_item, drop_the_rest, arrived, items_left),
             name="cutout-workers",
             daemon=True,
         )
@@ -423,32 +442,44 @@ def _feed_pool(
     next_item: Callable[[], tuple[bool, Any]],
     drop_the_rest: Callable[[], None],
     arrived: queue.SimpleQueue,
+    items_left: Callable[[], bool],
 ) -> None:
     """Thread of `map_in_workers` that keeps ``workers`` spawned workers
     busy, one item each, taking the next item whenever one finishes; puts
     ``("result", value)`` and ``("error", exception)`` on ``arrived``, and
     ``("done", None)`` last.
+
+    A worker is given its first item only once it has started (it has
+    answered a `_started` call): until then this process may draw that
+    item itself, rather than wait at the end for a worker that was still
+    importing the stack.  When no item is left for workers still
+    starting, they are not waited for.
     """
     try:
-        with _worker_pool(initializer, initargs, workers) as pool:
-            running: set[concurrent.futures.Future] = set()
-            while True:
-                while len(running) < workers:
-                    ok, item = next_item()
-                    if not ok:
-                        break
-                    running.add(pool.submit(work, item))
-                if not running:
-                    break
+        with _worker_pool(initializer, initargs, workers) as (pool, leave_starting):
+            starting = {pool.submit(_started) for _ in range(workers)}
+            running = set(starting)
+            while running:
                 done, running = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED
+                    running, timeout=_POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
                 )
                 for future in done:
                     try:
-                        arrived.put(("result", future.result()))
+                        value = future.result()
                     except BaseException as error:
                         drop_the_rest()
                         arrived.put(("error", error))
+                        continue
+                    if future in starting:
+                        starting.discard(future)
+                    else:
+                        arrived.put(("result", value))
+                    ok, item = next_item()
+                    if ok:
+                        running.add(pool.submit(work, item))
+                if running and running <= starting and not items_left():
+                    leave_starting()
+                    break
     except BaseException as error:
         drop_the_rest()
         arrived.put(("error", error))
@@ -456,23 +487,41 @@ def _feed_pool(
         arrived.put(("done", None))
 
 
+_POLL_SECONDS = 0.05
+"""How often `_feed_pool` checks, while workers start, whether items are
+left for them."""
+
+
+def _started() -> None:
+    """Worker-process call that returns once the worker has started."""
+
+
 @contextlib.contextmanager
 def _worker_pool(
     initializer: Callable[..., None], initargs: tuple, workers: int
-) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+) -> Iterator[tuple[concurrent.futures.ProcessPoolExecutor, Callable[[], None]]]:
     """A pool of ``workers`` spawned processes that log through this one
-    and end with it."""
+    and end with it, and a function to call to leave, at the end, workers
+    that are still starting (they end once started) instead of waiting for
+    them."""
     context = multiprocessing.get_context("spawn")
-    with (
-        WorkerLogs(context) as logs,
-        concurrent.futures.ProcessPoolExecutor(
+    wait = True
+
+    def leave_starting() -> None:
+        nonlocal wait
+        wait = False
+
+    with WorkerLogs(context) as logs:
+        pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_start_logging_worker,
             initargs=(logs.initargs, initializer, initargs, os.getpid()),
-        ) as pool,
-    ):
-        yield pool
+        )
+        try:
+            yield pool, leave_starting
+        finally:
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _map_in_pool(
@@ -484,7 +533,7 @@ def _map_in_pool(
     on_result: Callable[[Any], None] | None,
 ) -> list[Any]:
     """`map_in_workers` without work in this process."""
-    with _worker_pool(initializer, initargs, workers) as pool:
+    with _worker_pool(initializer, initargs, workers) as (pool, _):
         futures = [pool.submit(work, item) for item in items]
         results = []
         for future in concurrent.futures.as_completed(futures):

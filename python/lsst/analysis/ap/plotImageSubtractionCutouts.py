@@ -44,13 +44,19 @@ from .display.config import DisplayConfig
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
 from .images.arrays import masked_image_plane_reader
-from .images.butler import butler_plane_reader, find_image_datasets, handle_plane_reader, only_instrument
+from .images.butler import (
+    butler_plane_reader,
+    find_image_datasets,
+    handle_plane_reader,
+    local_files,
+    only_instrument,
+)
 from .images.tiles import release_bands
 from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
 from .outputs.store import OutputStore, resolve_output_location
-from .parallel import Progress, draw_in_workers, split_for_processes
+from .parallel import MIN_PIECE_SOURCES, Progress, draw_in_workers, split_for_processes
 from .records import (
     STATUS_FAILED,
     STATUS_SKIPPED,
@@ -810,7 +816,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
         try:
-            pieces = split_for_processes(groups, njobs) if njobs > 1 else groups
+            pieces = self._pieces(butler, groups, njobs) if njobs > 1 else groups
             if njobs > 1 and len(pieces) > 1:
                 frames = draw_in_workers(self, butler, pieces, njobs, meter.update)
             else:
@@ -820,6 +826,34 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             release_bands()
         self._failure_log.report_unlogged()
         return concat_records([rejected, *frames]), sources
+
+    def _pieces(self, butler: Any, groups: list[pd.DataFrame], njobs: int) -> list[pd.DataFrame]:
+        """The work of ``njobs`` processes: the groups, crowded ones cut in
+        bands of rows (`~lsst.analysis.ap.parallel.split_for_processes`).
+
+        Only groups whose three images are local files read by tiles (what
+        lsst-images writes, with the default ``whole_read_min_sources``) are
+        cut, which this process checks by opening the science image (about
+        10 ms): a group with an image missing then fails as a whole (and is
+        logged once), and images read whole (a remote store, files without
+        tiles, a configured whole read) are read once.
+        """
+        large = [group for group in groups if len(group) >= 2 * MIN_PIECE_SOURCES]
+        if not large or self.config.whole_read_min_sources is not None:
+            return groups
+        types = _image_types(self.config)
+        found = find_image_datasets(butler, {role: types[role] for role in IMAGE_ROLES}, map(_data_id, large))
+        cut = set()
+        for group in large:
+            datasets = found.get(_group_key(group), {})
+            if local_files(datasets):
+                science = butler_plane_reader(butler, types["science"], _data_id(group), datasets["science"])
+                try:
+                    if science.shares_tiles:
+                        cut.add(_group_key(group))
+                finally:
+                    science.release()
+        return split_for_processes(groups, njobs, splittable=lambda group: _group_key(group) in cut)
 
     def drawGroups(
         self,
@@ -837,7 +871,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         butler : `lsst.daf.butler.Butler`
             Butler with default collections holding the images.
         groups : iterable of `pandas.DataFrame`
-            Standardized sources, one frame per visit × detector.
+            Standardized sources, one frame per visit × detector (or piece
+            of one).
         on_group : callable, optional
             Called with the record table of each group as it finishes.
         threads : `int`, optional
@@ -853,18 +888,11 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         cutouter = self._cutouter(threads)
         types = _image_types(self.config)
         groups = list(groups)
-        data_ids = [
-            {
-                "instrument": first["instrument"],
-                "visit": int(first["visit"]),
-                "detector": int(first["detector"]),
-            }
-            for first in (sources.iloc[0] for sources in groups)
-        ]
+        data_ids = [_data_id(sources) for sources in groups]
         found = find_image_datasets(butler, {role: types[role] for role in IMAGE_ROLES}, data_ids)
         frames = []
         for sources, data_id in zip(groups, data_ids, strict=True):
-            datasets = found.get((str(data_id["instrument"]), data_id["visit"], data_id["detector"]), {})
+            datasets = found.get(_group_key(sources), {})
 
             def open_readers(data_id: dict = data_id, datasets: dict = datasets) -> dict:
                 return {
@@ -992,6 +1020,23 @@ class CutoutIds(list):
         if result is not None and name in result.getDict():
             return getattr(result, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _data_id(sources: pd.DataFrame) -> dict[str, Any]:
+    """Data ID of the visit × detector of a group of standardized sources."""
+    first = sources.iloc[0]
+    return {
+        "instrument": first["instrument"],
+        "visit": int(first["visit"]),
+        "detector": int(first["detector"]),
+    }
+
+
+def _group_key(sources: pd.DataFrame) -> tuple[str, int, int]:
+    """``(instrument, visit, detector)`` of a group, as `find_image_datasets`
+    keys it."""
+    first = sources.iloc[0]
+    return str(first["instrument"]), int(first["visit"]), int(first["detector"])
 
 
 def _ids_in_order(records: pd.DataFrame, order: Sequence[int]) -> list[int]:

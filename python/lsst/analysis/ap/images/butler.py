@@ -440,6 +440,15 @@ class ImageDataset(NamedTuple):
     single file (a disassembled dataset)."""
 
 
+def local_files(datasets: Mapping[str, ImageDataset]) -> bool:
+    """Whether every dataset of ``datasets`` (a value of
+    `find_image_datasets`) is one file on a local file system.
+    """
+    return bool(datasets) and all(
+        dataset.uri is not None and _local_path(dataset.uri) is not None for dataset in datasets.values()
+    )
+
+
 def find_image_datasets(
     butler: Any, dataset_types: Mapping[str, str], data_ids: Iterable[Mapping[str, Any]]
 ) -> dict[tuple[str, int, int], dict[str, ImageDataset]]:

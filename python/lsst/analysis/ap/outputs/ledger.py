@@ -2,17 +2,20 @@
 kept so that no writer can lose another's records.
 
 Each unit of work (one visit × detector of a Python call, command or
-quantum) writes its records to files of its own, never changed again::
+quantum, or a piece of one that a process of a parallel run draws) writes
+its records to files of its own, never changed again::
 
-    records/<instrument>/<visit>/<token>.<pid>.<call>.<piece>.d<detector>.csv
+    records/<instrument>/<visit>/<token>.<stamp>.<pid>.<piece>.d<detector>.csv
 
 (one file per checkpoint of a crowded visit × detector, each holding the
 records added since the last, `GroupRecordFiles`; the gather step writes
 ``<token>.d<detector>.csv``), and a run writes the records that belong to no visit × detector file (for
 instance sources rejected before drawing) to ``records/_run/<token>.csv``.
-``<token>`` starts with the UTC time of the write, so name order is time
-order, and carries the writer's host, PID namespace, PID and a random part,
-so two writers never pick the same name.  ``records.csv``, the manifests,
+``<token>`` starts with the UTC time its writer (a task) was made and
+carries the writer's host, PID namespace, PID and a random part, so two
+writers never pick the same name; ``<stamp>`` is the time the unit of
+work began and ``<pid>`` the process that drew it, so name order is time
+order, also between the runs of one writer.  ``records.csv``, the manifests,
 the failure list and the summary are views of the union of these files
 (latest record of each diaSourceId), rebuilt by every writer; whatever
 order writers finish in, each one's records stay in its own files.  The
@@ -45,12 +48,13 @@ import contextlib
 import dataclasses
 import datetime
 import io
-import itertools
 import logging
 import os
 import pickle
 import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -207,23 +211,39 @@ def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
     return frame
 
 
-_GROUP_CALLS = itertools.count()
-"""Numbers the `GroupRecordFiles` of this process, in creation order."""
+_STAMP_DIGITS = 11
+"""Base-36 digits of a `_creation_stamp` (microseconds since 1970 fit until
+the year 6000)."""
+
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+
+
+def _creation_stamp() -> str:
+    """Microseconds since 1970 in `_STAMP_DIGITS` lowercase base-36 digits,
+    so that name order is time order; strictly increasing in this process.
+    """
+    global _last_stamp
+    with _stamp_lock:
+        _last_stamp = max(time.time_ns() // 1000, _last_stamp + 1)
+        now = _last_stamp
+    return np.base_repr(now, 36).lower().rjust(_STAMP_DIGITS, "0")
 
 
 class GroupRecordFiles:
-    """The record files of one visit × detector drawn by one writer,
-    written as the records come: each `write` puts only the records not
-    yet written into a new file, so checkpoints of a crowded visit ×
-    detector cost as much as the records they add, not the whole list.
+    """The record files of one visit × detector (or piece of one) drawn
+    by one process, written as the records come: each `write` puts only the
+    records not yet written into a new file, so checkpoints of a crowded
+    visit × detector cost as much as the records they add, not the whole
+    list.
 
-    Files are named ``<token>.<pid>.<call>.<piece>.d<detector>.csv``
-    (``pid`` is the drawing process's, ``call`` numbers the groups this
-    process drew, ``piece`` the files of this one, both zero-padded) under
-    the visit's directory: the writer's token comes first, and the name
-    order of one process's files is the order they were written in.  The
-    processes of one run share its token; the process id keeps apart the
-    files of two processes that draw parts of one visit × detector.
+    Files are named ``<token>.<stamp>.<pid>.<piece>.d<detector>.csv`` under
+    the visit's directory: the writer's token, the time these files were
+    begun (`_creation_stamp`), the drawing process's id and the number of
+    the file (zero-padded).  Name order is time order, also between two
+    runs of one task (which share its token); the processes of one run
+    share its token too, and the process id keeps apart the files of two
+    processes that begin pieces of one visit × detector at the same time.
 
     Parameters
     ----------
@@ -240,7 +260,7 @@ class GroupRecordFiles:
 
     def __init__(self, ledger: Ledger, instrument: str, visit: int, detector: int, token: str) -> None:
         self._ledger = ledger
-        self._stem = f"{_group_dir(instrument, visit)}/{token}.{os.getpid()}.{next(_GROUP_CALLS):08d}"
+        self._stem = f"{_group_dir(instrument, visit)}/{token}.{_creation_stamp()}.{os.getpid()}"
         self._detector = int(detector)
         self._pieces = 0
         self.written = 0
@@ -253,7 +273,7 @@ class GroupRecordFiles:
         if not new:
             return
         self._pieces += 1
-        relpath = f"{self._stem}.{self._pieces:06d}.d{self._detector}.csv"
+        relpath = f"{self._stem}.{self._pieces:04d}.d{self._detector}.csv"
         self._ledger.write_part(relpath, pd.DataFrame(list(new)))
         self.written = len(records)
 
