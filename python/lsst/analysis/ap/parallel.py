@@ -3,12 +3,15 @@
 With ``njobs = N`` the task draws in N processes: this one and N − 1
 workers.  Workers are started with the ``spawn`` method (they share nothing
 with the parent but their arguments): each builds one task, and so one
-renderer.  All take visit × detector groups, one at a time, so the
-load balances and progress is reported group by group: the workers the
-largest groups left, the parent the smallest, from the start, while the
-workers are still importing the stack (a few seconds each).  Each process
-draws in as many threads as its share of the cores allows
-(`threads_per_worker`): one when the processes fill the cores.
+renderer.  All take visit × detector groups, one at a time, so the load
+balances and progress is reported group by group: the workers the largest
+groups left, each once it has started, the parent the smallest, from the
+start, while the workers are still importing the stack (a few seconds
+each).  Crowded groups are first cut into bands of rows
+(`split_for_processes`), so that a run of a few crowded visit × detectors,
+or of one, keeps every process busy to the end.  Each process draws in as
+many threads as its share of the cores allows (`threads_per_worker`): one
+when the processes fill the cores.
 """
 
 from __future__ import annotations
@@ -339,9 +342,11 @@ def map_in_workers(
     in_parent : callable, optional
         The work done in this process: when given, ``njobs - 1`` workers
         are started and this process takes items too, from the start,
-        while the workers start.  Workers take the first items left, this
-        process the last: with items largest first, the workers, which
-        start a few seconds late, get the long ones.
+        while the workers start.  Workers take the first items left, each
+        once it has started, this process the last: with items largest
+        first, the workers, which start a few seconds late, get the long
+        ones, and this process never waits at the end for an item given to
+        a worker that was still starting.
 
     Returns
     -------
