@@ -1035,8 +1035,8 @@ def _data_id(sources: pd.DataFrame) -> dict[str, Any]:
 def _group_key(sources: pd.DataFrame) -> tuple[str, int, int]:
     """``(instrument, visit, detector)`` of a group, as `find_image_datasets`
     keys it."""
-    first = sources.iloc[0]
-    return str(first["instrument"]), int(first["visit"]), int(first["detector"])
+    data_id = _data_id(sources)
+    return str(data_id["instrument"]), data_id["visit"], data_id["detector"]
 
 
 def _ids_in_order(records: pd.DataFrame, order: Sequence[int]) -> list[int]:
