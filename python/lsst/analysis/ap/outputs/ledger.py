@@ -64,6 +64,7 @@ import pandas as pd
 
 from ..records import RECORD_COLUMNS, STATUS_SKIPPED, STATUS_WRITTEN, concat_records, id_array
 from .atomic import TEMP_SUFFIX, writer_tag
+from .csv_text import csv_text
 from .store import OutputStore
 
 _LOG = logging.getLogger(__name__)
@@ -118,9 +119,7 @@ def record_csv_bytes(frame: pd.DataFrame, *, header: bool = True) -> bytes:
     an output directory are written (no index); without ``header`` the
     rows only, to follow earlier rows of the same columns.
     """
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=header)
-    return buffer.getvalue().encode()
+    return csv_text(frame, header=header).encode()
 
 
 def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
