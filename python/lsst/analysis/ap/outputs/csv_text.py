@@ -8,8 +8,8 @@ row at a time; here each column is formatted once, with the same
 conversions pandas uses (``str`` of integers and booleans, NumPy's
 shortest ``str`` of floats, an empty cell for a missing value) and the
 same minimal quoting, and the rows are joined.  Tables this does not know
-how to format (dates, categories, objects that are not strings, fewer than
-two columns) are written by pandas itself.
+how to format (dates, categories, sparse columns, objects that are not
+strings, fewer than two columns) are written by pandas itself.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def _column_cells(column: pd.Series) -> list[str] | None:
             return cells.tolist()
         if dtype.kind != "O":
             return None
+    elif isinstance(dtype, pd.SparseDtype):
+        return None
     elif is_integer_dtype(dtype) or is_bool_dtype(dtype):
         # Nullable integers and booleans: a missing value is an empty cell.
         values = column.to_numpy(dtype=object, na_value=None)
@@ -99,7 +101,12 @@ def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str:
 
     """
     names = list(frame.columns)
-    if frame.columns.nlevels != 1 or len(names) < 2 or not all(isinstance(name, str) for name in names):
+    if (
+        not isinstance(header, bool)
+        or frame.columns.nlevels != 1
+        or len(names) < 2
+        or not all(isinstance(name, str) for name in names)
+    ):
         return _pandas_text(frame, header)
     pieces = [",".join(_quoted(names)) + os.linesep] if header else []
     step = max(1, _CELLS_AT_ONCE // len(names))
