@@ -254,6 +254,11 @@ def synthetic_records(start: int, n: int) -> pd.DataFrame:
     return frame[list(RECORD_COLUMNS)]
 
 
+_DRAWING_KEY = "3f9a1c0d5e7b2468"
+"""A display-configuration key of the synthetic records (the task's are 16
+hexadecimal digits, `~lsst.analysis.ap.plotImageSubtractionCutouts.drawing_key`)."""
+
+
 def _vm_hwm_mib() -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -317,6 +322,12 @@ def _manifest_child(n: int, output: str, pngs: str) -> dict[str, Any]:
     parts_s = cpu["ledger_parts"] = 0.0
     for first in range(0, n, _GROUP_SOURCES):
         group = synthetic_records(first, min(_GROUP_SOURCES, n - first))
+        # The ledger's own columns as a run fills them: the display key and
+        # the size of each PNG.
+        group = group.assign(
+            drawing=_DRAWING_KEY,
+            png_size=np.random.default_rng(first).integers(15_000, 22_000, len(group)),
+        )
         row = group.iloc[0]
         relpath = group_part_path(row["instrument"], row["visit"], row["detector"], token)
         start = time.perf_counter()
