@@ -2,6 +2,7 @@
 with ``in_parent``), as ``run(..., njobs=N)`` shares visit × detector groups.
 """
 
+import atexit
 import os
 import re
 import threading
@@ -120,6 +121,32 @@ def test_the_workers_ending_before_this_process_does(tmp_path):
     run.join(timeout=90)
     assert not run.is_alive(), "map_in_workers did not return"
     assert sorted(outcome[0]) == [1, 2]
+
+
+def _slow_exit(seconds: float) -> None:
+    """Worker initializer: a worker whose interpreter takes ``seconds`` to
+    end (tearing a large stack down)."""
+    atexit.register(time.sleep, seconds)
+
+
+def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
+    """Once every item is back, the run returns while the worker is still
+    ending its interpreter."""
+    marker = tmp_path / "worker-done"
+
+    def here(item: tuple[int, str]) -> int:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return item[0]
+
+    items = [(1, str(marker)), (2, str(marker))]
+    results = map_in_workers(_slow_exit, (10.0,), _mark, items, 2, in_parent=here)
+    returned = time.time()
+    assert sorted(results) == [1, 2]
+    assert marker.exists(), "the worker drew no item"
+    # The worker's item ended when it wrote the marker; its exit takes 10 s.
+    assert returned - marker.stat().st_mtime < 5.0
 
 
 def _group(n: int, detector: int, y=None) -> pd.DataFrame:

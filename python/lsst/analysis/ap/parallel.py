@@ -461,7 +461,7 @@ def _feed_pool(
     starting, they are not waited for.
     """
     try:
-        with _worker_pool(initializer, initargs, workers) as (pool, leave_starting):
+        with _worker_pool(initializer, initargs, workers) as pool:
             starting = {pool.submit(_started) for _ in range(workers)}
             running = set(starting)
             while running:
@@ -483,7 +483,6 @@ def _feed_pool(
                     if ok:
                         running.add(pool.submit(work, item))
                 if running and running <= starting and not items_left():
-                    leave_starting()
                     break
     except BaseException as error:
         drop_the_rest()
@@ -504,18 +503,20 @@ def _started() -> None:
 @contextlib.contextmanager
 def _worker_pool(
     initializer: Callable[..., None], initargs: tuple, workers: int
-) -> Iterator[tuple[concurrent.futures.ProcessPoolExecutor, Callable[[], None]]]:
+) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """A pool of ``workers`` spawned processes that log through this one
-    and end with it, and a function to call to leave, at the end, workers
-    that are still starting (they end once started) instead of waiting for
-    them."""
+    and end with it.
+
+    When the block ends normally, every item given to a worker has
+    returned, so the pool is shut down by a thread of its own: a worker's
+    interpreter takes about a second to tear the stack down (and one still
+    importing it ends once started), which this process spends on the
+    run's manifests instead of waiting.  (Dropping the pool here would wait
+    too: its finalizer takes the lock its shutdown holds while the
+    processes end.)  When the block raises, the pool's queued items are
+    cancelled and its processes waited for.
+    """
     context = multiprocessing.get_context("spawn")
-    wait = True
-
-    def leave_starting() -> None:
-        nonlocal wait
-        wait = False
-
     with WorkerLogs(context) as logs:
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
@@ -524,9 +525,16 @@ def _worker_pool(
             initargs=(logs.initargs, initializer, initargs, os.getpid()),
         )
         try:
-            yield pool, leave_starting
-        finally:
-            pool.shutdown(wait=wait, cancel_futures=True)
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        threading.Thread(
+            target=pool.shutdown,
+            kwargs={"wait": True, "cancel_futures": True},
+            name="cutout-workers-end",
+            daemon=True,
+        ).start()
 
 
 def _map_in_pool(
@@ -538,7 +546,7 @@ def _map_in_pool(
     on_result: Callable[[Any], None] | None,
 ) -> list[Any]:
     """`map_in_workers` without work in this process."""
-    with _worker_pool(initializer, initargs, workers) as (pool, _):
+    with _worker_pool(initializer, initargs, workers) as pool:
         futures = [pool.submit(work, item) for item in items]
         results = []
         for future in concurrent.futures.as_completed(futures):
