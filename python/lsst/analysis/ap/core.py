@@ -47,7 +47,15 @@ from .outputs.ledger import GroupRecordFiles, Ledger, PriorDrawing
 from .outputs.paths import OutputLayout
 from .outputs.store import OutputError, OutputStore
 from .parallel import available_cores
-from .records import STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, ReasonCode, make_record, records_frame
+from .records import (
+    STATUS_FAILED,
+    STATUS_SKIPPED,
+    STATUS_WRITTEN,
+    ReasonCode,
+    empty_records,
+    make_record,
+    records_frame,
+)
 from .sources import missing_optional_columns
 from .stamp_wcs import local_tan_wcs, projection_mappings
 
@@ -544,6 +552,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         ``rejected`` rows of a `~lsst.analysis.ap.sources.SourceTable`),
         each logged with its reason.
         """
+        if rejected.empty:
+            return empty_records()
         return records_frame(
             [self._fail(row, row["reason_code"], row["reason"]) for row in rejected.to_dict("records")]
         )

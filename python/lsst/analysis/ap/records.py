@@ -27,6 +27,7 @@ __all__ = (
 )
 
 import enum
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -198,6 +199,13 @@ def empty_records() -> pd.DataFrame:
         The empty table.
 
     """
+    return _empty_records_template().copy()
+
+
+@functools.cache
+def _empty_records_template() -> pd.DataFrame:
+    """The table `empty_records` copies (built once: building it takes
+    about 1 ms, copying it 0.02 ms)."""
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in RECORD_COLUMNS.items()})
 
 
