@@ -125,6 +125,7 @@ def test_memory_scaling_png_figures(tiny_result: tuple[dict, Path]) -> None:
         assert _positive(run["wall_s"]) and _positive(run["ms_per_source"]) and _positive(run["peak_rss_mib"])
     assert scaling["njobs2"]["njobs"] == 2
     assert _positive(scaling["njobs2_speedup"])
+    assert scaling["njobs2_pair_speedups"] == [scaling["njobs2_speedup"]] * PLANS["tiny"].njobs_pairs
     png = result["png"]
     assert [level["level"] for level in png["levels"]] == list(range(10))
     assert all(_positive(level["ms"]) and _positive(level["bytes"]) for level in png["levels"])
