@@ -362,7 +362,17 @@ class _Timer:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._wall
         self.cpu_self = time.process_time() - self._cpu
+        _wait_for_child_processes()
         self.cpu = self.cpu_self + _cpu_children() - self._children
+
+
+def _wait_for_child_processes(timeout: float = 120.0) -> None:
+    """Wait, outside the wall clock, for the worker processes a run leaves
+    to end on their own (``njobs > 1``: the run returns while a worker's
+    interpreter ends), so that their CPU time is counted once reaped."""
+    deadline = time.monotonic() + timeout
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
