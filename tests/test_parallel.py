@@ -3,17 +3,24 @@ with ``in_parent``), as ``run(..., njobs=N)`` shares visit × detector groups.
 """
 
 import atexit
+import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lsst.analysis.ap.parallel import PIECES_PER_PROCESS, map_in_workers, split_for_processes
+from lsst.analysis.ap.parallel import (
+    PIECES_PER_PROCESS,
+    WORKERS_END_THREAD,
+    map_in_workers,
+    split_for_processes,
+)
 
 
 def _nothing() -> None:
@@ -129,10 +136,16 @@ def _slow_exit(seconds: float) -> None:
     atexit.register(time.sleep, seconds)
 
 
-def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
-    """Once every item is back, the run returns while the worker is still
-    ending its interpreter."""
-    marker = tmp_path / "worker-done"
+def _wait_for_workers_end(timeout: float = 60.0) -> None:
+    """Wait until the pools of the runs above are shut down and their logs
+    written (so that no worker outlives the test)."""
+    for thread in threading.enumerate():
+        if thread.name == WORKERS_END_THREAD:
+            thread.join(timeout)
+
+
+def _wait_for(marker: Path) -> Callable[[tuple[int, str]], int]:
+    """Work of this process: wait until a worker has written ``marker``."""
 
     def here(item: tuple[int, str]) -> int:
         deadline = time.monotonic() + 60
@@ -140,13 +153,48 @@ def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
             time.sleep(0.05)
         return item[0]
 
+    return here
+
+
+def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
+    """Once every item is back, the run returns while the worker is still
+    ending its interpreter."""
+    marker = tmp_path / "worker-done"
     items = [(1, str(marker)), (2, str(marker))]
-    results = map_in_workers(_slow_exit, (10.0,), _mark, items, 2, in_parent=here)
-    returned = time.time()
+    try:
+        results = map_in_workers(_slow_exit, (6.0,), _mark, items, 2, in_parent=_wait_for(marker))
+        returned = time.time()
+        assert sorted(results) == [1, 2]
+        assert marker.exists(), "the worker drew no item"
+        # The worker's item ended when it wrote the marker; its exit takes 6 s.
+        assert returned - marker.stat().st_mtime < 3.0
+    finally:
+        _wait_for_workers_end()
+
+
+def _mark_and_log_later(item: tuple[int, str]) -> int:
+    """Worker item: `_mark`, and log a record a second after returning
+    (from a thread the worker's end waits for)."""
+
+    def late() -> None:
+        time.sleep(1.0)
+        logging.getLogger("lsst.analysis.ap.tests.worker").warning("late record of item %d", item[0])
+
+    threading.Thread(target=late).start()
+    return _mark(item)
+
+
+def test_the_last_records_of_a_worker_left_to_end_are_written(tmp_path, caplog):
+    """The run does not wait for its worker to end, but the records the
+    worker sends until then still reach this process's loggers."""
+    marker = tmp_path / "worker-done"
+    items = [(1, str(marker)), (2, str(marker))]
+    with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.tests.worker"):
+        results = map_in_workers(_nothing, (), _mark_and_log_later, items, 2, in_parent=_wait_for(marker))
+        _wait_for_workers_end()
     assert sorted(results) == [1, 2]
-    assert marker.exists(), "the worker drew no item"
-    # The worker's item ended when it wrote the marker; its exit takes 10 s.
-    assert returned - marker.stat().st_mtime < 5.0
+    # The worker takes the first item, this process the last.
+    assert [r.getMessage() for r in caplog.records if r.name.endswith(".worker")] == ["late record of item 1"]
 
 
 def _group(n: int, detector: int, y=None) -> pd.DataFrame:

@@ -508,33 +508,35 @@ def _worker_pool(
     and end with it.
 
     When the block ends normally, every item given to a worker has
-    returned, so the pool is shut down by a thread of its own: a worker's
+    returned (or failed), so the pool is shut down, and then the listener
+    of the workers' logs stopped, by a thread of its own: a worker's
     interpreter takes about a second to tear the stack down (and one still
     importing it ends once started), which this process spends on the
-    run's manifests instead of waiting.  (Dropping the pool here would wait
+    run's manifests instead of waiting, and the log records a worker sends
+    until it ends are still written.  (Dropping the pool here would wait
     too: its finalizer takes the lock its shutdown holds while the
     processes end.)  When the block raises, the pool's queued items are
-    cancelled and its processes waited for.
+    cancelled and its processes and logs waited for here.
     """
     context = multiprocessing.get_context("spawn")
-    with WorkerLogs(context) as logs:
+    with contextlib.ExitStack() as stack:
+        logs = stack.enter_context(WorkerLogs(context))
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_start_logging_worker,
             initargs=(logs.initargs, initializer, initargs, os.getpid()),
         )
-        try:
-            yield pool
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        threading.Thread(
-            target=pool.shutdown,
-            kwargs={"wait": True, "cancel_futures": True},
-            name="cutout-workers-end",
-            daemon=True,
-        ).start()
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        yield pool
+        # Not a daemon: the interpreter writes the workers' last records
+        # before it exits.
+        threading.Thread(target=stack.pop_all().close, name=WORKERS_END_THREAD).start()
+
+
+WORKERS_END_THREAD = "cutout-workers-end"
+"""Name of the thread that shuts a pool down and stops its log listener
+once a run no longer needs its workers."""
 
 
 def _map_in_pool(
