@@ -371,7 +371,13 @@ def _wait_for_child_processes(timeout: float = 120.0) -> None:
     to end on their own (``njobs > 1``: the run returns while a worker's
     interpreter ends), so that their CPU time is counted once reaped."""
     deadline = time.monotonic() + timeout
-    while multiprocessing.active_children() and time.monotonic() < deadline:
+    while multiprocessing.active_children():
+        if time.monotonic() > deadline:
+            logging.getLogger(__name__).warning(
+                "child processes still running %.0f s after the run; their CPU time is not counted",
+                timeout,
+            )
+            return
         time.sleep(0.01)
 
 
