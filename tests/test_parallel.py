@@ -104,19 +104,28 @@ def _mark(item: tuple[int, str]) -> int:
     return number
 
 
-def test_the_workers_ending_before_this_process_does(tmp_path):
-    """The worker draws its item and the pool ends while this process
-    still draws its own: the run ends with both results (the feeder's end
-    message arriving between this process's items is not lost)."""
-    marker = tmp_path / "worker-done"
+def _wait_for(marker: Path, then: float = 0.0) -> Callable[[tuple[int, str]], int]:
+    """Work of this process: wait until a worker has written ``marker``,
+    then ``then`` seconds more."""
 
     def here(item: tuple[int, str]) -> int:
         deadline = time.monotonic() + 60
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # the pool shuts down and the feeder reports its end
+        time.sleep(then)
         return item[0]
 
+    return here
+
+
+def test_the_workers_ending_before_this_process_does(tmp_path):
+    """The worker draws its item and the pool ends while this process
+    still draws its own: the run ends with both results (the feeder's end
+    message arriving between this process's items is not lost)."""
+    marker = tmp_path / "worker-done"
+    # Half a second after the worker's item: the pool shuts down and the
+    # feeder reports its end.
+    here = _wait_for(marker, then=0.5)
     outcome: list = []
     run = threading.Thread(
         target=lambda: outcome.append(
@@ -142,18 +151,6 @@ def _wait_for_workers_end(timeout: float = 60.0) -> None:
     for thread in threading.enumerate():
         if thread.name == WORKERS_END_THREAD:
             thread.join(timeout)
-
-
-def _wait_for(marker: Path) -> Callable[[tuple[int, str]], int]:
-    """Work of this process: wait until a worker has written ``marker``."""
-
-    def here(item: tuple[int, str]) -> int:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return item[0]
-
-    return here
 
 
 def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
