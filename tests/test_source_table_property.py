@@ -26,7 +26,7 @@ from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
 )
-from lsst.analysis.ap.sources import SourceTableError
+from lsst.analysis.ap.sources import SourceTableError, source_rows, standardize_sources
 
 settings.register_profile(
     "ci",
@@ -121,3 +121,33 @@ def test_every_row_ends_once_or_run_stops_naming_row_and_column(
             skipped = set(again.loc[again["status"] == "skipped", "diaSourceId"].map(int))
             assert skipped == written
             event("resumed")
+
+
+def _same_value(a, b) -> bool:
+    """Equal values of the same type, a null equal to the same null."""
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b) or (a != a and b != b)
+    except (TypeError, ValueError):
+        return a is b
+
+
+@settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+@given(data=st.data())
+def test_source_rows_are_the_rows_pandas_gives(data, demo_sources):
+    anchors = demo_sources[["diaSourceId", "visit", "detector", "ra", "dec"]]
+    table, _ = data.draw(dia_source_tables(anchors, "DemoCam"))
+    frames = [table, demo_sources.iloc[: len(table)]]
+    try:
+        frames.append(standardize_sources(table, instrument="DemoCam").sources)
+    except SourceTableError:
+        pass
+    for frame in frames:
+        ours = source_rows(frame)
+        theirs = frame.to_dict("records")
+        assert len(ours) == len(theirs) == len(frame)
+        for mine, pandas_row in zip(ours, theirs, strict=True):
+            assert list(mine) == list(pandas_row)
+            wrong = {k: (mine[k], pandas_row[k]) for k in mine if not _same_value(mine[k], pandas_row[k])}
+            assert not wrong, wrong

@@ -56,7 +56,7 @@ from .records import (
     make_record,
     records_frame,
 )
-from .sources import missing_optional_columns
+from .sources import missing_optional_columns, source_rows
 from .stamp_wcs import local_tan_wcs, projection_mappings
 
 _FAR_PIXELS = 1e8
@@ -354,7 +354,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         """
         records: list[dict] = []
         todo = []
-        rows = sources.to_dict("records")
+        rows = source_rows(sources)
         # This visit × detector's records, in files of their own.
         files = (
             GroupRecordFiles(
@@ -555,13 +555,13 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         if rejected.empty:
             return empty_records()
         return records_frame(
-            [self._fail(row, row["reason_code"], row["reason"]) for row in rejected.to_dict("records")]
+            [self._fail(row, row["reason_code"], row["reason"]) for row in source_rows(rejected)]
         )
 
     def fail_all(self, sources: pd.DataFrame, code: ReasonCode, reason: str) -> pd.DataFrame:
         """Failure records of every source of ``sources`` with one reason."""
         return records_frame(
-            [self._record(row, STATUS_FAILED, code, reason) for row in sources.to_dict("records")]
+            [self._record(row, STATUS_FAILED, code, reason) for row in source_rows(sources)]
         )
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:

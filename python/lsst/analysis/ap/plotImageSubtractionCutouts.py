@@ -67,7 +67,7 @@ from .records import (
     records_frame,
     summarize,
 )
-from .sources import group_by_detector, standardize_sources
+from .sources import group_by_detector, source_rows, standardize_sources
 from .vetting import write_output_vetting_page
 from .vetting.page import SOURCE_COLUMNS as VETTING_SOURCE_COLUMNS
 
@@ -1273,7 +1273,7 @@ def _missing_quantum_records(
                 output_path=output_path,
                 url_root=url_root,
             )
-            for row in frame.to_dict("records")
+            for row in source_rows(frame)
         ]
     )
 

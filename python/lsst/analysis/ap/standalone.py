@@ -52,7 +52,7 @@ from .images.files import (
 )
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
-from .sources import SourceTableError, standardize_sources
+from .sources import SourceTableError, source_rows, standardize_sources
 
 _LOG = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ def make_file_cutouts(
     failed_rows = []
     choices = []
     size = max(task.config.sizes)
-    for position, row in enumerate(frame.to_dict("records")):
+    for position, row in enumerate(source_rows(frame)):
         chosen: dict[str, FileChoice] = {}
         for role in IMAGE_ROLES:
             choice = readers.find(role, row, size)
