@@ -4,6 +4,10 @@
   one visit × detector touch (their union, each tile once, for the three
   images), with the tile reader's own inflater on the same files the task
   reads, and nothing else (no reading, un-shuffling or conversion);
+- the libraries' fixed work of each visit × detector, measured beside the
+  floor: the task's dataset lookup (`find_image_datasets`, once for all the
+  visit × detectors, as a run does) and opening the three image files to
+  their bounding box and sky projection (lsst-images), before any pixel;
 - the typical regime: a subset of about 55 sources of each visit × detector
   of the main repository (the same image files), end to end against the
   original way and the floor;
@@ -18,6 +22,7 @@
 from __future__ import annotations
 
 __all__ = (
+    "measure_fixed",
     "measure_floor",
     "measure_manifests",
     "measure_typical",
@@ -56,7 +61,8 @@ def measure_floor(butler: Any, sources: pd.DataFrame, size: int = 30) -> dict[st
     Returns the seconds and tiles over all visit × detectors and the ms per
     source; only the inflation is timed (not file opening, stamp geometry,
     reading the compressed bytes, or converting the inflated bytes to
-    pixels).
+    pixels).  ``fixed`` holds the libraries' fixed work of the same visit ×
+    detectors (`measure_fixed`), reported beside the floor.
     """
     from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
     from lsst.analysis.ap.geometry import stamp_box
@@ -107,14 +113,74 @@ def measure_floor(butler: Any, sources: pd.DataFrame, size: int = 30) -> dict[st
         "seconds": _round(seconds) if seconds else 0.0,
         "ms_per_source": _round(seconds / n * 1e3) if seconds else 0.0,
         "planes_not_tiled": untiled,
+        "fixed": measure_fixed(butler, sources),
+    }
+
+
+def measure_fixed(butler: Any, sources: pd.DataFrame, repeats: int = 3) -> dict[str, Any]:
+    """Time the libraries' work a run does for ``sources`` before any
+    pixel: the dataset lookup of all their visit × detectors (one
+    `find_image_datasets`, as the task makes), and, for each visit ×
+    detector, opening its three image files to their bounding box and sky
+    projection (lsst-images, through the task's readers).
+
+    Returns the median of ``repeats`` of each (ms), their sum and the sum
+    per source.
+    """
+    from lsst.analysis.ap.datasets import DEFAULT_SCIENCE_TYPE, IMAGE_ROLES, image_dataset_types
+    from lsst.analysis.ap.images.butler import butler_plane_reader, find_image_datasets
+
+    types = image_dataset_types(DEFAULT_SCIENCE_TYPE, None)
+    data_ids = [
+        {"instrument": instrument, "visit": int(visit), "detector": int(detector)}
+        for instrument, visit, detector in sources[["instrument", "visit", "detector"]]
+        .drop_duplicates()
+        .itertuples(index=False)
+    ]
+    lookups, opens = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        found = find_image_datasets(butler, types, data_ids)
+        lookups.append(time.perf_counter() - start)
+        seconds = 0.0
+        for data_id in data_ids:
+            datasets = found.get((str(data_id["instrument"]), data_id["visit"], data_id["detector"]), {})
+            readers = [
+                butler_plane_reader(butler, types[role], data_id, datasets.get(role)) for role in IMAGE_ROLES
+            ]
+            try:
+                start = time.perf_counter()
+                for reader in readers:
+                    _ = reader.bbox, reader.projection
+                seconds += time.perf_counter() - start
+            finally:
+                for reader in readers:
+                    reader.release()
+        opens.append(seconds)
+    lookup_ms = float(np.median(lookups)) * 1e3
+    open_ms = float(np.median(opens)) * 1e3
+    return {
+        "visit_detectors": len(data_ids),
+        "lookup_ms": _round(lookup_ms),
+        "open_ms": _round(open_ms),
+        "ms_per_source": _round((lookup_ms + open_ms) / max(len(sources), 1)),
     }
 
 
 def _floor_text(floor: dict[str, Any]) -> str:
-    return (
+    text = (
         f"floor {floor['ms_per_source']:.2f} ms/source ({floor['tiles_decoded']} tiles of 3 images "
         f"inflated in {floor['seconds'] * 1e3:.0f} ms)"
     )
+    fixed = floor.get("fixed")
+    if fixed:
+        n = fixed["visit_detectors"]
+        text += (
+            f" + the libraries' fixed work {fixed['ms_per_source']:.2f} ms/source (dataset lookup "
+            f"{fixed['lookup_ms']:.1f} ms, opening the 3 files of {n} visit × detector{'s' if n > 1 else ''} "
+            f"{fixed['open_ms']:.1f} ms)"
+        )
+    return text
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:

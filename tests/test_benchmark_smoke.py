@@ -140,6 +140,10 @@ def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path])
         floor = result["end_to_end"][regime]["floor"]
         assert floor["planes_not_tiled"] == 0 and floor["tiles_decoded"] > 0, floor
         assert _positive(floor["ms_per_source"])
+        fixed = floor["fixed"]
+        assert fixed["visit_detectors"] == 1 and _positive(fixed["lookup_ms"]) and _positive(fixed["open_ms"])
+        n = result["end_to_end"][regime]["n_sources"]
+        assert fixed["ms_per_source"] == pytest.approx((fixed["lookup_ms"] + fixed["open_ms"]) / n, rel=1e-3)
     typical = result["typical"]
     assert typical["sources_per_exposure_max"] <= plan.typical_per_detector
     assert typical["ours"]["written"] == typical["n_sources"]
@@ -161,6 +165,8 @@ def test_floor_typical_manifest_and_target_lines(tiny_result: tuple[dict, Path])
     for words in ("typical", "sparse", "dense", "render only", "njobs=2", "100,000 sources", "manifests of"):
         assert any(words in line for line in targets), (words, targets)
     assert all("target" in line.removeprefix("[target]") for line in targets)
+    sparse_line = next(line for line in targets if "sparse" in line)
+    assert "the libraries' fixed work" in sparse_line and "dataset lookup" in sparse_line, sparse_line
     flat = result["flat"]
     assert [r["n_sources"] for r in flat["runs"]] == list(plan.scale_counts)
     assert all(r["written"] + r["failed"] == r["n_sources"] for r in flat["runs"])

@@ -560,9 +560,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
 
     def fail_all(self, sources: pd.DataFrame, code: ReasonCode, reason: str) -> pd.DataFrame:
         """Failure records of every source of ``sources`` with one reason."""
-        return records_frame(
-            [self._record(row, STATUS_FAILED, code, reason) for row in source_rows(sources)]
-        )
+        return records_frame([self._record(row, STATUS_FAILED, code, reason) for row in source_rows(sources)])
 
     def _log_missing_columns(self, sources: pd.DataFrame) -> None:
         # Sources annotated with another survey's scheme (ZTF) show that

@@ -102,7 +102,7 @@ def _decode_bytes(frame: pd.DataFrame) -> pd.DataFrame:
     for position, dtype in enumerate(frame.dtypes.tolist()):
         if dtype.kind == "S":
             frame.isetitem(position, frame.iloc[:, position].map(_decode).astype(object))
-        elif dtype == object:
+        elif isinstance(dtype, np.dtype) and dtype.kind == "O":
             series = frame.iloc[:, position]
             if series.map(lambda v: isinstance(v, bytes | np.bytes_)).any():
                 frame.isetitem(position, series.map(_decode))
