@@ -233,3 +233,44 @@ def test_a_band_given_to_the_next_plane_never_shows_the_last_planes_pixels(tmp_p
         for y0, y1, x0, x1 in [(0, 120, 0, 64), (30, 60, 5, 40), (100, 130, 50, 70)]:
             np.testing.assert_array_equal(plane.read(y0, y1, x0, x1), array[y0:y1, x0:x1])
         plane.close()
+
+
+def _resident_bytes(array):
+    """Bytes of ``array``'s memory map that are in memory (Linux smaps)."""
+    address = array.ctypes.data
+    with open("/proc/self/smaps") as smaps:
+        inside = False
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(part, 16) for part in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "Rss:":
+                return int(line.split()[1]) * 1024
+    raise AssertionError("the band is not in a memory map of this process")
+
+
+@pytest.mark.skipif(not glob.glob("/proc/self/smaps"), reason="needs Linux's /proc/self/smaps")
+def test_bands_kept_after_a_run_give_back_all_but_their_first_rows(tmp_path, monkeypatch):
+    """At the end of a run the bands kept for the next run hold only their
+    first rows in memory, and the next plane of the shape reads right."""
+    monkeypatch.setattr(tiles, "KEPT_BAND_BYTES", 64 * 1024)
+    tiles.release_bands()
+    rng = np.random.default_rng(11)
+    arrays = [rng.normal(size=(256, 1024)).astype(np.float32) for _ in range(2)]
+    paths = [
+        _write(tmp_path / f"{i}.fits", a, compression_type="GZIP_2", tile_shape=(1, 1024), quantize_level=0.0)
+        for i, a in enumerate(arrays)
+    ]
+    plane = open_plane(paths[0], "IMAGE")
+    np.testing.assert_array_equal(plane.read(0, 256, 0, 1024), arrays[0])
+    band = plane._band
+    assert _resident_bytes(band) >= 256 * 4096
+    plane.close()
+    tiles.release_bands()
+    assert _resident_bytes(band) <= 64 * 1024
+    plane = open_plane(paths[1], "IMAGE")
+    np.testing.assert_array_equal(plane.read(10, 200, 3, 900), arrays[1][10:200, 3:900])
+    assert plane._band is band
+    plane.close()
+    tiles.release_bands()

@@ -28,6 +28,7 @@ __all__ = ("PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_
 
 import collections
 import math
+import mmap
 import os
 import sys
 import threading
@@ -109,10 +110,19 @@ class _BandPool:
 
     A page of memory that a process touches for the first time costs a
     fault; here that costs more per inflated tile than copying the tile
-    into memory already touched.  A band of a closed plane is therefore
-    given to the next plane of the same shape (its rows are overwritten
-    before they are read).  At most ``limit`` bands are kept: the three
-    images of one visit × detector.
+    into memory already touched.  A plane therefore fills its band from
+    the first row on, in the order it inflates tiles, and a band of a
+    closed plane is given to the next plane of the same shape, whose
+    first tiles land on the rows touched before.  At most ``limit`` bands
+    are kept: the three images of one visit × detector.  Bands are
+    anonymous memory maps, so that `trim` can give the pages of their
+    later rows back to the system and keep the first ones.
+
+    Parameters
+    ----------
+    limit : `int`, optional
+        Most bands kept.
+
     """
 
     def __init__(self, limit: int = 3) -> None:
@@ -126,7 +136,10 @@ class _BandPool:
             for index, band in enumerate(self._free):
                 if band.shape == shape:
                     return self._free.pop(index)
-        return np.empty(shape, dtype=np.uint8)
+        size = shape[0] * shape[1]
+        if size == 0:
+            return np.empty(shape, dtype=np.uint8)
+        return np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8).reshape(shape)
 
     def give(self, band: np.ndarray) -> None:
         """Return a band no plane uses any more."""
@@ -134,16 +147,37 @@ class _BandPool:
             self._free.append(band)
             del self._free[: max(len(self._free) - self._limit, 0)]
 
-    def clear(self) -> None:
-        """Drop the bands kept."""
+    def trim(self, keep_bytes: int) -> None:
+        """Give back the memory of every kept band beyond its first
+        ``keep_bytes`` (rounded down to whole rows and pages); a band whose
+        pages cannot be given back is dropped.
+        """
         with self._lock:
-            self._free.clear()
+            kept = []
+            for band in self._free:
+                base = band.base
+                while isinstance(base, np.ndarray | memoryview):
+                    base = base.base if isinstance(base, np.ndarray) else base.obj
+                if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+                    start = min(keep_bytes // band.shape[1] * band.shape[1], len(base))
+                    start -= start % mmap.PAGESIZE
+                    if start < len(base):
+                        base.madvise(mmap.MADV_DONTNEED, start, len(base) - start)
+                    kept.append(band)
+            self._free = kept
+
+
+KEPT_BAND_BYTES = 4 * 1024**2
+"""Bytes of each band kept in memory between runs (`release_bands`): the
+rows of tiles that a run of a few sources per visit × detector inflates,
+so that the next run in the same process (a notebook's, or the next quantum
+of a clustered pipeline job) does not touch new pages for them."""
 
 
 def release_bands() -> None:
-    """Free the memory of the bands kept for later planes (at the end of a
-    run: a process that draws again soon may keep them)."""
-    _BANDS.clear()
+    """Free the memory of the bands kept for later planes, but for their
+    first `KEPT_BAND_BYTES` (at the end of a run)."""
+    _BANDS.trim(KEPT_BAND_BYTES)
 
 
 _BANDS = _BandPool()
@@ -207,11 +241,15 @@ class TiledPlane:
         tiles_y = -(-self.shape[0] // self.tile_shape[0])
         self._band: np.ndarray | None = None
         self._band_filled: np.ndarray | None = None
+        self._band_row: np.ndarray | None = None
+        self._band_rows_used = 0
         if self._tiles_x == 1 and self.shape[0] % self.tile_shape[0] == 0 and tiles_y <= self._cache_tiles:
             # Tiles of whole rows (lsst-images' layout) in a plane that fits
-            # the cache: tiles are inflated into one band (see `_BANDS`),
-            # and a box is one slice of it.
+            # the cache: tiles are inflated into the rows of one band (see
+            # `_BANDS`) in the order they are inflated, and a box is read
+            # from its tiles' rows at once.
             self._band_filled = np.zeros(tiles_y, dtype=bool)
+            self._band_row = np.full(tiles_y, -1, dtype=np.intp)
         self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.tiles_decoded = 0
@@ -396,44 +434,51 @@ class TiledPlane:
         return done
 
     def _inflate_to_band(self, keys: list[int]) -> dict[int, np.ndarray]:
-        """Inflate tile rows into the band."""
-        assert self._band_filled is not None
+        """Inflate tile rows into the band, each into the next unused row of
+        the band (a failed attempt's row is used again)."""
+        assert self._band_filled is not None and self._band_row is not None
         with self._lock:
             if self._band is None:
                 tile_bytes = self.tile_shape[0] * self.shape[1] * self.dtype.itemsize
                 self._band = _BANDS.take((len(self._band_filled), tile_bytes))
+            rows = []
+            for key in keys:
+                if self._band_row[key] < 0:
+                    self._band_row[key] = self._band_rows_used
+                    self._band_rows_used += 1
+                rows.append(int(self._band_row[key]))
         done: list[int] = []
         try:
-            for key, payload in zip(keys, self.compressed_tiles(keys), strict=True):
-                self._band[key] = self.inflate_tile(key, 0, payload)
+            for key, row, payload in zip(keys, rows, self.compressed_tiles(keys), strict=True):
+                self._band[row] = self.inflate_tile(key, 0, payload)
                 done.append(key)
         finally:
             with self._lock:
                 self._band_filled[done] = True
                 self.tiles_decoded += len(done)
-        return {key: self._band[key] for key in done}
+        return {key: self._band[row] for key, row in zip(done, rows, strict=False)}
 
     def _read_band(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray) -> None:
         """Fill ``out`` with pixels ``[y0:y1, x0:x1]`` (clipped, non-empty)
         from the band of whole-row tiles.
         """
-        assert self._band_filled is not None
+        assert self._band_filled is not None and self._band_row is not None
         th = self.tile_shape[0]
         start, stop = y0 // th, (y1 - 1) // th + 1
-        filled = self._band_filled
+        filled, band_row = self._band_filled, self._band_row
 
         def in_band(key: int) -> np.ndarray | None:
-            return self._band[key] if filled[key] else None
+            return self._band[band_row[key]] if filled[key] else None
 
         self._gather(list(range(start, stop)), in_band, self._inflate_to_band)
         assert self._band is not None
         n, itemsize, width = stop - start, self.dtype.itemsize, self.shape[1]
-        block = self._band[start:stop]
+        rows = band_row[start:stop]
         if self._shuffled:
             # (tile, byte, row, column) → (tile, row, column, byte)
-            part = block.reshape(n, itemsize, th, width)[..., x0:x1].transpose(0, 2, 3, 1)
+            part = self._band.reshape(-1, itemsize, th, width)[rows, :, :, x0:x1].transpose(0, 2, 3, 1)
         else:
-            part = block.reshape(n, th, width, itemsize)[:, :, x0:x1]
+            part = self._band.reshape(-1, th, width, itemsize)[rows, :, x0:x1]
         part = part.reshape(n * th, x1 - x0, itemsize)[y0 - start * th : y1 - start * th]
         as_bytes = out.view(np.uint8).reshape(*out.shape, itemsize)
         as_bytes[...] = part if sys.byteorder == "big" or itemsize == 1 else part[..., ::-1]
@@ -496,8 +541,10 @@ class TiledPlane:
         with self._lock:
             self._cache.clear()
             band, self._band = self._band, None
-            if self._band_filled is not None:
+            if self._band_filled is not None and self._band_row is not None:
                 self._band_filled[:] = False
+                self._band_row[:] = -1
+                self._band_rows_used = 0
         if band is not None:
             _BANDS.give(band)
         if self._fd >= 0:
