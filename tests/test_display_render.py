@@ -120,10 +120,20 @@ def test_diverging_difference_fading_and_new_sources():
         assert (np.all(badge == (65, 105, 225), axis=-1).sum() > 50) == (amplitude < 0)
 
 
-def test_overlay_colours_exactly_where_bits_are_set():
-    options = DisplayOptions(overlay_planes=overlay_planes(["SAT", "CR"]), overlay_opacity=0.5)
-    renderer = TripletRenderer([30], False, options=options)
-    plain = TripletRenderer([30], False)
+@pytest.mark.parametrize(
+    ("colormap", "colormaps"),
+    [
+        ("gray", (None, None, None)),
+        ("viridis", (None, None, None)),
+        ("gray", ("viridis", None, "RdBu_r")),  # blended over each panel's own colours
+    ],
+)
+def test_overlay_colours_exactly_where_bits_are_set(colormap, colormaps):
+    options = DisplayOptions(
+        colormaps=colormaps, overlay_planes=overlay_planes(["SAT", "CR"]), overlay_opacity=0.5
+    )
+    renderer = TripletRenderer([30], False, colormap=colormap, options=options)
+    plain = TripletRenderer([30], False, colormap=colormap, options=DisplayOptions(colormaps=colormaps))
     stamp = noise()
     sat = np.zeros((30, 30), bool)
     sat[3:6, 20:25] = True
@@ -142,6 +152,11 @@ def test_overlay_colours_exactly_where_bits_are_set():
             up = np.repeat(np.repeat(plane_bits[::-1], f, axis=0), f, axis=1)
             expected[up] = np.rint(0.5 * under[up] + 0.5 * np.asarray(colour))
         np.testing.assert_array_equal(shown, expected)
+    # Unmasked pixels keep their panel's colormap: not grey unless it is gray.
+    for box, panel_colormap in zip(renderer.panel_boxes[0], colormaps, strict=True):
+        unmasked = pixels(rgb, box)[: P // 2].reshape(-1, 3)
+        grey = np.all(unmasked == unmasked[:, :1], axis=-1)
+        assert grey.all() == ((panel_colormap or colormap) == "gray")
 
 
 def test_empty_panel_is_drawn_in_no_data_colour_and_labelled():

@@ -248,6 +248,27 @@ class Palette:
         levels.flags.writeable = False
         return levels
 
+    def colours_of(self, colormap: str | None) -> np.ndarray:
+        """The 256 colours with the panel levels of another colormap.
+
+        Parameters
+        ----------
+        colormap : `str` or `None`
+            matplotlib colormap name; `None` gives `colours`.
+
+        Returns
+        -------
+        colours : `numpy.ndarray`
+            ``(256, 3)`` uint8: `levels_of` ``colormap`` followed by the
+            interface colours of `colours`.
+
+        """
+        if colormap is None:
+            return self.colours
+        colours = np.concatenate([self.levels_of(colormap), self.colours[self.panel_levels :]])
+        colours.flags.writeable = False
+        return colours
+
     def quantize(self, rgb: np.ndarray) -> np.ndarray:
         """Nearest-palette-colour indices of an RGB array (used on static art only).
 

@@ -499,11 +499,7 @@ class TripletRenderer:
             if options.negative_badge
             else None
         )
-        self._overlay_table = (
-            overlay_table(self.palette, self.panel_levels, options.overlay_planes, options.overlay_opacity)
-            if options.overlay
-            else None
-        )
+        self._overlay_tables = self._panel_overlay_tables(options) if options.overlay else None
         self._legend = (
             overlay_legend(
                 options.overlay_planes, self.canvas_size[0], font(LABEL_SIZE), options.overlay_opacity
@@ -518,6 +514,21 @@ class TripletRenderer:
         )
         """``(width, height)`` of the images: `canvas_size`, plus the mask
         legend below it when the overlay is on."""
+
+    def _panel_overlay_tables(self, options: DisplayOptions) -> tuple[np.ndarray, ...]:
+        """The `overlay_table` of each panel: the mask planes blended over
+        that panel's own colormap levels (built once per colormap)."""
+        keys = [None if cm == self.colormap else cm for cm in options.colormaps]
+        tables = {
+            key: overlay_table(
+                self._palette.colours_of(key),
+                self.panel_levels,
+                options.overlay_planes,
+                options.overlay_opacity,
+            )
+            for key in dict.fromkeys(keys)
+        }
+        return tuple(tables[key] for key in keys)
 
     # ------------------------------------------------------------------
     # Construction (once per configuration).
@@ -770,7 +781,7 @@ class TripletRenderer:
                         canvas,
                         box,
                         context.overlay_index,
-                        self._overlay_table,
+                        self._overlay_tables[column],  # type: ignore[index]
                         upsample_nearest,
                     )
         if self._legend is not None:
