@@ -169,6 +169,23 @@ def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
         _wait_for_workers_end()
 
 
+def _note_pid(directory: str) -> None:
+    """Worker initializer: leave a file named by the worker's process id."""
+    (Path(directory) / str(os.getpid())).touch()
+
+
+@pytest.mark.parametrize(("in_parent", "most"), [(_slow_square, 2), (None, 3)])
+def test_no_more_workers_than_items(tmp_path, in_parent, most):
+    """Three items and njobs=6: with work in this process, which takes an
+    item at once, at most two workers start; without it, at most three."""
+    try:
+        results = map_in_workers(_note_pid, (str(tmp_path),), _slow_square, [1, 2, 3], 6, in_parent=in_parent)
+    finally:
+        _wait_for_workers_end()
+    assert sorted(r[0] for r in results) == [1, 2, 3]
+    assert len(list(tmp_path.iterdir())) <= most
+
+
 def _mark_and_log_later(item: tuple[int, str]) -> int:
     """Worker item: `_mark`, and log a record a second after returning
     (from a thread the worker's end waits for)."""

@@ -335,7 +335,8 @@ def map_in_workers(
         Picklable work items, taken in this order.
     njobs : `int`
         Number of worker processes; with ``in_parent``, of processes,
-        this one included.
+        this one included.  No more workers are started than items (with
+        ``in_parent``, than items less the one this process takes first).
     on_result : callable, optional
         Called in this process (in the calling thread) with each result as
         it arrives.
@@ -383,10 +384,12 @@ def map_in_workers(
 
     arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     feeder = None
-    if njobs > 1 and len(todo) > 1:
+    # This process takes an item at once: one worker fewer than items.
+    workers = min(njobs - 1, len(todo) - 1)
+    if workers > 0:
         feeder = threading.Thread(
             target=_feed_pool,
-            args=(initializer, initargs, work, njobs - 1, next_item, drop_the_rest, arrived, items_left),
+            args=(initializer, initargs, work, workers, next_item, drop_the_rest, arrived, items_left),
             name="cutout-workers",
             daemon=True,
         )
@@ -547,7 +550,11 @@ def _map_in_pool(
     workers: int,
     on_result: Callable[[Any], None] | None,
 ) -> list[Any]:
-    """`map_in_workers` without work in this process."""
+    """`map_in_workers` without work in this process: at most one worker
+    per item."""
+    workers = min(workers, len(items))
+    if workers < 1:
+        return []
     with _worker_pool(initializer, initargs, workers) as pool:
         futures = [pool.submit(work, item) for item in items]
         results = []

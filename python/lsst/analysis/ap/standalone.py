@@ -222,16 +222,16 @@ def make_alert_cutouts(
         records, rows = _alert_records(task, others, instrument)
         frames = [records]
         context = multiprocessing.get_context("spawn")
+        # A few batches of files per worker: single-message files are
+        # small, and one task each would cost more than drawing them.
+        n_batches = min(len(files), 4 * njobs)
+        batches = [[str(f) for f in files[i::n_batches]] for i in range(n_batches)]
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=njobs,
+            max_workers=min(njobs, n_batches),
             mp_context=context,
             initializer=_start_alert_worker,
             initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
-            # A few batches of files per worker: single-message files are
-            # small, and one task each would cost more than drawing them.
-            n_batches = min(len(files), 4 * njobs)
-            batches = [[str(f) for f in files[i::n_batches]] for i in range(n_batches)]
             for file_records, file_rows in pool.map(_alert_worker_files, batches):
                 frames.append(file_records)
                 rows.extend(file_rows)
