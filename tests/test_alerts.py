@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import re
 import shutil
@@ -501,6 +502,18 @@ def test_command_reads_directories_and_globs_with_workers(rubin, tmp_path, capsy
         .removeprefix("https://example.org/c/")
     )
     assert png.size == TripletRenderer([31], True).canvas_size
+
+
+def test_workers_beyond_the_cores_are_capped_with_one_warning(tmp_path, monkeypatch, caplog):
+    from lsst.analysis.ap import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 1)
+    negative_ztf_packet(tmp_path / "negative.avro")
+    with caplog.at_level(logging.WARNING):
+        result = make_alert_cutouts([ZTF_PACKET, tmp_path / "negative.avro"], tmp_path / "out", njobs=3)
+    assert result.summary["written"] == 2
+    warned = [r.getMessage() for r in caplog.records if "njobs" in r.getMessage()]
+    assert warned == ["njobs=3 is more than the 1 core(s) this process may run on; using njobs=1."]
 
 
 def test_command_refuses_missing_inputs(tmp_path, capsys):

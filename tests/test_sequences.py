@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,14 +29,14 @@ def multi_epoch_object(sources):
     return int(counts[counts >= 3].index[0])
 
 
-def _run(demo_repo, sources, ids, tmp_path, **overrides):
+def _run(demo_repo, sources, ids, tmp_path, njobs=0, **overrides):
     config = PlotDiaObjectSequencesConfig()
     config.url_root = "https://example.org/seq/"
     for key, value in overrides.items():
         setattr(config, key, value)
     task = PlotDiaObjectSequencesTask(config=config, output_path=tmp_path)
     with demo_repo.butler() as butler:
-        return task.run(ids, butler, sources)
+        return task.run(ids, butler, sources, njobs=njobs)
 
 
 def test_epochs_are_ordered_and_capped():
@@ -158,6 +160,19 @@ def test_non_detection_epochs_and_failures(demo_repo, sources, multi_epoch_objec
     assert objects.loc[single, "status"] == "written" and objects.loc[single, "n_epochs"] >= 1
     failures = pd.read_csv(tmp_path / "sequences" / "failures.csv")
     assert set(failures["diaObjectId"]) == {777, 999}
+
+
+def test_workers_beyond_the_cores_are_capped_with_one_warning(
+    demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch, caplog
+):
+    from lsst.analysis.ap import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 1)
+    with caplog.at_level(logging.WARNING):
+        result = _run(demo_repo, sources, [multi_epoch_object], tmp_path, njobs=3)
+    assert result.objects["status"].tolist() == ["written"]
+    warned = [r.getMessage() for r in caplog.records if "njobs" in r.getMessage()]
+    assert warned == ["njobs=3 is more than the 1 core(s) this process may run on; using njobs=1."]
 
 
 def test_command_line(demo_repo, tmp_path):

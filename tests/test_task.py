@@ -690,6 +690,25 @@ def test_worker_processes_draw_in_their_share_of_the_cores(monkeypatch):
     assert parallel.threads_per_worker(3, 16) == 1
 
 
+def test_njobs_beyond_the_cores_is_capped_with_one_warning(tmp_path, baseline, butler, monkeypatch, caplog):
+    """On one core, njobs=4 draws in this process only (every record file
+    is this process's), the same PNGs, with one warning saying so."""
+    from lsst.analysis.ap import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 1)
+    with caplog.at_level(logging.WARNING):
+        result = run_task(baseline.data, butler, tmp_path, njobs=4, url_root=URL_ROOT + "/")
+    warned = [r.getMessage() for r in caplog.records if "njobs" in r.getMessage()]
+    assert warned == ["njobs=4 is more than the 1 core(s) this process may run on; using njobs=1."]
+    assert sorted(result.written) == sorted(baseline.result.written)
+    drawers = {int(path.name.split(".")[2]) for path in (tmp_path / "records").rglob("*.csv")}
+    assert drawers == {os.getpid()}
+    files, reference = png_files(tmp_path), png_files(baseline.output)
+    assert set(files) == set(reference)
+    for dia_source_id in sorted(files):
+        assert files[dia_source_id].read_bytes() == reference[dia_source_id].read_bytes()
+
+
 # 11. Configuration -----------------------------------------------------------------------
 
 

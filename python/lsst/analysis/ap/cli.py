@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=0,
-        help="Processes that draw: this one and N-1 workers (0 or 1: this one only).",
+        help="Processes that draw: this one and N-1 workers (0 or 1: this one only); at most one per "
+        "usable core (a larger N is capped, with a warning).",
     )
     parser.add_argument("--no-progress", action="store_true", help="Do not log progress.")
     _common_options(parser)
@@ -577,7 +578,9 @@ def build_alerts_parser() -> argparse.ArgumentParser:
         "(searched recursively for *.avro, *.bin, *.alert) or glob patterns.",
     )
     parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
-    parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=0, help="Worker processes (0: none; at most one per usable core)."
+    )
     parser.add_argument(
         "--instrument", default="LSSTCam", help="Instrument recorded for Rubin packets (default LSSTCam)."
     )

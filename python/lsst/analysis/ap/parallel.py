@@ -23,6 +23,7 @@ __all__ = (
     "map_in_workers",
     "split_for_processes",
     "threads_per_worker",
+    "usable_njobs",
 )
 
 import collections
@@ -119,11 +120,41 @@ def _start_worker(
 
 
 def available_cores() -> int:
-    """Number of CPU cores this process may run on."""
+    """Number of CPU cores this process may run on: its CPU affinity
+    (``os.sched_getaffinity``), else ``os.process_cpu_count``."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        count = getattr(os, "process_cpu_count", os.cpu_count)()
+        return count or 1
+
+
+def usable_njobs(njobs: int, log: Any) -> int:
+    """``njobs`` capped at the cores this process may run on.
+
+    More processes than cores only take turns on them, each holding a
+    task, its images and its renderer in memory.
+
+    Parameters
+    ----------
+    njobs : `int`
+        Number of processes asked for.
+    log : `logging.Logger`
+        Where the warning goes when ``njobs`` is capped.
+
+    Returns
+    -------
+    njobs : `int`
+        ``min(njobs, available_cores())``.
+
+    """
+    cores = available_cores()
+    if njobs <= cores:
+        return njobs
+    log.warning(
+        "njobs=%d is more than the %d core(s) this process may run on; using njobs=%d.", njobs, cores, cores
+    )
+    return cores
 
 
 def threads_per_worker(threads: int, njobs: int) -> int:

@@ -56,7 +56,7 @@ from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
 from .outputs.store import OutputStore, resolve_output_location
-from .parallel import MIN_PIECE_SOURCES, Progress, draw_in_workers, split_for_processes
+from .parallel import MIN_PIECE_SOURCES, Progress, draw_in_workers, split_for_processes, usable_njobs
 from .records import (
     STATUS_FAILED,
     STATUS_SKIPPED,
@@ -546,7 +546,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             Butler with default collections holding the images.
         njobs : `int`, optional
             Number of processes that draw: this one and ``njobs - 1``
-            spawned workers; 0 and 1 draw in this process only.
+            spawned workers; 0 and 1 draw in this process only.  At most
+            one per core this process may run on (a larger value is capped,
+            with a warning).
         **kwargs
             Keyword arguments of `makeCutouts` (``instrument``,
             ``progress``, ``origin``).
@@ -584,7 +586,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         njobs : `int`, optional
             Number of processes that draw: this one and ``njobs - 1``
             workers started with the ``spawn`` method; 0 and 1 draw in this
-            process only.  Each process takes visit × detector groups (the
+            process only.  At most one per core this process may run on (a
+            larger value is capped, with a warning).  Each process takes visit × detector groups (the
             crowded ones cut in bands of rows), this one from the start,
             while the workers import the stack.
         instrument : `str`, optional
@@ -622,7 +625,9 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             Butler with default collections holding the images.
         njobs : `int`, optional
             Number of processes that draw: this one and ``njobs - 1``
-            spawned workers; 0 and 1 draw in this process only.
+            spawned workers; 0 and 1 draw in this process only.  At most
+            one per core this process may run on (a larger value is capped,
+            with a warning).
         **kwargs
             Keyword arguments of `makeCutouts` (``instrument``,
             ``progress``, ``origin``).
@@ -815,6 +820,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         self._failure_log.reset()
         rejected = self._cutouter().reject(table.rejected)
         meter = Progress(self.log, len(sources), enabled=progress)
+        njobs = usable_njobs(njobs, self.log)
         try:
             pieces = self._pieces(butler, groups, njobs) if njobs > 1 else groups
             if njobs > 1 and len(pieces) > 1:

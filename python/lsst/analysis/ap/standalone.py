@@ -50,6 +50,7 @@ from .images.files import (
     placement,
     role_files,
 )
+from .parallel import usable_njobs
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, source_rows, standardize_sources
@@ -192,6 +193,8 @@ def make_alert_cutouts(
         Task configuration (stamp sizes, display, chunking, url_root, ...).
     njobs
         Worker processes, each taking batches of packet files; 0 draws here.
+        At most one per core this process may run on (a larger value is
+        capped, with a warning).
     instrument
         Instrument recorded for Rubin packets.
 
@@ -217,6 +220,7 @@ def make_alert_cutouts(
     task.prepare_output()
     task.log.info("Drawing the stamps of %d packet input(s) into %s", len(items), task.output_path)
     files = [item for item in items if isinstance(item, Path)]
+    njobs = usable_njobs(njobs, task.log)
     if njobs > 0 and len(files) > 1:
         others = [item for item in items if not isinstance(item, Path)]
         records, rows = _alert_records(task, others, instrument)

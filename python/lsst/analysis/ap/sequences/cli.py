@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="dia_source_detector",
         help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
     )
-    parser.add_argument("-j", "--jobs", type=int, default=0, help="Worker processes (0: none).")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=0, help="Worker processes (0: none; at most one per usable core)."
+    )
     parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
     parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
     parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")

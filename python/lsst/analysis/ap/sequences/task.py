@@ -24,6 +24,7 @@ from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.store import OutputStore
+from ..parallel import map_in_workers, usable_njobs
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
@@ -140,7 +141,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             ``midpointMjdTai`` (``band`` and ``psfFlux`` are shown when
             present).
         njobs : `int`, optional
-            Worker processes drawing objects in parallel (0: in this process).
+            Worker processes drawing objects in parallel (0: in this
+            process); at most one per core this process may run on (a
+            larger value is capped, with a warning).
 
         Returns
         -------
@@ -157,9 +160,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
             for object_id in ids
         ]
+        njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
-            from ..parallel import map_in_workers
-
             results = map_in_workers(
                 _start_worker, (self.config, self.store.location, butler), _draw_object_in_worker, work, njobs
             )
