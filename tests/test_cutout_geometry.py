@@ -15,6 +15,7 @@ from lsst.images import Box, GeneralFrame, Image, SkyProjection
 
 from lsst.analysis.ap.core import CutoutSettings, DetectorCutouter
 from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.geometry import MAX_STAMP_SIZE
 from lsst.analysis.ap.images.butler import PlaneReader
 from lsst.analysis.ap.outputs.ledger import run_token
 from lsst.analysis.ap.outputs.paths import OutputLayout
@@ -135,3 +136,23 @@ def test_stamps_cover_the_pixels_afw_cuts_for_even_and_odd_sizes(tmp_path):
         np.testing.assert_array_equal(stamp, image.array[y0 : y0 + size, x0 : x0 + size])
         # The source lies within half a pixel of the stamp's centre.
         assert abs(x - (x0 + (size - 1) / 2)) <= 0.5 and abs(y - (y0 + (size - 1) / 2)) <= 0.5
+
+
+def test_a_footprint_beyond_the_largest_stamp_fails_with_no_footprint(tmp_path):
+    """A bboxSize above MAX_STAMP_SIZE fails its source (no 5000 × 5000
+    stamp is allocated); the next source is drawn."""
+    image, _ = make_image((0, 0), 0.0, (60.0, 50.0))
+    sources = pd.concat([one_source(1), one_source(2)], ignore_index=True)
+    sources["bboxSize"] = [5000, 21]
+    cutouter = numpy_cutouter(tmp_path, (21,))
+    cutouter.settings = CutoutSettings(use_footprint=True, save_as_numpy=True)
+    records = cutouter.process(
+        sources, {role: reader_for(image) for role in ("template", "science", "difference")}
+    )
+    assert list(records["status"]) == ["failed", "written"], records["reason"].tolist()
+    assert records["reason_code"].iloc[0] == "no_footprint"
+    assert (
+        records["reason"].iloc[0]
+        == f"bboxSize 5000 is larger than the largest stamp size ({MAX_STAMP_SIZE} pixels)"
+    )
+    assert np.load(tmp_path / "numpy" / "2_sci_21.npy").shape == (1, 21, 21)

@@ -28,6 +28,7 @@ from PIL import Image
 from lsst.analysis.ap import plotImageSubtractionCutouts
 from lsst.analysis.ap.display.annotation import BADGE_COLORS, BADGES
 from lsst.analysis.ap.display.renderer import TripletRenderer
+from lsst.analysis.ap.geometry import MAX_STAMP_SIZE
 from lsst.analysis.ap.images.butler import only_instrument
 from lsst.analysis.ap.parallel import MIN_PIECE_SOURCES
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
@@ -728,6 +729,15 @@ def test_validate_rejects_bad_values(field, value):
     setattr(config, field, value)
     with pytest.raises(ValueError, match=field):
         config.validate()
+
+
+def test_validate_names_a_cutout_size_beyond_the_largest():
+    config = PlotImageSubtractionCutoutsConfig()
+    config.sizes = [30, 5000]
+    with pytest.raises(ValueError, match=r"sizes.*must be 1 to 4096 pixels, got \[5000\]"):
+        config.validate()
+    config.sizes = [1, MAX_STAMP_SIZE]
+    config.validate()
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 10, 1000, 10000])

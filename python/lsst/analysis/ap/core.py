@@ -39,7 +39,7 @@ from .display.overlays import canonical_plane_name
 from .display.panels import DisplaySettings, PanelInput, RoleStamps, prepare_source
 from .display.renderer import TripletRenderer
 from .display.single_stamps import stamp_png
-from .geometry import StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
+from .geometry import MAX_STAMP_SIZE, StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 from .images.butler import ImageUnavailableError, PlaneReader
 from .outputs.atomic import numpy_bytes
 from .outputs.fits_stamps import stamp_fits_bytes
@@ -328,6 +328,11 @@ class DetectorCutouter:
         if size is None:
             raise SourceFailure(
                 ReasonCode.NO_FOOTPRINT, "use_footprint is set but bboxSize is missing or not positive"
+            )
+        if size > MAX_STAMP_SIZE:
+            raise SourceFailure(
+                ReasonCode.NO_FOOTPRINT,
+                f"bboxSize {size} is larger than the largest stamp size ({MAX_STAMP_SIZE} pixels)",
             )
         return (size,)
 

@@ -9,6 +9,7 @@ arrays indexed ``[y, x]``.
 from __future__ import annotations
 
 __all__ = (
+    "MAX_STAMP_SIZE",
     "StampBox",
     "cut_stamp",
     "footprint_stamp_size",
@@ -25,6 +26,10 @@ from collections.abc import Iterable
 
 import numpy as np
 from lsst.images import XY, Box, Interval, NoOverlapError, SkyProjection
+
+MAX_STAMP_SIZE = 4096
+"""Largest stamp width in pixels, of a configured size or of a footprint
+(``bboxSize``): a 4096 × 4096 stamp already takes 64 MiB per image."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +165,8 @@ def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | Non
     -------
     size : `int` or `None`
         The stamp size, or `None` when the catalog gives no usable
-        footprint size.
+        footprint size (it may exceed `MAX_STAMP_SIZE`, which the caller
+        checks).
 
     """
     if bbox_size is None or not np.isfinite(bbox_size) or bbox_size <= 0:

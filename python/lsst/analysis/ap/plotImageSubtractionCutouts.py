@@ -43,6 +43,7 @@ from .datasets import (
 from .display.config import DisplayConfig
 from .display.renderer import TripletRenderer
 from .display.scaling import DEFAULT_SCALING_NAMES, INTERVAL_NAMES, STRETCH_NAMES, DisplayScaling
+from .geometry import MAX_STAMP_SIZE
 from .images.arrays import masked_image_plane_reader
 from .images.butler import (
     butler_plane_reader,
@@ -170,11 +171,13 @@ class PlotImageSubtractionCutoutsConfig(
     """Configuration of `PlotImageSubtractionCutoutsTask`."""
 
     sizes = pexConfig.ListField[int](
-        doc="Widths (pixels) of the square cutouts; one row of template/science/difference per size.",
+        doc=f"Widths (pixels, 1 to {MAX_STAMP_SIZE}) of the square cutouts; one row of "
+        "template/science/difference per size.",
         default=[30],
     )
     use_footprint = pexConfig.Field[bool](
-        doc="Cut one square stamp as wide as the source's footprint (bboxSize) instead of using 'sizes'.",
+        doc="Cut one square stamp as wide as the source's footprint (bboxSize) instead of using 'sizes'; "
+        f"a source without a bboxSize, or with one above {MAX_STAMP_SIZE}, fails with reason no_footprint.",
         default=False,
     )
     add_metadata = pexConfig.Field[bool](
@@ -277,10 +280,10 @@ class PlotImageSubtractionCutoutsConfig(
                 raise pexConfig.FieldValidationError(
                     type(self).sizes, self, "at least one cutout size is needed (or set use_footprint)"
                 )
-            bad = [size for size in self.sizes if size < 1]
+            bad = [size for size in self.sizes if not 1 <= size <= MAX_STAMP_SIZE]
             if bad:
                 raise pexConfig.FieldValidationError(
-                    type(self).sizes, self, f"cutout sizes must be at least 1 pixel, got {bad}"
+                    type(self).sizes, self, f"cutout sizes must be 1 to {MAX_STAMP_SIZE} pixels, got {bad}"
                 )
         import matplotlib
 

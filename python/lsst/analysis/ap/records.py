@@ -60,7 +60,9 @@ class ReasonCode(enum.StrEnum):
     """An image of the visit × detector is missing or cannot be opened (or,
     in the gather step, the visit × detector's cutout quantum did not run)."""
     NO_FOOTPRINT = "no_footprint"
-    """``use_footprint`` is set but the source has no usable ``bboxSize``."""
+    """``use_footprint`` is set but the source has no usable ``bboxSize``
+    (missing, not positive, or above
+    `~lsst.analysis.ap.geometry.MAX_STAMP_SIZE`)."""
     OFF_IMAGE = "off_image"
     """The source's centre is not on one of the images."""
     NO_DATA = "no_data"
