@@ -139,7 +139,11 @@ class _BandPool:
         size = shape[0] * shape[1]
         if size == 0:
             return np.empty(shape, dtype=np.uint8)
-        return np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8).reshape(shape)
+        # Private memory: pages given back by `trim` are freed (and read as
+        # zeros), and a forked process gets its own copy of a kept band.
+        private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+        mapping = mmap.mmap(-1, size, flags=private) if private else mmap.mmap(-1, size)
+        return np.frombuffer(mapping, dtype=np.uint8).reshape(shape)
 
     def give(self, band: np.ndarray) -> None:
         """Return a band no plane uses any more."""
