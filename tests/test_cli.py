@@ -327,3 +327,76 @@ def test_unknown_config_field_exits_with_message(tmp_path, demo_repo):
     )
     assert process.returncode == 2
     assert "nope" in process.stderr and "Traceback" not in process.stderr
+
+
+def _entry_points() -> dict:
+    from lsst.analysis.ap import cli as cli_module
+    from lsst.analysis.ap.demo import repo as demo_module
+    from lsst.analysis.ap.sequences import cli as sequences_cli
+
+    return {
+        "plotImageSubtractionCutouts": (cli_module.main, ["repo", "out", "--catalog", "c.csv"]),
+        "plotAlertCutouts": (cli_module.alerts_main, ["packets/", "out"]),
+        "plotDiaObjectSequences": (sequences_cli.main, ["repo", "out"]),
+        "makeCutoutDemoRepo": (demo_module.main, ["repo"]),
+    }
+
+
+@pytest.mark.parametrize(
+    "prog, option, value, expected",
+    [
+        (
+            "plotImageSubtractionCutouts",
+            "--limit",
+            "2.5",
+            "argument --limit: expects an integer of at least 1",
+        ),
+        ("plotImageSubtractionCutouts", "--limit", "0", "argument --limit: expects an integer of at least 1"),
+        ("plotImageSubtractionCutouts", "-j", "1e1", "argument -j/--jobs: expects an integer of at least 0"),
+        ("plotImageSubtractionCutouts", "--visit-min", "10.5", "argument --visit-min: expects an integer"),
+        ("plotImageSubtractionCutouts", "--detector", "1.0", "argument --detector: expects an integer"),
+        (
+            "plotImageSubtractionCutouts",
+            "--reliabilityMin",
+            "nan",
+            "argument --reliabilityMin: expects a finite number",
+        ),
+        (
+            "plotImageSubtractionCutouts",
+            "--reliabilityMax",
+            "inf",
+            "argument --reliabilityMax: expects a finite number",
+        ),
+        (
+            "plotImageSubtractionCutouts",
+            "--mjd-min",
+            "Infinity",
+            "argument --mjd-min: expects a finite number",
+        ),
+        ("plotAlertCutouts", "--jobs", "2.5", "argument -j/--jobs: expects an integer of at least 0"),
+        (
+            "plotDiaObjectSequences",
+            "--most-epochs",
+            "2.5",
+            "argument --most-epochs: expects an integer of at least 0",
+        ),
+        ("plotDiaObjectSequences", "--diaObjectId", "7.5", "argument --diaObjectId: expects an integer"),
+        ("plotDiaObjectSequences", "-j", "-1", "argument -j/--jobs: expects an integer of at least 0"),
+        ("plotDiaObjectSequences", "--ra", "nan", "argument --ra: expects a finite number"),
+        ("plotDiaObjectSequences", "--dec", "91", "argument --dec: expects a finite number [-90, 90]"),
+        (
+            "plotDiaObjectSequences",
+            "--radius",
+            "inf",
+            "argument --radius: expects a finite number (at least 0)",
+        ),
+        ("plotDiaObjectSequences", "--mjd-max", "nan", "argument --mjd-max: expects a finite number"),
+        ("makeCutoutDemoRepo", "--visits", "2.5", "argument --visits: expects an integer of at least 1"),
+    ],
+)
+def test_numeric_options_refuse_fractions_and_non_finite_values(prog, option, value, expected, capsys):
+    main, argv = _entry_points()[prog]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, option, value])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"{prog}: error: {expected}, not {value!r}"

@@ -35,9 +35,11 @@ import argparse
 import gzip
 import io
 import logging
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,17 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     other.add_argument("--where", default="", help="Butler query expression (with --dataset-type only).")
     select = parser.add_argument_group("selection (inclusive bounds; in the SQL query for an APDB)")
-    select.add_argument("--visit-min", type=int, help="Smallest visit.")
-    select.add_argument("--visit-max", type=int, help="Largest visit.")
-    select.add_argument("--mjd-min", type=float, help="Earliest midpointMjdTai (MJD, TAI).")
-    select.add_argument("--mjd-max", type=float, help="Latest midpointMjdTai (MJD, TAI).")
-    select.add_argument("--detector", type=int, nargs="+", default=[], help="Detector(s).")
+    select.add_argument("--visit-min", type=_integer(), help="Smallest visit.")
+    select.add_argument("--visit-max", type=_integer(), help="Largest visit.")
+    select.add_argument("--mjd-min", type=_finite(), help="Earliest midpointMjdTai (MJD, TAI).")
+    select.add_argument("--mjd-max", type=_finite(), help="Latest midpointMjdTai (MJD, TAI).")
+    select.add_argument("--detector", type=_integer(), nargs="+", default=[], help="Detector(s).")
     select.add_argument("--band", nargs="+", default=[], help="Band(s).")
-    select.add_argument("--reliabilityMin", type=float, default=None, help="Minimum reliability.")
-    select.add_argument("--reliabilityMax", type=float, default=None, help="Maximum reliability.")
+    select.add_argument("--reliabilityMin", type=_finite(), default=None, help="Minimum reliability.")
+    select.add_argument("--reliabilityMax", type=_finite(), default=None, help="Maximum reliability.")
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=_integer(minimum=1),
         default=5,
         help="Number of sources to draw (default 5).",
     )
@@ -212,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_integer(minimum=0),
         default=0,
         help="Processes that draw: this one and N-1 workers (0 or 1: this one only); at most one per "
         "usable core (a larger N is capped, with a warning).",
@@ -222,11 +224,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
+def _option_type(kind: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert`` the option's text, and turn a
+    `ValueError` into argparse's usage error (exit status 2), which names
+    the option.
+
+    Parameters
+    ----------
+    kind : `str`
+        What the option takes, for the message (``"an integer"``).
+    convert : `~collections.abc.Callable` [[`str`], `typing.Any`]
+        Converts the text; raises `ValueError` for a bad value.
+
+    Returns
+    -------
+    parse : `~collections.abc.Callable` [[`str`], `typing.Any`]
+        The ``type`` to give `argparse.ArgumentParser.add_argument`.
+
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects {kind}, not {text!r}") from None
+
+    parse.__name__ = kind
+    return parse
+
+
+def _integer(minimum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` taking an integer (no fraction, no exponent).
+
+    Parameters
+    ----------
+    minimum : `int`, optional
+        Smallest value accepted.
+
+    Returns
+    -------
+    parse : `~collections.abc.Callable` [[`str`], `int`]
+        The ``type`` (see `_option_type`).
+
+    """
+
+    def convert(text: str) -> int:
+        value = int(text.strip(), 10)
+        if minimum is not None and value < minimum:
+            raise ValueError(text)
+        return value
+
+    kind = "an integer" if minimum is None else f"an integer of at least {minimum}"
+    return _option_type(kind, convert)
+
+
+def _finite(minimum: float | None = None, maximum: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` taking a finite number (not ``nan`` or
+    ``inf``).
+
+    Parameters
+    ----------
+    minimum, maximum : `float`, optional
+        Bounds of the values accepted (inclusive).
+
+    Returns
+    -------
+    parse : `~collections.abc.Callable` [[`str`], `float`]
+        The ``type`` (see `_option_type`).
+
+    """
+
+    def convert(text: str) -> float:
+        value = float(text)
+        too_small = minimum is not None and value < minimum
+        too_large = maximum is not None and value > maximum
+        if not math.isfinite(value) or too_small or too_large:
+            raise ValueError(text)
+        return value
+
+    if minimum is not None and maximum is not None:
+        bounds = f" [{minimum:g}, {maximum:g}]"
+    elif minimum is not None:
+        bounds = f" (at least {minimum:g})"
+    elif maximum is not None:
+        bounds = f" (at most {maximum:g})"
+    else:
+        bounds = ""
+    return _option_type(f"a finite number{bounds}", convert)
 
 
 def _selection(args: argparse.Namespace) -> DiaSourceSelection:
@@ -579,7 +663,11 @@ def build_alerts_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
     parser.add_argument(
-        "-j", "--jobs", type=int, default=0, help="Worker processes (0: none; at most one per usable core)."
+        "-j",
+        "--jobs",
+        type=_integer(minimum=0),
+        default=0,
+        help="Worker processes (0: none; at most one per usable core).",
     )
     parser.add_argument(
         "--instrument", default="LSSTCam", help="Instrument recorded for Rubin packets (default LSSTCam)."

@@ -528,20 +528,29 @@ def main(argv: list[str] | None = None) -> None:
         Command-line arguments (default: ``sys.argv[1:]``).
 
     """
+    from ..cli import _integer
+
     parser = argparse.ArgumentParser(
-        description="Build the demo Butler repository and APDB for the cutout task."
+        prog="makeCutoutDemoRepo",
+        description="Build the demo Butler repository and APDB for the cutout task.",
     )
     parser.add_argument("root", help="Directory of the new repository.")
-    parser.add_argument("--visits", type=int, default=DemoSpec.n_visits, help="Number of visits.")
-    parser.add_argument("--detectors", type=int, default=DemoSpec.n_detectors, help="Detectors per visit.")
-    parser.add_argument("--size", type=int, default=DemoSpec.image_size, help="Detector width/height (px).")
+    parser.add_argument(
+        "--visits", type=_integer(minimum=1), default=DemoSpec.n_visits, help="Number of visits."
+    )
+    parser.add_argument(
+        "--detectors", type=_integer(minimum=1), default=DemoSpec.n_detectors, help="Detectors per visit."
+    )
+    parser.add_argument(
+        "--size", type=_integer(minimum=1), default=DemoSpec.image_size, help="Detector width/height (px)."
+    )
     parser.add_argument(
         "--objects",
-        type=int,
+        type=_integer(minimum=0),
         default=DemoSpec.objects_per_detector,
         help="Multi-epoch DiaObjects per detector.",
     )
-    parser.add_argument("--seed", type=int, default=DemoSpec.seed, help="Random seed.")
+    parser.add_argument("--seed", type=_integer(minimum=0), default=DemoSpec.seed, help="Random seed.")
     parser.add_argument(
         "--bands",
         default="",

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..cli import _finite, _integer
+
 _PROG = "plotDiaObjectSequences"
 
 
@@ -25,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("repo", help="Butler repository holding the images.")
     parser.add_argument("output", help="Directory the sequences/ products are written under.")
     parser.add_argument("--collections", nargs="*", default=None, help="Collections holding the images.")
-    parser.add_argument("--diaObjectId", nargs="+", type=int, default=[], help="DiaObject ids to draw.")
+    parser.add_argument(
+        "--diaObjectId", nargs="+", type=_integer(), default=[], help="DiaObject ids to draw."
+    )
     parser.add_argument(
         "--id-column",
         default=None,
@@ -33,17 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--most-epochs",
-        type=int,
+        type=_integer(minimum=0),
         default=0,
         metavar="N",
         help="Draw the N DiaObjects with the most DiaSources.",
     )
-    parser.add_argument("--ra", type=float, help="Draw the DiaObjects near this position (degrees)...")
-    parser.add_argument("--dec", type=float, help="...and this declination (degrees).")
-    parser.add_argument("--radius", type=float, default=1.0, help="Search radius around --ra/--dec (arcsec).")
+    parser.add_argument("--ra", type=_finite(), help="Draw the DiaObjects near this position (degrees)...")
+    parser.add_argument("--dec", type=_finite(-90.0, 90.0), help="...and this declination (degrees).")
+    parser.add_argument(
+        "--radius", type=_finite(minimum=0.0), default=1.0, help="Search radius around --ra/--dec (arcsec)."
+    )
     parser.add_argument("--band", help="Keep only epochs of this band.")
-    parser.add_argument("--mjd-min", type=float, help="Keep only epochs from this MJD on.")
-    parser.add_argument("--mjd-max", type=float, help="Keep only epochs up to this MJD.")
+    parser.add_argument("--mjd-min", type=_finite(), help="Keep only epochs from this MJD on.")
+    parser.add_argument("--mjd-max", type=_finite(), help="Keep only epochs up to this MJD.")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--catalog", help="DiaSource catalog file (parquet, CSV or FITS table).")
     source.add_argument("--sqlitefile", help="SQLite APDB file to read the DiaSources from.")
@@ -54,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
     )
     parser.add_argument(
-        "-j", "--jobs", type=int, default=0, help="Worker processes (0: none; at most one per usable core)."
+        "-j",
+        "--jobs",
+        type=_integer(minimum=0),
+        default=0,
+        help="Worker processes (0: none; at most one per usable core).",
     )
     parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
     parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
