@@ -329,15 +329,23 @@ def test_unknown_config_field_exits_with_message(tmp_path, demo_repo):
     assert "nope" in process.stderr and "Traceback" not in process.stderr
 
 
-def _entry_points() -> dict:
+def _entry_points(output: str = "out") -> dict:
+    """Each console script's function, with arguments that parse, writing
+    to ``output``."""
     from lsst.analysis.ap import cli as cli_module
     from lsst.analysis.ap.demo import repo as demo_module
     from lsst.analysis.ap.sequences import cli as sequences_cli
+    from lsst.analysis.ap.vetting import cli as vetting_cli
 
     return {
-        "plotImageSubtractionCutouts": (cli_module.main, ["repo", "out", "--catalog", "c.csv"]),
-        "plotAlertCutouts": (cli_module.alerts_main, ["packets/", "out"]),
-        "plotDiaObjectSequences": (sequences_cli.main, ["repo", "out"]),
+        "plotImageSubtractionCutouts": (cli_module.main, ["repo", output, "--catalog", "c.csv"]),
+        "plotAlertCutouts": (cli_module.alerts_main, ["packets/", output]),
+        "plotFileCutouts": (
+            cli_module.files_main,
+            ["c.csv", output, "--science", "s", "--template", "t", "--difference", "d"],
+        ),
+        "plotDiaObjectSequences": (sequences_cli.main, ["repo", output]),
+        "cutoutVetting": (vetting_cli.main, ["page", output]),
         "makeCutoutDemoRepo": (demo_module.main, ["repo"]),
     }
 
@@ -400,3 +408,42 @@ def test_numeric_options_refuse_fractions_and_non_finite_values(prog, option, va
         main([*argv, option, value])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"{prog}: error: {expected}, not {value!r}"
+
+
+@pytest.mark.parametrize(
+    "prog, argument",
+    [
+        ("plotImageSubtractionCutouts", "outputPath"),
+        ("plotAlertCutouts", "output"),
+        ("plotFileCutouts", "output"),
+        ("plotDiaObjectSequences", "output"),
+        ("cutoutVetting", "output"),
+    ],
+)
+def test_output_uri_of_an_unknown_scheme_is_a_usage_error(prog, argument, capsys):
+    main, argv = _entry_points("foo://x/y")[prog]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith(
+        f"{prog}{' page' if prog == 'cutoutVetting' else ''}: error: argument {argument}: "
+        "unknown URI scheme 'foo' in 'foo://x/y'"
+    )
+
+
+def test_local_output_path_is_used_as_written(tmp_path, monkeypatch, capsys):
+    """``#``, ``?`` and ``%41`` are characters of the directory's name."""
+    from lsst.analysis.ap.cli import alerts_main
+
+    packet = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
+    monkeypatch.chdir(tmp_path)
+    assert alerts_main([str(packet), "run #1?%41", "--url-root", URL_ROOT]) == 0
+    output = tmp_path / "run #1?%41"
+    assert [p.relative_to(output).as_posix() for p in output.glob("images/*/*.png")] == [
+        "images/472263571115110000/472263571115115000.png"
+    ]
+    assert (output / "manifest.csv").is_file()
+    assert f"Zooniverse manifest: {output / 'manifest.csv'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run #1?%41"]

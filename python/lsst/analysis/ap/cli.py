@@ -29,6 +29,7 @@ __all__ = (
     "exit_status",
     "files_main",
     "main",
+    "output_location",
 )
 
 import argparse
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "output",
         metavar="outputPath",
+        type=output_location,
         help="Where to write images/ (PNGs), the manifests and the failure list: a local path or an "
         "lsst-resources URI (file://, s3://bucket/prefix, ...).",
     )
@@ -311,6 +313,36 @@ def _finite(minimum: float | None = None, maximum: float | None = None) -> Calla
     else:
         bounds = ""
     return _option_type(f"a finite number{bounds}", convert)
+
+
+def output_location(text: str) -> str:
+    """The argparse ``type`` of an output directory argument: a local path
+    or a URI of a scheme lsst-resources knows.
+
+    Parameters
+    ----------
+    text : `str`
+        The argument.
+
+    Returns
+    -------
+    location : `str`
+        ``text``, unchanged.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Raised for a URI of an unknown scheme (a usage error, exit status
+        2, naming the argument and the scheme).
+
+    """
+    from .outputs.store import OutputLocationError, resolve_output_location
+
+    try:
+        resolve_output_location(text)
+    except OutputLocationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _selection(args: argparse.Namespace) -> DiaSourceSelection:
@@ -661,7 +693,12 @@ def build_alerts_parser() -> argparse.ArgumentParser:
         help="Packet files (Avro containers or Confluent wire-format messages), directories "
         "(searched recursively for *.avro, *.bin, *.alert) or glob patterns.",
     )
-    parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
+    parser.add_argument(
+        "output",
+        type=output_location,
+        help="Directory to write images/, manifests and the failure list to: a local path or an "
+        "lsst-resources URI.",
+    )
     parser.add_argument(
         "-j",
         "--jobs",
@@ -684,7 +721,12 @@ def build_files_parser() -> argparse.ArgumentParser:
         "(lsst.images or afw FITS, image cutout service files, FITS images with a celestial WCS).",
     )
     parser.add_argument("catalog", help="DiaSource catalog: parquet, CSV or FITS table.")
-    parser.add_argument("output", help="Directory to write images/, manifests and the failure list to.")
+    parser.add_argument(
+        "output",
+        type=output_location,
+        help="Directory to write images/, manifests and the failure list to: a local path or an "
+        "lsst-resources URI.",
+    )
     for role in ("science", "template", "difference"):
         parser.add_argument(
             f"--{role}",

@@ -10,7 +10,7 @@ one ``PUT`` is already atomic.
 
 from __future__ import annotations
 
-__all__ = ("OutputError", "OutputStore", "resolve_output_location")
+__all__ = ("OutputError", "OutputLocationError", "OutputStore", "resolve_output_location")
 
 import contextlib
 import errno
@@ -42,13 +42,21 @@ class OutputError(RuntimeError):
     """
 
 
+class OutputLocationError(ValueError):
+    """An output location that names no store lsst-resources reaches (a URI
+    of an unknown scheme); the message names the location and the scheme.
+    """
+
+
 def resolve_output_location(location: ResourcePathExpression) -> ResourcePath:
     """The absolute directory URI of an output location.
 
     A relative local path is resolved against the current directory, once:
     the returned URI names the same directory from any other working
-    directory (a BPS job's, a worker's).  ``~`` is expanded.  URIs with a
-    scheme (``file://``, ``s3://``, ...) are kept as given.
+    directory (a BPS job's, a worker's).  ``~`` is expanded.  A local path
+    is taken as it is written: ``#``, ``?`` and ``%`` followed by two hex
+    digits are characters of its names, not URI syntax.  URIs with a scheme
+    (``file://``, ``s3://``, ...) are kept as given.
 
     Parameters
     ----------
@@ -60,12 +68,27 @@ def resolve_output_location(location: ResourcePathExpression) -> ResourcePath:
     location : `lsst.resources.ResourcePath`
         Directory URI.
 
+    Raises
+    ------
+    OutputLocationError
+        Raised for a URI of a scheme lsst-resources does not know.
+
     """
     if isinstance(location, ResourcePath):
         return location if location.isdir() else ResourcePath(location, forceDirectory=True)
-    if isinstance(location, Path) or "://" not in str(location):
-        location = os.path.abspath(os.path.expanduser(os.fspath(location)))
-    return ResourcePath(location, forceDirectory=True, forceAbsolute=True)
+    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+    if isinstance(location, os.PathLike) or "://" not in text:
+        # A file URI of the path, so that no character of it is parsed.
+        local = Path(os.path.abspath(os.path.expanduser(text)))
+        return ResourcePath(local.as_uri(), forceDirectory=True)
+    try:
+        return ResourcePath(text, forceDirectory=True, forceAbsolute=True)
+    except NotImplementedError:
+        scheme = text.partition("://")[0]
+        raise OutputLocationError(
+            f"unknown URI scheme {scheme!r} in {text!r}: give a local path or a URI lsst-resources "
+            "reaches (file://, s3://, gs://, https://, ...)"
+        ) from None
 
 
 class OutputStore:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import _finite, _integer
+from ..cli import _finite, _integer, output_location
 
 _PROG = "plotDiaObjectSequences"
 
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         "epoch of DiaObjects, from a Butler repository.",
     )
     parser.add_argument("repo", help="Butler repository holding the images.")
-    parser.add_argument("output", help="Directory the sequences/ products are written under.")
+    parser.add_argument(
+        "output", type=output_location, help="Directory the sequences/ products are written under."
+    )
     parser.add_argument("--collections", nargs="*", default=None, help="Collections holding the images.")
     parser.add_argument(
         "--diaObjectId", nargs="+", type=_integer(), default=[], help="DiaObject ids to draw."

@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import output_location
 from ..outputs.ledger import read_record_csv, record_csv_bytes
 from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputError, OutputStore
@@ -37,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     page = commands.add_parser("page", help=f"write OUTPUT/index.html from OUTPUT/{RECORDS_FILE}")
-    page.add_argument("output", help="Output directory of a run (holding records.csv and images/).")
+    page.add_argument(
+        "output",
+        type=output_location,
+        help="Output directory of a run (holding records.csv and images/).",
+    )
     page.add_argument(
         "--catalog",
         help="DiaSource catalog (parquet, CSV or FITS table) for the S/N, fluxes, reliability, flags "
@@ -47,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser(
         "merge-labels", help="add labels exported from the page to the records (label, label_time)"
     )
-    merge.add_argument("output", help="Output directory of a run (holding records.csv).")
+    merge.add_argument(
+        "output", type=output_location, help="Output directory of a run (holding records.csv)."
+    )
     merge.add_argument("labels", help="Label CSV exported from the page (diaSourceId,label,time).")
     merge.add_argument(
         "--to", help=f"File to write (default: OUTPUT/{LABELLED_RECORDS_FILE}); records.csv is not changed."
