@@ -353,3 +353,23 @@ def test_interrupted_detector_keeps_its_checkpointed_pngs(tmp_path, butler, demo
     resumed = make_task(output).run(sources, butler)
     assert len(resumed.skipped) == (checkpointed["status"] == "written").sum()
     assert len(resumed.written) + len(resumed.skipped) + len(resumed.failed) == len(sources)
+
+
+def test_a_very_long_instrument_name_has_its_records_written(tmp_path, butler, demo_sources):
+    """A 300-character instrument name (beyond the file system's 255 bytes
+    a name): its sources are recorded (failed: no such instrument in the
+    repository), apart from those of another long name sharing its start.
+    """
+    output = tmp_path / "out"
+    sources = demo_sources[demo_sources["visit"] == 1001].iloc[:4].copy()
+    names = ["Camera-" + "x" * 292 + "-1", "Camera-" + "x" * 292 + "-2"]
+    sources["instrument"] = [names[i % 2] for i in range(len(sources))]
+    make_task(output).run(sources, butler)
+    records = read_records(output)
+    assert dict(zip(records["diaSourceId"], records["instrument"], strict=True)) == dict(
+        zip(sources["diaSourceId"], sources["instrument"], strict=True)
+    )
+    assert set(records["status"]) == {"failed"}
+    directories = [p for p in (output / "records").iterdir() if p.name != "_run"]
+    assert len(directories) == 2
+    assert all(len(p.name.encode()) <= 255 and p.name.startswith("Camera-xxx") for p in directories)

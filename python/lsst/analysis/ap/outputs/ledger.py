@@ -11,6 +11,9 @@ its records to files of its own, never changed again::
 records added since the last, `GroupRecordFiles`; the gather step writes
 ``<token>.d<detector>.csv``), and a run writes the records that belong to no visit × detector file (for
 instance sources rejected before drawing) to ``records/_run/<token>.csv``.
+``<instrument>`` is the instrument's name, percent-encoded; a name longer
+than 128 bytes is cut and followed by a digest of the whole name
+(`_instrument_dir`), as file systems allow 255 bytes a name.
 ``<token>`` starts with the UTC time its writer (a task) was made and
 carries the writer's host, PID namespace, PID and a random part, so two
 writers never pick the same name; ``<stamp>`` is the time the unit of
@@ -47,6 +50,7 @@ __all__ = (
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import io
 import logging
 import os
@@ -100,8 +104,42 @@ def run_token() -> str:
     return f"{now}-{writer_tag().replace('.', '-')}-{secrets.token_hex(4)}"
 
 
+_INSTRUMENT_DIR_BYTES = 128
+"""Longest name of an instrument's record directory: well within the
+255 bytes file systems allow a name."""
+
+
+def _instrument_dir(instrument: str) -> str:
+    """Name of the record directory of an instrument: the instrument name,
+    percent-encoded; a name longer than `_INSTRUMENT_DIR_BYTES` is cut, and
+    a digest of the whole name added so that two long names never share a
+    directory.
+
+    Parameters
+    ----------
+    instrument : `str`
+        Instrument name.
+
+    Returns
+    -------
+    name : `str`
+        Directory name (ASCII, at most `_INSTRUMENT_DIR_BYTES` bytes).
+
+    """
+    name = quote(str(instrument), safe="")
+    if len(name) <= _INSTRUMENT_DIR_BYTES:
+        return name
+    digest = hashlib.sha256(str(instrument).encode()).hexdigest()[:16]
+    prefix = name[: _INSTRUMENT_DIR_BYTES - len(digest) - 1]
+    # No escape cut in two.
+    cut = prefix.rfind("%", len(prefix) - 2)
+    if cut >= 0:
+        prefix = prefix[:cut]
+    return f"{prefix}-{digest}"
+
+
 def _group_dir(instrument: str, visit: int) -> str:
-    return f"{LEDGER_DIR}/{quote(str(instrument), safe='')}/{int(visit)}"
+    return f"{LEDGER_DIR}/{_instrument_dir(instrument)}/{int(visit)}"
 
 
 def group_part_path(instrument: str, visit: int, detector: int, token: str) -> str:
