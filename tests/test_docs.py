@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,3 +45,17 @@ def test_task_topic_directive_names_a_task_that_exists(tmp_path):
     )
     assert done.returncode != 0
     assert "cannot import task lsst.analysis.ap.NoSuchTask" in done.stderr
+
+
+def test_outputs_page_gives_the_exit_status_of_outputs_that_cannot_be_written():
+    """The page's "When storage fails" cases exit with the status the
+    command returns for them (`EXIT_OUTPUT`), as the README says."""
+    from lsst.analysis.ap.cli import EXIT_CODES, EXIT_OUTPUT
+
+    assert EXIT_CODES[EXIT_OUTPUT].startswith("the outputs could not be written")
+    page = (ROOT / "doc" / "lsst.analysis.ap" / "outputs.rst").read_text()
+    section = page.split("When storage fails\n==================\n", 1)[1]
+    statuses = re.findall(r"the command\s+exits\s+(\d+)", section)
+    assert statuses == [str(EXIT_OUTPUT)] * 2
+    readme = (ROOT / "README.md").read_text()
+    assert f"{EXIT_OUTPUT} the outputs could not be written" in " ".join(readme.split())
