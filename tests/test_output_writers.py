@@ -214,6 +214,37 @@ def test_resume_redraws_pngs_of_another_display_configuration(tmp_path, butler, 
     assert make_task(output, sizes=[30, 64], colormap="viridis").run(sources, butler).written
 
 
+def test_manifests_mixing_display_configurations_and_a_removed_manifest_are_warned_of(
+    tmp_path, butler, demo_sources, caplog
+):
+    output = tmp_path / "out"
+    sources = demo_sources[demo_sources["visit"] == 1001]
+    half = len(sources) // 2
+    caplog.set_level(logging.WARNING)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "lsst.analysis.ap.outputs.manifests"]
+
+    make_task(output, sizes=[30]).run(sources.iloc[:half], butler)
+    assert not warnings()
+    make_task(output, sizes=[64]).run(sources.iloc[half:], butler)
+    mixed = warnings()
+    assert len(mixed) == 1, caplog.text
+    assert mixed[0].startswith(
+        f"{output / 'manifest.csv'} and {output / 'images' / 'manifest.csv'} list PNGs drawn with 2 "
+        "different display configurations ("
+    )
+    assert len(pd.read_csv(output / "manifest.csv")) == len(sources)
+
+    caplog.clear()
+    make_task(output, sizes=[64], url_root=None).run(sources, butler)  # every PNG one configuration again
+    assert warnings() == [
+        f"Removed {output / 'manifest.csv'}, written by an earlier run: this run has no url_root, so it "
+        "writes no Zooniverse manifest (set url_root, --url-root, to write one)."
+    ]
+    assert not (output / "manifest.csv").exists()
+
+
 def test_garbage_at_a_png_path_is_redrawn_not_skipped(tmp_path, butler, demo_sources):
     output = tmp_path / "out"
     sources = demo_sources[demo_sources["visit"] == 1002]

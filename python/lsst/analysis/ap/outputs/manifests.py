@@ -22,6 +22,7 @@ __all__ = (
 
 import dataclasses
 import json
+import logging
 import re
 import urllib.parse
 from collections import Counter
@@ -35,6 +36,8 @@ from lsst.resources import ResourcePath, ResourcePathExpression
 from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, summary_of_counts
 from .ledger import UNION_CHUNK_ROWS, Ledger, record_csv_bytes, run_part_path
 from .store import OutputStore
+
+_LOG = logging.getLogger(__name__)
 
 MANIFEST_METADATA = ("diaSourceId", "instrument", "visit", "detector", "band", "ra", "dec")
 """Catalog values carried into the manifests."""
@@ -173,9 +176,21 @@ def _panoptes_frame(present: pd.DataFrame) -> pd.DataFrame:
 _FAILURE_COLUMNS = ["diaSourceId", "instrument", "visit", "detector", "reason_code", "reason"]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Views:
+    """What `_write_views` wrote, and what `write_manifests` warns about."""
+
+    files: ManifestFiles
+    drawings: Counter[str]
+    """PNGs the manifests list, by the display configuration key that drew
+    them (``drawing`` of the record files; PNGs without one left out)."""
+    removed_manifest: bool
+    """Whether a ``manifest.csv`` of an earlier run was removed."""
+
+
 def _write_views(
     store: OutputStore, chunks: pd.DataFrame | Iterable[pd.DataFrame], url_root: str | None
-) -> ManifestFiles:
+) -> _Views:
     """Write the manifests, failure list, record list and summary of the
     union of the records: one table, or consecutive chunks of it (each
     view is written as the chunks come, so memory holds one chunk).  The
@@ -185,6 +200,7 @@ def _write_views(
         chunks = [chunks]
     counts: Counter[str] = Counter()
     failed_by_reason: Counter[str] = Counter()
+    drawings: Counter[str] = Counter()
     manifest = _ViewWriter(store, "manifest.csv") if url_root else None
     panoptes = _ViewWriter(store, "images/manifest.csv")
     failures = _ViewWriter(store, "failures.csv")
@@ -202,6 +218,9 @@ def _write_views(
                 manifest.add(_manifest_frame(present, url_root))
             if len(present):
                 panoptes.add(_panoptes_frame(present))
+                if "drawing" in records.columns:
+                    keys = records.loc[in_place, "drawing"].value_counts(sort=False)
+                    drawings.update({key: int(n) for key, n in keys.items() if key})
             failed = records.loc[(status == STATUS_FAILED).to_numpy(), _FAILURE_COLUMNS]
             failures.add(failed)
             everything.add(records[list(RECORD_COLUMNS)])
@@ -219,21 +238,47 @@ def _write_views(
             for later in views[index + 1 :]:
                 later.abort(error)
             raise
-    if manifest is None:
+    removed_manifest = False
+    if manifest is None and store.size("manifest.csv") is not None:
         # A manifest of an earlier run that this run would not write is stale.
         store.remove("manifest.csv")
+        removed_manifest = True
     if not wrote_panoptes:
         # No PNG: no panoptes manifest (and none of an earlier run).
         store.remove("images/manifest.csv")
     summary = summary_of_counts(counts, failed_by_reason)
     store.write("summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-    return ManifestFiles(
+    files = ManifestFiles(
         zooniverse=store.display("manifest.csv") if manifest is not None else None,
         panoptes=store.display("images/manifest.csv") if wrote_panoptes else None,
         failures=store.display("failures.csv"),
         summary=store.display("summary.json"),
         records=only,
     )
+    return _Views(files, drawings, removed_manifest)
+
+
+def _warn_about(views: _Views, store: OutputStore) -> None:
+    """Log a warning for manifests that mix display configurations, and
+    for the ``manifest.csv`` of an earlier run that was removed.
+    """
+    if len(views.drawings) > 1:
+        manifests = [str(path) for path in (views.files.zooniverse, views.files.panoptes) if path is not None]
+        counts = ", ".join(f"{n} by {key}" for key, n in views.drawings.most_common())
+        _LOG.warning(
+            "%s list PNGs drawn with %d different display configurations (%s): their stamps do not "
+            "look alike. Draw every source again with one configuration (PNGs of another one are "
+            "redrawn), or write each configuration to a directory of its own.",
+            " and ".join(manifests),
+            len(views.drawings),
+            counts,
+        )
+    if views.removed_manifest:
+        _LOG.warning(
+            "Removed %s, written by an earlier run: this run has no url_root, so it writes no "
+            "Zooniverse manifest (set url_root, --url-root, to write one).",
+            store.display("manifest.csv"),
+        )
 
 
 def write_manifests(
@@ -274,7 +319,10 @@ def write_manifests(
     relative to it, with identifying columns hidden from volunteers
     (``#diaSourceId``, …).  ``failures.csv`` lists every failed source with
     its reason, ``records.csv`` the latest record of every source and
-    ``summary.json`` holds the counts.
+    ``summary.json`` holds the counts.  A warning is logged when the PNGs
+    the manifests list were drawn with more than one display configuration
+    (``drawing`` of the record files), and when a ``manifest.csv`` of an
+    earlier run is removed because ``url_root`` is `None`.
 
     All of them are views of the union of the directory's record files,
     each written atomically.  Writers that finish at the same time may
@@ -307,10 +355,13 @@ def write_manifests(
     store.sweep_temporaries(("", "images"), recursive=False)
     if parts is None:
         parts = ledger.list_parts()
+    removed_manifest = False
     for _ in range(_MAX_REBUILDS):
-        files = _write_views(store, ledger.union_chunks(parts, chunk_rows), url_root)
+        views = _write_views(store, ledger.union_chunks(parts, chunk_rows), url_root)
+        removed_manifest = removed_manifest or views.removed_manifest
         latest = ledger.list_parts()
         if latest == parts:
             break
         parts = latest
-    return files
+    _warn_about(dataclasses.replace(views, removed_manifest=removed_manifest), store)
+    return views.files
