@@ -76,7 +76,49 @@ def test_the_stacks_own_levels_are_known():
         "print(parse_log_levels(['VERBOSE', 'lsst.analysis.ap=trace']))"
     )
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert process.stdout.strip() == "{'': 15, 'lsst': 15, 'lsst.analysis.ap': 5}"
+    assert process.stdout.strip() == (
+        "{'lsst.plotImageSubtractionCutouts': 5, 'lsst.gatherCutoutManifest': 5, "
+        "'lsst.plotDiaObjectSequences': 5, '': 15, 'lsst': 15, 'lsst.analysis.ap': 5}"
+    )
+
+
+def test_task_loggers_are_those_of_the_tasks(tmp_path):
+    from lsst.analysis.ap.logs import TASK_LOGGERS
+    from lsst.analysis.ap.plotImageSubtractionCutouts import (
+        GatherCutoutManifestTask,
+        PlotImageSubtractionCutoutsTask,
+    )
+    from lsst.analysis.ap.sequences import PlotDiaObjectSequencesTask
+
+    tasks = [
+        PlotImageSubtractionCutoutsTask(output_path=tmp_path),
+        GatherCutoutManifestTask(),
+        PlotDiaObjectSequencesTask(output_path=tmp_path),
+    ]
+    assert [task.log.name for task in tasks] == list(TASK_LOGGERS)
+
+
+def test_package_log_level_applies_to_the_task(tmp_path, demo_repo):
+    """``--log-level lsst.analysis.ap=DEBUG`` after ``WARNING``: the task's
+    INFO lines show (its logger is not under lsst.analysis.ap)."""
+    process = _command(
+        demo_repo.root,
+        tmp_path / "out",
+        "--sqlitefile",
+        demo_repo.apdb_file,
+        "--collections",
+        demo_repo.collection,
+        "--limit",
+        1,
+        "--log-level",
+        "WARNING",
+        "--log-level",
+        "lsst.analysis.ap=DEBUG",
+    )
+    assert process.returncode == 0, process.stderr
+    loggers = {match.group(3) for match in map(LINE.match, process.stderr.splitlines()) if match}
+    assert "lsst.plotImageSubtractionCutouts" in loggers, process.stderr
+    assert "lsst.analysis.ap.cli" in loggers
 
 
 WORKLOAD = 30

@@ -665,7 +665,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="LEVEL|COMPONENT=LEVEL",
         help="Log level (default INFO) of the root and lsst loggers, or of one component "
-        "(e.g. lsst.analysis.ap=DEBUG); may be repeated.",
+        "(e.g. lsst.analysis.ap=DEBUG, which also sets the tasks' loggers); may be repeated.",
     )
     parser.add_argument(
         "--log-file", action="append", default=[], help="Also append the log to this file; may be repeated."

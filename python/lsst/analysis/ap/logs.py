@@ -14,6 +14,8 @@ from __future__ import annotations
 
 __all__ = (
     "LOG_FORMAT",
+    "PACKAGE_LOGGER",
+    "TASK_LOGGERS",
     "WorkerLogs",
     "configure_logging",
     "parse_log_levels",
@@ -33,6 +35,19 @@ _DEFAULT_LOGGERS = ("", "lsst")
 """Loggers that a bare ``--log-level LEVEL`` sets (root and ``lsst``)."""
 
 
+PACKAGE_LOGGER = "lsst.analysis.ap"
+"""The logger of this package's modules."""
+
+TASK_LOGGERS = (
+    "lsst.plotImageSubtractionCutouts",
+    "lsst.gatherCutoutManifest",
+    "lsst.plotDiaObjectSequences",
+)
+"""Loggers of this package's tasks (``lsst.`` and the task's ``_DefaultName``,
+as `lsst.pipe.base.Task` names them), outside `PACKAGE_LOGGER`: a level
+given to the package's logger (or to ``lsst.analysis``) is given to them
+too."""
+
 _STACK_LEVELS = ("VERBOSE", "TRACE")
 """Level names that ``lsst.utils.logging`` adds to `logging`'s."""
 
@@ -43,7 +58,9 @@ def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
     Each value is ``LEVEL`` (the root and ``lsst`` loggers) or
     ``COMPONENT=LEVEL`` (one logger and its children, e.g.
     ``lsst.analysis.ap=DEBUG``; ``.`` names the root logger), as for
-    ``butler`` and ``pipetask``.
+    ``butler`` and ``pipetask``.  The level of `PACKAGE_LOGGER` (or of
+    ``lsst.analysis``) is also that of the package's `TASK_LOGGERS`,
+    unless they are given one of their own.
 
     Raises
     ------
@@ -52,6 +69,7 @@ def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
 
     """
     levels: dict[str, int] = {}
+    implied: dict[str, int] = {}
     for value in values:
         component, sep, name = value.rpartition("=")
         key = name.strip().upper()
@@ -66,7 +84,9 @@ def parse_log_levels(values: Sequence[str]) -> dict[str, int]:
         names = [component.strip().strip(".")] if sep else list(_DEFAULT_LOGGERS)
         for logger_name in names:
             levels[logger_name] = level
-    return levels
+            if sep and logger_name and f"{PACKAGE_LOGGER}.".startswith(f"{logger_name}."):
+                implied.update(dict.fromkeys(TASK_LOGGERS, level))
+    return {**implied, **levels}
 
 
 def configure_logging(levels: Sequence[str] = (), log_files: Sequence[str | Path] = ()) -> None:
