@@ -404,3 +404,25 @@ def test_a_very_long_instrument_name_has_its_records_written(tmp_path, butler, d
     directories = [p for p in (output / "records").iterdir() if p.name != "_run"]
     assert len(directories) == 2
     assert all(len(p.name.encode()) <= 255 and p.name.startswith("Camera-xxx") for p in directories)
+
+
+def test_damaged_record_files_of_an_earlier_run_are_named_when_skipped(
+    tmp_path, butler, demo_sources, caplog
+):
+    output = tmp_path / "out"
+    sources = demo_sources[demo_sources["visit"] == 1001]
+    make_task(output).run(sources, butler)
+    truncated, garbage = sorted((output / "records").rglob("*.csv"))[:2]
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    garbage.write_bytes(bytes(range(256)) * 4 + b"\n")  # not truncated: not CSV
+
+    caplog.set_level(logging.WARNING)
+    make_task(output).run(sources, butler)
+    skipped = [
+        r.getMessage() for r in caplog.records if r.getMessage().endswith("the record file is skipped.")
+    ]
+    assert f"{truncated} is truncated (its last line is incomplete); the record file is skipped." in skipped
+    assert any(message.startswith(f"{garbage} is not a readable record table (") for message in skipped), (
+        skipped
+    )
+    assert set(read_records(output)["diaSourceId"]) == set(sources["diaSourceId"])

@@ -170,10 +170,33 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        Raised when the file lacks a record column.
+        Raised when the file is not a CSV table or lacks a record column;
+        the message names ``origin``.
 
     """
-    return _record_table(pd.read_csv(io.BytesIO(data), **_RECORD_CSV_OPTIONS), origin)
+    with _naming(origin):
+        frame = pd.read_csv(io.BytesIO(data), **_RECORD_CSV_OPTIONS)
+    return _record_table(frame, origin)
+
+
+class _RecordTableError(ValueError):
+    """A file that is not a record table; the message names it."""
+
+
+@contextlib.contextmanager
+def _naming(origin: str) -> Iterator[None]:
+    """Give a `ValueError` raised in the block (pandas' parser errors, a
+    byte that is not UTF-8, a value of the wrong type) a message that
+    names the file ``origin``.
+    """
+    try:
+        yield
+    except _RecordTableError:
+        raise
+    except ValueError as error:
+        text = str(error).strip().splitlines()
+        reason = text[0] if text else type(error).__name__
+        raise _RecordTableError(f"{origin} is not a readable record table ({reason})") from error
 
 
 def read_record_csv_chunks(
@@ -199,12 +222,13 @@ def read_record_csv_chunks(
     Raises
     ------
     ValueError
-        Raised when the file lacks a record column.
+        Raised when the file is not a CSV table or lacks a record column;
+        the message names ``origin``.
 
     """
     empty = True
-    with pd.read_csv(stream, chunksize=chunk_rows, **_RECORD_CSV_OPTIONS) as reader:
-        for frame in reader:
+    with _naming(origin), pd.read_csv(stream, chunksize=chunk_rows, **_RECORD_CSV_OPTIONS) as reader:
+        for frame in _naming_each(reader, origin):
             empty = False
             yield _record_table(frame, origin)
     if empty:
@@ -219,8 +243,26 @@ _RECORD_CSV_OPTIONS = {
 }
 
 
+def _naming_each(frames: Iterator[pd.DataFrame], origin: str) -> Iterator[pd.DataFrame]:
+    """The frames of ``frames``, an error while reading one named as
+    `_naming` names it.
+    """
+    while True:
+        with _naming(origin):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
 def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
     """Record table of a frame read with `_RECORD_CSV_OPTIONS`."""
+    with _naming(origin):
+        return _record_columns(frame, origin)
+
+
+def _record_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """`_record_table`, without naming ``origin`` in its errors."""
     # Record files written before the display columns existed.
     for name, default in (("display_limits", ""), ("resampled", False)):
         if name not in frame.columns:
@@ -229,7 +271,7 @@ def _record_table(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         frame["resampled"] = frame["resampled"].astype(bool)
     missing = [name for name in _REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
-        raise ValueError(f"{origin} is not a record table: it lacks column(s) {', '.join(missing)}")
+        raise _RecordTableError(f"{origin} is not a record table: it lacks column(s) {', '.join(missing)}")
     # Columns added to the record after the file was written: empty.
     for name, dtype in RECORD_COLUMNS.items():
         if name not in frame.columns:
@@ -387,12 +429,18 @@ class Ledger:
         the latter is logged).  Nothing is kept in memory: a writer's
         memory does not grow with the sources it recorded.
         """
+        origin = str(self.store.display(relpath))
         try:
-            return read_record_csv(self.store.read(relpath), str(self.store.display(relpath)))
+            data = self.store.read(relpath)
         except FileNotFoundError:
             return None
+        try:
+            if data and not data.endswith(b"\n"):
+                # Every record file is written whole, ending with a newline.
+                raise _RecordTableError(f"{origin} is truncated (its last line is incomplete)")
+            return read_record_csv(data, origin)
         except ValueError as error:
-            _LOG.warning("%s; it is ignored.", error)
+            _LOG.warning("%s; the record file is skipped.", error)
             return None
 
     def ids(self, parts: Iterable[str]) -> np.ndarray:
