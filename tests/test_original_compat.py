@@ -376,6 +376,21 @@ def test_write_images_then_write_manifest(tmp_path, two_sources, butler):
         assert (tmp_path / location.removeprefix(URL_ROOT + "/")).exists()
 
 
+def test_write_manifest_given_the_table_says_it_expects_ids(tmp_path, two_sources, butler):
+    task = make_task(tmp_path, url_root=URL_ROOT)
+    task.write_images(two_sources, butler)
+    with pytest.raises(TypeError) as error:
+        task.write_manifest(two_sources)
+    assert str(error.value) == (
+        "write_manifest expects the diaSourceIds of the sources (the list write_images returns), not a "
+        "pandas DataFrame; pass its diaSourceId column, e.g. write_manifest(table['diaSourceId'])"
+    )
+    with pytest.raises(TypeError, match=r"^write_manifest expects diaSourceIds \(integers\), not dict \{"):
+        task.write_manifest([{"diaSourceId": ORIGINAL_IDS[0]}])
+    task.write_manifest(two_sources["diaSourceId"])
+    assert pd.read_csv(tmp_path / "manifest.csv")["external_id"].to_list() == list(ORIGINAL_IDS)
+
+
 def test_write_images_skips_existing_and_returns_their_ids(tmp_path, two_sources, butler):
     """The original meant to skip PNGs already present; it returned a wrong
     id (or crashed) for them.  Here they are kept and their ids returned.

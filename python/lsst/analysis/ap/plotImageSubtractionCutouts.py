@@ -379,6 +379,43 @@ def _scalings(config: PlotImageSubtractionCutoutsConfig) -> dict[str, DisplaySca
     }
 
 
+def _manifest_ids(sources: Iterable[int]) -> list[int]:
+    """The diaSourceIds given to `PlotImageSubtractionCutoutsTask.write_manifest`.
+
+    Parameters
+    ----------
+    sources : `~collections.abc.Iterable` [`int`]
+        diaSourceIds.
+
+    Returns
+    -------
+    ids : `list` [`int`]
+        The ids, in order.
+
+    Raises
+    ------
+    TypeError
+        Raised for a table (whose iteration gives its column names or rows,
+        not ids), or a value that is not an integer.
+
+    """
+    if isinstance(sources, pd.DataFrame) or hasattr(sources, "colnames"):
+        raise TypeError(
+            f"write_manifest expects the diaSourceIds of the sources (the list write_images returns), "
+            f"not a {type(sources).__module__.split('.')[0]} {type(sources).__name__}; pass its "
+            "diaSourceId column, e.g. write_manifest(table['diaSourceId'])"
+        )
+    ids = []
+    for value in sources:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"write_manifest expects diaSourceIds (integers), not {type(value).__name__} {value!r}"
+            ) from None
+    return ids
+
+
 class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
     """Make template / science / difference cutout PNGs of DiaSources, and
     manifests for a Zooniverse upload.
@@ -662,6 +699,12 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             As `makeCutouts` returns, for the records of the `write_images`
             calls since the last `write_manifest`.
 
+        Raises
+        ------
+        TypeError
+            Raised when ``sources`` is not diaSourceIds: a table (pass its
+            ``diaSourceId`` column), or values that are not integers.
+
         Notes
         -----
         As every manifest of this package, ``manifest.csv`` (written when
@@ -670,7 +713,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         still present.  The failures go to ``failures.csv``.
 
         """
-        wanted = [int(i) for i in sources]
+        wanted = _manifest_ids(sources)
         records = concat_records([r for r, _ in self._pending])
         sources = pd.concat([s for _, s in self._pending], ignore_index=True) if self._pending else None
         self._pending.clear()
