@@ -524,7 +524,19 @@ def test_20000_sources_are_interactive_within_3_s(browser, demo_run, tmp_path):
 
 def test_bad_records_directory_exit_code(tmp_path, capsys):
     assert vetting_cli.main(["page", str(tmp_path)]) == 2
-    assert "records.csv does not exist" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"cutoutVetting: {tmp_path / 'records.csv'} does not exist: is {tmp_path} the output directory "
+        "of a cutout run?\n"
+    )
+
+
+@pytest.mark.parametrize("command", [["page"], ["merge-labels", "--to", "labelled.csv"]])
+def test_missing_directory_is_said_once(tmp_path, capsys, command):
+    missing = tmp_path / "no-such-run"
+    argv = [command[0], str(missing), *(["labels.csv"] if command[0] == "merge-labels" else []), *command[1:]]
+    assert vetting_cli.main(argv) == 2
+    assert capsys.readouterr().err == f"cutoutVetting: {missing}: no such directory\n"
+    assert not missing.exists()
 
 
 # DiaSource rows with the real APDB schema ------------------------------------------

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         store = OutputStore(args.output)
+        if store.is_local and not store.local_path().is_dir():
+            print(f"cutoutVetting: {store.location}: no such directory", file=sys.stderr)
+            return 2
         if args.command == "page":
             sources = load_catalog(args.catalog) if args.catalog else None
             files = write_output_vetting_page(store, sources, title=args.title)
@@ -85,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         target.write(name, data)
         target = target.display(name)
     except FileNotFoundError as error:
-        print(f"cutoutVetting: {error.filename or error}: no such file", file=sys.stderr)
+        print(
+            f"cutoutVetting: {f'{error.filename}: no such file' if error.filename else error}",
+            file=sys.stderr,
+        )
         return 2
     except (ValueError, SourceTableError, LabelFileError, OutputError) as error:
         print(f"cutoutVetting: {error}", file=sys.stderr)
