@@ -469,3 +469,25 @@ def test_choose_file_rules_for_mixed_and_repeated_files():
         "no template file is of visit 1, detector 5: the 2 given are a.fits (visit 1, detector 0); "
         "b.fits (visit 1, detector 0)"
     )
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run, tmp_path, damage):
+    sources = butler_run["sources"]
+    (visit, detector), paths = next(iter(butler_run["files"].items()))
+    group = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
+    data = paths["science"].read_bytes()
+    corrupt = tmp_path / "science.fits"
+    if damage == "truncated":
+        corrupt.write_bytes(data[: len(data) // 3])
+    else:
+        corrupt.write_bytes(b"SIMPLE  =  garbage" + bytes(len(data) // 2))
+    roles = {role: str(path) for role, path in paths.items()} | {"science": str(corrupt)}
+    result = make_file_cutouts(group, tmp_path / "out", config=config(), **roles)
+    records = result.records
+    assert len(records) == len(group)
+    assert set(records["status"]) == {"failed"}
+    assert set(records["reason_code"]) == {ReasonCode.CORRUPT_IMAGE}, records["reason"].tolist()
+    assert records["reason"].str.contains(str(corrupt), regex=False).all()
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert set(failures["reason_code"]) == {"corrupt_image"}

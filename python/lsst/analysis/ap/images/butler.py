@@ -106,7 +106,12 @@ class PlaneReader:
     _whole: tuple[np.ndarray, Box] | None = None
 
     def _unreadable(self, error: Exception, what: str = "") -> ImageUnavailableError:
-        """The error of a failed read: a missing file, or a corrupt one."""
+        """The error of a failed read: a missing file, or a corrupt one (an
+        `ImageUnavailableError` of the getter, which says what is wrong, as
+        it is).
+        """
+        if isinstance(error, ImageUnavailableError):
+            return error
         detail = " ".join(str(error).split())
         if self.file is not None:
             if not os.path.exists(self.file):

@@ -62,6 +62,7 @@ from typing import Any
 import astropy.io.fits
 import numpy as np
 
+from ..records import ReasonCode
 from .arrays import array_plane_reader
 from .butler import ImageUnavailableError, OpenArchiveGetter, PlaneReader
 from .legacy_fits import celestial_wcs, read_xy0
@@ -127,7 +128,10 @@ def _plain_fits_reader(path: str) -> PlaneReader:
     except ImageUnavailableError:
         raise
     except (OSError, ValueError, TypeError) as error:
-        raise ImageUnavailableError(f"{path}: not a readable FITS image ({error})") from error
+        raise ImageUnavailableError(
+            f"image file {path} is corrupt or not a readable FITS image ({' '.join(str(error).split())})",
+            code=ReasonCode.CORRUPT_IMAGE,
+        ) from error
     if wcs is None:
         raise ImageUnavailableError(f"{path}: the image HDU has no celestial WCS")
     return array_plane_reader(path, array, wcs=wcs, xy0=(xy0.x, xy0.y))
@@ -156,7 +160,7 @@ def file_plane_reader(path: str | os.PathLike[str]) -> PlaneReader:
     if not Path(name).is_file():
         raise ImageUnavailableError(f"{name} does not exist or is not a file")
     getter = OpenArchiveGetter(ResourcePath(name), _PlainFitsGetter(name))
-    return PlaneReader(name=name, getter=getter, closer=getter.close)
+    return PlaneReader(name=name, getter=getter, closer=getter.close, file=name)
 
 
 # Which file holds a source ----------------------------------------------------------
