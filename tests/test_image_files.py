@@ -471,6 +471,30 @@ def test_choose_file_rules_for_mixed_and_repeated_files():
     )
 
 
+def test_a_directory_is_searched_recursively(butler_run, tmp_path):
+    """Each detector's files in a subdirectory of the role's directory."""
+    sources = butler_run["sources"]
+    visit = 1002
+    dirs = {role: tmp_path / role for role in ROLES}
+    for (v, detector), paths in butler_run["files"].items():
+        if v == visit:
+            for role, path in paths.items():
+                nested = dirs[role] / f"detector{detector}" / "calib"
+                nested.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, nested / path.name)
+    group = sources[sources["visit"] == visit]
+    out = tmp_path / "out"
+    result = make_file_cutouts(group, out, config=config(), **{role: str(d) for role, d in dirs.items()})
+    assert len(result.records) == len(group)
+    expected = butler_run["result"].records.set_index("diaSourceId")
+    for record in result.records.to_dict("records"):
+        assert record["status"] == expected.loc[record["diaSourceId"], "status"], record["reason"]
+    assert set(result.image_files["science"].map(lambda p: Path(p).parent.parent.name)) == {
+        "detector0",
+        "detector1",
+    }
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run, tmp_path, damage):
     sources = butler_run["sources"]

@@ -17,7 +17,8 @@
    stamps show pixels; flags come from the catalog).
 
 `role_files` expands what the user gave for a role (files, directories,
-globs) into the list of files to search for each source.
+searched recursively, globs) into the list of files to search for each
+source.
 
 When a role has several files, or a file that says which visit and
 detector it is, `choose_file` picks the file of each source:
@@ -74,8 +75,8 @@ _IMAGE_HDUS = (astropy.io.fits.PrimaryHDU, astropy.io.fits.ImageHDU, astropy.io.
 
 
 def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], role: str) -> list[Path]:
-    """The image files given for ``role``: files, directories (searched for
-    FITS files, not recursively) or glob patterns.
+    """The image files given for ``role``: files, directories (searched
+    recursively for FITS files, `FITS_SUFFIXES`) or glob patterns.
 
     Raises
     ------
@@ -88,7 +89,9 @@ def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], 
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.name.lower().endswith(FITS_SUFFIXES))
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES)
+            )
             if not found:
                 raise FileNotFoundError(f"{role} directory {path} holds no FITS file")
             files.extend(found)
