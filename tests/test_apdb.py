@@ -249,7 +249,7 @@ def test_missing_sqlite_file(tmp_path):
 
 def test_selection_on_a_column_the_table_lacks():
     frame = pd.DataFrame({"diaSourceId": [1], "visit": [1], "detector": [0], "ra": [0.0], "dec": [0.0]})
-    with pytest.raises(SourceTableError, match="cannot select on reliability: no such column"):
+    with pytest.raises(SourceTableError, match="cannot select on 'reliability': no such column"):
         DiaSourceSelection(reliability_min=0.5).apply(frame, "catalog x.csv")
 
 

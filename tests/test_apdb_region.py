@@ -218,7 +218,7 @@ def test_sources_of_footprint_keeps_that_visit_and_detector_only():
     assert _ids(sources_of_footprint(frame, footprint)) == [1, 3, 5]
     selection = DiaSourceSelection(reliability_min=0.5, bands=("r",))
     assert _ids(sources_of_footprint(frame, footprint, selection)) == [5]
-    with pytest.raises(SourceTableError, match="Cassandra APDB x: cannot select on midpointMjdTai"):
+    with pytest.raises(SourceTableError, match="Cassandra APDB x: cannot select on 'midpointMjdTai'"):
         sources_of_footprint(frame, footprint, DiaSourceSelection(mjd_min=1.0), "Cassandra APDB x")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lsst.analysis.ap.apdb import DiaSourceSelection
 from lsst.analysis.ap.parallel import available_cores
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
@@ -126,6 +127,34 @@ def test_duplicate_ids_are_refused_naming_rows():
         standardize_sources(base_table(diaSourceId=[11, 12, 12]), instrument="DemoCam")
 
 
+@pytest.mark.parametrize(
+    ("dtype", "good", "bad", "bits"),
+    [(np.float32, 2**24, 2**24 + 2, 24), (np.float64, 2**53, 2**53 + 2, 53)],
+)
+def test_float_ids_beyond_their_type_precision_are_refused(dtype, good, bad, bits):
+    kept = standardize_sources(base_table(diaSourceId=np.array([11, good, 13], dtype=dtype)), instrument="D")
+    assert kept.sources["diaSourceId"].tolist() == [11, good, 13]
+    with pytest.raises(SourceTableError) as caught:
+        standardize_sources(base_table(diaSourceId=np.array([11, 12, bad], dtype=dtype)), instrument="D")
+    message = str(caught.value)
+    assert "column 'diaSourceId'" in message and "row 2:" in message
+    assert f"{np.dtype(dtype).name} value beyond 2**{bits}" in message
+
+
+def test_repeated_column_names_are_refused_naming_the_column(tmp_path):
+    table = base_table(instrument="DemoCam")
+    repeated = pd.concat([table, table[["ra"]]], axis=1)
+    with pytest.raises(SourceTableError, match=r"^input table: column 'ra' appears 2 times"):
+        standardize_sources(repeated)
+
+
+def test_messages_quote_column_names():
+    with pytest.raises(SourceTableError, match=r"required DiaSource column\(s\) missing: 'ra', 'dec' "):
+        standardize_sources(base_table().drop(columns=["ra", "dec"]), instrument="DemoCam")
+    with pytest.raises(SourceTableError, match=r"cannot select on 'band': no such column"):
+        DiaSourceSelection(bands=("g",)).apply(base_table())
+
+
 def test_bytes_columns_are_decoded():
     table = base_table(band=[b"r", b"g", b"i"], instrument=[b"DemoCam", b"DemoCam", b"DemoCam"])
     sources = standardize_sources(table).sources
@@ -136,13 +165,13 @@ def test_bytes_columns_are_decoded():
 @pytest.mark.parametrize(
     ("column", "value", "reason"),
     [
-        ("dec", 95.0, "dec 95.0 is outside [-90, 90] degrees"),
-        ("dec", -90.5, "dec -90.5 is outside [-90, 90] degrees"),
-        ("ra", float("nan"), "ra is null or NaN"),
-        ("ra", float("inf"), "ra inf is not finite"),
-        ("ra", 361.0, "ra 361.0 is outside [0, 360] degrees"),
-        ("dec", None, "dec is null or NaN"),
-        ("ra", "abc", "ra 'abc' is not a number"),
+        ("dec", 95.0, "'dec' 95.0 is outside [-90, 90] degrees"),
+        ("dec", -90.5, "'dec' -90.5 is outside [-90, 90] degrees"),
+        ("ra", float("nan"), "'ra' is null or NaN"),
+        ("ra", float("inf"), "'ra' inf is not finite"),
+        ("ra", 361.0, "'ra' 361.0 is outside [0, 360] degrees"),
+        ("dec", None, "'dec' is null or NaN"),
+        ("ra", "abc", "'ra' 'abc' is not a number"),
     ],
 )
 def test_bad_coordinates_reject_only_their_row(column, value, reason):
@@ -182,7 +211,7 @@ def test_bad_declination_fails_alone_others_of_its_detector_drawn(
     assert len(records) == len(data)
     assert records.loc[bad_id, "status"] == "failed"
     assert records.loc[bad_id, "reason_code"] == "bad_coordinates"
-    assert "dec 95.0" in records.loc[bad_id, "reason"]
+    assert "'dec' 95.0" in records.loc[bad_id, "reason"]
     same_detector = [int(i) for i in group["diaSourceId"] if int(i) != bad_id]
     assert set(records.loc[same_detector, "status"]) == {"written"}
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")

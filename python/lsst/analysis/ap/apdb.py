@@ -161,7 +161,7 @@ def _require_columns(selection: DiaSourceSelection, columns: Sequence[str], orig
     missing = [column for column in selection.columns if column not in columns]
     if missing:
         raise SourceTableError(
-            f"{origin}: cannot select on {', '.join(missing)}: no such column "
+            f"{origin}: cannot select on {', '.join(repr(column) for column in missing)}: no such column "
             f"(selection: {selection.describe()})."
         )
 

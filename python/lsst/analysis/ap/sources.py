@@ -55,8 +55,9 @@ class SourceTableError(ValueError):
 
 _INT64 = np.iinfo(np.int64)
 _UINT64_MAX = int(np.iinfo(np.uint64).max)
-_FLOAT_EXACT = 2**53
-"""Integers beyond this are not all representable as float64 values."""
+_FLOAT_EXACT_BITS = {2: 11, 4: 24, 8: 53}
+"""Significand bits of float16, float32 and float64 values, by item size:
+every integer up to ``2**bits`` is exact in that type, not all beyond."""
 
 _INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 
@@ -115,6 +116,27 @@ def _rows(positions: Sequence[int]) -> str:
     return f"row{'s' if len(positions) > 1 else ''} {shown}{more}"
 
 
+def _quoted(columns: Iterable[Any]) -> str:
+    """Column names for a message, each quoted: ``'ra', 'dec'``."""
+    return ", ".join(repr(str(column)) for column in columns)
+
+
+def _refuse_repeated_columns(columns: Iterable[Any], origin: str) -> None:
+    """Raise `SourceTableError` naming the first column name that appears
+    more than once (a table cannot say which of the columns to use).
+    """
+    counts: dict[str, int] = {}
+    for column in columns:
+        counts[str(column)] = counts.get(str(column), 0) + 1
+    repeated = [column for column, count in counts.items() if count > 1]
+    if repeated:
+        raise SourceTableError(
+            f"{origin}: column {repeated[0]!r} appears {counts[repeated[0]]} times"
+            + (f" (and {_quoted(repeated[1:])} more than once)" if len(repeated) > 1 else "")
+            + "; each column name must be unique: rename or drop the repeated columns."
+        )
+
+
 def _is_null(value: Any) -> bool:
     try:
         return bool(pd.isna(value))
@@ -122,8 +144,27 @@ def _is_null(value: Any) -> bool:
         return False
 
 
-def _as_integer(value: Any) -> tuple[int | None, str]:
-    """The exact integer of a table value, or `None` and what is wrong."""
+def _as_integer(value: Any, exact_bits: int = 53, float_type: str = "float64") -> tuple[int | None, str]:
+    """The exact integer of a table value, or `None` and what is wrong.
+
+    Parameters
+    ----------
+    value : `~typing.Any`
+        The value.
+    exact_bits : `int`, optional
+        Significand bits of the column's floating-point type: a float
+        beyond ``2**exact_bits`` may not be the integer that was stored.
+    float_type : `str`, optional
+        Name of that type, for messages.
+
+    Returns
+    -------
+    number : `int` or `None`
+        The integer, or `None` when the value is not one.
+    problem : `str`
+        What is wrong (``""`` when nothing).
+
+    """
     if _is_null(value):
         return None, "the value is null"
     if isinstance(value, bool | np.bool_):
@@ -136,15 +177,27 @@ def _as_integer(value: Any) -> tuple[int | None, str]:
             return None, f"{number!r} is not finite"
         if not number.is_integer():
             return None, f"{number!r} is not a whole number"
-        if abs(number) > _FLOAT_EXACT:
+        if abs(number) > 2**exact_bits:
             return None, (
-                f"{number!r} is a floating-point value beyond 2**53, which cannot hold every integer "
-                "exactly (store the column as integers)"
+                f"{number!r} is a {float_type} value beyond 2**{exact_bits}, which cannot hold every "
+                "integer exactly (store the column as integers)"
             )
         return int(number), ""
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
         return int(value), ""
     return None, f"{value!r} is not an integer"
+
+
+def _float_precision(dtype: Any) -> tuple[int, str]:
+    """Significand bits and name of a column's floating-point type
+    (float64's for any other column: Python floats in object columns are
+    float64 values).
+    """
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize in _FLOAT_EXACT_BITS:
+        return _FLOAT_EXACT_BITS[dtype.itemsize], dtype.name
+    if isinstance(dtype, pd.Float32Dtype):
+        return _FLOAT_EXACT_BITS[4], "float32"
+    return _FLOAT_EXACT_BITS[8], "float64"
 
 
 def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
@@ -159,8 +212,9 @@ def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
         return values.astype(np.int64)
     integers: list[int | None] = []
     problems: dict[str, list[int]] = {}
+    exact_bits, float_type = _float_precision(series.dtype)
     for position, value in enumerate(series.tolist()):
-        number, problem = _as_integer(value)
+        number, problem = _as_integer(value, exact_bits, float_type)
         if number is not None and not (_INT64.min <= number <= _UINT64_MAX):
             number, problem = None, f"{number} is outside the 64-bit integer range"
         if number is None:
@@ -191,21 +245,21 @@ def _coordinate(series: pd.Series, column: str, low: float, high: float) -> tupl
     problems = [""] * len(series)
     for position, value in enumerate(series.tolist()):
         if _is_null(value):
-            problems[position] = f"{column} is null or NaN"
+            problems[position] = f"{column!r} is null or NaN"
             continue
         if isinstance(value, bool | np.bool_):
-            problems[position] = f"{column} {value!r} is not a number"
+            problems[position] = f"{column!r} {value!r} is not a number"
             continue
         try:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
-            problems[position] = f"{column} {value!r} is not a number"
+            problems[position] = f"{column!r} {value!r} is not a number"
             continue
         values[position] = number
         if not math.isfinite(number):
-            problems[position] = f"{column} {number!r} is not finite"
+            problems[position] = f"{column!r} {number!r} is not finite"
         elif not low <= number <= high:
-            problems[position] = f"{column} {number!r} is outside [{low:g}, {high:g}] degrees"
+            problems[position] = f"{column!r} {number!r} is outside [{low:g}, {high:g}] degrees"
     return values, problems
 
 
@@ -266,8 +320,10 @@ def standardize_sources(
     Raises
     ------
     SourceTableError
-        Raised when a required column is missing, when an id column holds a
-        value that is not an exact integer, or when a ``diaSourceId``
+        Raised when a required column is missing, when a column name appears
+        twice, when an id column holds a value that is not an exact integer
+        (a float beyond ``2**24`` in a float32 column, ``2**53`` in a
+        float64 one, may not be the stored id), or when a ``diaSourceId``
         appears more than once; the message names the column and the rows.
 
     """
@@ -281,12 +337,13 @@ def standardize_sources(
             ) from None
         except Exception as error:
             raise SourceTableError(f"{origin}: cannot convert the table to pandas: {error}") from error
+    _refuse_repeated_columns(data.columns, origin)
     frame = data.reset_index(drop=("diaSourceId" in data.columns or data.index.name != "diaSourceId"))
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise SourceTableError(
-            f"{origin}: required DiaSource column(s) missing: {', '.join(missing)} "
-            f"(columns present: {', '.join(map(str, frame.columns[:20]))}"
+            f"{origin}: required DiaSource column(s) missing: {_quoted(missing)} "
+            f"(columns present: {_quoted(map(str, frame.columns[:20]))}"
             f"{', …' if len(frame.columns) > 20 else ''})."
         )
     frame = _decode_bytes(frame.copy())
