@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from astropy.table import Table
 
 from lsst.analysis.ap.apdb import DiaSourceSelection
 from lsst.analysis.ap.parallel import available_cores
@@ -24,7 +25,7 @@ from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
 )
-from lsst.analysis.ap.sources import SourceTableError, standardize_sources
+from lsst.analysis.ap.sources import SourceTableError, load_catalog, standardize_sources
 from test_cli import FAST, cli, png_files, run_cli, summary_counts
 
 UINT64_MAX = 2**64 - 1
@@ -142,10 +143,74 @@ def test_float_ids_beyond_their_type_precision_are_refused(dtype, good, bad, bit
 
 
 def test_repeated_column_names_are_refused_naming_the_column(tmp_path):
+    from astropy.io import fits
+
     table = base_table(instrument="DemoCam")
     repeated = pd.concat([table, table[["ra"]]], axis=1)
     with pytest.raises(SourceTableError, match=r"^input table: column 'ra' appears 2 times"):
         standardize_sources(repeated)
+    # Files: pandas would rename the second CSV column 'ra.1'; FITS may repeat a TTYPE.
+    csv = tmp_path / "repeated.csv"
+    csv.write_text("diaSourceId,visit,detector,ra,dec,dec\n11,1001,0,10.0,-5.0,-6.0\n")
+    with pytest.raises(SourceTableError, match=rf"^Catalog {csv}: column 'dec' appears 2 times"):
+        load_catalog(csv)
+    path = tmp_path / "repeated.fits"
+    fits.BinTableHDU(Table.from_pandas(table.assign(other=1.0))).writeto(path)
+    with fits.open(path, mode="update") as hdus:
+        hdus[1].header["TTYPE7"] = "visit"
+    with pytest.raises(SourceTableError, match=rf"^Catalog {path}: column 'visit' appears 2 times"):
+        load_catalog(path)
+
+
+def test_fits_band_strings_are_decoded_before_selecting_by_band(tmp_path):
+    catalog = Table.from_pandas(base_table(instrument="DemoCam"))
+    catalog["band"] = np.array([b"g", b"r", b"g"])
+    path = tmp_path / "sources.fits"
+    catalog.write(path)
+    frame = load_catalog(path)
+    selected = DiaSourceSelection(bands=("g",)).apply(frame, f"catalog {path}")
+    assert selected["diaSourceId"].tolist() == [11, 13]
+    assert selected["band"].tolist() == ["g", "g"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "ra", "dec"),
+    [
+        ("rad", np.radians([10.0, 10.1, 10.2]), np.radians([-5.0, -5.1, -5.2])),
+        ("arcsec", [36000.0, 36360.0, 36720.0], [-18000.0, -18360.0, -18720.0]),
+        ("hourangle", [10.0 / 15, 10.1 / 15, 10.2 / 15], None),
+    ],
+)
+def test_fits_coordinates_in_other_angle_units_are_converted_to_degrees(tmp_path, unit, ra, dec):
+    from astropy.io import fits
+
+    table = base_table()
+    columns = [fits.Column(name=name, format="K", array=table[name]) for name in ("diaSourceId", "visit")]
+    columns.append(fits.Column(name="detector", format="J", array=table["detector"]))
+    columns.append(fits.Column(name="ra", format="D", array=ra, unit=unit))
+    columns.append(
+        fits.Column(
+            name="dec",
+            format="D",
+            array=table["dec"] if dec is None else dec,
+            unit=None if dec is None else unit,
+        )
+    )
+    path = tmp_path / "sources.fits"
+    fits.BinTableHDU.from_columns(columns).writeto(path)
+    sources = standardize_sources(load_catalog(path), instrument="DemoCam").sources
+    np.testing.assert_allclose(sources["ra"], [10.0, 10.1, 10.2], rtol=1e-12)
+    np.testing.assert_allclose(sources["dec"], [-5.0, -5.1, -5.2], rtol=1e-12)
+
+
+def test_fits_coordinates_with_a_unit_that_is_not_an_angle_are_refused(tmp_path):
+    catalog = Table.from_pandas(base_table())
+    catalog["dec"].unit = "m"
+    path = tmp_path / "sources.fits"
+    catalog.write(path)
+    with pytest.raises(SourceTableError) as caught:
+        load_catalog(path)
+    assert str(caught.value).startswith(f"Catalog {path}: column 'dec' has unit 'm', which is not an angle")
 
 
 def test_messages_quote_column_names():

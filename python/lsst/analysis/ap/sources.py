@@ -462,28 +462,80 @@ def load_catalog(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     SourceTableError
-        Raised when the file does not exist or cannot be read as a table;
-        the message names the file and the reason.
+        Raised when the file does not exist or cannot be read as a table,
+        when a column name appears twice, or when a FITS ``ra`` or ``dec``
+        column has a unit that is not an angle; the message names the file
+        and the reason.
 
     """
     path = Path(path)
     if not path.exists():
         raise SourceTableError(f"Catalog file {path} does not exist.")
     suffixes = "".join(path.suffixes).lower()
+    origin = f"Catalog {path}"
     try:
         if suffixes.endswith((".parq", ".parquet", ".pq")):
+            import pyarrow.parquet
+
+            _refuse_repeated_columns(pyarrow.parquet.read_schema(path).names, origin)
             return pd.read_parquet(path)
         if suffixes.endswith((".csv", ".csv.gz")):
+            # pandas renames a repeated header ('ra', 'ra.1'): look at it as written.
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
+            _refuse_repeated_columns(header, origin)
             return pd.read_csv(path)
         if suffixes.endswith((".fits", ".fits.gz", ".fit", ".fz")):
+            from astropy.io import fits
             from astropy.table import Table
 
-            return Table.read(path).to_pandas()
+            with fits.open(path) as hdus:
+                names = next((hdu.columns.names for hdu in hdus if hasattr(hdu, "columns")), [])
+            _refuse_repeated_columns(names, origin)
+            table = Table.read(path)
+            _angles_in_degrees(table, origin)
+            return _decode_bytes(table.to_pandas())
+    except SourceTableError:
+        raise
     except Exception as error:
         raise SourceTableError(f"Cannot read catalog {path}: {error}") from error
     raise SourceTableError(
         f"Catalog {path}: unknown file type {suffixes or '(none)'}; use .parquet, .csv or .fits."
     )
+
+
+def _angles_in_degrees(table: Any, origin: str) -> None:
+    """Convert the ``ra`` and ``dec`` columns of an astropy table to degrees,
+    in place, from any angle unit; a column without a unit is taken to be
+    in degrees.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when a column's unit is not an angle (or not a unit).
+
+    """
+    import astropy.units as u
+
+    for name in ("ra", "dec"):
+        if name not in table.colnames or table[name].unit is None:
+            continue
+        column = table[name]
+        unit = column.unit
+        if isinstance(unit, u.UnrecognizedUnit):
+            # Not a FITS unit (e.g. 'hourangle'): astropy's own name, if it is one.
+            unit = u.Unit(unit.to_string(), parse_strict="silent")
+        if unit == u.dimensionless_unscaled or unit == u.deg:
+            continue
+        try:
+            factor = float(unit.to(u.deg))
+        except (u.UnitsError, ValueError, TypeError):
+            raise SourceTableError(
+                f"{origin}: column {name!r} has unit {unit.to_string()!r}, which is not an angle; "
+                "give 'ra' and 'dec' in degrees (or another angle unit: rad, arcsec, hourangle, ...)."
+            ) from None
+        converted = column.astype(np.float64) * factor
+        converted.unit = u.deg
+        table[name] = converted
 
 
 def load_butler_sources(
@@ -495,6 +547,11 @@ def load_butler_sources(
     limit: int | None = None,
 ) -> pd.DataFrame:
     """Read and concatenate the Butler's DiaSource table datasets.
+
+    String columns of FITS tables (bytes) are decoded, so that selections
+    such as ``--band g`` see ``'g'``; FITS ``ra`` and ``dec`` columns with
+    an angle unit other than degrees (``rad``, ``arcsec``, ``hourangle``,
+    ...) are converted to degrees.
 
     Parameters
     ----------
