@@ -452,8 +452,14 @@ def test_real_sample_packet_with_null_cutouts_in_every_form(tmp_path):
     for schema_id in (1100, 1):
         (tmp_path / f"id{schema_id}.bin").write_bytes(struct.pack(">bI", 0, schema_id) + body.getvalue())
     inputs = [RUBIN_SAMPLE, tmp_path / "id1100.bin", tmp_path / "id1.bin"]
-    result = make_alert_cutouts(inputs, tmp_path / "out", config=config(), instrument="LSSTCam")
-    failed = result.records
+    # One run each: in one run the second and third copies of the id would fail as duplicate_id.
+    failed = pd.concat(
+        [
+            make_alert_cutouts([path], tmp_path / f"out{k}", config=config(), instrument="LSSTCam").records
+            for k, path in enumerate(inputs)
+        ],
+        ignore_index=True,
+    )
     assert len(failed) == 3 and (failed["status"] == "failed").all()
     assert (failed["reason_code"] == "no_cutout").all()
     assert (failed["diaSourceId"] == alert["diaSource"]["diaSourceId"]).all()
@@ -550,3 +556,75 @@ def test_ztf_stamps_without_wcs_take_every_display_option(tmp_path, option):
         with fits.open(path) as hdus:
             np.testing.assert_array_equal(hdus[0].data, ztf_stamp("Difference")[21:42, 21:42])
             assert "CTYPE1" not in hdus[0].header
+
+
+# Repeated, oversized and missing packets ---------------------------------------------
+
+
+@pytest.mark.parametrize("njobs", [0, 2])
+def test_a_repeated_source_id_is_drawn_once_and_later_copies_fail(tmp_path, njobs):
+    packets = tmp_path / "packets"
+    packets.mkdir()
+    for name in ("a.avro", "b.avro", "c.avro"):
+        shutil.copy(ZTF_PACKET, packets / name)
+    negative_ztf_packet(packets / "d.avro")  # another candid
+    result = make_alert_cutouts([packets], tmp_path / "out", config=config(sizes=[21]), njobs=njobs)
+    records = result.records
+    written = records[records["status"] == "written"]
+    assert sorted(written["diaSourceId"]) == [CANDID, CANDID + 1]
+    failed = records[records["status"] == "failed"]
+    assert failed["reason_code"].tolist() == ["duplicate_id", "duplicate_id"]
+    assert sorted(failed["reason"]) == [
+        f"{packets / name}#0: source id {CANDID} was already read from {packets / 'a.avro'}#0; "
+        "this copy is not drawn"
+        for name in ("b.avro", "c.avro")
+    ]
+    assert (failed["diaSourceId"] < 0).all() and failed["diaSourceId"].nunique() == 2
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert sorted(failures["reason_code"]) == ["duplicate_id", "duplicate_id"]
+    assert result.summary["written"] == 2 and result.summary["failed"] == 2
+
+
+def test_a_gzip_bomb_stamp_is_refused_without_inflating_it(tmp_path):
+    import gzip
+    import tracemalloc
+
+    schema, record = ztf_record()
+    record["candid"] = record["candidate"]["candid"] = CANDID + 2
+    record["cutoutScience"]["stampData"] = gzip.compress(bytes(65 * 2**20), compresslevel=1)
+    path = tmp_path / "bomb.avro"
+    with open(path, "wb") as out:
+        fastavro.writer(out, schema, [record])
+    ((packet, decoded),) = list(read_packets(path))
+    tracemalloc.start()
+    try:
+        failure = alert_source(decoded, packet, instrument="ZTF")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+    assert failure.code == "bad_cutout"
+    assert failure.reason.startswith(f"{path}#0 (cutoutScience): the gzip-compressed stamp")
+    assert "inflates to more than 64 MiB" in failure.reason
+    result = make_alert_cutouts([path, ZTF_PACKET], tmp_path / "out", config=config(sizes=[21]))
+    records = result.records.set_index("diaSourceId")
+    assert records.loc[CANDID + 2, "status"] == "failed" and records.loc[CANDID, "status"] == "written"
+    assert records.loc[CANDID + 2, "reason"] == failure.reason
+
+
+def test_a_broken_symlink_among_the_packets_is_a_failed_packet(tmp_path):
+    packets = tmp_path / "packets"
+    packets.mkdir()
+    shutil.copy(ZTF_PACKET, packets / "good.avro")
+    (packets / "gone.avro").symlink_to(tmp_path / "deleted.avro")
+    for inputs in ([packets], [packets / "good.avro", packets / "gone.avro"], [str(packets / "*.avro")]):
+        out = tmp_path / f"out{len(str(inputs))}"
+        result = make_alert_cutouts(inputs, out, config=config(sizes=[21]))
+        records = result.records
+        assert sorted(records["status"]) == ["failed", "written"]
+        (reason,) = records.loc[records["status"] == "failed", "reason"]
+        assert reason == (
+            f"{packets / 'gone.avro'}: broken symbolic link (to {tmp_path / 'deleted.avro'}, "
+            "which does not exist)"
+        )
+        assert pd.read_csv(out / "failures.csv")["reason_code"].tolist() == ["bad_packet"]

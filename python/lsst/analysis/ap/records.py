@@ -82,6 +82,9 @@ class ReasonCode(enum.StrEnum):
     BAD_CUTOUT = "bad_cutout"
     """An alert packet's stamp is not a readable FITS image with what it
     needs (a celestial WCS for Rubin stamps)."""
+    DUPLICATE_ID = "duplicate_id"
+    """An alert packet carries the same source id as an earlier packet of
+    the run (the first is drawn; the reason names both packets)."""
     CORRUPT_IMAGE = "corrupt_image"
     """An image file of the visit × detector exists but cannot be read as an
     image (damaged, truncated, not an image); the reason names the file."""

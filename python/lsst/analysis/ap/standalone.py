@@ -34,8 +34,11 @@ from .core import DetectorCutouter, make_detector_records
 from .datasets import IMAGE_ROLES
 from .images.alerts import (
     AVRO_CONTAINER_MAGIC,
+    AlertSource,
     PacketFailure,
+    alert_row,
     alert_source,
+    alert_source_id,
     decode_wire_message,
     read_container,
     read_packets,
@@ -67,9 +70,24 @@ DEFAULT_INSTRUMENT = "LSSTCam"
 # Alert packets -------------------------------------------------------------------
 
 
+def _broken_link(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link to nothing."""
+    return path.is_symlink() and not path.exists()
+
+
+def _packet_file(path: Path) -> bool:
+    """Whether ``path`` is a file to read packets from: a file, or a broken
+    symbolic link (whose packets then fail, naming it).
+    """
+    return path.is_file() or _broken_link(path)
+
+
 def expand_packet_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Packet files from files, directories (searched recursively for
     `PACKET_SUFFIXES`) and glob patterns, in order, without repeats.
+
+    Broken symbolic links are kept: reading them gives a failed record
+    that names them.
 
     Raises
     ------
@@ -81,11 +99,13 @@ def expand_packet_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(PACKET_SUFFIXES))
-        elif path.exists():
+            found = sorted(p for p in path.rglob("*") if _packet_file(p) and p.name.endswith(PACKET_SUFFIXES))
+        elif path.exists() or _broken_link(path):
             found = [path]
         else:
-            found = sorted(Path(p) for p in glob.glob(os.fspath(item), recursive=True) if Path(p).is_file())
+            found = sorted(
+                Path(p) for p in glob.glob(os.fspath(item), recursive=True) if _packet_file(Path(p))
+            )
         if not found:
             raise FileNotFoundError(f"no alert packet file at {item}")
         files.extend(p for p in found if p not in files)
@@ -115,15 +135,37 @@ def _failure_row(failure: PacketFailure, instrument: str) -> dict[str, Any]:
     }
 
 
+def _duplicate_failure(record: dict, packet: str, first: str, instrument: str) -> PacketFailure:
+    """The failure of a packet whose source id an earlier packet carries."""
+    source_id = alert_source_id(record)
+    row = alert_row(record, instrument=instrument) or {}
+    # Recorded under the packet's own id: the id's record is the first copy's.
+    row["diaSourceId"] = _packet_id(packet)
+    return PacketFailure(
+        packet,
+        ReasonCode.DUPLICATE_ID,
+        f"{packet}: source id {source_id} was already read from {first}; this copy is not drawn",
+        row,
+    )
+
+
 def _packet_records(
-    cutouter: DetectorCutouter, packet: str, record: dict | PacketFailure, instrument: str
+    cutouter: DetectorCutouter,
+    packet: str,
+    record: dict | PacketFailure,
+    instrument: str,
+    first: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Records of one packet (its source drawn by the core, or failed), and
-    its standardized source row when it has one.
+    its standardized source row when it has one; ``first`` names the
+    earlier packet with the same source id, if any.
     """
-    source = (
-        record if isinstance(record, PacketFailure) else alert_source(record, packet, instrument=instrument)
-    )
+    if isinstance(record, PacketFailure):
+        source: AlertSource | PacketFailure = record
+    elif first is not None:
+        source = _duplicate_failure(record, packet, first, instrument)
+    else:
+        source = alert_source(record, packet, instrument=instrument)
     if not isinstance(source, PacketFailure):
         try:
             table = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
@@ -152,18 +194,45 @@ def _iter_packets(item: Any, index: int) -> Iterator[tuple[str, dict | PacketFai
         yield from read_packets(item)
 
 
+def _first_packet(record: dict | PacketFailure, packet: str, seen: dict[int, str]) -> str | None:
+    """The packet that first carried the source id of ``record`` (`None`
+    when this is the first, or the packet has no id); ``seen`` maps the
+    ids met so far to their first packet, and is updated.
+    """
+    if isinstance(record, PacketFailure):
+        return None
+    source_id = alert_source_id(record)
+    if source_id is None:
+        return None
+    first = seen.get(source_id)
+    if first is None:
+        seen[source_id] = packet
+    return first
+
+
 def _alert_records(
-    task: PlotImageSubtractionCutoutsTask, items: Sequence[Any], instrument: str
+    task: PlotImageSubtractionCutoutsTask,
+    items: Sequence[Any],
+    instrument: str,
+    seen: dict[int, str] | None = None,
+    duplicates: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """Records of the packets of ``items``, and their source rows (for the
     vetting page).
+
+    A packet whose source id an earlier one carries fails
+    (``duplicate_id``): earlier in ``items`` (``seen``, the ids met so far
+    and their first packet, is updated), or as ``duplicates`` (packet ->
+    first packet, found beforehand) says.
     """
     cutouter = task._cutouter()
     frames = [empty_records()]
     rows = []
+    seen = {} if seen is None else seen
     for index, item in enumerate(items):
         for packet, record in _iter_packets(item, index):
-            records, source = _packet_records(cutouter, packet, record, instrument)
+            first = duplicates.get(packet) if duplicates is not None else _first_packet(record, packet, seen)
+            records, source = _packet_records(cutouter, packet, record, instrument, first)
             frames.append(records)
             if source is not None:
                 rows.append(source)
@@ -223,13 +292,17 @@ def make_alert_cutouts(
     njobs = usable_njobs(njobs, task.log)
     if njobs > 0 and len(files) > 1:
         others = [item for item in items if not isinstance(item, Path)]
-        records, rows = _alert_records(task, others, instrument)
+        seen: dict[int, str] = {}
+        records, rows = _alert_records(task, others, instrument, seen)
+        # Copies of an id in the files of different workers: found here,
+        # in input order, so that the first copy is the one drawn.
+        duplicates = _duplicate_packets(files, seen)
         frames = [records]
         context = multiprocessing.get_context("spawn")
         # A few batches of files per worker: single-message files are
         # small, and one task each would cost more than drawing them.
         n_batches = min(len(files), 4 * njobs)
-        batches = [[str(f) for f in files[i::n_batches]] for i in range(n_batches)]
+        batches = [([str(f) for f in files[i::n_batches]], duplicates) for i in range(n_batches)]
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=min(njobs, n_batches),
             mp_context=context,
@@ -262,9 +335,27 @@ def _start_alert_worker(
     _WORKER["instrument"] = instrument
 
 
-def _alert_worker_files(paths: list[str]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Worker-process entry point: draw the packets of a batch of files."""
-    return _alert_records(_WORKER["task"], [Path(p) for p in paths], _WORKER["instrument"])
+def _alert_worker_files(batch: tuple[list[str], dict[str, str]]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Worker-process entry point: draw the packets of a batch of files
+    (the paths, and the repeated packets of the run with their first copy).
+    """
+    paths, duplicates = batch
+    return _alert_records(
+        _WORKER["task"], [Path(p) for p in paths], _WORKER["instrument"], duplicates=duplicates
+    )
+
+
+def _duplicate_packets(files: Sequence[Path], seen: dict[int, str]) -> dict[str, str]:
+    """Packets of ``files`` whose source id an earlier packet carries (read
+    in order, after the ids of ``seen``), each with that first packet.
+    """
+    duplicates = {}
+    for path in files:
+        for packet, record in read_packets(path):
+            first = _first_packet(record, packet, seen)
+            if first is not None:
+                duplicates[packet] = first
+    return duplicates
 
 
 # Image files -----------------------------------------------------------------------

@@ -34,11 +34,15 @@ from __future__ import annotations
 
 __all__ = (
     "ZTF_BANDS",
+    "MAX_STAMP_BYTES",
     "ZTF_PIXEL_SCALE_ARCSEC",
     "AlertSource",
     "PacketFailure",
     "alert_source",
+    "alert_row",
+    "alert_source_id",
     "decode_wire_message",
+    "gunzip_stamp",
     "read_container",
     "read_packets",
     "read_parquet",
@@ -54,6 +58,7 @@ import math
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
@@ -72,6 +77,11 @@ stamps that carry no WCS."""
 
 ZTF_BANDS = {1: "g", 2: "r", 3: "i"}
 """ZTF filter id (``fid``) to band."""
+
+MAX_STAMP_BYTES = 64 * 2**20
+"""Largest decompressed size of a gzip-compressed stamp (64 MiB): a packet
+whose stamp would inflate beyond it (a gzip bomb) is refused without
+inflating the rest."""
 
 ROLE_FIELDS = {"template": "cutoutTemplate", "science": "cutoutScience", "difference": "cutoutDifference"}
 """Packet field of each role's stamp."""
@@ -248,10 +258,14 @@ def read_packets(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict | Pac
         container.
     record : dict or PacketFailure
         The decoded alert, or why it (or the rest of the file) cannot be
-        read.
+        read (a broken symbolic link is one failure naming its target).
 
     """
     name = os.fspath(path)
+    if os.path.islink(name) and not os.path.exists(name):
+        reason = f"{name}: broken symbolic link (to {os.readlink(name)}, which does not exist)"
+        yield name, PacketFailure(name, ReasonCode.BAD_PACKET, reason)
+        return
     try:
         with open(path, "rb") as stream:
             magic = stream.read(len(AVRO_CONTAINER_MAGIC))
@@ -338,6 +352,32 @@ def survey_of(record: Mapping[str, Any]) -> str | None:
     if "candidate" in record and "candid" in record:
         return "ztf"
     return None
+
+
+def alert_source_id(record: Mapping[str, Any]) -> int | None:
+    """The source id a decoded packet carries: the Rubin ``diaSourceId``,
+    the ZTF ``candid``; `None` when it has none that is an integer.
+    """
+    survey = survey_of(record)
+    if survey == "rubin":
+        value = (record.get("diaSource") or {}).get("diaSourceId", record.get("diaSourceId"))
+    elif survey == "ztf":
+        value = record.get("candid", (record.get("candidate") or {}).get("candid"))
+    else:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        return None
+    return int(value)
+
+
+def alert_row(record: Mapping[str, Any], *, instrument: str) -> dict[str, Any] | None:
+    """The source row of a decoded packet (see `AlertSource.row`), or
+    `None` when it is not an alert.
+    """
+    survey = survey_of(record)
+    if survey is None:
+        return None
+    return _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
 
 
 def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> AlertSource | PacketFailure:
@@ -436,7 +476,75 @@ def _ztf_positive(isdiffpos: Any) -> bool:
     return isdiffpos is None or str(isdiffpos).strip().lower() in ("t", "1", "true")
 
 
+def gunzip_stamp(data: bytes, name: str, limit: int = MAX_STAMP_BYTES) -> bytes:
+    """The bytes of a stamp, inflated when gzip-compressed.
+
+    The inflated size is measured first, a chunk at a time without keeping
+    the output: a stamp that would be larger than ``limit`` (a gzip bomb, a
+    few kB that inflate to gigabytes) is refused without being held in
+    memory.
+
+    Parameters
+    ----------
+    data : `bytes`
+        The stamp as the packet carries it.
+    name : `str`
+        The packet and stamp, for messages.
+    limit : `int`, optional
+        Largest decompressed size, in bytes.
+
+    Returns
+    -------
+    stamp : `bytes`
+        ``data`` itself when not gzip-compressed, else its contents.
+
+    Raises
+    ------
+    lsst.analysis.ap.images.butler.ImageUnavailableError
+        When the gzip data are damaged or inflate beyond ``limit``.
+
+    """
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        size = _inflated_size(data, limit)
+        if size > limit:
+            raise ImageUnavailableError(
+                f"{name}: the gzip-compressed stamp ({len(data)} bytes) inflates to more than "
+                f"{limit // 2**20} MiB; refused (a gzip bomb?)"
+            )
+        return gzip.decompress(data)
+    except (zlib.error, EOFError, gzip.BadGzipFile) as error:
+        raise ImageUnavailableError(f"{name}: damaged gzip data ({error})") from error
+
+
+_INFLATE_CHUNK = 2**20
+"""Bytes inflated at a time while measuring a compressed stamp."""
+
+
+def _inflated_size(data: bytes, limit: int) -> int:
+    """Size of gzip ``data`` inflated (every member), measured a chunk at a
+    time without keeping the output; counting stops past ``limit``.
+    """
+    size = 0
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pending = rest
+        while pending and size <= limit:
+            size += len(inflater.decompress(pending, _INFLATE_CHUNK))
+            pending = inflater.unconsumed_tail
+        if size > limit:
+            return size
+        size += len(inflater.flush())
+        if not inflater.eof:
+            raise EOFError("truncated gzip data")
+        rest = inflater.unused_data.lstrip(b"\x00")
+    return size
+
+
 def _open_stamp(data: bytes, name: str) -> astropy.io.fits.HDUList:
+    data = gunzip_stamp(data, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -500,11 +608,7 @@ def _ztf_reader(data: bytes, name: str, *, negate: bool = False) -> FixedPositio
     reference, this package's convention (and Rubin's), so a source that
     faded is drawn negative.
     """
-    try:
-        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-    except Exception as error:
-        raise ImageUnavailableError(f"{name}: damaged gzip data ({error})") from error
-    with _open_stamp(raw, name) as hdus:
+    with _open_stamp(data, name) as hdus:
         array, _ = _first_image(hdus, name)
     if negate:
         array = np.negative(array)
