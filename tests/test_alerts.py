@@ -628,3 +628,32 @@ def test_a_broken_symlink_among_the_packets_is_a_failed_packet(tmp_path):
             "which does not exist)"
         )
         assert pd.read_csv(out / "failures.csv")["reason_code"].tolist() == ["bad_packet"]
+
+
+def test_command_help_says_what_inputs_it_takes(capsys):
+    from lsst.analysis.ap.standalone import PACKET_SUFFIXES
+
+    with pytest.raises(SystemExit):
+        alerts_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("Avro container", "Parquet", "Confluent wire format", "directories", "glob patterns"):
+        assert words in text, words
+    for suffix in PACKET_SUFFIXES:
+        assert f"*{suffix}" in text, suffix
+
+
+def test_readme_alerts_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    root = Path(__file__).parent.parent
+    (line,) = [
+        line for line in (root / "README.md").read_text().splitlines() if line.startswith("plotAlertCutouts ")
+    ]
+    argv = shlex.split(line)[1:]
+    assert argv[-5] == "out"  # ... out -c 'sizes=[63]' -j 2
+    argv[-5] = str(tmp_path / "out")
+    monkeypatch.chdir(root)
+    assert alerts_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert " 0 failed" in printed
+    assert len(pd.read_csv(tmp_path / "out" / "records.csv")) > 1

@@ -684,14 +684,20 @@ def build_alerts_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plotAlertCutouts``."""
     parser = argparse.ArgumentParser(
         prog="plotAlertCutouts",
-        description="Draw the template/science/difference stamps of Rubin or ZTF alert packets.",
+        description="Draw the template/science/difference stamps of Rubin or ZTF alert packets. "
+        "Each INPUT is a packet file, a directory or a glob pattern; a file's format is read from its "
+        "first bytes, not its name: an Avro container file (Rubin or ZTF alerts, the schema inside), a "
+        "Parquet file with one alert per row (as the Fink broker stores them), or one Rubin alert in "
+        "the Confluent wire format (magic byte 0, schema id, Avro body; the schema from "
+        "lsst-alert-packet).",
     )
     parser.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="Packet files (Avro containers or Confluent wire-format messages), directories "
-        "(searched recursively for *.avro, *.bin, *.alert) or glob patterns.",
+        help="Packet files (Avro container, Parquet or Confluent wire-format), directories (searched "
+        "recursively for *.avro, *.avsc.bin, *.bin, *.alert, *.parquet) or glob patterns (quoted, "
+        "e.g. 'night-*/*.avro').",
     )
     parser.add_argument(
         "output",
