@@ -537,10 +537,11 @@ def test_command_refuses_missing_inputs(tmp_path, capsys):
         {"save_fits_stamps": True},
     ],
 )
-def test_ztf_stamps_without_wcs_take_every_display_option(tmp_path, option):
+def test_ztf_stamps_without_wcs_take_every_display_option(tmp_path, option, caplog):
     """A ZTF packet has no WCS and no mask: such options fall back (detector
     orientation, no compass, no overlay, FITS stamps without a WCS) rather
-    than failing the source."""
+    than failing the source; one warning says when options that rely on the
+    WCS are not applied."""
     cfg = config(sizes=[21])
     for name, value in option.items():
         target = cfg
@@ -549,8 +550,19 @@ def test_ztf_stamps_without_wcs_take_every_display_option(tmp_path, option):
             target = getattr(target, parent)
         setattr(target, leaf, value)
     cfg.validate()
+    caplog.set_level("WARNING")
     result = make_alert_cutouts([ZTF_PACKET], tmp_path, config=cfg)
     assert result.summary["written"] == 1, result.records[["status", "reason"]].to_dict("records")
+    warnings_of_wcs = [r.getMessage() for r in caplog.records if "carry no WCS" in r.getMessage()]
+    relies_on_wcs = (
+        option.get("display.orientation") or option.get("display.compass") or "save_fits_stamps" in option
+    )
+    if relies_on_wcs:
+        (message,) = warnings_of_wcs
+        assert message.startswith("1 ZTF packet(s): their stamps carry no WCS, so ")
+        assert "are not applied to them" in message
+    else:
+        assert warnings_of_wcs == []
     if option.get("save_fits_stamps"):
         (path,) = tmp_path.glob("fits/*/*_diff_21.fits")
         with fits.open(path) as hdus:

@@ -316,7 +316,37 @@ def make_alert_cutouts(
     else:
         records, rows = _alert_records(task, items, instrument)
     sources = pd.concat(rows, ignore_index=True) if rows else None
+    _warn_of_stamps_without_wcs(task, sources)
     return task.finish(records, sources)
+
+
+def _wcs_options(config: PlotImageSubtractionCutoutsConfig) -> list[str]:
+    """The options of ``config`` that need a stamp's WCS, in words."""
+    options = []
+    if config.display.orientation != "detector":
+        options.append(f"display.orientation={config.display.orientation}")
+    if config.display.compass:
+        options.append("display.compass")
+    if config.save_fits_stamps:
+        options.append("the WCS of save_fits_stamps")
+    return options
+
+
+def _warn_of_stamps_without_wcs(task: PlotImageSubtractionCutoutsTask, sources: pd.DataFrame | None) -> None:
+    """One warning when ZTF stamps (which carry no WCS) were drawn with
+    options that need one: those options are not applied to them.
+    """
+    options = _wcs_options(task.config)
+    if sources is None or not options or "instrument" not in sources:
+        return
+    n_ztf = int((sources["instrument"] == "ZTF").sum())
+    if n_ztf:
+        task.log.warning(
+            "%d ZTF packet(s): their stamps carry no WCS, so %s (which rely on it) are not applied to "
+            "them; they are drawn as read out, centred on the candidate.",
+            n_ztf,
+            ", ".join(options),
+        )
 
 
 _WORKER: dict[str, Any] = {}
