@@ -136,8 +136,12 @@ def test_non_detection_epochs_and_failures(demo_repo, sources, multi_epoch_objec
     rows = sources[sources["diaObjectId"] == multi_epoch_object]
     dropped_visit = int(rows["visit"].iloc[0])
     kept = sources.drop(index=rows.index[0])
-    far = rows.iloc[[0]].assign(diaObjectId=777, ra=rows["ra"].iloc[0] + 5.0)  # off every image
-    missing = rows.iloc[[0]].assign(diaObjectId=888, visit=424242)  # no such visit image
+    new_id = int(sources["diaSourceId"].max())
+    # off every image
+    far = rows.iloc[[0]].assign(diaObjectId=777, diaSourceId=new_id + 1, ra=rows["ra"].iloc[0] + 5.0)
+    missing = rows.iloc[[0]].assign(
+        diaObjectId=888, diaSourceId=new_id + 2, visit=424242
+    )  # no such visit image
     catalog = pd.concat([kept, far, missing], ignore_index=True)
     single = int(sources.groupby("diaObjectId").size().pipe(lambda c: c[c == 1].index[0]))
     result = _run(
@@ -218,3 +222,46 @@ def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, t
     frames = result.objects.iloc[0]["frames"]
     assert frames and frames in page_data
     assert result.objects.iloc[0]["contact_sheet"] in page_data
+
+
+def test_sources_without_instrument_are_of_the_repositorys_only_instrument(
+    demo_repo, demo_sources, multi_epoch_object, tmp_path
+):
+    assert "instrument" not in demo_sources.columns
+    result = _run(demo_repo, demo_sources, [multi_epoch_object], tmp_path)
+    record = result.objects.iloc[0]
+    assert record["status"] == "written", record["reason"]
+    assert int(record["n_epochs"]) == int((demo_sources["diaObjectId"] == multi_epoch_object).sum())
+
+
+def test_repeated_dia_source_ids_are_refused_naming_the_rows(
+    demo_repo, sources, multi_epoch_object, tmp_path
+):
+    from lsst.analysis.ap.sources import SourceTableError
+
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    repeated = pd.concat([rows, rows.iloc[[0]]], ignore_index=True)
+    with pytest.raises(
+        SourceTableError, match=r"^DiaSource table: column 'diaSourceId' must be unique.*rows 0, "
+    ):
+        _run(demo_repo, repeated, [multi_epoch_object], tmp_path)
+    assert not (tmp_path / "sequences").exists()
+
+
+def test_sources_without_dia_object_id_are_refused_naming_the_column(demo_repo, sources, tmp_path):
+    import subprocess
+    import sys
+
+    from lsst.analysis.ap.sources import SourceTableError
+
+    with pytest.raises(SourceTableError, match=r"^DiaSource table: no 'diaObjectId' column"):
+        _run(demo_repo, sources.drop(columns="diaObjectId"), [1], tmp_path)
+    catalog = tmp_path / "no_object_ids.csv"
+    sources.drop(columns="diaObjectId").to_csv(catalog, index=False)
+    for asked in (["--diaObjectId", "5"], ["--most-epochs", "1"]):
+        command = [sys.executable, "-m", "lsst.analysis.ap.sequences.cli", str(demo_repo.root)]
+        command += [str(tmp_path / "out"), "--collections", demo_repo.collection, "--catalog", str(catalog)]
+        done = subprocess.run([*command, *asked], capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert f"plotDiaObjectSequences: catalog {catalog}: no 'diaObjectId' column" in done.stderr
+        assert "Traceback" not in done.stderr

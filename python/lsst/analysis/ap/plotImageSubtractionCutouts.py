@@ -50,7 +50,6 @@ from .images.butler import (
     find_image_datasets,
     handle_plane_reader,
     local_files,
-    only_instrument,
 )
 from .images.tiles import release_bands
 from .outputs.ledger import Ledger, group_part_path, run_token
@@ -68,7 +67,7 @@ from .records import (
     records_frame,
     summarize,
 )
-from .sources import group_by_detector, source_rows, standardize_sources
+from .sources import group_by_detector, source_rows, standardize_repository_sources, standardize_sources
 from .vetting import write_output_vetting_page
 from .vetting.page import SOURCE_COLUMNS as VETTING_SOURCE_COLUMNS
 
@@ -849,11 +848,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         """
         # Rows without an instrument (no column, or null values) are of the
         # repository's instrument when it has only one (asked only then).
-        table = standardize_sources(
-            data,
-            instrument=instrument if instrument is not None else lambda: only_instrument(butler),
-            origin=origin,
-        )
+        table = standardize_repository_sources(data, butler, instrument=instrument, origin=origin)
         sources = table.sources
         self.prepare_output()
         groups = [frame for _, frame in group_by_detector(sources)]

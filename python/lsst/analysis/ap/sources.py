@@ -19,6 +19,7 @@ __all__ = (
     "load_catalog",
     "missing_optional_columns",
     "source_rows",
+    "standardize_repository_sources",
     "standardize_sources",
 )
 
@@ -385,6 +386,45 @@ def standardize_sources(
     return SourceTable(sources=frame[~bad], rejected=rejected)
 
 
+def standardize_repository_sources(
+    data: Any, butler: Any, *, instrument: str | None = None, origin: str = "DiaSource table"
+) -> SourceTable:
+    """`standardize_sources` for sources drawn from a Butler repository:
+    rows without an instrument (no ``instrument`` column, or a null value)
+    are of ``instrument``, else of the repository's instrument when it has
+    only one (asked only when a row needs it).
+
+    Parameters
+    ----------
+    data : `pandas.DataFrame` or `astropy.table.Table`
+        DiaSources with APDB column names.
+    butler : `lsst.daf.butler.Butler`
+        The repository holding the images.
+    instrument : `str`, optional
+        Instrument of rows without one.
+    origin : `str`, optional
+        Where the table came from, for error messages.
+
+    Returns
+    -------
+    table : `SourceTable`
+        As `standardize_sources`.
+
+    Raises
+    ------
+    SourceTableError
+        As `standardize_sources`.
+
+    """
+    from .images.butler import only_instrument
+
+    return standardize_sources(
+        data,
+        instrument=instrument if instrument is not None else lambda: only_instrument(butler),
+        origin=origin,
+    )
+
+
 def missing_optional_columns(columns: Iterable[str]) -> list[str]:
     """The optional columns a table lacks (they are shown as absent).
 
@@ -448,6 +488,11 @@ def group_by_detector(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, int, int
 
 def load_catalog(path: str | Path) -> pd.DataFrame:
     """Read a DiaSource catalog file: parquet, CSV, or a FITS table.
+
+    String columns of FITS tables (bytes) are decoded, so that selections
+    such as ``--band g`` see ``'g'``; FITS ``ra`` and ``dec`` columns with
+    an angle unit other than degrees (``rad``, ``arcsec``, ``hourangle``,
+    ...) are converted to degrees.
 
     Parameters
     ----------
@@ -547,11 +592,6 @@ def load_butler_sources(
     limit: int | None = None,
 ) -> pd.DataFrame:
     """Read and concatenate the Butler's DiaSource table datasets.
-
-    String columns of FITS tables (bytes) are decoded, so that selections
-    such as ``--band g`` see ``'g'``; FITS ``ra`` and ``dec`` columns with
-    an angle unit other than degrees (``rad``, ``arcsec``, ``hourangle``,
-    ...) are converted to degrees.
 
     Parameters
     ----------

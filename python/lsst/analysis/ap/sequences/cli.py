@@ -87,6 +87,15 @@ def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
     return load_butler_sources(butler, args.dataset_type, collections=args.collections)
 
 
+def _origin(args: argparse.Namespace) -> str:
+    """Where the DiaSources come from, for messages."""
+    if args.catalog:
+        return f"catalog {args.catalog}"
+    if args.sqlitefile or args.apdb_config:
+        return f"APDB {args.sqlitefile or args.apdb_config}"
+    return f"{args.dataset_type} tables"
+
+
 def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]:
     """The DiaObject ids the arguments ask for, in the order given.
 
@@ -96,7 +105,11 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
         When no object is asked for, or a column is missing.
 
     """
+    from .task import require_object_ids
+
     ids = list(args.diaObjectId)
+    if args.ra is not None or args.dec is not None or args.most_epochs > 0:
+        require_object_ids(sources, _origin(args))
     if args.id_column:
         if args.id_column not in sources.columns:
             raise ValueError(f"the catalog has no column {args.id_column!r}")
@@ -134,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ..cli import _apply_overrides, _open_butler, exit_status
-    from ..images.butler import only_instrument
+    from ..sources import SourceTableError
     from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
     config = PlotDiaObjectSequencesConfig()
@@ -145,19 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         config.validate()
         butler = _open_butler(args)
         sources = _sources(args, butler)
-        if "instrument" not in sources.columns or sources["instrument"].isna().any():
-            instrument = only_instrument(butler)
-            if instrument is None:
-                raise ValueError("the DiaSources name no instrument and the repository holds several")
-            column = sources["instrument"] if "instrument" in sources.columns else None
-            sources = sources.assign(instrument=instrument if column is None else column.fillna(instrument))
         ids = select_objects(args, sources)
         sources = _epoch_window(args, sources)
     except Exception as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
     task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
-    result = task.run(ids, butler, sources, njobs=args.jobs)
+    try:
+        # The sources are checked (instrument, ids, coordinates) before any work.
+        result = task.run(ids, butler, sources, njobs=args.jobs, origin=_origin(args))
+    except SourceTableError as error:
+        print(f"{_PROG}: {error}", file=sys.stderr)
+        return 2
     summary = result.summary
     print(
         f"{summary['objects']} DiaObject(s): {summary['written']} written, {summary['failed']} failed; "

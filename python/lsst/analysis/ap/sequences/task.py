@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("PlotDiaObjectSequencesConfig", "PlotDiaObjectSequencesTask")
+__all__ = ("PlotDiaObjectSequencesConfig", "PlotDiaObjectSequencesTask", "require_object_ids")
 
 import io
 import json
@@ -25,6 +25,7 @@ from ..geometry import pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.store import OutputStore
 from ..parallel import map_in_workers, usable_njobs
+from ..sources import SourceTableError, source_rows, standardize_repository_sources
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
@@ -98,6 +99,18 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
         self.science_image_type = DEFAULT_SCIENCE_TYPE
 
 
+def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -> None:
+    """Raise `~lsst.analysis.ap.sources.SourceTableError` naming the
+    ``diaObjectId`` column when ``sources`` lacks it.
+    """
+    if "diaObjectId" not in sources.columns:
+        shown = ", ".join(repr(str(c)) for c in sources.columns[:20])
+        raise SourceTableError(
+            f"{origin}: no 'diaObjectId' column, which says the DiaObject of each DiaSource "
+            f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
+        )
+
+
 class _EpochFailure(Exception):
     pass
 
@@ -125,7 +138,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
     # ------------------------------------------------------------------
 
     def run(
-        self, dia_object_ids: Iterable[int], butler: Any, sources: pd.DataFrame, njobs: int = 0
+        self,
+        dia_object_ids: Iterable[int],
+        butler: Any,
+        sources: pd.DataFrame,
+        njobs: int = 0,
+        *,
+        origin: str = "DiaSource table",
     ) -> pipeBase.Struct:
         """Draw the sequences of DiaObjects.
 
@@ -137,13 +156,19 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             Butler with the images (default collections set).
         sources : `pandas.DataFrame`
             DiaSources with at least ``diaObjectId``, ``diaSourceId``,
-            ``instrument``, ``visit``, ``detector``, ``ra``, ``dec`` and
-            ``midpointMjdTai`` (``band`` and ``psfFlux`` are shown when
-            present).
+            ``visit``, ``detector``, ``ra``, ``dec`` and ``midpointMjdTai``
+            (``band`` and ``psfFlux`` are shown when present).  They are
+            checked as the cutout task's are
+            (`lsst.analysis.ap.sources.standardize_repository_sources`):
+            rows without an ``instrument`` are of the repository's only
+            instrument, and rows whose coordinates cannot be drawn are left
+            out with a warning.
         njobs : `int`, optional
             Worker processes drawing objects in parallel (0: in this
             process); at most one per core this process may run on (a
             larger value is capped, with a warning).
+        origin : `str`, optional
+            Where the sources came from, for error messages.
 
         Returns
         -------
@@ -151,15 +176,18 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             ``objects`` (one record per object: status, reason, products),
             ``epochs`` (one record per epoch) and ``summary`` (counts).
 
+        Raises
+        ------
+        lsst.analysis.ap.sources.SourceTableError
+            Raised, before any work, when ``sources`` has no ``diaObjectId``
+            column, or cannot be used (a ``diaSourceId`` appears twice, a
+            required column is missing, ...; the message names the column
+            and the rows).
+
         """
         ids = list(dict.fromkeys(int(i) for i in dia_object_ids))
-        work = [
-            (
-                object_id,
-                sources[sources["diaObjectId"] == object_id] if "diaObjectId" in sources else sources[:0],
-            )
-            for object_id in ids
-        ]
+        sources = self._standardize(sources, butler, origin)
+        work = [(object_id, sources[sources["diaObjectId"] == object_id]) for object_id in ids]
         njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
             results = map_in_workers(
@@ -186,6 +214,22 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         summary = self._write_tables(objects_frame, epochs_frame)
         self._refresh_vetting_page(sources, objects_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
+
+    def _standardize(self, sources: pd.DataFrame, butler: Any, origin: str) -> pd.DataFrame:
+        """The sources checked as the cutout task's, without the rows that
+        cannot be drawn (each logged).
+        """
+        require_object_ids(sources, origin)
+        table = standardize_repository_sources(sources, butler, origin=origin)
+        for row in source_rows(table.rejected):
+            self.log.warning(
+                "%s: diaSourceId %d (diaObjectId %s) is left out: %s",
+                origin,
+                row["diaSourceId"],
+                row["diaObjectId"],
+                row["reason"],
+            )
+        return table.sources
 
     def _refresh_vetting_page(self, sources: pd.DataFrame, objects: pd.DataFrame) -> None:
         """When the output directory holds a cutout run, rewrite its vetting
