@@ -265,3 +265,25 @@ def test_groups_that_may_not_be_cut_stay_whole():
     )
     assert pieces[0] is groups[0]
     assert len(pieces) > 2 and all((piece["detector"] == 2).all() for piece in pieces[1:])
+
+
+def test_workers_of_a_script_without_a_main_guard_fail_with_a_hint(tmp_path):
+    """Spawned workers import the main script again; without the
+    ``if __name__ == "__main__":`` guard each dies at start, and the error
+    says why (as the sequences' workers, which take every item).
+    """
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from lsst.analysis.ap.parallel import map_in_workers\n\n\n"
+        "def start():\n    pass\n\n\n"
+        "def work(item):\n    return item\n\n\n"
+        "print(map_in_workers(start, (), work, list(range(8)), 3))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    (last,) = done.stderr.strip().splitlines()[-1:]
+    assert last.startswith("concurrent.futures.process.BrokenProcessPool: ")
+    assert 'if __name__ == "__main__":' in last and "'spawn'" in last

@@ -17,9 +17,11 @@ when the processes fill the cores.
 from __future__ import annotations
 
 __all__ = (
+    "MAIN_GUARD_HINT",
     "Progress",
     "available_cores",
     "draw_in_workers",
+    "explain_broken_pool",
     "map_in_workers",
     "split_for_processes",
     "threads_per_worker",
@@ -342,6 +344,39 @@ def draw_in_workers(
     )
 
 
+MAIN_GUARD_HINT = (
+    "hint: worker processes are started with the 'spawn' method, which imports the main script "
+    "again; a script that starts a run with workers must do so under "
+    "'if __name__ == \"__main__\":', or every worker dies at start"
+)
+"""Added to the message of a broken worker pool."""
+
+
+def explain_broken_pool(error: BaseException) -> BaseException:
+    """``error`` itself, or, for a
+    `concurrent.futures.process.BrokenProcessPool`, one whose message adds
+    `MAIN_GUARD_HINT` (the usual reason why every worker dies at start).
+
+    Parameters
+    ----------
+    error : `BaseException`
+        An error of a run with workers.
+
+    Returns
+    -------
+    error : `BaseException`
+        The error to raise (the original one is its ``__cause__``).
+
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    if not isinstance(error, BrokenProcessPool) or MAIN_GUARD_HINT in str(error):
+        return error
+    explained = BrokenProcessPool(f"{error} ({MAIN_GUARD_HINT})")
+    explained.__cause__ = error
+    return explained
+
+
 def map_in_workers(
     initializer: Callable[..., None],
     initargs: tuple,
@@ -469,7 +504,7 @@ def map_in_workers(
     if feeder is not None:
         feeder.join()
     if error is not None:
-        raise error
+        raise explain_broken_pool(error)
     return results
 
 
@@ -583,14 +618,19 @@ def _map_in_pool(
 ) -> list[Any]:
     """`map_in_workers` without work in this process: at most one worker
     per item."""
+    from concurrent.futures.process import BrokenProcessPool
+
     workers = min(workers, len(items))
     if workers < 1:
         return []
-    with _worker_pool(initializer, initargs, workers) as pool:
-        futures = [pool.submit(work, item) for item in items]
-        results = []
-        for future in concurrent.futures.as_completed(futures):
-            results.append(future.result())
-            if on_result is not None:
-                on_result(results[-1])
+    try:
+        with _worker_pool(initializer, initargs, workers) as pool:
+            futures = [pool.submit(work, item) for item in items]
+            results = []
+            for future in concurrent.futures.as_completed(futures):
+                results.append(future.result())
+                if on_result is not None:
+                    on_result(results[-1])
+    except BrokenProcessPool as error:
+        raise explain_broken_pool(error) from error
     return results

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from .images.files import (
     placement,
     role_files,
 )
-from .parallel import usable_njobs
+from .parallel import explain_broken_pool, usable_njobs
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, source_rows, standardize_sources
@@ -309,9 +310,12 @@ def make_alert_cutouts(
             initializer=_start_alert_worker,
             initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
-            for file_records, file_rows in pool.map(_alert_worker_files, batches):
-                frames.append(file_records)
-                rows.extend(file_rows)
+            try:
+                for file_records, file_rows in pool.map(_alert_worker_files, batches):
+                    frames.append(file_records)
+                    rows.extend(file_rows)
+            except BrokenProcessPool as error:
+                raise explain_broken_pool(error) from error
         records = pd.concat(frames, ignore_index=True)
     else:
         records, rows = _alert_records(task, items, instrument)
