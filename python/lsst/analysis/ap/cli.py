@@ -680,6 +680,25 @@ def _start_logging(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error(str(error))
 
 
+def add_worker_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``-j/--jobs``, the worker processes of a command that draws
+    only in workers when asked to (alerts, sequences).
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The command's parser.
+
+    """
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_integer(minimum=0),
+        default=0,
+        help="Worker processes (0: none; at most one per usable core).",
+    )
+
+
 def build_alerts_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plotAlertCutouts``."""
     parser = argparse.ArgumentParser(
@@ -705,13 +724,7 @@ def build_alerts_parser() -> argparse.ArgumentParser:
         help="Directory to write images/, manifests and the failure list to: a local path or an "
         "lsst-resources URI.",
     )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=_integer(minimum=0),
-        default=0,
-        help="Worker processes (0: none; at most one per usable core).",
-    )
+    add_worker_option(parser)
     parser.add_argument(
         "--instrument", default="LSSTCam", help="Instrument recorded for Rubin packets (default LSSTCam)."
     )

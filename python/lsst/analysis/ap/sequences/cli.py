@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import _finite, _integer, output_location
+from ..cli import _finite, _integer, add_worker_option, output_location
 
 _PROG = "plotDiaObjectSequences"
 
@@ -61,13 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="dia_source_detector",
         help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
     )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=_integer(minimum=0),
-        default=0,
-        help="Worker processes (0: none; at most one per usable core).",
-    )
+    add_worker_option(parser)
     parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
     parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
     parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
