@@ -80,6 +80,64 @@ def test_lossy_and_rice_planes_fall_back_to_astropy(tmp_path):
         plane.close()
 
 
+@pytest.mark.parametrize(
+    "dtype,kwargs",
+    [
+        (np.uint16, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
+        (np.uint16, dict(compression_type="GZIP_1", tile_shape=(7, 13))),
+        (np.uint32, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
+        (np.uint64, dict(compression_type="GZIP_2", tile_shape=(5, 97))),
+        (np.int8, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
+    ],
+)
+def test_integers_stored_with_an_offset_read_as_astropy_reads_them(tmp_path, dtype, kwargs, inflater):
+    """Unsigned integers (and signed bytes) are stored as the other type
+    with BZERO = ±2**(bits - 1): the tile reader adds it back, as astropy
+    does, so a value of 40000 in a uint16 image reads 40000, not -25536.
+    """
+    info = np.iinfo(dtype)
+    array = np.random.default_rng(3).integers(info.min, info.max, (83, 97), dtype=dtype, endpoint=True)
+    array[0, :4] = [info.min, info.max, info.min + 1, info.max - 1]
+    path = _write(tmp_path / "offset.fits", array, **kwargs)
+    plane = open_plane(path, "IMAGE")
+    assert isinstance(plane, TiledPlane)
+    np.testing.assert_array_equal(fits.getdata(path, "IMAGE"), array)
+    for y0, y1, x0, x1 in [(0, 1, 0, 4), (-3, 30, 90, 110), (40, 83, 0, 97)]:
+        got = plane.read(y0, y1, x0, x1)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, array[max(y0, 0) : y1, max(x0, 0) : x1])
+    plane.close()
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+@pytest.mark.parametrize(
+    "keywords", [dict(BSCALE=2.0, BZERO=10.0), dict(BZERO=5), dict(BZERO=32768, BLANK=7)]
+)
+def test_scaled_planes_are_read_by_astropy_with_their_scaling(tmp_path, compressed, keywords):
+    """BSCALE, BZERO other than an unsigned offset, and BLANK make astropy
+    scale the values to floats: such planes are read by astropy, scaled.
+    """
+    array = np.random.default_rng(4).integers(0, 200, (20, 30)).astype(np.int16)
+    hdu = (
+        fits.CompImageHDU(array, name="IMAGE", compression_type="GZIP_2", tile_shape=(1, 30))
+        if compressed
+        else fits.ImageHDU(array, name="IMAGE")
+    )
+    for key, value in keywords.items():
+        hdu.header[key] = value
+    path = tmp_path / "scaled.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    plane = open_plane(path, "IMAGE")
+    assert not isinstance(plane, TiledPlane)
+    got = plane.read(2, 20, 0, 25)
+    want = fits.getdata(path, "IMAGE")[2:, :25]
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    if keywords.get("BSCALE") == 2.0:
+        np.testing.assert_array_equal(got, array[2:, :25] * 2.0 + 10.0)
+    plane.close()
+
+
 def test_uncompressed_image_hdu(tmp_path):
     array = np.arange(600, dtype=">f4").reshape(20, 30)
     path = tmp_path / "plain.fits"

@@ -227,6 +227,7 @@ class TiledPlane:
         self.shape = (int(header["ZNAXIS2"]), int(header["ZNAXIS1"]))
         self.tile_shape = (int(header.get("ZTILE2", 1)), int(header.get("ZTILE1", self.shape[1])))
         self.dtype = np.dtype(_BITPIX_DTYPE[int(header["ZBITPIX"])])
+        self._offset_dtype = _offset_dtype(header)
         self._tiles_x = -(-self.shape[1] // self.tile_shape[1])
         tform = header["TFORM1"].strip()
         descriptor_type = tform.lstrip("0123456789")[0]  # P (32-bit) or Q (64-bit) descriptors
@@ -499,9 +500,20 @@ class TiledPlane:
         -------
         pixels : `numpy.ndarray`
             A new native-endian array of shape ``(y1 - y0, x1 - x0)`` after
-            clipping to the image.
+            clipping to the image, of the type astropy reads the plane as
+            (integers stored with an offset, ``BZERO``, become unsigned).
 
         """
+        out = self._read_stored(y0, y1, x0, x1)
+        if self._offset_dtype is None:
+            return out
+        # value = stored + BZERO, with BZERO = ±2**(bits - 1): flip the top bit.
+        unsigned = out.view(out.dtype.str.replace("i", "u"))
+        unsigned ^= np.array(1 << (8 * out.dtype.itemsize - 1), dtype=unsigned.dtype)
+        return out.view(self._offset_dtype)
+
+    def _read_stored(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """`read` of the values as stored (without ``BZERO``)."""
         y0, x0 = max(y0, 0), max(x0, 0)
         y1, x1 = min(y1, self.shape[0]), min(x1, self.shape[1])
         out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=self.dtype.newbyteorder("="))
@@ -579,6 +591,21 @@ class _SectionPlane:
         self._hdu_list.close()
 
 
+def _offset_dtype(header: astropy.io.fits.Header) -> np.dtype | None:
+    """The type astropy reads an integer plane stored with the FITS offset
+    convention as (``BSCALE`` 1, ``BZERO`` 2**(bits - 1): unsigned 16-, 32-
+    or 64-bit integers; ``BZERO`` -128: signed bytes), else `None`.
+    """
+    if header.get("BSCALE", 1) != 1 or "BZERO" not in header:
+        return None
+    bits = int(header.get("ZBITPIX", 0))
+    if bits == 8 and header["BZERO"] == -128:
+        return np.dtype("i1")
+    if bits in (16, 32, 64) and header["BZERO"] == 1 << (bits - 1):
+        return np.dtype(f"u{bits // 8}")
+    return None
+
+
 def _is_lossless_tiled(header: astropy.io.fits.Header) -> bool:
     if not header.get("ZIMAGE", False) or header.get("ZNAXIS") != 2:
         return False
@@ -588,6 +615,9 @@ def _is_lossless_tiled(header: astropy.io.fits.Header) -> bool:
         return False  # quantized floats carry ZSCALE/ZZERO (and fallback) columns
     if "ZBLANK" in header or "ZQUANTIZ" in header and header["ZQUANTIZ"].strip() != "NO_DITHER":
         return False
+    scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
+    if scaled and (_offset_dtype(header) is None or "BLANK" in header):
+        return False  # astropy applies BSCALE, BZERO and BLANK, to floats
     if int(header.get("ZBITPIX", 0)) not in _BITPIX_DTYPE:
         return False
     tform = header.get("TFORM1", "").strip().lstrip("0123456789")
@@ -674,6 +704,7 @@ def open_plane(
         The file cannot be read as FITS.
 
     """
+    memmap = True
     try:
         header, data_offset = _find_hdu(path, hdu)
     except ValueError:
@@ -681,5 +712,7 @@ def open_plane(
     else:
         if _is_lossless_tiled(header):
             return TiledPlane(path, header, data_offset, cache_bytes=cache_bytes)
-    hdu_list = astropy.io.fits.open(path, memmap=True, lazy_load_hdus=True)
+        # astropy scales (BSCALE, BZERO, BLANK) only data it does not map.
+        memmap = not any(key in header for key in ("BSCALE", "BZERO", "BLANK"))
+    hdu_list = astropy.io.fits.open(path, memmap=memmap, lazy_load_hdus=True)
     return _SectionPlane(hdu_list, hdu_list.index_of(hdu))
