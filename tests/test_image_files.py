@@ -515,3 +515,23 @@ def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run,
     assert records["reason"].str.contains(str(corrupt), regex=False).all()
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert set(failures["reason_code"]) == {"corrupt_image"}
+
+
+def test_an_image_hdu_without_pixels_is_passed_over_for_the_image(tmp_path):
+    """A primary HDU labelled EXTTYPE = IMAGE but holding no pixels, ahead
+    of the real image: the sources are cut from the image, not failed for
+    a missing WCS."""
+    primary = fits.PrimaryHDU()
+    primary.header["EXTTYPE"] = "IMAGE"
+    image = fits.ImageHDU(np.arange(60 * 80, dtype=np.float32).reshape(60, 80))
+    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
+    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
+    image.header.update(cards)
+    path = tmp_path / "empty_primary.fits"
+    fits.HDUList([primary, image]).writeto(path)
+    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
+    result = make_file_cutouts(
+        catalog, tmp_path / "out", science=path, template=path, difference=path, instrument="X"
+    )
+    assert result.records["status"].tolist() == ["written"], result.records["reason"].tolist()
+    assert (tmp_path / "out" / result.records["path"].iloc[0]).stat().st_size > 0

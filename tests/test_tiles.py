@@ -111,7 +111,7 @@ def test_integers_stored_with_an_offset_read_as_astropy_reads_them(tmp_path, dty
 
 @pytest.mark.parametrize("compressed", [True, False])
 @pytest.mark.parametrize(
-    "keywords", [dict(BSCALE=2.0, BZERO=10.0), dict(BZERO=5), dict(BZERO=32768, BLANK=7)]
+    "keywords", [dict(BSCALE=2.0, BZERO=10.0), dict(BZERO=5), dict(BZERO=32768, BLANK=7), dict(BLANK=7)]
 )
 def test_scaled_planes_are_read_by_astropy_with_their_scaling(tmp_path, compressed, keywords):
     """BSCALE, BZERO other than an unsigned offset, and BLANK make astropy
@@ -336,3 +336,143 @@ def test_bands_kept_after_a_run_give_back_all_but_their_first_rows(tmp_path, mon
     assert plane._band is band
     plane.close()
     tiles.release_bands()
+
+
+@pytest.mark.parametrize("kind", ["plain", "rice"])
+def test_boxes_outside_the_image_are_empty_in_the_planes_type(tmp_path, kind):
+    """Boxes of the astropy reader are clipped as the tile reader's: a box
+    above or left of the image is empty, not pixels of the other end."""
+    array = np.arange(100 * 120, dtype=np.float32).reshape(100, 120)
+    path = tmp_path / f"{kind}.fits"
+    hdu = (
+        fits.ImageHDU(array, name="IMAGE")
+        if kind == "plain"
+        else fits.CompImageHDU(array, name="IMAGE", compression_type="RICE_1", quantize_level=0.0)
+    )
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    plane = open_plane(path, "IMAGE")
+    assert not isinstance(plane, TiledPlane)
+    for box, shape in [
+        ((-50, -20, 0, 10), (0, 10)),
+        ((0, 10, -50, -20), (10, 0)),
+        ((10, 10, 0, 5), (0, 5)),
+        ((5, 2, 0, 5), (0, 5)),
+        ((150, 160, 0, 5), (0, 5)),
+    ]:
+        got = plane.read(*box)
+        assert got.shape == shape and got.dtype == np.float32, (box, got.shape, got.dtype)
+    np.testing.assert_array_equal(plane.read(-5, 3, 118, 130), array[0:3, 118:120])
+    plane.close()
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_gzipped_files_of_unsigned_images(tmp_path, compressed):
+    """A whole-file gzipped uint16 image (stored with BZERO) is read as
+    astropy reads it."""
+    import gzip
+
+    array = (np.arange(100 * 120, dtype=np.uint16) * 5).reshape(100, 120)
+    hdu = (
+        fits.CompImageHDU(array, name="IMAGE", compression_type="GZIP_2")
+        if compressed
+        else fits.ImageHDU(array, name="IMAGE")
+    )
+    path = tmp_path / "u16.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    zipped = tmp_path / "u16.fits.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    plane = open_plane(zipped, "IMAGE")
+    got = plane.read(0, 2, 0, 3)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, array[:2, :3])
+    plane.close()
+
+
+def _with_descriptor(path, out, row, count=None, offset=None):
+    """A copy of ``path`` with tile ``row``'s (P) descriptor changed."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    _, table = tiles._find_hdu(path, "IMAGE")
+    at = table + 8 * row
+    old_count, old_offset = struct.unpack(">ii", data[at : at + 8])
+    data[at : at + 8] = struct.pack(
+        ">ii", old_count if count is None else count, old_offset if offset is None else offset
+    )
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_damaged_tile_tables_fail_naming_the_file_and_tile(tmp_path):
+    """A tile table pointing outside the file, or cut short, and tile sizes
+    that cannot be, fail with a ValueError naming the file (and the tile),
+    without reading what the table says (2 GiB for a count of 2**31 - 1)."""
+    array = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    path = _write(
+        tmp_path / "base.fits", array, compression_type="GZIP_2", tile_shape=(1, 50), quantize_level=0
+    )
+    _, table = tiles._find_hdu(path, "IMAGE")
+    for name, changes in [
+        ("negative_offset.fits", dict(offset=-100000)),
+        ("negative_count.fits", dict(count=-5)),
+        ("huge_count.fits", dict(count=2**31 - 1)),
+        ("past_the_end.fits", dict(offset=2**31 - 1000)),
+    ]:
+        damaged = _with_descriptor(path, tmp_path / name, 3, **changes)
+        plane = open_plane(damaged, "IMAGE")
+        np.testing.assert_array_equal(plane.read(0, 2, 0, 50), array[:2])
+        with pytest.raises(ValueError, match=rf"{name}: tile \(3, 0\) is damaged: .* outside the file"):
+            plane.read(2, 5, 0, 50)
+        plane.close()
+    cut = tmp_path / "cut_table.fits"
+    cut.write_bytes(path.read_bytes()[: table + 50])
+    with pytest.raises(ValueError, match="cut_table.fits: the file ends inside its tile table"):
+        open_plane(cut, "IMAGE")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"ZTILE1  =")
+    data[at : at + 80] = b"ZTILE1  =                    0".ljust(80)
+    (tmp_path / "ztile0.fits").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"ztile0.fits: a tiled image of 50×40 pixels in tiles of 0×1"):
+        open_plane(tmp_path / "ztile0.fits", "IMAGE")
+    (tmp_path / "text.fits").write_text("not a FITS file\n" * 300)
+    with pytest.raises(OSError, match="text.fits: not a readable FITS file"):
+        open_plane(tmp_path / "text.fits", "IMAGE")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros(120, np.float32), name="IMAGE")]).writeto(
+        tmp_path / "oned.fits"
+    )
+    with pytest.raises(ValueError, match=r"oned.fits: HDU 1 is not a 2-d image"):
+        open_plane(tmp_path / "oned.fits", "IMAGE")
+
+
+def test_tiles_of_several_gzip_members_and_unnamed_hdus_read_as_astropy(tmp_path):
+    """A tile stored as two gzip members (valid gzip, which astropy reads)
+    is read whole; a compressed HDU without EXTNAME is found by astropy's
+    name for it, COMPRESSED_IMAGE."""
+    import gzip
+
+    array = np.arange(20 * 30, dtype=np.float32).reshape(20, 30)
+    rows = array.astype(">f4")
+    payloads = [
+        np.frombuffer(gzip.compress(row.tobytes()[:60]) + gzip.compress(row.tobytes()[60:]), np.uint8)
+        for row in rows
+    ]
+    column = fits.Column(name="COMPRESSED_DATA", format="1PB", array=np.array([*payloads, None], object)[:-1])
+    table = fits.BinTableHDU.from_columns([column])
+    for key, value in [
+        ("ZIMAGE", True),
+        ("ZBITPIX", -32),
+        ("ZNAXIS", 2),
+        ("ZNAXIS1", 30),
+        ("ZNAXIS2", 20),
+        ("ZTILE1", 30),
+        ("ZTILE2", 1),
+        ("ZCMPTYPE", "GZIP_1"),
+    ]:
+        table.header[key] = value
+    path = tmp_path / "members.fits"
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    np.testing.assert_array_equal(fits.getdata(path, 1), array)
+    plane = open_plane(path, "COMPRESSED_IMAGE")
+    assert isinstance(plane, TiledPlane)
+    np.testing.assert_array_equal(plane.read(3, 9, 2, 29), array[3:9, 2:29])
+    plane.close()

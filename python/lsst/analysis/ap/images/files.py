@@ -106,10 +106,15 @@ def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], 
 
 
 def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
-    """Index of the image HDU: named ``IMAGE``, else the first 2-d image."""
+    """Index of the image HDU: the first 2-d image named ``IMAGE``, else
+    the first 2-d image (an ``IMAGE`` HDU without pixels is passed over)."""
     for key in ("EXTNAME", "EXTTYPE"):
         for index, hdu in enumerate(hdus):
-            if str(hdu.header.get(key, "")).strip().upper() == "IMAGE" and isinstance(hdu, _IMAGE_HDUS):
+            if (
+                str(hdu.header.get(key, "")).strip().upper() == "IMAGE"
+                and isinstance(hdu, _IMAGE_HDUS)
+                and hdu.header.get("NAXIS") == 2
+            ):
                 return index
     for index, hdu in enumerate(hdus):
         if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS") == 2:

@@ -27,6 +27,7 @@ from __future__ import annotations
 __all__ = ("PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_for_box")
 
 import collections
+import gzip
 import math
 import mmap
 import os
@@ -226,6 +227,11 @@ class TiledPlane:
         self.algorithm = header["ZCMPTYPE"].strip()
         self.shape = (int(header["ZNAXIS2"]), int(header["ZNAXIS1"]))
         self.tile_shape = (int(header.get("ZTILE2", 1)), int(header.get("ZTILE1", self.shape[1])))
+        if min(self.shape) < 1 or min(self.tile_shape) < 1:
+            raise ValueError(
+                f"{self.path}: a tiled image of {self.shape[1]}×{self.shape[0]} pixels in tiles of "
+                f"{self.tile_shape[1]}×{self.tile_shape[0]} (ZNAXIS, ZTILE) cannot be read"
+            )
         self.dtype = np.dtype(_BITPIX_DTYPE[int(header["ZBITPIX"])])
         self._offset_dtype = _offset_dtype(header)
         self._tiles_x = -(-self.shape[1] // self.tile_shape[1])
@@ -235,15 +241,30 @@ class TiledPlane:
         n_rows = int(header["NAXIS2"])
         row_bytes = int(header["NAXIS1"])
         self._heap_offset = data_offset + int(header.get("THEAP", row_bytes * n_rows))
+        tiles_y = -(-self.shape[0] // self.tile_shape[0])
+        if n_rows != tiles_y * self._tiles_x or row_bytes != 2 * (4 if descriptor_type == "P" else 8):
+            raise ValueError(
+                f"{self.path}: its tile table lists {n_rows} tiles of {row_bytes} bytes, not the "
+                f"{tiles_y * self._tiles_x} tiles of a {self.shape[1]}×{self.shape[0]} image in tiles "
+                f"of {self.tile_shape[1]}×{self.tile_shape[0]}"
+            )
         self._fd = os.open(self.path, os.O_RDONLY)
-        raw = os.pread(self._fd, row_bytes * n_rows, data_offset)
+        try:
+            raw = os.pread(self._fd, row_bytes * n_rows, data_offset)
+            self._heap_bytes = os.fstat(self._fd).st_size - self._heap_offset
+            if len(raw) != row_bytes * n_rows:
+                raise ValueError(f"{self.path}: the file ends inside its tile table (truncated)")
+        except BaseException:
+            os.close(self._fd)
+            self._fd = -1
+            raise
         self._descriptors = np.frombuffer(raw, dtype=">i4" if descriptor_type == "P" else ">i8").reshape(
             n_rows, 2
         )
+        self._outside = self._outside_the_file()
         tile_bytes = self.tile_shape[0] * self.tile_shape[1] * self.dtype.itemsize
         self._cache_tiles = max(1, cache_bytes // max(tile_bytes, 1))
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        tiles_y = -(-self.shape[0] // self.tile_shape[0])
         self._band: np.ndarray | None = None
         self._band_filled: np.ndarray | None = None
         self._band_row: np.ndarray | None = None
@@ -291,7 +312,9 @@ class TiledPlane:
         height, width = self._tile_extent(tile_y, tile_x)
         size = height * width * self.dtype.itemsize
         if payload is None:
-            count, offset = self._descriptors[tile_y * self._tiles_x + tile_x]
+            key = tile_y * self._tiles_x + tile_x
+            self._check_spans([key])
+            count, offset = self._descriptors[key]
             payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
         if self.algorithm == "NOCOMPRESS":
             data = payload
@@ -300,11 +323,43 @@ class TiledPlane:
                 data = _inflate(payload, size)
             except zlib.error as error:
                 raise ValueError(f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: {error}") from error
+        if len(data) != size and payload[:2] == b"\x1f\x8b":
+            # Several gzip members, or padding after one: what astropy
+            # reads (with Python's gzip module); libdeflate reads one member.
+            try:
+                data = gzip.decompress(payload)
+            except (OSError, EOFError, zlib.error):
+                pass
         if len(data) != size:
             raise ValueError(
                 f"{self.path}: tile ({tile_y}, {tile_x}) holds {len(data)} bytes, expected {size}"
             )
         return np.frombuffer(data, dtype=np.uint8)
+
+    def _outside_the_file(self) -> np.ndarray | None:
+        """Which tiles the tile table puts (partly) outside the file's heap,
+        `None` when none (checked once, when the plane is opened)."""
+        counts = self._descriptors[:, 0].astype(np.int64)
+        offsets = self._descriptors[:, 1].astype(np.int64)
+        heap = self._heap_bytes
+        bad = (counts < 0) | (offsets < 0) | (offsets > heap)
+        bad |= counts > (heap - np.clip(offsets, 0, heap)) // self._element_size
+        return bad if bad.any() else None
+
+    def _check_spans(self, keys: list[int]) -> None:
+        """Raise a `ValueError` naming the first of the tiles ``keys`` whose
+        compressed bytes, as the tile table gives them, lie outside the file
+        (before any of them is read: a damaged count may ask for gigabytes).
+        """
+        if self._outside is None or not self._outside[keys].any():
+            return
+        key = next(key for key in keys if self._outside[key])
+        count, offset = (int(value) for value in self._descriptors[key])
+        tile_y, tile_x = divmod(key, self._tiles_x)
+        raise ValueError(
+            f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: the tile table puts its {count} "
+            f"compressed elements at heap offset {offset}, outside the file's {self._heap_bytes}-byte heap"
+        )
 
     @property
     def _shuffled(self) -> bool:
@@ -413,6 +468,7 @@ class TiledPlane:
             by `inflate_tile`) when they are scattered.
 
         """
+        self._check_spans(keys)
         descriptors = self._descriptors[keys].astype(np.int64)
         lengths = descriptors[:, 0] * self._element_size
         offsets = descriptors[:, 1]
@@ -576,15 +632,31 @@ class TiledPlane:
 class _SectionPlane:
     """Any other image HDU, read with astropy's ``section``."""
 
-    def __init__(self, hdu_list: astropy.io.fits.HDUList, index: int) -> None:
+    def __init__(self, hdu_list: astropy.io.fits.HDUList, index: int, path: str) -> None:
         self._hdu_list = hdu_list
         self._hdu = hdu_list[index]
+        self.path = path
         self.shape = tuple(self._hdu.shape)
+        if len(self.shape) != 2 or not isinstance(
+            self._hdu, astropy.io.fits.PrimaryHDU | astropy.io.fits.ImageHDU | astropy.io.fits.CompImageHDU
+        ):
+            raise ValueError(f"{path}: HDU {index} is not a 2-d image (shape {self.shape})")
+        self._dtype: np.dtype | None = None
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """As `TiledPlane.read`: the box clipped to the image (empty when
+        it lies outside), in the type astropy reads the plane as.
+        """
         y0, x0 = max(y0, 0), max(x0, 0)
-        y1, x1 = min(y1, self.shape[0]), min(x1, self.shape[1])
-        data = np.asarray(self._hdu.section[y0:y1, x0:x1])
+        y1, x1 = max(min(y1, self.shape[0]), y0), max(min(x1, self.shape[1]), x0)
+        try:
+            if y1 == y0 or x1 == x0:
+                if self._dtype is None:
+                    self._dtype = np.asarray(self._hdu.section[0:1, 0:1]).dtype
+                return np.empty((y1 - y0, x1 - x0), dtype=self._dtype.newbyteorder("="))
+            data = np.asarray(self._hdu.section[y0:y1, x0:x1])
+        except (OSError, ValueError, TypeError, IndexError, ZeroDivisionError) as error:
+            raise ValueError(f"{self.path}: cannot read pixels [{y0}:{y1}, {x0}:{x1}]: {error}") from error
         return data.astype(data.dtype.newbyteorder("="), copy=True)
 
     def close(self) -> None:
@@ -616,7 +688,7 @@ def _is_lossless_tiled(header: astropy.io.fits.Header) -> bool:
     if "ZBLANK" in header or "ZQUANTIZ" in header and header["ZQUANTIZ"].strip() != "NO_DITHER":
         return False
     scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-    if scaled and (_offset_dtype(header) is None or "BLANK" in header):
+    if "BLANK" in header or scaled and _offset_dtype(header) is None:
         return False  # astropy applies BSCALE, BZERO and BLANK, to floats
     if int(header.get("ZBITPIX", 0)) not in _BITPIX_DTYPE:
         return False
@@ -665,7 +737,8 @@ def _find_hdu(path: str | os.PathLike[str], hdu: int | str) -> tuple[astropy.io.
             except EOFError:
                 raise KeyError(f"{os.fspath(path)} has no HDU {hdu!r}") from None
             data_offset = stream.tell()
-            name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip().upper()
+            unnamed = "PRIMARY" if index == 0 else "COMPRESSED_IMAGE" if header.get("ZIMAGE") else ""
+            name = str(header.get("EXTNAME", unnamed)).strip().upper()
             if wanted == index or wanted == name:
                 return header, data_offset
             naxis = int(header.get("NAXIS", 0))
@@ -701,10 +774,12 @@ def open_plane(
     KeyError
         No such HDU.
     OSError
-        The file cannot be read as FITS.
+        The file cannot be read as FITS (the message names it).
+    ValueError
+        The HDU is not a 2-d image, or its tile table does not describe
+        its image (the message names the file).
 
     """
-    memmap = True
     try:
         header, data_offset = _find_hdu(path, hdu)
     except ValueError:
@@ -712,7 +787,14 @@ def open_plane(
     else:
         if _is_lossless_tiled(header):
             return TiledPlane(path, header, data_offset, cache_bytes=cache_bytes)
-        # astropy scales (BSCALE, BZERO, BLANK) only data it does not map.
-        memmap = not any(key in header for key in ("BSCALE", "BZERO", "BLANK"))
-    hdu_list = astropy.io.fits.open(path, memmap=memmap, lazy_load_hdus=True)
-    return _SectionPlane(hdu_list, hdu_list.index_of(hdu))
+    # astropy's own choice of memory mapping: it maps plain data, and reads
+    # what it scales (BSCALE, BZERO, BLANK) or what is gzipped as a whole.
+    try:
+        hdu_list = astropy.io.fits.open(path, lazy_load_hdus=True)
+    except OSError as error:
+        raise OSError(f"{os.fspath(path)}: not a readable FITS file: {error}") from error
+    try:
+        return _SectionPlane(hdu_list, hdu_list.index_of(hdu), os.fspath(path))
+    except BaseException:
+        hdu_list.close()
+        raise
