@@ -535,3 +535,20 @@ def test_an_image_hdu_without_pixels_is_passed_over_for_the_image(tmp_path):
     )
     assert result.records["status"].tolist() == ["written"], result.records["reason"].tolist()
     assert (tmp_path / "out" / result.records["path"].iloc[0]).stat().st_size > 0
+
+
+def test_an_image_hdu_without_pixels_is_never_replaced_by_the_mask(tmp_path):
+    """An HDU named IMAGE without pixels, beside a MASK plane with a WCS:
+    the file fails, rather than stamps being cut from the mask."""
+    mask = fits.ImageHDU(np.ones((60, 80), dtype=np.int32), name="MASK")
+    mask.header.update(
+        dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
+        | dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
+    )
+    path = tmp_path / "empty_image.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(name="IMAGE"), mask]).writeto(path)
+    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
+    result = make_file_cutouts(
+        catalog, tmp_path / "out", science=path, template=path, difference=path, instrument="X"
+    )
+    assert result.records["status"].tolist() == ["failed"]

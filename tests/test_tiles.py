@@ -444,7 +444,8 @@ def test_damaged_tile_tables_fail_naming_the_file_and_tile(tmp_path):
         open_plane(tmp_path / "oned.fits", "IMAGE")
 
 
-def test_tiles_of_several_gzip_members_and_unnamed_hdus_read_as_astropy(tmp_path):
+@pytest.mark.parametrize("split", [60, 100, 20])
+def test_tiles_of_several_gzip_members_and_unnamed_hdus_read_as_astropy(tmp_path, split, inflater):
     """A tile stored as two gzip members (valid gzip, which astropy reads)
     is read whole; a compressed HDU without EXTNAME is found by astropy's
     name for it, COMPRESSED_IMAGE."""
@@ -453,7 +454,7 @@ def test_tiles_of_several_gzip_members_and_unnamed_hdus_read_as_astropy(tmp_path
     array = np.arange(20 * 30, dtype=np.float32).reshape(20, 30)
     rows = array.astype(">f4")
     payloads = [
-        np.frombuffer(gzip.compress(row.tobytes()[:60]) + gzip.compress(row.tobytes()[60:]), np.uint8)
+        np.frombuffer(gzip.compress(row.tobytes()[:split]) + gzip.compress(row.tobytes()[split:]), np.uint8)
         for row in rows
     ]
     column = fits.Column(name="COMPRESSED_DATA", format="1PB", array=np.array([*payloads, None], object)[:-1])
@@ -476,3 +477,27 @@ def test_tiles_of_several_gzip_members_and_unnamed_hdus_read_as_astropy(tmp_path
     assert isinstance(plane, TiledPlane)
     np.testing.assert_array_equal(plane.read(3, 9, 2, 29), array[3:9, 2:29])
     plane.close()
+
+
+def test_a_tile_of_gzip_members_inflating_beyond_its_size_is_damaged_without_inflating_them(tmp_path):
+    """A 60-byte member, then 64 MiB of zeros in a second: the tile is
+    damaged, found so after its size (not after inflating 64 MiB)."""
+    import gzip
+    import resource
+
+    row = np.arange(30, dtype=">f4").tobytes()
+    bomb = gzip.compress(row[:60]) + gzip.compress(bytes(64 << 20)) + gzip.compress(row[60:])
+    payload = np.frombuffer(bomb, np.uint8)
+    column = fits.Column(name="COMPRESSED_DATA", format="1PB", array=np.array([payload, None], object)[:-1])
+    table = fits.BinTableHDU.from_columns([column], name="IMAGE")
+    for key, value in [("ZIMAGE", True), ("ZBITPIX", -32), ("ZNAXIS", 2), ("ZNAXIS1", 30), ("ZNAXIS2", 1)]:
+        table.header[key] = value
+    table.header["ZTILE1"], table.header["ZTILE2"], table.header["ZCMPTYPE"] = 30, 1, "GZIP_1"
+    path = tmp_path / "bomb.fits"
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plane = open_plane(path, "IMAGE")
+    with pytest.raises(ValueError, match=r"bomb.fits: tile \(0, 0\)"):
+        plane.read(0, 1, 0, 30)
+    plane.close()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 32 * 1024  # KiB

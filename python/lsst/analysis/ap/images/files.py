@@ -106,18 +106,20 @@ def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], 
 
 
 def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
-    """Index of the image HDU: the first 2-d image named ``IMAGE``, else
-    the first 2-d image (an ``IMAGE`` HDU without pixels is passed over)."""
+    """Index of the image HDU: the HDU named ``IMAGE`` (``EXTNAME``), else
+    the first with pixels of ``EXTTYPE`` ``IMAGE``, else the first 2-d image
+    that is not a mask or variance plane."""
     for key in ("EXTNAME", "EXTTYPE"):
         for index, hdu in enumerate(hdus):
             if (
                 str(hdu.header.get(key, "")).strip().upper() == "IMAGE"
                 and isinstance(hdu, _IMAGE_HDUS)
-                and hdu.header.get("NAXIS") == 2
+                and (key == "EXTNAME" or hdu.header.get("NAXIS"))
             ):
                 return index
     for index, hdu in enumerate(hdus):
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS") == 2:
+        names = {str(hdu.header.get(key, "")).strip().upper() for key in ("EXTNAME", "EXTTYPE")}
+        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS") == 2 and not names & {"MASK", "VARIANCE"}:
             return index
     raise ImageUnavailableError(f"{name}: no 2-d image HDU among its {len(hdus)} HDUs")
 

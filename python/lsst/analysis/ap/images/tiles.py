@@ -27,7 +27,6 @@ from __future__ import annotations
 __all__ = ("PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_for_box")
 
 import collections
-import gzip
 import math
 import mmap
 import os
@@ -83,6 +82,27 @@ def _inflate_libdeflate(payload: bytes, size: int) -> bytes:
 _inflate = _inflate_zlib if _libdeflate is None else _inflate_libdeflate
 """Inflates one tile's gzip or zlib stream, given its inflated size; raises
 `zlib.error` for a damaged stream.  libdeflate when installed, else zlib."""
+
+
+def _gzip_members(payload: bytes | memoryview, size: int) -> bytes | None:
+    """A tile stored as several gzip members (or one followed by zero
+    padding), as astropy reads it, inflating at most ``size + 1`` bytes (a
+    damaged tile never inflates beyond); `None` when it is not that.
+    """
+    data = bytes(payload)
+    if data[:2] != b"\x1f\x8b":
+        return None
+    out = bytearray()
+    try:
+        while data:
+            member = zlib.decompressobj(31)
+            out += member.decompress(data, size + 1 - len(out))
+            if len(out) > size or not member.eof:
+                return None
+            data = member.unused_data.lstrip(b"\0")
+    except zlib.error:
+        return None
+    return bytes(out) if len(out) == size else None
 
 
 def tile_rows_for_box(y0: int, y1: int, tile_height: int) -> range:
@@ -322,14 +342,11 @@ class TiledPlane:
             try:
                 data = _inflate(payload, size)
             except zlib.error as error:
-                raise ValueError(f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: {error}") from error
-        if len(data) != size and payload[:2] == b"\x1f\x8b":
-            # Several gzip members, or padding after one: what astropy
-            # reads (with Python's gzip module); libdeflate reads one member.
-            try:
-                data = gzip.decompress(payload)
-            except (OSError, EOFError, zlib.error):
-                pass
+                data = _gzip_members(payload, size)
+                if data is None:
+                    raise ValueError(f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: {error}") from error
+            if len(data) != size:
+                data = _gzip_members(payload, size) or data
         if len(data) != size:
             raise ValueError(
                 f"{self.path}: tile ({tile_y}, {tile_x}) holds {len(data)} bytes, expected {size}"
@@ -636,10 +653,9 @@ class _SectionPlane:
         self._hdu_list = hdu_list
         self._hdu = hdu_list[index]
         self.path = path
-        self.shape = tuple(self._hdu.shape)
-        if len(self.shape) != 2 or not isinstance(
-            self._hdu, astropy.io.fits.PrimaryHDU | astropy.io.fits.ImageHDU | astropy.io.fits.CompImageHDU
-        ):
+        images = astropy.io.fits.PrimaryHDU | astropy.io.fits.ImageHDU | astropy.io.fits.CompImageHDU
+        self.shape = tuple(self._hdu.shape) if isinstance(self._hdu, images) else ()
+        if len(self.shape) != 2:
             raise ValueError(f"{path}: HDU {index} is not a 2-d image (shape {self.shape})")
         self._dtype: np.dtype | None = None
 
@@ -730,6 +746,9 @@ def _find_hdu(path: str | os.PathLike[str], hdu: int | str) -> tuple[astropy.io.
     """
     wanted = hdu.strip().upper() if isinstance(hdu, str) else hdu
     with open(path, "rb") as stream:
+        if stream.read(2) == b"\x1f\x8b":
+            raise ValueError(f"{os.fspath(path)} is gzipped as a whole")
+        stream.seek(0)
         index = 0
         while True:
             try:
