@@ -17,9 +17,11 @@ Both inflaters release the GIL, so several planes (or sources) can be decoded
 at once in threads; a tile asked for by two threads at once is decoded once.
 
 Only the lossless layouts are decoded here (``GZIP_1``, ``GZIP_2``,
-``NOCOMPRESS``, no quantization, no ``ZBLANK``); any other HDU (quantized,
-``RICE_1``, ``HCOMPRESS_1``, ``PLIO_1``, uncompressed images) is read through
-astropy's own ``section``, which gives the same pixels more slowly.
+``NOCOMPRESS``, no quantization, no ``ZBLANK`` or ``BLANK``, no scaling but
+the unsigned-integer offset ``BZERO``); any other HDU (quantized, scaled,
+``RICE_1``, ``HCOMPRESS_1``, ``PLIO_1``, uncompressed images, whole-file
+gzip) is read through astropy's own ``section``, which gives the same
+pixels more slowly.
 """
 
 from __future__ import annotations
