@@ -464,9 +464,9 @@ def test_real_sample_packet_with_null_cutouts_in_every_form(tmp_path):
     assert (failed["reason_code"] == "no_cutout").all()
     assert (failed["diaSourceId"] == alert["diaSource"]["diaSourceId"]).all()
     assert failed["reason"].tolist() == [
-        f"{RUBIN_SAMPLE}#0: cutoutTemplate is null",
-        f"{tmp_path / 'id1100.bin'}: cutoutTemplate is null",
-        f"{tmp_path / 'id1.bin'}: cutoutTemplate is null",
+        f"{RUBIN_SAMPLE}#0: cutoutTemplate, cutoutScience, cutoutDifference are null",
+        f"{tmp_path / 'id1100.bin'}: cutoutTemplate, cutoutScience, cutoutDifference are null",
+        f"{tmp_path / 'id1.bin'}: cutoutTemplate, cutoutScience, cutoutDifference are null",
     ]
     assert (failed["visit"] == alert["diaSource"]["visit"]).all()
 

@@ -271,6 +271,7 @@ def test_files_without_a_wcs_fail_naming_the_file(tmp_path):
     )
     assert (result.records["status"] == "failed").all()
     assert result.records["reason"].str.contains(f"{path}: the image HDU has no celestial WCS").all()
+    assert set(result.records["reason_code"]) == {"no_wcs"}
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert sorted(failures["diaSourceId"]) == [1, 2]
 

@@ -756,7 +756,7 @@ def build_files_parser() -> argparse.ArgumentParser:
             "the file holding its whole stamp, then the nearest image centre (image_files.csv lists "
             "each source's files).",
         )
-    parser.add_argument("--instrument", help="Instrument name, when the catalog has no instrument column.")
+    parser.add_argument("--instrument", help="Instrument name of rows that have none (default: unknown).")
     _common_options(parser)
     return parser
 

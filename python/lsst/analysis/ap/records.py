@@ -88,6 +88,10 @@ class ReasonCode(enum.StrEnum):
     CORRUPT_IMAGE = "corrupt_image"
     """An image file of the visit × detector exists but cannot be read as an
     image (damaged, truncated, not an image); the reason names the file."""
+    NO_WCS = "no_wcs"
+    """An image of the visit × detector has no celestial WCS (sky
+    projection), so its sources cannot be placed on it; the reason names
+    the file or dataset."""
     BAD_COORDINATES = "bad_coordinates"
     """The source's ``ra`` or ``dec`` is null, not a number, not finite, or
     outside [0, 360] / [-90, 90] degrees."""

@@ -346,8 +346,8 @@ def _warn_of_stamps_without_wcs(task: PlotImageSubtractionCutoutsTask, sources: 
     n_ztf = int((sources["instrument"] == "ZTF").sum())
     if n_ztf:
         task.log.warning(
-            "%d ZTF packet(s): their stamps carry no WCS, so %s (which rely on it) are not applied to "
-            "them; they are drawn as read out, centred on the candidate.",
+            "%d ZTF packet(s): their stamps carry no WCS, so the options that need one (%s) are not "
+            "applied to them; they are drawn as read out, centred on the candidate.",
             n_ztf,
             ", ".join(options),
         )
@@ -483,7 +483,10 @@ def make_file_cutouts(
     config
         Task configuration.
     instrument
-        Instrument name of sources without an ``instrument`` column.
+        Instrument name of sources without one (no ``instrument`` column,
+        or a null value); ``unknown`` when not given: image files name no
+        instrument to find or check it against, so such rows are drawn
+        (unlike the Butler path's ``no_instrument``).
     origin
         Where the table came from, for messages.
 

@@ -401,13 +401,23 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
             f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; fields {sorted(record)[:8]}",
         )
     row = _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
-    readers = {}
+    stamps = {}
     for role, field in ROLE_FIELDS.items():
         stamp = record.get(field)
         if survey == "ztf" and isinstance(stamp, Mapping):
             stamp = stamp.get("stampData")
-        if stamp is None:
-            return PacketFailure(packet, ReasonCode.NO_CUTOUT, f"{packet}: {field} is null", row)
+        stamps[role] = stamp
+    null = [field for role, field in ROLE_FIELDS.items() if stamps[role] is None]
+    if null:
+        return PacketFailure(
+            packet,
+            ReasonCode.NO_CUTOUT,
+            f"{packet}: {', '.join(null)} {'is' if len(null) == 1 else 'are'} null",
+            row,
+        )
+    readers = {}
+    for role, field in ROLE_FIELDS.items():
+        stamp = stamps[role]
         name = f"{packet} ({field})"
         try:
             if survey == "rubin":

@@ -67,8 +67,9 @@ class ImageUnavailableError(RuntimeError):
         What happened, naming the dataset (and its file when known).
     code : `~lsst.analysis.ap.records.ReasonCode`, optional
         Reason code of the sources that fail because of it:
-        ``missing_exposure`` (no such dataset or file) or ``corrupt_image``
-        (the file exists but cannot be read as an image).
+        ``missing_exposure`` (no such dataset or file), ``corrupt_image``
+        (the file exists but cannot be read as an image) or ``no_wcs`` (the
+        image has no celestial WCS).
 
     """
 
@@ -130,7 +131,7 @@ class PlaneReader:
         except Exception as error:
             raise self._unreadable(error) from error
         if self._projection is None:
-            raise ImageUnavailableError(f"{self.name} has no sky projection (WCS)")
+            raise ImageUnavailableError(f"{self.name} has no sky projection (WCS)", code=ReasonCode.NO_WCS)
 
     @property
     def bbox(self) -> Box:

@@ -143,7 +143,7 @@ def _plain_fits_reader(path: str) -> PlaneReader:
             code=ReasonCode.CORRUPT_IMAGE,
         ) from error
     if wcs is None:
-        raise ImageUnavailableError(f"{path}: the image HDU has no celestial WCS")
+        raise ImageUnavailableError(f"{path}: the image HDU has no celestial WCS", code=ReasonCode.NO_WCS)
     return array_plane_reader(path, array, wcs=wcs, xy0=(xy0.x, xy0.y))
 
 
