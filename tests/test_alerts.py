@@ -669,3 +669,33 @@ def test_readme_alerts_example_runs_as_written(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert " 0 failed" in printed
     assert len(pd.read_csv(tmp_path / "out" / "records.csv")) > 1
+
+
+@pytest.mark.parametrize(
+    ("schema", "values", "kind"), [("long", [1, 2], "int"), ("string", ["diaSource"], "str")]
+)
+def test_a_container_of_records_that_are_not_objects_fails_them_and_draws_the_rest(
+    tmp_path, capsys, schema, values, kind
+):
+    odd = tmp_path / "odd.avro"
+    with open(odd, "wb") as stream:
+        fastavro.writer(stream, schema, values)
+    out = tmp_path / "out"
+    assert alerts_main([str(odd), str(ZTF_PACKET), str(out)]) == 1
+    records = pd.read_csv(out / "records.csv")
+    assert len(records) == len(values) + 1
+    assert (records.loc[records["diaSourceId"] == CANDID, "status"] == "written").all()
+    failures = pd.read_csv(out / "failures.csv")
+    assert len(failures) == len(values)
+    assert (failures["reason_code"] == "bad_packet").all()
+    assert failures["reason"].str.contains(f"a record of type {kind}, not an object with fields").all()
+
+
+def test_an_output_path_that_is_a_file_exits_4_with_one_line(tmp_path, capsys):
+    taken = tmp_path / "afile"
+    taken.write_text("x")
+    assert alerts_main([str(ZTF_PACKET), str(taken)]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("plotAlertCutouts: ") and "Traceback" not in err and len(err.splitlines()) == 1
+    assert str(taken) in err
+    assert taken.read_text() == "x"

@@ -633,12 +633,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as error:
-        print(
-            f"{PROG}: {error}. Every file written is complete; run the same "
-            "command again once this is fixed to finish the run.",
-            file=sys.stderr,
-        )
-        return EXIT_OUTPUT
+        return output_failure(PROG, error)
+
+
+def output_failure(prog: str, error: Exception) -> int:
+    """Print why the outputs could not be written (one line on stderr) and
+    return `EXIT_OUTPUT`.
+
+    Parameters
+    ----------
+    prog : `str`
+        Name of the command.
+    error : `Exception`
+        The `~lsst.analysis.ap.outputs.store.OutputError`.
+
+    Returns
+    -------
+    status : `int`
+        `EXIT_OUTPUT`.
+
+    """
+    print(
+        f"{prog}: {error}. Every file written is complete; run the same "
+        "command again once this is fixed to finish the run.",
+        file=sys.stderr,
+    )
+    return EXIT_OUTPUT
 
 
 # Without a Butler ------------------------------------------------------------------
@@ -808,10 +828,15 @@ def alerts_main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"plotAlertCutouts: {error}", file=sys.stderr)
         return 2
+    from .outputs.store import OutputError
+
     start = time.perf_counter()
-    result = make_alert_cutouts(
-        files, args.output, config=config, njobs=args.jobs, instrument=args.instrument
-    )
+    try:
+        result = make_alert_cutouts(
+            files, args.output, config=config, njobs=args.jobs, instrument=args.instrument
+        )
+    except OutputError as error:
+        return output_failure("plotAlertCutouts", error)
     print(f"Output: {args.output}")
     return _report(result, start, "packet(s)")
 
@@ -821,6 +846,7 @@ def files_main(argv: list[str] | None = None) -> int:
     parser = build_files_parser()
     args = parser.parse_args(argv)
     _start_logging(parser, args)
+    from .outputs.store import OutputError
     from .sources import SourceTableError
     from .standalone import make_file_cutouts
 
@@ -843,6 +869,8 @@ def files_main(argv: list[str] | None = None) -> int:
     except (SourceTableError, FileNotFoundError) as error:
         print(f"plotFileCutouts: {error}", file=sys.stderr)
         return 2
+    except OutputError as error:
+        return output_failure("plotFileCutouts", error)
     print(f"Output: {args.output}")
     status = _report(result, start, "DiaSource(s)")
     ambiguous = int(result.image_files["ambiguous"].sum())

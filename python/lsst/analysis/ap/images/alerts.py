@@ -346,7 +346,10 @@ _PARQUET_BATCH_ROWS = 64
 
 
 def survey_of(record: Mapping[str, Any]) -> str | None:
-    """``"rubin"``, ``"ztf"`` or `None`, from the packet's fields."""
+    """``"rubin"``, ``"ztf"`` or `None`, from the packet's fields (`None`
+    for a record that is not an object with fields)."""
+    if not isinstance(record, Mapping):
+        return None
     if "diaSource" in record:
         return "rubin"
     if "candidate" in record and "candid" in record:
@@ -395,10 +398,15 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
     """
     survey = survey_of(record)
     if survey is None:
+        found = (
+            f"fields {sorted(map(str, record))[:8]}"
+            if isinstance(record, Mapping)
+            else f"a record of type {type(record).__name__}, not an object with fields"
+        )
         return PacketFailure(
             packet,
             ReasonCode.BAD_PACKET,
-            f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; fields {sorted(record)[:8]}",
+            f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; {found}",
         )
     row = _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
     stamps = {}

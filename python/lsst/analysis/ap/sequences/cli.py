@@ -136,11 +136,12 @@ def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFra
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status (`lsst.analysis.ap.cli.EXIT_CODES`
     counted in DiaObjects: 0 all drawn, 1 some failed, 2 bad arguments or
-    input, 3 all failed).
+    input, 3 all failed, 4 the outputs could not be written).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..cli import _apply_overrides, _open_butler, exit_status
+    from ..cli import _apply_overrides, _open_butler, exit_status, output_failure
+    from ..outputs.store import OutputError
     from ..sources import SourceTableError
     from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
@@ -157,13 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
-    task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
     try:
+        task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
         # The sources are checked (instrument, ids, coordinates) before any work.
         result = task.run(ids, butler, sources, njobs=args.jobs, origin=_origin(args))
     except SourceTableError as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
+    except OutputError as error:
+        return output_failure(_PROG, error)
     summary = result.summary
     print(
         f"{summary['objects']} DiaObject(s): {summary['written']} written, {summary['failed']} failed; "
