@@ -6,9 +6,11 @@ with one clear line; exit statuses tell the outcome.
 
 from __future__ import annotations
 
+import decimal
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -260,6 +262,66 @@ def test_null_instrument_is_filled_or_rejected_never_dropped():
     assert set(unknown.rejected["reason_code"]) == {"no_instrument"}
 
 
+def test_columns_of_several_levels_are_refused_naming_the_fix():
+    table = base_table(instrument="DemoCam")
+    table.columns = pd.MultiIndex.from_tuples([(column, "") for column in table.columns])
+    with pytest.raises(SourceTableError) as caught:
+        standardize_sources(table, origin="catalog c.csv")
+    message = str(caught.value)
+    assert message.startswith("catalog c.csv: the columns have 2 levels (a pandas MultiIndex")
+    assert "get_level_values(0)" in message
+
+
+def test_decimal_ids_from_a_numeric_database_column_are_exact():
+    ids = [decimal.Decimal(UINT64_MAX), decimal.Decimal("12.0"), decimal.Decimal(13)]
+    table = standardize_sources(base_table(diaSourceId=ids), instrument="DemoCam")
+    assert [int(i) for i in table.sources["diaSourceId"]] == [UINT64_MAX, 12, 13]
+    for bad, what in [("12.5", "is not a whole number"), ("sNaN", "is not finite")]:
+        wrong = base_table(diaSourceId=[decimal.Decimal(11), decimal.Decimal(bad), decimal.Decimal(13)])
+        with pytest.raises(
+            SourceTableError, match=rf"column 'diaSourceId' must hold integers: row 1: .*{what}"
+        ):
+            standardize_sources(wrong, instrument="DemoCam")
+
+
+def test_text_no_file_can_hold_gets_the_replacement_character():
+    """A lone surrogate (what undecodable bytes become under
+    ``surrogateescape``) cannot be written as UTF-8: it becomes U+FFFD."""
+    table = base_table(band=pd.Series(["r", "\udcff", "g\udc80x"], dtype=object), instrument="DemoCam")
+    sources = standardize_sources(table).sources
+    assert sources["band"].tolist() == ["r", "\ufffd", "g\ufffdx"]
+    assert sources["instrument"].tolist() == ["DemoCam"] * 3
+
+
+@pytest.mark.parametrize(
+    ("selection", "column", "values", "rows"),
+    [
+        (DiaSourceSelection(visit_min=1001), "visit", [1001, "x", 1002], "row 1"),
+        (DiaSourceSelection(detectors=(0,)), "detector", ["S0", 0, "S1"], "rows 0, 2"),
+        (DiaSourceSelection(reliability_max=0.5), "reliability", [0.1, 0.2, "high"], "row 2"),
+        (DiaSourceSelection(mjd_min=60000.0), "midpointMjdTai", [b"early", 60001.0, 60002.0], "row 0"),
+    ],
+)
+def test_selection_on_a_column_holding_text_names_column_and_rows(selection, column, values, rows):
+    table = base_table(**{column: pd.Series(values, dtype=object)})
+    with pytest.raises(SourceTableError) as caught:
+        selection.apply(table, "catalog c.csv")
+    message = str(caught.value)
+    assert message.startswith(f"catalog c.csv: cannot select on {column!r}: not a number in {rows} (")
+    assert selection.describe() in message
+
+
+def test_selection_reads_numbers_given_as_text_and_leaves_nulls_out():
+    table = base_table(
+        detector=pd.Series(["0", b"1", 1], dtype=object),
+        reliability=pd.Series(["0.9", "nan", None], dtype=object),
+        band=pd.Series([b"g", "g", None], dtype=object),
+    )
+    assert DiaSourceSelection(detectors=(1,)).apply(table)["diaSourceId"].tolist() == [12, 13]
+    assert DiaSourceSelection(reliability_min=0.5).apply(table)["diaSourceId"].tolist() == [11]
+    assert DiaSourceSelection(bands=("g",)).apply(table)["diaSourceId"].tolist() == [11, 12]
+
+
 # The task on the demo repository ------------------------------------------------
 
 
@@ -292,6 +354,37 @@ def test_rows_without_instrument_are_drawn_with_the_only_instrument(tmp_path, bu
     all_null = group.assign(instrument=None)
     result = make_task(tmp_path / "out2").run(all_null, butler)
     assert result.summary["written"] == len(data)
+
+
+def test_band_that_no_file_can_hold_is_drawn_and_recorded(tmp_path, butler, group):
+    """A lone surrogate in ``band`` used to fail the PNG write and then the
+    records of every source; now every source is drawn and recorded."""
+    data = group.copy()
+    data["band"] = pd.Series(["g"] * len(data), dtype=object)
+    data.loc[1, "band"] = "\udcff"
+    result = make_task(tmp_path / "out").run(data, butler)
+    assert result.summary["written"] == len(data)
+    records = pd.read_csv(tmp_path / "out" / "records.csv", keep_default_na=False)
+    bands = dict(zip(records["diaSourceId"], records["band"], strict=True))
+    assert bands[int(data["diaSourceId"].iloc[1])] == "\ufffd"
+    assert bands[int(data["diaSourceId"].iloc[0])] == "g"
+
+
+def test_footprint_size_given_as_text(tmp_path, butler, group):
+    """With use_footprint, a bboxSize that reads as a number is that size;
+    one that does not fails its source as no_footprint, quoting it."""
+    data = group.iloc[:3].copy()
+    data["bboxSize"] = pd.Series(["41", "abc", 40], dtype=object)
+    result = make_task(tmp_path / "out", use_footprint=True, save_as_numpy=True).run(data, butler)
+    records = result.records.set_index(result.records["diaSourceId"].map(int))
+    ids = [int(i) for i in data["diaSourceId"]]
+    assert records.loc[ids[1], "reason_code"] == "no_footprint"
+    assert (
+        records.loc[ids[1], "reason"] == "use_footprint is set but bboxSize ('abc') is not a positive number"
+    )
+    assert list(records.loc[[ids[0], ids[2]], "status"]) == ["written", "written"]
+    stamp = np.load(next((tmp_path / "out" / "numpy").rglob(f"{ids[0]}_sci_*.npy")))
+    assert stamp.shape == (1, 41, 41)
 
 
 def test_the_default_instrument_is_asked_for_only_when_a_row_needs_it(group):
@@ -385,6 +478,71 @@ def test_cli_refuses_bad_id_values_naming_row_and_column(tmp_path, demo_repo, gr
     )
     assert process.returncode == EXIT_USAGE
     assert_one_clear_line(process, f"column {column!r}", "row 3:", row_text)
+    assert not (tmp_path / "out" / "images").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "column"),
+    [(["--visit-min", "1"], "visit"), (["--reliabilityMin", "0.5"], "reliability")],
+)
+def test_cli_selection_on_text_values_is_one_line(tmp_path, demo_repo, group, option, column):
+    table = group.copy()
+    table[column] = table[column].astype(object)
+    table.loc[3, column] = "unknown"
+    catalog = str(write_catalog(tmp_path, table))
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--catalog", catalog, "--all", *option))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, f"cannot select on {column!r}", "not a number in row 3", "'unknown'")
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def _apdb_copy(demo_repo, tmp_path: Path) -> Path:
+    path = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    return path
+
+
+def test_cli_apdb_id_stored_as_text_is_one_line(tmp_path, demo_repo):
+    """SQLite keeps what it is given: a text diaSourceId in a BIGINT column
+    stops the run naming the column and the value (was a traceback)."""
+    path = _apdb_copy(demo_repo, tmp_path)
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            'UPDATE "DiaSource" SET "diaSourceId" = \'S00\' WHERE "diaSourceId" = '
+            '(SELECT MAX("diaSourceId") FROM "DiaSource")'
+        )
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--sqlitefile", str(path), "--all"))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, "column 'diaSourceId' must hold integers", "'S00' is not an integer")
+    assert not (tmp_path / "out" / "images").exists()
+
+
+@pytest.mark.parametrize(
+    ("indexes_too", "what"),
+    [
+        (False, "cannot read DiaSources: database disk image is malformed"),
+        (True, "cannot count DiaSources: database disk image is malformed"),
+    ],
+)
+def test_cli_damaged_apdb_is_one_line(tmp_path, demo_repo, indexes_too, what):
+    """An APDB whose DiaSource pages are damaged (the schema and metadata
+    intact, so it opens) stops the run with the database's reason: the
+    table's first page (the count still answers from an index), or its
+    indexes' too."""
+    path = _apdb_copy(demo_repo, tmp_path)
+    with sqlite3.connect(path) as connection:
+        size = connection.execute("PRAGMA page_size").fetchone()[0]
+        pages = connection.execute(
+            "SELECT rootpage FROM sqlite_master WHERE tbl_name = 'DiaSource'"
+            + ("" if indexes_too else " AND type = 'table'")
+        ).fetchall()
+    with path.open("r+b") as file:
+        for (page,) in pages:
+            file.seek((page - 1) * size)
+            file.write(b"\xa5" * size)
+    process = run_cli(cli(demo_repo, tmp_path / "out", "--sqlitefile", str(path), "--all"))
+    assert process.returncode == EXIT_USAGE
+    assert_one_clear_line(process, f"APDB sqlite:///{path}: {what}")
     assert not (tmp_path / "out" / "images").exists()
 
 

@@ -265,3 +265,44 @@ def test_sources_without_dia_object_id_are_refused_naming_the_column(demo_repo, 
         assert done.returncode == 2, done.stderr
         assert f"plotDiaObjectSequences: catalog {catalog}: no 'diaObjectId' column" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_command_epoch_window_and_log_options(demo_repo, sources, multi_epoch_object, tmp_path):
+    """--mjd-min on a catalog whose midpointMjdTai holds text stops with one
+    line naming the column and row; --log-level and --log-file work as in
+    the other commands, and a bad level is a usage error."""
+    import subprocess
+    import sys
+
+    table = sources.copy()
+    table["midpointMjdTai"] = table["midpointMjdTai"].astype(object)
+    table.loc[4, "midpointMjdTai"] = "tonight"
+    catalog = tmp_path / "sources.csv"
+    table.to_csv(catalog, index=False)
+    command = [
+        sys.executable,
+        "-m",
+        "lsst.analysis.ap.sequences.cli",
+        str(demo_repo.root),
+        str(tmp_path / "out"),
+    ]
+    command += ["--collections", demo_repo.collection, "--catalog", str(catalog)]
+    command += ["--diaObjectId", str(multi_epoch_object), "--mjd-min", "0"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"plotDiaObjectSequences: catalog {catalog}: cannot select on 'midpointMjdTai': not a number in "
+        "row 4 ('tonight'; selection: midpointMjdTai >= 0.0)."
+    ]
+    sources.to_csv(catalog, index=False)
+    log = tmp_path / "run.log"
+    line = f"lsst.plotDiaObjectSequences: diaObjectId {multi_epoch_object}: written"
+    logged = subprocess.run([*command, "--log-file", str(log)], capture_output=True, text=True)
+    assert logged.returncode == 0, logged.stderr
+    assert line in logged.stderr and line in log.read_text()
+    quiet = subprocess.run([*command, "--log-level", "WARNING"], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert line not in quiet.stderr
+    bad = subprocess.run([*command, "--log-level", "LOUD"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "--log-level 'LOUD': unknown level 'LOUD'" in bad.stderr

@@ -46,6 +46,7 @@ __all__ = (
     "sources_of_footprint",
 )
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .sources import SourceTableError
+from .sources import SourceTableError, _decode, _rows
 
 _LOG = logging.getLogger(__name__)
 
@@ -141,20 +142,45 @@ class DiaSourceSelection:
         Raises
         ------
         SourceTableError
-            Raised when the selection needs a column ``frame`` lacks.
+            Raised when the selection needs a column ``frame`` lacks, or
+            when a column it compares with numbers (``visit``,
+            ``detector``, ``midpointMjdTai``, ``reliability``) holds a value
+            that is not one; the message names the column and the rows.
+            A null value is outside every bound.
 
         """
         _require_columns(self, frame.columns, origin)
         keep = np.ones(len(frame), dtype=bool)
         for column, op, value in self._bounds():
             values = frame[column]
+            if column != "band":
+                values = self._numbers(values, column, origin)
+            elif values.dtype.kind in "OS":
+                values = values.map(_decode)
             if op == "in":
-                keep &= values.isin(value).to_numpy()
+                keep &= values.isin(value).to_numpy(dtype=bool, na_value=False)
             elif op == ">=":
-                keep &= (values >= value).to_numpy()
+                keep &= (values >= value).to_numpy(dtype=bool, na_value=False)
             else:
-                keep &= (values <= value).to_numpy()
+                keep &= (values <= value).to_numpy(dtype=bool, na_value=False)
         return frame[keep]
+
+    def _numbers(self, values: pd.Series, column: str, origin: str) -> pd.Series:
+        """``values`` as numbers (null where null), or an error naming the
+        rows that hold something else.
+        """
+        if values.dtype.kind in "iuf":
+            return values
+        numbers = pd.to_numeric(values.map(_decode), errors="coerce")
+        unread = np.flatnonzero((numbers.isna() & values.notna()).to_numpy())
+        bad = [position for position in unread if not _is_nan_text(values.iloc[position])]
+        if len(bad):
+            example = values.iloc[bad[0]]
+            raise SourceTableError(
+                f"{origin}: cannot select on {column!r}: not a number in {_rows(bad)} ({example!r}"
+                f"{', …' if len(bad) > 1 else ''}; selection: {self.describe()})."
+            )
+        return numbers
 
 
 def _require_columns(selection: DiaSourceSelection, columns: Sequence[str], origin: str) -> None:
@@ -502,11 +528,16 @@ class ApdbDiaSourceReader(DiaSourceReader):
             engine.dispose()
             raise SourceTableError(f"{self.description}: table {error} not found.") from None
         if instrument is None:
-            with engine.connect() as connection:
-                query = sqlalchemy.select(metadata_table.columns.value).where(
-                    metadata_table.columns.name == INSTRUMENT_KEY
-                )
-                instrument = connection.execute(query).scalar()
+            query = sqlalchemy.select(metadata_table.columns.value).where(
+                metadata_table.columns.name == INSTRUMENT_KEY
+            )
+            try:
+                with _sql_errors(f"{self.description}: cannot read the metadata table"):
+                    with engine.connect() as connection:
+                        instrument = connection.execute(query).scalar()
+            except SourceTableError:
+                engine.dispose()
+                raise
         return engine, source_table, instrument
 
     def close(self) -> None:
@@ -535,8 +566,9 @@ class ApdbDiaSourceReader(DiaSourceReader):
 
         query = sqlalchemy.select(sqlalchemy.func.count()).select_from(self._table)
         query = query.where(*self._where(selection))
-        with self._engine.connect() as connection:
-            return int(connection.execute(query).scalar_one())
+        with _sql_errors(f"{self.description}: cannot count DiaSources"):
+            with self._engine.connect() as connection:
+                return int(connection.execute(query).scalar_one())
 
     def pages(
         self, selection: DiaSourceSelection = DiaSourceSelection(), page_size: int = 1000
@@ -576,19 +608,19 @@ class ApdbDiaSourceReader(DiaSourceReader):
             if last is not None:
                 query = query.where(sqlalchemy.tuple_(*order) > sqlalchemy.tuple_(*last))
             query = query.order_by(*order).limit(page_size)
-            try:
+            with _sql_errors(f"{self.description}: cannot read DiaSources"):
                 with self._engine.connect() as connection:
                     frame = pd.read_sql_query(query, connection)
-            except sqlalchemy.exc.SQLAlchemyError as error:
-                raise SourceTableError(
-                    f"{self.description}: cannot read DiaSources: {_first_line(error)}"
-                ) from None
             if frame.empty:
                 return
             if self.instrument is not None:
                 frame["instrument"] = self.instrument
             tail = frame.iloc[-1]
-            last = tuple(int(tail[column]) for column in ORDER_COLUMNS)
+            # The stored values, as plain Python: a key the APDB holds as
+            # text (a damaged table) still orders the next page; the
+            # validation of the table then refuses it, naming the column
+            # and the row.
+            last = tuple(_plain(tail[column]) for column in ORDER_COLUMNS)
             yield frame
             if len(frame) < page_size:
                 return
@@ -598,6 +630,36 @@ class ApdbDiaSourceReader(DiaSourceReader):
         if self.instrument is not None:
             frame["instrument"] = pd.Series(dtype=object)
         return frame
+
+
+@contextlib.contextmanager
+def _sql_errors(what: str) -> Iterator[None]:
+    """Turn a database error inside the block into a `SourceTableError`
+    of one line, ``what: <first line of the driver's message>``.
+    """
+    import sqlalchemy
+
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as error:
+        # pandas wraps the driver's error in one that quotes the whole query.
+        cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) and error.__cause__ else error
+        raise SourceTableError(f"{what}: {_first_line(cause)}") from None
+
+
+def _is_nan_text(value: Any) -> bool:
+    """Whether ``value`` is text that reads as a NaN (``'nan'``, ``'NaN'``)."""
+    try:
+        return bool(np.isnan(float(_decode(value))))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a Python scalar (database drivers do not all take
+    numpy's).
+    """
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _metadata_instrument(apdb: Any, description: str) -> str | None:

@@ -664,8 +664,12 @@ def output_failure(prog: str, error: Exception) -> int:
 # Without a Butler ------------------------------------------------------------------
 
 
-def _common_options(parser: argparse.ArgumentParser) -> None:
-    """Options of every cutout command: configuration overrides and logging."""
+def _common_options(
+    parser: argparse.ArgumentParser, config: str = "PlotImageSubtractionCutoutsConfig"
+) -> None:
+    """Options of every cutout command: overrides of its ``config`` (the
+    configuration class's name), the manifest URL root and logging.
+    """
     parser.add_argument(
         "-C",
         "--configFile",
@@ -673,7 +677,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         dest="config_file",
         action="append",
         default=[],
-        help="PlotImageSubtractionCutoutsConfig override file(s).",
+        help=f"{config} override file(s).",
     )
     parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
     parser.add_argument(

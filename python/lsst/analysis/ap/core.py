@@ -327,7 +327,8 @@ class DetectorCutouter:
         size = footprint_stamp_size(row.get("bboxSize"))
         if size is None:
             raise SourceFailure(
-                ReasonCode.NO_FOOTPRINT, "use_footprint is set but bboxSize is missing or not positive"
+                ReasonCode.NO_FOOTPRINT,
+                f"use_footprint is set but bboxSize ({row.get('bboxSize')!r}) is not a positive number",
             )
         if size > MAX_STAMP_SIZE:
             raise SourceFailure(

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from lsst.images import XY, Box, Interval, NoOverlapError, SkyProjection
@@ -151,13 +152,14 @@ def cut_stamp(array: np.ndarray, array_box: Box, stamp: StampBox, fill: float = 
     return out
 
 
-def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | None:
+def footprint_stamp_size(bbox_size: Any, minimum: int = 5) -> int | None:
     """Square stamp size for a footprint.
 
     Parameters
     ----------
-    bbox_size : `float` or `None`
-        Footprint width in pixels (the catalog's ``bboxSize``).
+    bbox_size : `float`, `str` or `None`
+        Footprint width in pixels (the catalog's ``bboxSize``); text that
+        reads as a number is that number.
     minimum : `int`, optional
         Smallest stamp size returned.
 
@@ -169,9 +171,13 @@ def footprint_stamp_size(bbox_size: float | None, minimum: int = 5) -> int | Non
         checks).
 
     """
-    if bbox_size is None or not np.isfinite(bbox_size) or bbox_size <= 0:
+    try:
+        width = float(bbox_size)
+    except (TypeError, ValueError):
         return None
-    return max(int(bbox_size), minimum)
+    if not np.isfinite(width) or width <= 0:
+        return None
+    return max(int(width), minimum)
 
 
 def sky_to_pixel(projection: SkyProjection, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

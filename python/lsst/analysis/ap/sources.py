@@ -24,6 +24,7 @@ __all__ = (
 )
 
 import dataclasses
+import decimal
 import logging
 import math
 import numbers
@@ -91,14 +92,30 @@ class SourceTable:
         return len(self.sources) + len(self.rejected)
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+"""Lone surrogates: what a file name or text read with ``surrogateescape``
+holds for bytes that are not UTF-8; no UTF-8 file can store them."""
+
+
 def _decode(value: Any) -> Any:
+    """Bytes decoded as UTF-8 and text made storable: an undecodable byte
+    or a lone surrogate becomes U+FFFD (the replacement character)."""
     if isinstance(value, bytes | np.bytes_):
         return bytes(value).decode("utf-8", errors="replace").rstrip()
+    if isinstance(value, str) and not value.isascii():
+        return _SURROGATES.sub("\ufffd", value)
     return value
 
 
+def _needs_decoding(value: Any) -> bool:
+    return isinstance(value, bytes | np.bytes_) or (
+        isinstance(value, str) and not value.isascii() and _SURROGATES.search(value) is not None
+    )
+
+
 def _decode_bytes(frame: pd.DataFrame) -> pd.DataFrame:
-    """String columns of FITS tables arrive as bytes: decode them."""
+    """String columns of FITS tables arrive as bytes: decode them; text
+    with lone surrogates (which no output file can hold) gets U+FFFD."""
     # Only bytes and object columns can hold bytes; the others are not
     # looked at (a DiaSource table has dozens of numeric columns).
     for position, dtype in enumerate(frame.dtypes.tolist()):
@@ -106,7 +123,7 @@ def _decode_bytes(frame: pd.DataFrame) -> pd.DataFrame:
             frame.isetitem(position, frame.iloc[:, position].map(_decode).astype(object))
         elif isinstance(dtype, np.dtype) and dtype.kind == "O":
             series = frame.iloc[:, position]
-            if series.map(lambda v: isinstance(v, bytes | np.bytes_)).any():
+            if series.map(_needs_decoding).any():
                 frame.isetitem(position, series.map(_decode))
     return frame
 
@@ -141,7 +158,7 @@ def _refuse_repeated_columns(columns: Iterable[Any], origin: str) -> None:
 def _is_null(value: Any) -> bool:
     try:
         return bool(pd.isna(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ArithmeticError):  # ArithmeticError: a signalling decimal NaN
         return False
 
 
@@ -171,6 +188,13 @@ def _as_integer(value: Any, exact_bits: int = 53, float_type: str = "float64") -
     if isinstance(value, bool | np.bool_):
         return None, f"{value!r} is a boolean, not an integer"
     if isinstance(value, numbers.Integral):
+        return int(value), ""
+    if isinstance(value, decimal.Decimal):
+        # A database NUMERIC column: exact, whatever its size.
+        if not value.is_finite():
+            return None, f"{value!r} is not finite"
+        if value != value.to_integral_value():
+            return None, f"{value!r} is not a whole number"
         return int(value), ""
     if isinstance(value, numbers.Real):
         number = float(value)
@@ -322,9 +346,10 @@ def standardize_sources(
     ------
     SourceTableError
         Raised when a required column is missing, when a column name appears
-        twice, when an id column holds a value that is not an exact integer
-        (a float beyond ``2**24`` in a float32 column, ``2**53`` in a
-        float64 one, may not be the stored id), or when a ``diaSourceId``
+        twice, when the columns have several levels, when an id column
+        holds a value that is not an exact integer (a float beyond ``2**24``
+        in a float32 column, ``2**53`` in a float64 one, may not be the
+        stored id; a decimal is exact), or when a ``diaSourceId``
         appears more than once; the message names the column and the rows.
 
     """
@@ -338,6 +363,12 @@ def standardize_sources(
             ) from None
         except Exception as error:
             raise SourceTableError(f"{origin}: cannot convert the table to pandas: {error}") from error
+    if isinstance(data.columns, pd.MultiIndex):
+        raise SourceTableError(
+            f"{origin}: the columns have {data.columns.nlevels} levels (a pandas MultiIndex, e.g. "
+            f"{data.columns[0]!r}); give one level of APDB column names, for instance "
+            "frame.columns = frame.columns.get_level_values(0)."
+        )
     _refuse_repeated_columns(data.columns, origin)
     frame = data.reset_index(drop=("diaSourceId" in data.columns or data.index.name != "diaSourceId"))
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]

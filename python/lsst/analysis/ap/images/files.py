@@ -67,11 +67,10 @@ from ..records import ReasonCode
 from .arrays import array_plane_reader
 from .butler import ImageUnavailableError, OpenArchiveGetter, PlaneReader
 from .legacy_fits import celestial_wcs, read_xy0
+from .tiles import IMAGE_HDUS
 
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fits.fz", ".fz")
 """File names a directory given for a role is searched for."""
-
-_IMAGE_HDUS = (astropy.io.fits.PrimaryHDU, astropy.io.fits.ImageHDU, astropy.io.fits.CompImageHDU)
 
 
 def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], role: str) -> list[Path]:
@@ -113,13 +112,13 @@ def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
         for index, hdu in enumerate(hdus):
             if (
                 str(hdu.header.get(key, "")).strip().upper() == "IMAGE"
-                and isinstance(hdu, _IMAGE_HDUS)
+                and isinstance(hdu, IMAGE_HDUS)
                 and (key == "EXTNAME" or hdu.header.get("NAXIS"))
             ):
                 return index
     for index, hdu in enumerate(hdus):
         names = {str(hdu.header.get(key, "")).strip().upper() for key in ("EXTNAME", "EXTTYPE")}
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS") == 2 and not names & {"MASK", "VARIANCE"}:
+        if isinstance(hdu, IMAGE_HDUS) and hdu.header.get("NAXIS") == 2 and not names & {"MASK", "VARIANCE"}:
             return index
     raise ImageUnavailableError(f"{name}: no 2-d image HDU among its {len(hdus)} HDUs")
 

@@ -26,7 +26,7 @@ pixels more slowly.
 
 from __future__ import annotations
 
-__all__ = ("PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_for_box")
+__all__ = ("IMAGE_HDUS", "PlaneFile", "TiledPlane", "open_plane", "release_bands", "tile_rows_for_box")
 
 import collections
 import math
@@ -45,6 +45,9 @@ try:
     import deflate as _libdeflate
 except ImportError:  # pragma: no cover - the pinned dependency is installed
     _libdeflate = None
+
+IMAGE_HDUS = (astropy.io.fits.PrimaryHDU, astropy.io.fits.ImageHDU, astropy.io.fits.CompImageHDU)
+"""The astropy HDU types that hold an image (a table HDU is never one)."""
 
 _LOSSLESS = frozenset({"GZIP_1", "GZIP_2", "NOCOMPRESS"})
 _FORMAT_ITEMSIZE = {"B": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8}
@@ -655,8 +658,7 @@ class _SectionPlane:
         self._hdu_list = hdu_list
         self._hdu = hdu_list[index]
         self.path = path
-        images = astropy.io.fits.PrimaryHDU | astropy.io.fits.ImageHDU | astropy.io.fits.CompImageHDU
-        self.shape = tuple(self._hdu.shape) if isinstance(self._hdu, images) else ()
+        self.shape = tuple(self._hdu.shape) if isinstance(self._hdu, IMAGE_HDUS) else ()
         if len(self.shape) != 2:
             raise ValueError(f"{path}: HDU {index} is not a 2-d image (shape {self.shape})")
         self._dtype: np.dtype | None = None

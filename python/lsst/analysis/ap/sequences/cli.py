@@ -5,14 +5,13 @@ from __future__ import annotations
 __all__ = ("build_parser", "main")
 
 import argparse
-import logging
 import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..cli import _finite, _integer, add_worker_option, output_location
+from ..cli import _common_options, _finite, _integer, _start_logging, add_worker_option, output_location
 
 _PROG = "plotDiaObjectSequences"
 
@@ -62,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Butler DiaSource table dataset type (when no catalog or APDB is given).",
     )
     add_worker_option(parser)
-    parser.add_argument("--url-root", help="URL the output directory is served at (subject-set manifest).")
-    parser.add_argument("-C", "--config-file", action="append", default=[], help="Config override file(s).")
-    parser.add_argument("-c", "--config", action="append", default=[], help="Config override: field=value.")
+    _common_options(parser, "PlotDiaObjectSequencesConfig")
     return parser
 
 
@@ -123,14 +120,13 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
 
 
 def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFrame:
-    keep = pd.Series(True, index=sources.index)
-    if args.band:
-        keep &= sources.get("band", pd.Series("", index=sources.index)).astype(str) == args.band
-    if args.mjd_min is not None:
-        keep &= sources["midpointMjdTai"] >= args.mjd_min
-    if args.mjd_max is not None:
-        keep &= sources["midpointMjdTai"] <= args.mjd_max
-    return sources[keep]
+    """The epochs of ``--band``, ``--mjd-min`` and ``--mjd-max``."""
+    from ..apdb import DiaSourceSelection
+
+    selection = DiaSourceSelection(
+        mjd_min=args.mjd_min, mjd_max=args.mjd_max, bands=(args.band,) if args.band else ()
+    )
+    return selection.apply(sources, _origin(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     counted in DiaObjects: 0 all drawn, 1 some failed, 2 bad arguments or
     input, 3 all failed, 4 the outputs could not be written).
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _start_logging(parser, args)
     from ..cli import _apply_overrides, _open_butler, exit_status, output_failure
     from ..outputs.store import OutputError
     from ..sources import SourceTableError
