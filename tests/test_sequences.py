@@ -306,3 +306,36 @@ def test_command_epoch_window_and_log_options(demo_repo, sources, multi_epoch_ob
     bad = subprocess.run([*command, "--log-level", "LOUD"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "--log-level 'LOUD': unknown level 'LOUD'" in bad.stderr
+
+
+@pytest.mark.parametrize("fluxes", [(-7226.0, -3809.0, -4952.0), (12.5, 250000.0, 3.0e7)])
+def test_light_curve_points_and_labels_stay_in_their_places(fluxes):
+    """Every point lies inside the frame, clear of its edges, at its band's
+    colour; the flux labels lie wholly left of the frame; the legend is in
+    wavelength order."""
+    from lsst.analysis.ap.sequences.products import BAND_RGB, EpochLabel, light_curve
+
+    labels = [
+        EpochLabel(mjd=61000.1 + i, band=band, flux=flux, detected=True, visit=1001 + i, detector=0)
+        for i, (band, flux) in enumerate(zip("gir", fluxes, strict=True))
+    ]
+    pixels = np.asarray(light_curve(labels, 712, 120)).astype(int)
+    frame_grey = np.all(pixels == 150, axis=2)
+    columns = np.flatnonzero(frame_grey.sum(axis=0) > 60)
+    rows = np.flatnonzero(frame_grey.sum(axis=1) > 300)
+    left, right, top, bottom = columns.min(), columns.max(), rows.min(), rows.max()
+    for band in "gri":
+        ys, xs = np.nonzero(np.all(pixels == BAND_RGB[band], axis=2)[top:, :])
+        ys = ys + top  # the legend's dots are above the frame
+        assert len(xs) > 10, band
+        assert left + 3 <= xs.min() and xs.max() <= right - 3, band
+        assert top + 3 <= ys.min() and ys.max() <= bottom - 3, band
+    legend = [
+        np.flatnonzero(np.all(pixels[:top] == BAND_RGB[band], axis=2).any(axis=0)).min() for band in "gri"
+    ]
+    assert legend == sorted(legend)  # in wavelength order, g r i
+    text = np.all(pixels < 100, axis=2)
+    text[: top - 2] = False  # the title
+    text[bottom + 1 :] = False  # the MJD labels
+    ys, xs = np.nonzero(text)
+    assert len(xs) > 20 and xs.max() < left - 2

@@ -20,7 +20,6 @@ import io
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
@@ -125,43 +124,55 @@ def light_curve(labels: Sequence[EpochLabel], width: int, height: int) -> Image.
     image = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(image)
     text_font = font(11)
-    left, right, top, bottom = 60, width - 10, 16, height - 18
-    draw.rectangle((left, top, right, bottom), outline=(150, 150, 150))
     draw.text((4, 0), "difference flux (nJy) against MJD", fill=_TEXT_RGB, font=text_font)
     points = [(lab.mjd, lab.flux, lab) for lab in labels if lab.flux is not None and math.isfinite(lab.flux)]
+    fluxes = [p[1] for p in points]
+    f0, f1 = min([*fluxes, 0.0]), max([*fluxes, 0.0])
+    f1 = f1 if f1 > f0 else f0 + 1.0
+    flux_texts = (_axis_number(f1), _axis_number(f0))
+    # The flux labels sit left of the frame, right-aligned to it.
+    left = 8 + int(max(text_font.getlength(text) for text in flux_texts)) + 6
+    right, top, bottom = width - 10, 16, height - 18
+    draw.rectangle((left, top, right, bottom), outline=(150, 150, 150))
     if not points:
         draw.text((left + 6, top + 6), "no flux measurements", fill=_TEXT_RGB, font=text_font)
         return image
     x_legend = width - 12
-    for band in sorted({p[2].band for p in points}, reverse=True):
+    bands = {p[2].band for p in points}
+    # Wavelength order (ugrizy), then other bands by name; drawn right to left.
+    in_order = [band for band in BAND_RGB if band in bands] + sorted(bands - BAND_RGB.keys())
+    for band in reversed(in_order):
         x_legend -= 8 * len(band) + 22
         draw.ellipse((x_legend, 4, x_legend + 7, 11), fill=BAND_RGB.get(band, (0, 0, 0)))
         draw.text((x_legend + 10, 0), band or _MISSING, fill=_TEXT_RGB, font=text_font)
-    t = np.array([p[0] for p in points])
-    f = np.array([p[1] for p in points])
-    t0, t1 = float(t.min()), float(t.max())
-    f0, f1 = float(min(f.min(), 0.0)), float(max(f.max(), 0.0))
+    times = [p[0] for p in points]
+    t0, t1 = min(times), max(times)
     t1 = t1 if t1 > t0 else t0 + 1.0
-    f1 = f1 if f1 > f0 else f0 + 1.0
+    inset = 8  # points (7 px across) stay inside the frame
 
     def xy(tt: float, ff: float) -> tuple[float, float]:
         return (
-            left + 6 + (tt - t0) / (t1 - t0) * (right - left - 12),
-            bottom - 4 - (ff - f0) / (f1 - f0) * (bottom - top - 8),
+            left + inset + (tt - t0) / (t1 - t0) * (right - left - 2 * inset),
+            bottom - inset - (ff - f0) / (f1 - f0) * (bottom - top - 2 * inset),
         )
 
     zero = xy(t0, 0.0)[1]
     draw.line((left, zero, right, zero), fill=(200, 200, 200))
-    draw.text((4, top - 2), f"{f1:.3g}", fill=_TEXT_RGB, font=text_font)
-    draw.text((4, bottom - 12), f"{f0:.3g}", fill=_TEXT_RGB, font=text_font)
+    for text, y in zip(flux_texts, (xy(t0, f1)[1], xy(t0, f0)[1]), strict=True):
+        draw.text((left - 6, y), text, fill=_TEXT_RGB, font=text_font, anchor="rm")
     draw.text((left, bottom + 3), f"{t0:.2f}", fill=_TEXT_RGB, font=text_font)
-    draw.text((right - 50, bottom + 3), f"{t1:.2f}", fill=_TEXT_RGB, font=text_font)
+    draw.text((right, bottom + 3), f"{t1:.2f}", fill=_TEXT_RGB, font=text_font, anchor="ra")
     for tt, ff, lab in points:
         x, y = xy(tt, ff)
         rgb = BAND_RGB.get(lab.band, (0, 0, 0))
         box = (x - 3, y - 3, x + 3, y + 3)
         draw.ellipse(box, fill=rgb if lab.detected else None, outline=rgb)
     return image
+
+
+def _axis_number(value: float) -> str:
+    """A flux axis label: whole nJy up to a million, else three digits."""
+    return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def contact_sheet(
