@@ -1,6 +1,7 @@
 """Tests of display scaling and cutout rendering (lsst.analysis.ap.display)."""
 
 import io
+import math
 import pickle
 import warnings
 
@@ -18,7 +19,7 @@ from lsst.analysis.ap.display.renderer import (
     TripletRenderer,
     nearest_index,
     render_panel_rgb,
-    scale_bar_length,
+    scale_bar,
 )
 from lsst.analysis.ap.display.scaling import (
     CONSTANT_LEVEL,
@@ -318,10 +319,15 @@ def test_canvas_sizes():
     assert TripletRenderer([30, 64], True).canvas_size == (752, 632)
 
 
-def test_scale_bar_is_one_arcsecond_long(plain_renderer):
+def test_scale_bar_is_one_arcsecond_long_or_a_longer_round_length(plain_renderer):
     stamp = np.zeros((30, 30))  # constant: mid-grey, so the white bar stands out
-    assert scale_bar_length(P, 30, 0.2) == pytest.approx(40.0)
-    for scale, expected in ((0.2, 40), (0.5, 16)):
+    assert scale_bar(P, 30, 0.2) == pytest.approx((1.0, 40.0))
+    assert scale_bar(P, 30, 0.5) == pytest.approx((1.0, 16.0))
+    # ZTF: 63 px of 1.01 arcsec; 1" would be 3.8 px, 2" 7.5: the bar is 5".
+    assert scale_bar(P, 63, 1.01) == pytest.approx((5.0, 5 * P / 63 / 1.01))
+    assert scale_bar(P, 30, 0.6) == pytest.approx((2.0, 2 * P / 30 / 0.6))
+    assert all(math.isnan(v) for v in scale_bar(P, 30, None) + scale_bar(P, 30, 0.0))
+    for scale, expected in ((0.2, 40), (0.5, 16), (0.6, 27), (1.01, 40)):
         _, rgb = decode(plain_renderer.render_png([(stamp,) * 3], None, scale))
         for box in plain_renderer.panel_boxes[0]:
             panel = pixels(rgb, box)

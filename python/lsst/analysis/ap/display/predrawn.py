@@ -157,13 +157,16 @@ def badge_tile(box: Box, name: str, rgb: RGB, palette: Palette) -> np.ndarray:
     return palette.quantize(np.asarray(tile))
 
 
-def scale_label_tile(palette: Palette) -> tuple[np.ndarray, np.ndarray]:
-    """'1"' in the scale-bar colour with an outline.
+def scale_label_tile(palette: Palette, arcsec: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The scale bar's length (``1"``, ``5"``) in the scale-bar colour with
+    an outline.
 
     Parameters
     ----------
     palette : `~lsst.analysis.ap.display.palette.Palette`
         Palette of the renderer.
+    arcsec : `float`, optional
+        The bar's length in arcseconds.
 
     Returns
     -------
@@ -174,7 +177,7 @@ def scale_label_tile(palette: Palette) -> tuple[np.ndarray, np.ndarray]:
 
     """
     label_font = font(SCALE_LABEL_SIZE, bold=True)
-    text = '1"'
+    text = f'{arcsec:g}"'
     left, top, right, bottom = label_font.getbbox(text, stroke_width=1)
     tile = Image.new("RGBA", (right - left + 2, bottom - top + 2), (0, 0, 0, 0))
     ImageDraw.Draw(tile).text(

@@ -7,7 +7,7 @@ panel size, colormap, scalings).  It assembles, once, the palette
 (`lsst.analysis.ap.display.glyphs`) and the pre-drawn art
 (`lsst.analysis.ap.display.predrawn`); per source it copies the pre-drawn index
 background and draws only what changes: the three colour-mapped panels per
-size, the 1-arcsecond scale bars, the annotation values, the set badges and
+size, the scale bars, the annotation values, the set badges and
 the red labels of flagged fluxes, all in numpy.  matplotlib is only used
 for its colormaps and its bundled DejaVu Sans fonts.
 
@@ -30,7 +30,7 @@ __all__ = (
     "nearest_index",
     "paint_panel",
     "render_panel_rgb",
-    "scale_bar_length",
+    "scale_bar",
     "upsample_nearest",
 )
 
@@ -236,8 +236,17 @@ def render_panel_rgb(
     return extended[upsample_nearest(index, out_size)]
 
 
-def scale_bar_length(panel_pixels: int, stamp_size: int, pixel_scale_arcsec: float | None) -> float:
-    """Length in canvas pixels of a 1-arcsecond bar on a panel.
+SCALE_BAR_ARCSEC = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+"""Scale-bar lengths offered (arcsec), shortest first."""
+
+MIN_SCALE_BAR_PIXELS = 16.0
+"""Shortest scale bar drawn with a longer length available (canvas pixels):
+a 1-arcsecond bar shorter than this (ZTF's 1″ pixels, wide stamps) gives
+way to the first length of `SCALE_BAR_ARCSEC` at least this long."""
+
+
+def scale_bar(panel_pixels: int, stamp_size: int, pixel_scale_arcsec: float | None) -> tuple[float, float]:
+    """Length of a panel's scale bar, on the sky and on the canvas.
 
     Parameters
     ----------
@@ -250,14 +259,21 @@ def scale_bar_length(panel_pixels: int, stamp_size: int, pixel_scale_arcsec: flo
 
     Returns
     -------
+    arcsec : `float`
+        The first length of `SCALE_BAR_ARCSEC` whose bar is at least
+        `MIN_SCALE_BAR_PIXELS` long (the longest when none is).
     length : `float`
-        ``panel_pixels / stamp_size / pixel_scale_arcsec``; NaN if the
-        pixel scale is missing, not finite or not positive.
+        Its length in canvas pixels, ``arcsec * panel_pixels / stamp_size
+        / pixel_scale_arcsec``.  Both are NaN if the pixel scale is
+        missing, not finite or not positive.
 
     """
     if pixel_scale_arcsec is None or not math.isfinite(pixel_scale_arcsec) or pixel_scale_arcsec <= 0:
-        return math.nan
-    return panel_pixels / stamp_size / pixel_scale_arcsec
+        return math.nan, math.nan
+    per_arcsec = panel_pixels / stamp_size / pixel_scale_arcsec
+    long_enough = (a for a in SCALE_BAR_ARCSEC if a * per_arcsec >= MIN_SCALE_BAR_PIXELS)
+    arcsec = next(long_enough, SCALE_BAR_ARCSEC[-1])
+    return arcsec, arcsec * per_arcsec
 
 
 Limits = tuple[float, float] | None
@@ -437,7 +453,7 @@ class TripletRenderer:
         self.value_boxes: Mapping[str, Box] = self._art[RUBIN_SCHEME].value_boxes
         """Box of each ``rubin`` annotation field value by field key (empty
         without metadata); `layouts` has those of every scheme."""
-        self._scale_label = scale_label_tile(self._palette)
+        self._scale_labels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._png = PalettePng(*self.canvas_size, self._palette.png_bytes, self.compress_level)
         self._scratch = threading.local()
         self._outside_panels = tuple(
@@ -567,9 +583,10 @@ class TripletRenderer:
             leaves the value slots empty).
         pixel_scale_arcsec : `float` or sequence of `float`, optional
             Pixel scale (arcsec/pixel), one for all sizes or one per size,
-            for the 1-arcsecond scale bars.  No bar is drawn where it is
-            `None`/NaN, or where 1 arcsec would not fit in the panel or
-            would be shorter than 2 canvas pixels.
+            for the scale bars (1 arcsecond, or the first of 2, 5, 10, 20,
+            30 and 60 at least 16 canvas pixels long; see `scale_bar`).  No
+            bar is drawn where it is `None`/NaN, or where the bar would not
+            fit in the panel or would be shorter than 2 canvas pixels.
         contexts : sequence of (context, context, context), optional
             Per size, what the template, science and difference panels
             bring to the display options (source position, North/East,
@@ -733,7 +750,7 @@ class TripletRenderer:
                 )
                 row_limits.append(limits)
                 paint_panel(canvas, box.slices, levels)
-                self._draw_scale_bar(canvas, box, scale_bar_length(self.panel_pixels, array.shape[0], scale))
+                self._draw_scale_bar(canvas, box, *scale_bar(self.panel_pixels, array.shape[0], scale))
                 if limits is None and not np.isfinite(array).any():
                     paste_label(canvas, box, self._empty_tile)
                 if context is not None:
@@ -798,7 +815,7 @@ class TripletRenderer:
             )
         return scales
 
-    def _draw_scale_bar(self, canvas: np.ndarray, box: Box, length: float) -> None:
+    def _draw_scale_bar(self, canvas: np.ndarray, box: Box, arcsec: float, length: float) -> None:
         inset = SCALE_BAR_INSET
         if not (2.0 <= length <= self.panel_pixels - 2 * inset):
             return
@@ -807,7 +824,10 @@ class TripletRenderer:
         y0 = y1 - SCALE_BAR_THICKNESS
         canvas[y0 - 1 : y1 + 1, x0 - 1 : x0 + n + 1] = self._palette.index[SCALE_BAR_OUTLINE_RGB]
         canvas[y0:y1, x0 : x0 + n] = self._palette.index[SCALE_BAR_RGB]
-        opaque, index = self._scale_label
+        label = self._scale_labels.get(arcsec)
+        if label is None:
+            label = self._scale_labels[arcsec] = scale_label_tile(self._palette, arcsec)
+        opaque, index = label
         h, w = opaque.shape
         ly0 = y0 - 2 - h
         if ly0 < box.y0 or x0 - 1 + w > box.x1:
