@@ -411,6 +411,31 @@ def test_numeric_options_refuse_fractions_and_non_finite_values(prog, option, va
 
 
 @pytest.mark.parametrize(
+    "prog, override, expected",
+    [
+        ("plotImageSubtractionCutouts", "sizes=[0]", "bad configuration: "),
+        ("plotAlertCutouts", "sizes=[0]", "bad configuration: "),
+        ("plotFileCutouts", "no_such_field=3", "bad configuration: "),
+        ("plotDiaObjectSequences", "max_epochs=0", "bad configuration: "),
+        ("plotDiaObjectSequences", "size=100000", "bad configuration: "),
+        ("plotDiaObjectSequences", "panel_pixels=100000", "bad configuration: "),
+        ("plotDiaObjectSequences", "max_epochs=501", "bad configuration: "),
+        ("plotDiaObjectSequences", "size", "-c expects field=value, got 'size'"),
+    ],
+)
+def test_configuration_errors_are_one_line(prog, override, expected, capsys, tmp_path, monkeypatch):
+    """A value the configuration refuses (or cannot parse) ends every
+    command with one line and status 2, before any input is read."""
+    monkeypatch.chdir(tmp_path)
+    main, argv = _entry_points()[prog]
+    assert main([*argv, "-c", override]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: {expected}"), lines
+    assert "Traceback" not in lines[0] and "For more information" not in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
     "prog, argument",
     [
         ("plotImageSubtractionCutouts", "outputPath"),

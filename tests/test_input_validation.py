@@ -425,6 +425,10 @@ def test_uint64_max_id_written_and_listed_exactly(tmp_path, butler, group):
     assert manifest["location:1"].str.endswith(f"/{UINT64_MAX}.png").any()
     records = pd.read_csv(output / "records.csv", dtype={"diaSourceId": str})
     assert str(UINT64_MAX) in set(records["diaSourceId"])
+    # The vetting page, which joins the DiaSource values to the records, shows them too.
+    page_data = (output / "vetting" / "records.js").read_text()
+    assert f'"{UINT64_MAX}"' in page_data and f'"{2**63 + 7}"' in page_data
+    assert '"-1"' not in page_data and '"-9223372036854775801"' not in page_data
 
 
 @pytest.fixture()
@@ -736,6 +740,42 @@ def test_killing_the_parent_leaves_no_worker_or_resource_tracker(tmp_path, demo_
                 os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="njobs is capped at the cores: no worker on one core")
+def test_ctrl_c_ends_in_one_line_and_the_same_command_finishes(tmp_path, demo_repo):
+    """SIGINT to the whole process group (what Ctrl-C in a terminal sends),
+    while a worker draws: no traceback from the command or its workers,
+    status 130, no partial file; the same command then finishes the run."""
+    output = tmp_path / "out"
+    argv = cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "2", *FAST)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and len(list(output.rglob("*.png"))) < 3:
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "plotImageSubtractionCutouts: interrupted. Every file written is complete; run the same command "
+        "again to finish the run."
+    )
+    assert not [path for path in output.rglob("*") if ".partial" in path.name or path.name.startswith(".")]
+    again = run_cli(argv)
+    assert again.returncode in (EXIT_OK, EXIT_SOME_FAILED), again.stderr
+    counts = summary_counts(again.stdout)
+    assert counts["total"] == demo_repo.n_sources
+    records = pd.read_csv(output / "records.csv")
+    drawn = records[records["status"].isin(["written", "skipped"])]
+    assert sorted(drawn["path"]) == sorted(str(p.relative_to(output)) for p in output.rglob("images/*/*.png"))
 
 
 APDB_COLUMNS = Path(__file__).parent / "data" / "apdb_DiaSource_columns.csv"

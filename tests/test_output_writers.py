@@ -406,6 +406,19 @@ def test_a_very_long_instrument_name_has_its_records_written(tmp_path, butler, d
     assert all(len(p.name.encode()) <= 255 and p.name.startswith("Camera-xxx") for p in directories)
 
 
+@pytest.mark.parametrize("name", ["..", "."])
+def test_an_instrument_named_dot_or_dot_dot_keeps_its_records_under_records(
+    tmp_path, butler, demo_sources, name
+):
+    output = tmp_path / "out"
+    sources = demo_sources[demo_sources["visit"] == 1001].iloc[:2].assign(instrument=name)
+    make_task(output).run(sources, butler)
+    records = read_records(output)
+    assert list(records["instrument"]) == [name, name] and set(records["status"]) == {"failed"}
+    assert sorted(p.name for p in output.iterdir() if p.is_dir()) == ["records", "vetting"]
+    assert (output / "records" / name.replace(".", "%2E")).is_dir()
+
+
 def test_damaged_record_files_of_an_earlier_run_are_named_when_skipped(
     tmp_path, butler, demo_sources, caplog
 ):

@@ -339,3 +339,31 @@ def test_light_curve_points_and_labels_stay_in_their_places(fluxes):
     text[bottom + 1 :] = False  # the MJD labels
     ys, xs = np.nonzero(text)
     assert len(xs) > 20 and xs.max() < left - 2
+
+
+def test_epochs_without_a_time_are_recorded_not_placed(demo_repo, sources, multi_epoch_object, tmp_path):
+    """An epoch whose midpointMjdTai is NaN or infinite cannot be ordered:
+    it is not drawn (and never taken for the latest), it is listed in
+    epochs.csv with the reason, and the light curve keeps the others."""
+    rows = sources[sources["diaObjectId"] == multi_epoch_object].sort_values("midpointMjdTai")
+    table = sources.copy()
+    table.loc[rows.index[0], "midpointMjdTai"] = np.nan
+    table.loc[rows.index[1], "midpointMjdTai"] = np.inf
+    result = _run(demo_repo, table, [multi_epoch_object], tmp_path, max_epochs=2)
+    epochs = result.epochs
+    drawn = epochs[epochs["status"] == "written"]
+    timed = [int(v) for v in rows["visit"].iloc[2:]]
+    assert list(drawn["visit"]) == timed[-2:]  # the latest timed ones
+    failed = epochs[epochs["status"] == "failed"].set_index("visit")
+    assert sorted(failed.index) == sorted(int(v) for v in rows["visit"].iloc[:2])
+    assert failed.loc[int(rows["visit"].iloc[0]), "reason"] == (
+        "midpointMjdTai is nan, not a finite MJD: the epoch has no time"
+    )
+    record = result.objects.iloc[0]
+    assert record["status"] == "written" and int(record["n_epochs_failed"]) == 2
+    sheet = np.asarray(Image.open(tmp_path / record["contact_sheet"]).convert("RGB"))
+    from lsst.analysis.ap.sequences.products import BAND_RGB
+
+    curve = sheet[20:120]
+    for band in drawn["band"]:
+        assert np.all(curve == BAND_RGB[band], axis=2).sum() > 10, band

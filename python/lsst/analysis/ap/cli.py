@@ -33,6 +33,7 @@ __all__ = (
 )
 
 import argparse
+import functools
 import gzip
 import io
 import logging
@@ -110,6 +111,7 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ALL_FAILED = 3
 EXIT_OUTPUT = 4
+EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "every source written or skipped (already present), or none to draw",
@@ -118,8 +120,45 @@ EXIT_CODES = {
     EXIT_ALL_FAILED: "every source failed (e.g. no images in the collections); see failures.csv",
     EXIT_OUTPUT: "the outputs could not be written (unwritable, full or unreachable); every file written "
     "is whole and the same command finishes the run",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); every file written is whole and the same command finishes "
+    "the run",
 }
 """Exit status of ``plotImageSubtractionCutouts`` and what it means."""
+
+
+def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Make a command's ``main`` end on Ctrl-C with one line and
+    `EXIT_INTERRUPTED` instead of a traceback (its workers ignore the
+    signal and end with it).
+
+    Parameters
+    ----------
+    prog : `str`
+        Name of the command.
+
+    Returns
+    -------
+    decorator : callable
+        Wraps a ``main(argv) -> int``.
+
+    """
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(*args: Any, **kwargs: Any) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(
+                    f"{prog}: interrupted. Every file written is complete; run the same command again "
+                    "to finish the run.",
+                    file=sys.stderr,
+                )
+                return EXIT_INTERRUPTED
+
+        return run
+
+    return decorate
 
 
 def exit_status(summary: dict) -> int:
@@ -588,6 +627,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+@interruptible(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run ``plotImageSubtractionCutouts``.
 
@@ -611,19 +651,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check_source_options(parser, args)
     _start_logging(parser, args)
-    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
-
-    config = PlotImageSubtractionCutoutsConfig()
-    if args.url_root:
-        config.url_root = args.url_root
     try:
-        _apply_overrides(config, args)
-        config.validate()
+        config = _cutout_config(args)
     except CommandError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        print(f"{PROG}: bad configuration: {_first_line(error)}", file=sys.stderr)
         return 2
     from .outputs.store import OutputError
 
@@ -785,15 +816,33 @@ def build_files_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(prog: str, args: argparse.Namespace):
-    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
+def configure(config: Any, args: argparse.Namespace) -> Any:
+    """``config`` with ``--url-root``, the ``-C`` files and the ``-c``
+    values applied, validated.
 
-    config = PlotImageSubtractionCutoutsConfig()
+    Raises
+    ------
+    CommandError
+        Raised, in one line, for an override that cannot be applied or a
+        value the configuration refuses.
+
+    """
     if args.url_root:
         config.url_root = args.url_root
-    _apply_overrides(config, args)
-    config.validate()
+    try:
+        _apply_overrides(config, args)
+        config.validate()
+    except CommandError:
+        raise
+    except Exception as error:
+        raise CommandError(f"bad configuration: {' '.join(_first_line(error).split())}") from None
     return config
+
+
+def _cutout_config(args: argparse.Namespace) -> Any:
+    from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
+
+    return configure(PlotImageSubtractionCutoutsConfig(), args)
 
 
 def _report(result, start: float, unit: str) -> int:
@@ -812,6 +861,7 @@ def _report(result, start: float, unit: str) -> int:
     return exit_status(summary)
 
 
+@interruptible("plotAlertCutouts")
 def alerts_main(argv: list[str] | None = None) -> int:
     """Run ``plotAlertCutouts``; returns the exit status, as
     ``plotImageSubtractionCutouts`` (`EXIT_CODES`): failed packets are
@@ -823,9 +873,9 @@ def alerts_main(argv: list[str] | None = None) -> int:
     from .standalone import expand_packet_inputs, make_alert_cutouts
 
     try:
-        config = _config("plotAlertCutouts", args)
-    except Exception as error:
-        print(f"plotAlertCutouts: bad configuration: {error}", file=sys.stderr)
+        config = _cutout_config(args)
+    except CommandError as error:
+        print(f"plotAlertCutouts: {error}", file=sys.stderr)
         return 2
     try:
         files = expand_packet_inputs(args.inputs)
@@ -845,6 +895,7 @@ def alerts_main(argv: list[str] | None = None) -> int:
     return _report(result, start, "packet(s)")
 
 
+@interruptible("plotFileCutouts")
 def files_main(argv: list[str] | None = None) -> int:
     """Run ``plotFileCutouts``; returns the exit status (`EXIT_CODES`)."""
     parser = build_files_parser()
@@ -855,9 +906,9 @@ def files_main(argv: list[str] | None = None) -> int:
     from .standalone import make_file_cutouts
 
     try:
-        config = _config("plotFileCutouts", args)
-    except Exception as error:
-        print(f"plotFileCutouts: bad configuration: {error}", file=sys.stderr)
+        config = _cutout_config(args)
+    except CommandError as error:
+        print(f"plotFileCutouts: {error}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:

@@ -34,6 +34,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -453,13 +454,26 @@ def map_in_workers(
     # This process takes an item at once: one worker fewer than items.
     workers = min(njobs - 1, len(todo) - 1)
     if workers > 0:
+        spawned = threading.Event()
         feeder = threading.Thread(
             target=_feed_pool,
-            args=(initializer, initargs, work, workers, next_item, drop_the_rest, arrived, items_left),
+            args=(
+                initializer,
+                initargs,
+                work,
+                workers,
+                next_item,
+                drop_the_rest,
+                arrived,
+                items_left,
+                spawned,
+            ),
             name="cutout-workers",
             daemon=True,
         )
-        feeder.start()
+        with _sigint_ignored():
+            feeder.start()
+            spawned.wait(_SPAWN_WAIT_SECONDS)
     results: list[Any] = []
     error: BaseException | None = None
     feeder_done = feeder is None
@@ -517,6 +531,7 @@ def _feed_pool(
     drop_the_rest: Callable[[], None],
     arrived: queue.SimpleQueue,
     items_left: Callable[[], bool],
+    spawned: threading.Event,
 ) -> None:
     """Thread of `map_in_workers` that keeps ``workers`` spawned workers
     busy, one item each, taking the next item whenever one finishes; puts
@@ -531,7 +546,9 @@ def _feed_pool(
     """
     try:
         with _worker_pool(initializer, initargs, workers) as pool:
+            # The pool starts one process per call while none is idle.
             starting = {pool.submit(_started) for _ in range(workers)}
+            spawned.set()
             running = set(starting)
             while running:
                 done, running = concurrent.futures.wait(
@@ -557,8 +574,13 @@ def _feed_pool(
         drop_the_rest()
         arrived.put(("error", error))
     finally:
+        spawned.set()
         arrived.put(("done", None))
 
+
+_SPAWN_WAIT_SECONDS = 30.0
+"""Longest wait of `map_in_workers`, with SIGINT ignored, for its feeder
+thread to start the worker processes (it takes milliseconds)."""
 
 _POLL_SECONDS = 0.05
 """How often `_feed_pool` checks, while workers start, whether items are
@@ -603,6 +625,27 @@ def _worker_pool(
         threading.Thread(target=stack.pop_all().close, name=WORKERS_END_THREAD).start()
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in the block, which starts worker processes.
+
+    A spawned interpreter keeps a SIGINT it starts with ignored, so Ctrl-C
+    in a terminal (sent to the whole process group) reaches this process
+    alone, even while a worker is still importing the stack: this process
+    answers it, and the work left is cancelled.  A Ctrl-C in the
+    milliseconds the processes take to start is not seen.  Only the main
+    thread can change a signal's handler: elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 WORKERS_END_THREAD = "cutout-workers-end"
 """Name of the thread that shuts a pool down and stops its log listener
 once a run no longer needs its workers."""
@@ -625,7 +668,8 @@ def _map_in_pool(
         return []
     try:
         with _worker_pool(initializer, initargs, workers) as pool:
-            futures = [pool.submit(work, item) for item in items]
+            with _sigint_ignored():
+                futures = [pool.submit(work, item) for item in items]
             results = []
             for future in concurrent.futures.as_completed(futures):
                 results.append(future.result())

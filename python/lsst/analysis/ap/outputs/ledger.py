@@ -127,6 +127,8 @@ def _instrument_dir(instrument: str) -> str:
 
     """
     name = quote(str(instrument), safe="")
+    if name in (".", ".."):  # the directory itself, or its parent
+        name = name.replace(".", "%2E")
     if len(name) <= _INSTRUMENT_DIR_BYTES:
         return name
     digest = hashlib.sha256(str(instrument).encode()).hexdigest()[:16]

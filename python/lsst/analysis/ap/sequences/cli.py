@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import _common_options, _finite, _integer, _start_logging, add_worker_option, output_location
+from ..cli import (
+    _common_options,
+    _finite,
+    _integer,
+    _start_logging,
+    add_worker_option,
+    interruptible,
+    output_location,
+)
 
 _PROG = "plotDiaObjectSequences"
 
@@ -129,6 +137,7 @@ def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFra
     return selection.apply(sources, _origin(args))
 
 
+@interruptible(_PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status (`lsst.analysis.ap.cli.EXIT_CODES`
     counted in DiaObjects: 0 all drawn, 1 some failed, 2 bad arguments or
@@ -137,17 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _start_logging(parser, args)
-    from ..cli import _apply_overrides, _open_butler, exit_status, output_failure
+    from ..cli import _open_butler, configure, exit_status, output_failure
     from ..outputs.store import OutputError
     from ..sources import SourceTableError
     from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
-    config = PlotDiaObjectSequencesConfig()
-    if args.url_root:
-        config.url_root = args.url_root
     try:
-        _apply_overrides(config, args)
-        config.validate()
+        config = configure(PlotDiaObjectSequencesConfig(), args)
         butler = _open_butler(args)
         sources = _sources(args, butler)
         ids = select_objects(args, sources)

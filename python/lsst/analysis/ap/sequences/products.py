@@ -125,7 +125,11 @@ def light_curve(labels: Sequence[EpochLabel], width: int, height: int) -> Image.
     draw = ImageDraw.Draw(image)
     text_font = font(11)
     draw.text((4, 0), "difference flux (nJy) against MJD", fill=_TEXT_RGB, font=text_font)
-    points = [(lab.mjd, lab.flux, lab) for lab in labels if lab.flux is not None and math.isfinite(lab.flux)]
+    points = [
+        (lab.mjd, lab.flux, lab)
+        for lab in labels
+        if lab.flux is not None and math.isfinite(lab.flux) and math.isfinite(lab.mjd)
+    ]
     fluxes = [p[1] for p in points]
     f0, f1 = min([*fluxes, 0.0]), max([*fluxes, 0.0])
     f1 = f1 if f1 > f0 else f0 + 1.0

@@ -23,7 +23,7 @@ from ..display.renderer import TripletRenderer
 from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
-from ..outputs.store import OutputStore
+from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..sources import SourceTableError, source_rows, standardize_repository_sources
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
@@ -34,12 +34,33 @@ SEQUENCE_DIR = "sequences"
 """Subdirectory of the output directory holding the sequence products."""
 
 
+MAX_SEQUENCE_STAMP = 1024
+"""Largest stamp and panel size of a sequence (pixels): every epoch's three
+stamps are held at once, and the contact sheet stacks the epochs' panels."""
+
+MAX_SEQUENCE_EPOCHS = 500
+"""Largest ``max_epochs``: a contact sheet of 500 epochs at the default panel
+size is about 100,000 pixels tall."""
+
+
 class PlotDiaObjectSequencesConfig(pexConfig.Config):
     """Configuration of `PlotDiaObjectSequencesTask`."""
 
-    size = pexConfig.RangeField[int](doc="Stamp width and height, in pixels.", default=41, min=5)
+    size = pexConfig.RangeField[int](
+        doc=f"Stamp width and height, in pixels (at most {MAX_SEQUENCE_STAMP}).",
+        default=41,
+        min=5,
+        max=MAX_SEQUENCE_STAMP,
+        inclusiveMax=True,
+    )
     max_epochs = pexConfig.RangeField[int](
-        doc="Most epochs shown per object; None shows all.", default=30, min=1, optional=True
+        doc=f"Most epochs shown per object (at most {MAX_SEQUENCE_EPOCHS}); None shows all, and an "
+        "object whose contact sheet would then be too large for an image fails with that reason.",
+        default=30,
+        min=1,
+        max=MAX_SEQUENCE_EPOCHS,
+        inclusiveMax=True,
+        optional=True,
     )
     epoch_choice = pexConfig.ChoiceField[str](
         doc="Which epochs are kept when an object has more than max_epochs.",
@@ -80,7 +101,13 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
     frame_duration_ms = pexConfig.RangeField[int](
         doc="Display time of each animation frame (ms).", default=600, min=20
     )
-    panel_pixels = pexConfig.RangeField[int](doc="Size of each panel on the images.", default=160, min=32)
+    panel_pixels = pexConfig.RangeField[int](
+        doc=f"Size of each panel on the images (at most {MAX_SEQUENCE_STAMP}).",
+        default=160,
+        min=32,
+        max=MAX_SEQUENCE_STAMP,
+        inclusiveMax=True,
+    )
     science_image_type = pexConfig.Field[str](doc="Dataset type of the science images.", default="")
     diff_image_type = pexConfig.Field[str](
         doc="Prefix of legacy template/difference dataset types (as the cutout task).",
@@ -327,6 +354,24 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             seen.add(key)
         return pd.DataFrame(extra)
 
+    @staticmethod
+    def _epoch_record(object_id: int, k: int, epoch: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``epochs.csv`` row of epoch ``k`` of an object, not drawn yet."""
+        mjd = pd.to_numeric(epoch.get(TIME_COLUMN), errors="coerce")
+        return dict(
+            diaObjectId=object_id,
+            epoch=k,
+            visit=int(epoch["visit"]),
+            detector=int(epoch["detector"]),
+            mjd=float(mjd) if mjd is not None and not pd.isna(mjd) else math.nan,
+            band=str(epoch.get("band") or ""),
+            detected=bool(epoch["detected"]),
+            flux=_finite_or_none(epoch.get("psfFlux")),
+            status="failed",
+            reason="",
+            path="",
+        )
+
     def _readers(self, butler: Any, epoch: Mapping[str, Any]) -> dict[str, PlaneReader]:
         types = image_dataset_types(self.config.science_image_type, self.config.diff_image_type)
         data_id = dict(
@@ -340,27 +385,23 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 object_id, math.nan, math.nan, reason="no DiaSources of this object"
             ), []
         ra, dec = float(np.nanmean(rows["ra"])), float(np.nanmean(rows["dec"]))
+        # An epoch without a time cannot be placed in the sequence: it is
+        # recorded as not drawn, after the others.
+        untimed = rows.iloc[0:0]
+        if TIME_COLUMN in rows.columns:
+            times = pd.to_numeric(rows[TIME_COLUMN], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            untimed, rows = rows[~np.isfinite(times)], rows[np.isfinite(times)]
         try:
-            chosen = self._epochs(object_id, rows, butler, ra, dec)
+            chosen = (
+                self._epochs(object_id, rows, butler, ra, dec) if len(rows) else rows.assign(detected=True)
+            )
         except Exception as error:
             return self._object_record(object_id, ra, dec, reason=f"cannot choose epochs: {error}"), []
         size = self.config.size
         cut: list[tuple[dict, dict[str, PlaneReader]]] = []
         epoch_records = []
         for k, epoch in enumerate(chosen.to_dict("records")):
-            record = dict(
-                diaObjectId=object_id,
-                epoch=k,
-                visit=int(epoch["visit"]),
-                detector=int(epoch["detector"]),
-                mjd=float(epoch[TIME_COLUMN]),
-                band=str(epoch.get("band") or ""),
-                detected=bool(epoch["detected"]),
-                flux=_finite_or_none(epoch.get("psfFlux")),
-                status="failed",
-                reason="",
-                path="",
-            )
+            record = self._epoch_record(object_id, k, epoch)
             epoch_records.append(record)
             try:
                 readers = self._readers(butler, epoch)
@@ -370,6 +411,12 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 record["reason"] = str(error)
                 continue
             cut.append((record, readers))
+        for epoch in untimed.assign(detected=True).to_dict("records"):
+            record = self._epoch_record(object_id, len(epoch_records), epoch)
+            record["reason"] = (
+                f"{TIME_COLUMN} is {epoch[TIME_COLUMN]!r}, not a finite MJD: the epoch has no time"
+            )
+            epoch_records.append(record)
         if not cut:
             reasons = "; ".join(sorted({r["reason"] for r in epoch_records})) or "no epochs"
             return (
@@ -384,6 +431,17 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
         try:
             return self._draw_object(object_id, ra, dec, size, cut, epoch_records)
+        except OutputError:
+            raise
+        except Exception as error:  # one object's failure never ends the run
+            reason = f"cannot draw the sequence: {type(error).__name__}: {error}"
+            for record in epoch_records:
+                if record["status"] == "written":
+                    record.update(status="failed", reason=reason, path="")
+            failed = len(epoch_records)
+            return self._object_record(
+                object_id, ra, dec, reason=reason, n_epochs_failed=failed
+            ), epoch_records
         finally:
             for _, readers in cut:
                 for reader in readers.values():
@@ -409,6 +467,14 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             {role: cut_aligned(readers[role], ra, dec, size, grid) for role in ROLES} for _, readers in cut
         ]
         renderer = self._renderer(stamps)
+        width, height = renderer.canvas_size
+        sheet_pixels = width * height * len(cut)
+        if sheet_pixels > Image.MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f"{len(cut)} epochs make a contact sheet of more than {sheet_pixels / 1e6:.0f} million "
+                f"pixels, beyond what image readers open ({Image.MAX_IMAGE_PIXELS / 1e6:.0f} million); "
+                "set max_epochs"
+            )
         relative = f"{SEQUENCE_DIR}/{object_id}"
         rows, frames, labels, frame_paths = [], [], [], []
         role_index = ROLES.index(self.config.animation_image)

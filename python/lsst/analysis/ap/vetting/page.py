@@ -201,9 +201,20 @@ def _source_extra(records_columns: Iterable[str], sources: pd.DataFrame | None) 
     extra = sources[["diaSourceId", *wanted]]
     if not extra["diaSourceId"].is_unique:
         extra = extra.drop_duplicates("diaSourceId", keep="last")
-    if extra["diaSourceId"].dtype != np.int64:
-        extra = extra.astype({"diaSourceId": "int64"})
-    return extra
+    return extra.assign(diaSourceId=_id_key(extra["diaSourceId"]))
+
+
+def _id_key(values: pd.Series) -> np.ndarray:
+    """``diaSourceId`` values as an ``int64`` join key: ids beyond
+    2**63 - 1 by their 64 bits, a one-to-one map of every 64-bit id (the
+    page shows the ids themselves).
+    """
+    ids = id_array(values)
+    if ids.dtype == np.uint64:
+        return ids.view(np.int64)
+    if ids.dtype == object:  # negative ids with ids beyond 2**63 - 1
+        return np.array([(int(v) + 2**63) % 2**64 - 2**63 for v in ids], dtype=np.int64)
+    return ids.astype(np.int64, copy=False)
 
 
 def _joined_dtypes(extra: pd.DataFrame, complete: bool) -> dict[str, Any]:
@@ -269,9 +280,10 @@ def _page_table(
     (`_source_extra`)."""
     table = records.reset_index(drop=True)
     if extra is not None:
-        if table["diaSourceId"].dtype != np.int64:
-            table = table.astype({"diaSourceId": "int64"})
-        table = table.merge(extra, on="diaSourceId", how="left")
+        ids = table["diaSourceId"]
+        # A left join on unique keys keeps the records' rows in order.
+        table = table.assign(diaSourceId=_id_key(ids)).merge(extra, on="diaSourceId", how="left")
+        table["diaSourceId"] = ids.to_numpy()
         if joined_dtypes is not None:
             changed = {name: dtype for name, dtype in joined_dtypes.items() if table[name].dtype != dtype}
             if changed:
@@ -633,9 +645,9 @@ def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
     """Whether every id of ``ids`` is in the sorted array ``known``."""
     if not len(ids):
         return True
-    if not len(known) or ids.dtype.kind not in "iu":
-        return bool(np.isin(ids, known).all())
-    ids = ids.astype(np.int64)
+    ids = _id_key(pd.Series(ids))
+    if not len(known):
+        return False
     at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
     return bool((known[at] == ids).all())
 
