@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -367,3 +368,32 @@ def test_epochs_without_a_time_are_recorded_not_placed(demo_repo, sources, multi
     curve = sheet[20:120]
     for band in drawn["band"]:
         assert np.all(curve == BAND_RGB[band], axis=2).sum() > 10, band
+
+
+def test_runs_into_one_directory_keep_each_others_objects(demo_repo, sources, tmp_path):
+    """A second run adds its objects to the directory's tables and
+    manifests; an object drawn again replaces its rows, and its epoch
+    images the new run did not draw are removed."""
+    counts = sources.groupby("diaObjectId").size()
+    first, second = (int(i) for i in counts[counts >= 3].index[:2])
+    _run(demo_repo, sources, [first], tmp_path)
+    _run(demo_repo, sources, [second], tmp_path)
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv")
+    assert list(objects["diaObjectId"]) == [first, second]
+    manifest = pd.read_csv(tmp_path / "sequences" / "manifest.csv")
+    assert list(manifest["#diaObjectId"]) == [first, second]
+    before = sorted((tmp_path / "sequences" / str(second)).glob("epoch*.png"))
+    again = _run(demo_repo, sources, [second], tmp_path, max_epochs=1)
+    assert again.summary["objects"] == 1
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv")
+    assert list(objects["diaObjectId"]) == [first, second]
+    assert list(objects["n_epochs"]) == [counts[first], 1]
+    epochs = pd.read_csv(tmp_path / "sequences" / "epochs.csv")
+    assert (epochs["diaObjectId"] == first).sum() == counts[first]
+    assert (epochs["diaObjectId"] == second).sum() == 1
+    after = sorted((tmp_path / "sequences" / str(second)).glob("epoch*.png"))
+    assert len(before) == counts[second] and [p.relative_to(tmp_path).as_posix() for p in after] == list(
+        epochs.loc[epochs["diaObjectId"] == second, "path"]
+    )
+    summary = json.loads((tmp_path / "sequences" / "summary.json").read_text())
+    assert summary["objects"] == 2 and summary["epochs_drawn"] == counts[first] + 1

@@ -238,8 +238,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
         objects_frame = pd.DataFrame(objects)
         epochs_frame = pd.DataFrame(epochs)
-        summary = self._write_tables(objects_frame, epochs_frame)
-        self._refresh_vetting_page(sources, objects_frame)
+        # The directory's tables keep the objects earlier runs drew there.
+        directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
+        self._write_tables(directory_objects, directory_epochs)
+        self._refresh_vetting_page(sources, directory_objects)
+        summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
     def _standardize(self, sources: pd.DataFrame, butler: Any, origin: str) -> pd.DataFrame:
@@ -542,7 +545,45 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             difference_scaling=scalings["difference"],
         )
 
-    def _write_tables(self, objects: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, Any]:
+    def _earlier(self, name: str) -> pd.DataFrame | None:
+        """An earlier run's ``sequences/<name>``, `None` when there is none
+        (or it cannot be read: it is then replaced, with a warning).
+        """
+        relpath = f"{SEQUENCE_DIR}/{name}"
+        if self.store.size(relpath) is None:
+            return None
+        try:
+            earlier = pd.read_csv(io.BytesIO(self.store.read(relpath)), keep_default_na=False, na_values=[""])
+            earlier["diaObjectId"] = earlier["diaObjectId"].astype("int64")
+        except Exception as error:
+            self.log.warning("%s of an earlier run cannot be read (%s); it is replaced.", relpath, error)
+            return None
+        return earlier
+
+    def _merge_earlier(
+        self, objects: pd.DataFrame, epochs: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The tables of the objects earlier runs drew into the same
+        directory (those not drawn again) followed by this run's; the epoch
+        images of a redrawn object that this run did not draw again are
+        removed.
+        """
+        redrawn = {int(i) for i in objects["diaObjectId"]} if not objects.empty else set()
+        earlier_objects, earlier_epochs = self._earlier("objects.csv"), self._earlier("epochs.csv")
+        if earlier_objects is not None:
+            earlier_objects = earlier_objects[~earlier_objects["diaObjectId"].isin(redrawn)]
+            objects = pd.concat([earlier_objects, objects], ignore_index=True)
+        if earlier_epochs is not None:
+            again = earlier_epochs["diaObjectId"].isin(redrawn)
+            kept = set(epochs["path"]) if not epochs.empty else set()
+            for path in earlier_epochs.loc[again, "path"].dropna().astype(str):
+                if path and path not in kept:
+                    self.store.remove(path)
+            epochs = pd.concat([earlier_epochs[~again], epochs], ignore_index=True)
+        return objects, epochs
+
+    def _write_tables(self, objects: pd.DataFrame, epochs: pd.DataFrame) -> None:
+        """Write the tables, manifests and summary of the directory."""
         written = objects[objects["status"] == "written"] if not objects.empty else objects
         subject_set, panoptes = sequence_manifests(
             written if not written.empty else pd.DataFrame(columns=["diaObjectId", "ra", "dec", "frames"]),
@@ -558,15 +599,19 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             files["manifest.csv"] = subject_set
         for name, frame in files.items():
             self.store.write(f"{SEQUENCE_DIR}/{name}", frame.to_csv(index=False).encode())
-        summary = {
+        summary = self._summary(objects, epochs)
+        self.store.write(f"{SEQUENCE_DIR}/summary.json", (json.dumps(summary, indent=1) + "\n").encode())
+
+    @staticmethod
+    def _summary(objects: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, int]:
+        """Counts of objects and epochs by status."""
+        return {
             "objects": int(len(objects)),
             "written": int((objects["status"] == "written").sum()) if not objects.empty else 0,
             "failed": int((objects["status"] == "failed").sum()) if not objects.empty else 0,
             "epochs_drawn": int((epochs["status"] == "written").sum()) if not epochs.empty else 0,
             "epochs_failed": int((epochs["status"] == "failed").sum()) if not epochs.empty else 0,
         }
-        self.store.write(f"{SEQUENCE_DIR}/summary.json", (json.dumps(summary, indent=1) + "\n").encode())
-        return summary
 
 
 _WORKER: dict[str, Any] = {}
