@@ -397,3 +397,26 @@ def test_runs_into_one_directory_keep_each_others_objects(demo_repo, sources, tm
     )
     summary = json.loads((tmp_path / "sequences" / "summary.json").read_text())
     assert summary["objects"] == 2 and summary["epochs_drawn"] == counts[first] + 1
+
+
+def test_object_ids_as_text_are_read_and_fractions_refused(demo_repo, sources, multi_epoch_object, tmp_path):
+    """A catalog whose diaObjectId column holds integer text (and nulls)
+    draws its objects; a fraction stops the run naming the column and rows
+    (it was truncated to another object)."""
+    from lsst.analysis.ap.sources import SourceTableError
+
+    as_text = sources.assign(diaObjectId=[str(int(i)) for i in sources["diaObjectId"]])
+    as_text.loc[as_text.index[-1], "diaObjectId"] = None
+    result = _run(demo_repo, as_text, [multi_epoch_object], tmp_path)
+    record = result.objects.iloc[0]
+    assert record["status"] == "written", record["reason"]
+    expected = sources.iloc[:-1]
+    assert int(record["n_epochs"]) == int((expected["diaObjectId"] == multi_epoch_object).sum())
+    fraction = sources.assign(diaObjectId=sources["diaObjectId"].astype(float))
+    fraction.loc[fraction.index[2], "diaObjectId"] = multi_epoch_object + 0.7
+    with pytest.raises(
+        SourceTableError,
+        match=rf"^DiaSource table: column 'diaObjectId' must hold integers \(or nulls\): row 2: "
+        rf"{multi_epoch_object + 0.7!r} is not a whole number",
+    ):
+        _run(demo_repo, fraction, [multi_epoch_object], tmp_path / "f")

@@ -225,9 +225,11 @@ def _float_precision(dtype: Any) -> tuple[int, str]:
     return _FLOAT_EXACT_BITS[8], "float64"
 
 
-def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
+def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> np.ndarray:
     """Exact integers of an id column (``int64``, or ``uint64`` when the
-    values need it); raises naming the rows that hold anything else.
+    values need it); raises naming the rows that hold anything else.  With
+    ``nullable``, a column with nulls gives Python integers and `None`
+    (``object``).
     """
     kind = series.dtype.kind
     if kind in "iu" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
@@ -239,6 +241,9 @@ def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
     problems: dict[str, list[int]] = {}
     exact_bits, float_type = _float_precision(series.dtype)
     for position, value in enumerate(series.tolist()):
+        if nullable and _is_null(value):
+            integers.append(None)
+            continue
         number, problem = _as_integer(value, exact_bits, float_type)
         if number is not None and not (_INT64.min <= number <= _UINT64_MAX):
             number, problem = None, f"{number} is outside the 64-bit integer range"
@@ -247,9 +252,13 @@ def _integer_column(series: pd.Series, column: str, origin: str) -> np.ndarray:
         integers.append(number)
     if problems:
         details = "; ".join(f"{_rows(rows)}: {problem}" for problem, rows in list(problems.items())[:_SHOWN])
-        raise SourceTableError(f"{origin}: column {column!r} must hold integers: {details}.")
+        raise SourceTableError(
+            f"{origin}: column {column!r} must hold integers{' (or nulls)' if nullable else ''}: {details}."
+        )
     if not integers:
         return np.zeros(0, dtype=np.int64)
+    if None in integers:
+        return np.array(integers, dtype=object)
     if max(integers) <= _INT64.max:
         return np.array(integers, dtype=np.int64)
     if min(integers) >= 0:

@@ -104,15 +104,14 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
         When no object is asked for, or a column is missing.
 
     """
-    from .task import require_object_ids
+    from ..sources import _integer_column
 
     ids = list(args.diaObjectId)
-    if args.ra is not None or args.dec is not None or args.most_epochs > 0:
-        require_object_ids(sources, _origin(args))
     if args.id_column:
         if args.id_column not in sources.columns:
             raise ValueError(f"the catalog has no column {args.id_column!r}")
-        ids.extend(int(v) for v in pd.unique(sources[args.id_column].dropna()))
+        listed = _integer_column(sources[args.id_column], args.id_column, _origin(args), nullable=True)
+        ids.extend(int(v) for v in pd.unique(pd.Series(listed).dropna()))
     if args.ra is not None or args.dec is not None:
         if args.ra is None or args.dec is None:
             raise ValueError("--ra and --dec go together")
@@ -149,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli import _open_butler, configure, exit_status, output_failure
     from ..outputs.store import OutputError
     from ..sources import SourceTableError
-    from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
+    from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask, require_object_ids
 
     try:
         config = configure(PlotDiaObjectSequencesConfig(), args)
         butler = _open_butler(args)
-        sources = _sources(args, butler)
+        sources = require_object_ids(_sources(args, butler), _origin(args))
         ids = select_objects(args, sources)
         sources = _epoch_window(args, sources)
     except Exception as error:

@@ -25,7 +25,7 @@ from ..geometry import pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
-from ..sources import SourceTableError, source_rows, standardize_repository_sources
+from ..sources import SourceTableError, _integer_column, source_rows, standardize_repository_sources
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
@@ -126,9 +126,17 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
         self.science_image_type = DEFAULT_SCIENCE_TYPE
 
 
-def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -> None:
-    """Raise `~lsst.analysis.ap.sources.SourceTableError` naming the
-    ``diaObjectId`` column when ``sources`` lacks it.
+def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -> pd.DataFrame:
+    """``sources`` with exact integer ``diaObjectId`` values (null for a
+    source of no object; integer text read as its number).
+
+    Raises
+    ------
+    lsst.analysis.ap.sources.SourceTableError
+        Raised when ``sources`` has no ``diaObjectId`` column, or when a
+        value in it is not an exact integer (a fraction, other text); the
+        message names the column and the rows.
+
     """
     if "diaObjectId" not in sources.columns:
         shown = ", ".join(repr(str(c)) for c in sources.columns[:20])
@@ -136,6 +144,10 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
             f"{origin}: no 'diaObjectId' column, which says the DiaObject of each DiaSource "
             f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
         )
+    ids = sources["diaObjectId"]
+    if ids.dtype.kind in "iu" and not isinstance(ids.dtype, pd.api.extensions.ExtensionDtype):
+        return sources
+    return sources.assign(diaObjectId=_integer_column(ids, "diaObjectId", origin, nullable=True))
 
 
 class _EpochFailure(Exception):
@@ -249,7 +261,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """The sources checked as the cutout task's, without the rows that
         cannot be drawn (each logged).
         """
-        require_object_ids(sources, origin)
+        sources = require_object_ids(sources, origin)
         table = standardize_repository_sources(sources, butler, origin=origin)
         for row in source_rows(table.rejected):
             self.log.warning(
