@@ -421,6 +421,7 @@ def test_numeric_options_refuse_fractions_and_non_finite_values(prog, option, va
         ("plotDiaObjectSequences", "panel_pixels=100000", "bad configuration: "),
         ("plotDiaObjectSequences", "max_epochs=501", "bad configuration: "),
         ("plotDiaObjectSequences", "size", "-c expects field=value, got 'size'"),
+        ("plotImageSubtractionCutouts", "=3", "-c expects field=value, got '=3'"),
     ],
 )
 def test_configuration_errors_are_one_line(prog, override, expected, capsys, tmp_path, monkeypatch):

@@ -464,7 +464,7 @@ def _apply_overrides(config: Any, args: argparse.Namespace) -> None:
         overrides.addFileOverride(str(Path(path).expanduser()))
     for item in args.config:
         field, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not field.strip():
             raise CommandError(f"-c expects field=value, got {item!r}")
         overrides.addValueOverride(field.strip(), value.strip())
     overrides.applyTo(config)
