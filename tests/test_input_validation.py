@@ -778,6 +778,46 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_finishes(tmp_path, demo_re
     assert sorted(drawn["path"]) == sorted(str(p.relative_to(output)) for p in output.rglob("images/*/*.png"))
 
 
+@pytest.mark.skipif(available_cores() < 2, reason="njobs is capped at the cores: no worker on one core")
+@pytest.mark.parametrize("prog", ["plotAlertCutouts", "plotDiaObjectSequences"])
+def test_ctrl_c_stops_the_workers_at_once(tmp_path, demo_repo, prog):
+    """Ctrl-C while the workers start or draw: the command ends within
+    seconds (its workers are stopped, not waited for), with one line, no
+    traceback, status 130."""
+    output = tmp_path / "out"
+    scripts = Path(sys.executable).parent
+    if prog == "plotAlertCutouts":
+        packets = tmp_path / "packets"
+        packets.mkdir()
+        avro = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
+        for k in range(60):
+            shutil.copy(avro, packets / f"p{k:02d}.avro")
+        argv = [str(scripts / prog), str(packets), str(output), "-j", "2"]
+    else:
+        argv = [str(scripts / prog), str(demo_repo.root), str(output), "--collections", demo_repo.collection]
+        argv += ["--sqlitefile", str(demo_repo.apdb_file), "--most-epochs", "6", "-j", "2"]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # The workers draw: the first image is written.
+        while time.monotonic() < deadline and process.poll() is None and not list(output.rglob("*.png")):
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        _, stderr = process.communicate(timeout=120)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"{prog}: interrupted.")
+    assert took < 10, f"{took:.1f} s after Ctrl-C"
+
+
 APDB_COLUMNS = Path(__file__).parent / "data" / "apdb_DiaSource_columns.csv"
 """The DiaSource columns of sdm_schemas' apdb.yaml (name, type, nullable)."""
 

@@ -420,3 +420,31 @@ def test_object_ids_as_text_are_read_and_fractions_refused(demo_repo, sources, m
         rf"{multi_epoch_object + 0.7!r} is not a whole number",
     ):
         _run(demo_repo, fraction, [multi_epoch_object], tmp_path / "f")
+
+
+def test_merged_tables_keep_big_object_ids_and_a_failed_redraw_leaves_no_products(
+    demo_repo, sources, multi_epoch_object, tmp_path
+):
+    """Object ids beyond 2**63 - 1 stay exact when runs are merged (they
+    became floats); an object that fails when drawn again keeps no product
+    of its earlier drawing (its contact sheet and animations stayed)."""
+    big = 2**63 + 9
+    table = sources.copy()
+    table["diaObjectId"] = [big if int(i) == multi_epoch_object else int(i) for i in table["diaObjectId"]]
+    table["diaObjectId"] = table["diaObjectId"].astype(np.uint64)
+    other = int(sources.loc[sources["diaObjectId"] != multi_epoch_object, "diaObjectId"].iloc[0])
+    _run(demo_repo, table, [big, other], tmp_path)
+    _run(demo_repo, table, [big], tmp_path)
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv", dtype={"diaObjectId": str})
+    assert sorted(objects["diaObjectId"]) == sorted([str(big), str(other)])
+    products = tmp_path / "sequences" / str(other)
+    assert (products / "contact_sheet.png").exists()
+    failing = table[table["diaObjectId"] != other]  # the object has no DiaSource now
+    again = _run(demo_repo, failing, [other], tmp_path)
+    assert again.objects.iloc[0]["status"] == "failed"
+    assert not list(products.glob("*.png")) and not list(products.glob("*.gif"))
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv", dtype={"diaObjectId": str})
+    assert dict(zip(objects["diaObjectId"], objects["status"], strict=True)) == {
+        str(big): "written",
+        str(other): "failed",
+    }

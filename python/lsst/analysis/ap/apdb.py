@@ -156,7 +156,8 @@ class DiaSourceSelection:
             if column != "band":
                 values = self._numbers(values, column, origin)
             elif values.dtype.kind in "OS":
-                values = values.map(_decode)
+                # Bytes values (FITS strings) match their text too.
+                value = (*value, *(str(v).encode() for v in value))
             if op == "in":
                 keep &= values.isin(value).to_numpy(dtype=bool, na_value=False)
             elif op == ">=":

@@ -39,7 +39,9 @@ import io
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,19 +148,43 @@ def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
+            """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`."""
+            in_main_thread = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGINT)
+            if in_main_thread:
+                signal.signal(signal.SIGINT, _stop_on_interrupt)
             try:
-                return main(*args, **kwargs)
+                status = main(*args, **kwargs)
             except KeyboardInterrupt:
+                # The run is ending: a second Ctrl-C while it does is not
+                # answered with a traceback.
+                if in_main_thread:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
                 print(
                     f"{prog}: interrupted. Every file written is complete; run the same command again "
                     "to finish the run.",
                     file=sys.stderr,
                 )
                 return EXIT_INTERRUPTED
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
+            return status
 
         return run
 
     return decorate
+
+
+def _stop_on_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT handler of the commands: terminate the workers at once (they
+    ignore SIGINT), then raise `KeyboardInterrupt` here; later SIGINTs are
+    ignored while the run ends.
+    """
+    from .parallel import stop_workers
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_workers()
+    raise KeyboardInterrupt
 
 
 def exit_status(summary: dict) -> int:

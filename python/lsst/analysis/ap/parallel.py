@@ -23,7 +23,9 @@ __all__ = (
     "draw_in_workers",
     "explain_broken_pool",
     "map_in_workers",
+    "sigint_ignored",
     "split_for_processes",
+    "stop_workers",
     "threads_per_worker",
     "usable_njobs",
 )
@@ -471,7 +473,7 @@ def map_in_workers(
             name="cutout-workers",
             daemon=True,
         )
-        with _sigint_ignored():
+        with sigint_ignored():
             feeder.start()
             spawned.wait(_SPAWN_WAIT_SECONDS)
     results: list[Any] = []
@@ -625,8 +627,16 @@ def _worker_pool(
         threading.Thread(target=stack.pop_all().close, name=WORKERS_END_THREAD).start()
 
 
+def stop_workers() -> None:
+    """Terminate this process's worker processes at once (on Ctrl-C: they
+    ignore it, see `sigint_ignored`); files are written atomically, so
+    none is left partial."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+
+
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
+def sigint_ignored() -> Iterator[None]:
     """SIGINT ignored in the block, which starts worker processes.
 
     A spawned interpreter keeps a SIGINT it starts with ignored, so Ctrl-C
@@ -668,7 +678,7 @@ def _map_in_pool(
         return []
     try:
         with _worker_pool(initializer, initargs, workers) as pool:
-            with _sigint_ignored():
+            with sigint_ignored():
                 futures = [pool.submit(work, item) for item in items]
             results = []
             for future in concurrent.futures.as_completed(futures):

@@ -225,11 +225,11 @@ def _float_precision(dtype: Any) -> tuple[int, str]:
     return _FLOAT_EXACT_BITS[8], "float64"
 
 
-def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> np.ndarray:
+def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> Any:
     """Exact integers of an id column (``int64``, or ``uint64`` when the
     values need it); raises naming the rows that hold anything else.  With
-    ``nullable``, a column with nulls gives Python integers and `None`
-    (``object``).
+    ``nullable``, a column with nulls gives pandas' nullable ``Int64``
+    (Python integers and `None`, ``object``, beyond its range).
     """
     kind = series.dtype.kind
     if kind in "iu" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
@@ -237,9 +237,18 @@ def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bo
         if kind == "u" and len(values) and int(values.max()) > _INT64.max:
             return values.astype(np.uint64)
         return values.astype(np.int64)
+    exact_bits, float_type = _float_precision(series.dtype)
+    if kind == "f" and isinstance(series.dtype, np.dtype):
+        # Whole floats within the type's precision, without a Python loop
+        # (a float id column, or one with nulls read as NaN).
+        values = series.to_numpy()
+        null = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            whole = (values == np.floor(values)) & (np.abs(values) <= 2.0**exact_bits)
+        if np.all(whole | null) and (nullable or not null.any()):
+            return pd.array(values, dtype="Int64") if null.any() else values.astype(np.int64)
     integers: list[int | None] = []
     problems: dict[str, list[int]] = {}
-    exact_bits, float_type = _float_precision(series.dtype)
     for position, value in enumerate(series.tolist()):
         if nullable and _is_null(value):
             integers.append(None)
@@ -258,6 +267,9 @@ def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bo
     if not integers:
         return np.zeros(0, dtype=np.int64)
     if None in integers:
+        known = [n for n in integers if n is not None]
+        if not known or (min(known) >= _INT64.min and max(known) <= _INT64.max):
+            return pd.array(integers, dtype="Int64")
         return np.array(integers, dtype=object)
     if max(integers) <= _INT64.max:
         return np.array(integers, dtype=np.int64)

@@ -54,7 +54,7 @@ from .images.files import (
     placement,
     role_files,
 )
-from .parallel import explain_broken_pool, usable_njobs
+from .parallel import explain_broken_pool, sigint_ignored, usable_njobs
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, source_rows, standardize_sources
@@ -310,8 +310,10 @@ def make_alert_cutouts(
             initializer=_start_alert_worker,
             initargs=(task.config, str(task.output_path), task.writer_token, instrument),
         ) as pool:
+            with sigint_ignored():  # the workers start now
+                results = pool.map(_alert_worker_files, batches)
             try:
-                for file_records, file_rows in pool.map(_alert_worker_files, batches):
+                for file_records, file_rows in results:
                     frames.append(file_records)
                     rows.extend(file_rows)
             except BrokenProcessPool as error:

@@ -25,6 +25,7 @@ from ..geometry import pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
+from ..records import id_array
 from ..sources import SourceTableError, _integer_column, source_rows, standardize_repository_sources
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
@@ -145,7 +146,7 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
             f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
         )
     ids = sources["diaObjectId"]
-    if ids.dtype.kind in "iu" and not isinstance(ids.dtype, pd.api.extensions.ExtensionDtype):
+    if ids.dtype.kind in "iu":  # numpy's, or pandas' nullable Int64 and UInt64
         return sources
     return sources.assign(diaObjectId=_integer_column(ids, "diaObjectId", origin, nullable=True))
 
@@ -450,8 +451,10 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             raise
         except Exception as error:  # one object's failure never ends the run
             reason = f"cannot draw the sequence: {type(error).__name__}: {error}"
+            self.log.debug("diaObjectId %d: %s", object_id, reason, exc_info=True)
             for record in epoch_records:
                 if record["status"] == "written":
+                    self.store.remove(record["path"])  # no epoch image of an object not drawn
                     record.update(status="failed", reason=reason, path="")
             failed = len(epoch_records)
             return self._object_record(
@@ -565,8 +568,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         if self.store.size(relpath) is None:
             return None
         try:
-            earlier = pd.read_csv(io.BytesIO(self.store.read(relpath)), keep_default_na=False, na_values=[""])
-            earlier["diaObjectId"] = earlier["diaObjectId"].astype("int64")
+            earlier = pd.read_csv(
+                io.BytesIO(self.store.read(relpath)),
+                keep_default_na=False,
+                na_values=[""],
+                dtype={"diaObjectId": str},
+            )
+            earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
         except Exception as error:
             self.log.warning("%s of an earlier run cannot be read (%s); it is replaced.", relpath, error)
             return None
@@ -583,15 +591,24 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         redrawn = {int(i) for i in objects["diaObjectId"]} if not objects.empty else set()
         earlier_objects, earlier_epochs = self._earlier("objects.csv"), self._earlier("epochs.csv")
         if earlier_objects is not None:
-            earlier_objects = earlier_objects[~earlier_objects["diaObjectId"].isin(redrawn)]
-            objects = pd.concat([earlier_objects, objects], ignore_index=True)
+            again = earlier_objects["diaObjectId"].isin(redrawn)
+            # The products of an object that failed this time are not its
+            # drawing any more (one drawn again has written them anew).
+            failed = objects.loc[objects["status"] != "written", "diaObjectId"] if not objects.empty else []
+            stale = earlier_objects[earlier_objects["diaObjectId"].isin(set(failed))]
+            for column in ("contact_sheet", "gif", "apng"):
+                if column in stale.columns:
+                    for path in stale[column].dropna().astype(str):
+                        if path:
+                            self.store.remove(path)
+            objects = _concat_by_object(earlier_objects[~again], objects)
         if earlier_epochs is not None:
             again = earlier_epochs["diaObjectId"].isin(redrawn)
             kept = set(epochs["path"]) if not epochs.empty else set()
             for path in earlier_epochs.loc[again, "path"].dropna().astype(str):
                 if path and path not in kept:
                     self.store.remove(path)
-            epochs = pd.concat([earlier_epochs[~again], epochs], ignore_index=True)
+            epochs = _concat_by_object(earlier_epochs[~again], epochs)
         return objects, epochs
 
     def _write_tables(self, objects: pd.DataFrame, epochs: pd.DataFrame) -> None:
@@ -624,6 +641,22 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             "epochs_drawn": int((epochs["status"] == "written").sum()) if not epochs.empty else 0,
             "epochs_failed": int((epochs["status"] == "failed").sum()) if not epochs.empty else 0,
         }
+
+
+def _concat_by_object(earlier: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``earlier`` then those of ``new``, their ``diaObjectId``
+    values exact (Python integers when one table needs ``uint64`` and the
+    other does not: pandas would make floats of them).
+    """
+    if new.empty:
+        return earlier.reset_index(drop=True)
+    first, second = id_array(earlier["diaObjectId"]), id_array(new["diaObjectId"])
+    if first.dtype != second.dtype and len(first):
+        first, second = first.astype(object), second.astype(object)
+    frame = pd.concat([earlier.assign(diaObjectId=first), new.assign(diaObjectId=second)], ignore_index=True)
+    if frame["diaObjectId"].dtype == object:
+        frame["diaObjectId"] = [int(v) for v in frame["diaObjectId"]]
+    return frame
 
 
 _WORKER: dict[str, Any] = {}
