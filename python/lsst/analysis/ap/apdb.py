@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .sources import SourceTableError, _decode, _rows
+from .sources import SourceTableError, decode_text, row_numbers
 
 _LOG = logging.getLogger(__name__)
 
@@ -172,13 +172,13 @@ class DiaSourceSelection:
         """
         if values.dtype.kind in "iuf":
             return values
-        numbers = pd.to_numeric(values.map(_decode), errors="coerce")
+        numbers = pd.to_numeric(values.map(decode_text), errors="coerce")
         unread = np.flatnonzero((numbers.isna() & values.notna()).to_numpy())
         bad = [position for position in unread if not _is_nan_text(values.iloc[position])]
         if len(bad):
             example = values.iloc[bad[0]]
             raise SourceTableError(
-                f"{origin}: cannot select on {column!r}: not a number in {_rows(bad)} ({example!r}"
+                f"{origin}: cannot select on {column!r}: not a number in {row_numbers(bad)} ({example!r}"
                 f"{', …' if len(bad) > 1 else ''}; selection: {self.describe()})."
             )
         return numbers
@@ -651,7 +651,7 @@ def _sql_errors(what: str) -> Iterator[None]:
 def _is_nan_text(value: Any) -> bool:
     """Whether ``value`` is text that reads as a NaN (``'nan'``, ``'NaN'``)."""
     try:
-        return bool(np.isnan(float(_decode(value))))
+        return bool(np.isnan(float(decode_text(value))))
     except (TypeError, ValueError):
         return False
 

@@ -866,6 +866,7 @@ def configure(config: Any, args: argparse.Namespace) -> Any:
 
 
 def _cutout_config(args: argparse.Namespace) -> Any:
+    """The cutout task's configuration of a command (see `configure`)."""
     from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig
 
     return configure(PlotImageSubtractionCutoutsConfig(), args)

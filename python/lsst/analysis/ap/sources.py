@@ -14,10 +14,13 @@ __all__ = (
     "REQUIRED_COLUMNS",
     "SourceTable",
     "SourceTableError",
+    "decode_text",
     "group_by_detector",
+    "integer_column",
     "load_butler_sources",
     "load_catalog",
     "missing_optional_columns",
+    "row_numbers",
     "source_rows",
     "standardize_repository_sources",
     "standardize_sources",
@@ -97,9 +100,22 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 holds for bytes that are not UTF-8; no UTF-8 file can store them."""
 
 
-def _decode(value: Any) -> Any:
-    """Bytes decoded as UTF-8 and text made storable: an undecodable byte
-    or a lone surrogate becomes U+FFFD (the replacement character)."""
+def decode_text(value: Any) -> Any:
+    """A table value with bytes decoded as UTF-8 and text made storable.
+
+    Parameters
+    ----------
+    value : `~typing.Any`
+        The value.
+
+    Returns
+    -------
+    value : `~typing.Any`
+        Bytes as text (trailing blanks removed); text with each undecodable
+        byte or lone surrogate as U+FFFD (the replacement character); any
+        other value unchanged.
+
+    """
     if isinstance(value, bytes | np.bytes_):
         return bytes(value).decode("utf-8", errors="replace").rstrip()
     if isinstance(value, str) and not value.isascii():
@@ -108,6 +124,7 @@ def _decode(value: Any) -> Any:
 
 
 def _needs_decoding(value: Any) -> bool:
+    """Whether `decode_text` would change ``value``."""
     return isinstance(value, bytes | np.bytes_) or (
         isinstance(value, str) and not value.isascii() and _SURROGATES.search(value) is not None
     )
@@ -120,15 +137,28 @@ def _decode_bytes(frame: pd.DataFrame) -> pd.DataFrame:
     # looked at (a DiaSource table has dozens of numeric columns).
     for position, dtype in enumerate(frame.dtypes.tolist()):
         if dtype.kind == "S":
-            frame.isetitem(position, frame.iloc[:, position].map(_decode).astype(object))
+            frame.isetitem(position, frame.iloc[:, position].map(decode_text).astype(object))
         elif isinstance(dtype, np.dtype) and dtype.kind == "O":
             series = frame.iloc[:, position]
             if series.map(_needs_decoding).any():
-                frame.isetitem(position, series.map(_decode))
+                frame.isetitem(position, series.map(decode_text))
     return frame
 
 
-def _rows(positions: Sequence[int]) -> str:
+def row_numbers(positions: Sequence[int]) -> str:
+    """Row numbers for a message: ``row 3``, ``rows 0, 2 and 4 more``.
+
+    Parameters
+    ----------
+    positions : sequence of `int`
+        Row numbers (from 0, in table order).
+
+    Returns
+    -------
+    text : `str`
+        The first few of them in words.
+
+    """
     shown = ", ".join(str(p) for p in positions[:_SHOWN])
     more = f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else ""
     return f"row{'s' if len(positions) > 1 else ''} {shown}{more}"
@@ -225,11 +255,33 @@ def _float_precision(dtype: Any) -> tuple[int, str]:
     return _FLOAT_EXACT_BITS[8], "float64"
 
 
-def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> Any:
-    """Exact integers of an id column (``int64``, or ``uint64`` when the
-    values need it); raises naming the rows that hold anything else.  With
-    ``nullable``, a column with nulls gives pandas' nullable ``Int64``
-    (Python integers and `None`, ``object``, beyond its range).
+def integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> Any:
+    """Exact integers of an id column.
+
+    Parameters
+    ----------
+    series : `pandas.Series`
+        The column.
+    column : `str`
+        Its name, for messages.
+    origin : `str`
+        Where the table came from, for messages.
+    nullable : `bool`, optional
+        Whether a null value is allowed.
+
+    Returns
+    -------
+    values : `numpy.ndarray` or `pandas.api.extensions.ExtensionArray`
+        ``int64``, or ``uint64`` when the values need it; with nulls,
+        pandas' nullable ``Int64`` (Python integers and `None`, ``object``,
+        beyond its range).
+
+    Raises
+    ------
+    SourceTableError
+        Raised naming the column and the rows that hold anything else than
+        an exact integer (or a null, when ``nullable``).
+
     """
     kind = series.dtype.kind
     if kind in "iu" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
@@ -260,7 +312,9 @@ def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bo
             problems.setdefault(problem, []).append(position)
         integers.append(number)
     if problems:
-        details = "; ".join(f"{_rows(rows)}: {problem}" for problem, rows in list(problems.items())[:_SHOWN])
+        details = "; ".join(
+            f"{row_numbers(rows)}: {problem}" for problem, rows in list(problems.items())[:_SHOWN]
+        )
         raise SourceTableError(
             f"{origin}: column {column!r} must hold integers{' (or nulls)' if nullable else ''}: {details}."
         )
@@ -278,8 +332,8 @@ def _integer_column(series: pd.Series, column: str, origin: str, *, nullable: bo
     big = [p for p, n in enumerate(integers) if n > _INT64.max]
     negative = [p for p, n in enumerate(integers) if n < 0]
     raise SourceTableError(
-        f"{origin}: column {column!r} mixes negative values ({_rows(negative)}) with values beyond "
-        f"2**63 - 1 ({_rows(big)}); no 64-bit integer type holds both."
+        f"{origin}: column {column!r} mixes negative values ({row_numbers(negative)}) with values beyond "
+        f"2**63 - 1 ({row_numbers(big)}); no 64-bit integer type holds both."
     )
 
 
@@ -401,7 +455,7 @@ def standardize_sources(
         )
     frame = _decode_bytes(frame.copy())
     for column in ("diaSourceId", "visit", "detector"):
-        frame[column] = _integer_column(frame[column], column, origin)
+        frame[column] = integer_column(frame[column], column, origin)
     duplicated = frame["diaSourceId"].duplicated(keep=False).to_numpy()
     if duplicated.any():
         positions = np.flatnonzero(duplicated)

@@ -104,13 +104,13 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
         When no object is asked for, or a column is missing.
 
     """
-    from ..sources import _integer_column
+    from ..sources import integer_column
 
     ids = list(args.diaObjectId)
     if args.id_column:
         if args.id_column not in sources.columns:
             raise ValueError(f"the catalog has no column {args.id_column!r}")
-        listed = _integer_column(sources[args.id_column], args.id_column, _origin(args), nullable=True)
+        listed = integer_column(sources[args.id_column], args.id_column, _origin(args), nullable=True)
         ids.extend(int(v) for v in pd.unique(pd.Series(listed).dropna()))
     if args.ra is not None or args.dec is not None:
         if args.ra is None or args.dec is None:

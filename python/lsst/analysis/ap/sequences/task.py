@@ -26,7 +26,7 @@ from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_rea
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
-from ..sources import SourceTableError, _integer_column, source_rows, standardize_repository_sources
+from ..sources import SourceTableError, integer_column, source_rows, standardize_repository_sources
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
@@ -148,7 +148,7 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
     ids = sources["diaObjectId"]
     if ids.dtype.kind in "iu":  # numpy's, or pandas' nullable Int64 and UInt64
         return sources
-    return sources.assign(diaObjectId=_integer_column(ids, "diaObjectId", origin, nullable=True))
+    return sources.assign(diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True))
 
 
 class _EpochFailure(Exception):
