@@ -2,10 +2,13 @@
 with ``in_parent``), as ``run(..., njobs=N)`` shares visit × detector groups.
 """
 
+import ast
 import atexit
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +20,9 @@ import pytest
 
 from lsst.analysis.ap.parallel import (
     PIECES_PER_PROCESS,
-    WORKERS_END_THREAD,
     map_in_workers,
     split_for_processes,
+    wait_for_workers_end,
 )
 
 
@@ -145,14 +148,6 @@ def _slow_exit(seconds: float) -> None:
     atexit.register(time.sleep, seconds)
 
 
-def _wait_for_workers_end(timeout: float = 60.0) -> None:
-    """Wait until the pools of the runs above are shut down and their logs
-    written (so that no worker outlives the test)."""
-    for thread in threading.enumerate():
-        if thread.name == WORKERS_END_THREAD:
-            thread.join(timeout)
-
-
 def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
     """Once every item is back, the run returns while the worker is still
     ending its interpreter."""
@@ -166,7 +161,7 @@ def test_a_run_does_not_wait_for_its_workers_to_exit(tmp_path):
         # The worker's item ended when it wrote the marker; its exit takes 6 s.
         assert returned - marker.stat().st_mtime < 3.0
     finally:
-        _wait_for_workers_end()
+        wait_for_workers_end()
 
 
 def _note_pid(directory: str) -> None:
@@ -181,7 +176,7 @@ def test_no_more_workers_than_items(tmp_path, in_parent, most):
     try:
         results = map_in_workers(_note_pid, (str(tmp_path),), _slow_square, [1, 2, 3], 6, in_parent=in_parent)
     finally:
-        _wait_for_workers_end()
+        wait_for_workers_end()
     assert sorted(r[0] for r in results) == [1, 2, 3]
     assert len(list(tmp_path.iterdir())) <= most
 
@@ -205,10 +200,38 @@ def test_the_last_records_of_a_worker_left_to_end_are_written(tmp_path, caplog):
     items = [(1, str(marker)), (2, str(marker))]
     with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.tests.worker"):
         results = map_in_workers(_nothing, (), _mark_and_log_later, items, 2, in_parent=_wait_for(marker))
-        _wait_for_workers_end()
+        wait_for_workers_end()
     assert sorted(results) == [1, 2]
     # The worker takes the first item, this process the last.
     assert [r.getMessage() for r in caplog.records if r.name.endswith(".worker")] == ["late record of item 1"]
+
+
+def test_a_program_that_ends_after_a_run_writes_its_workers_last_records(tmp_path):
+    """A script whose run (with work in this process, so workers fed from
+    a thread of their own) is its last statement: the interpreter ends the
+    pool and writes the worker's last record before it exits, without an
+    error from a thread cut off by its end."""
+    marker = tmp_path / "worker-done"
+    script = f"""
+import atexit, logging, sys, threading
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from test_parallel import _mark_and_log_later, _nothing, _wait_for
+from lsst.analysis.ap.parallel import map_in_workers
+
+logging.basicConfig(level=logging.INFO, format="%(processName)s %(message)s")
+# Run once the interpreter has waited for its threads, before it finalizes.
+atexit.register(lambda: print("threads at exit:", sorted(t.name for t in threading.enumerate())))
+marker = Path({str(marker)!r})
+print(map_in_workers(_nothing, (), _mark_and_log_later, [(1, str(marker)), (2, str(marker))], 2,
+                     in_parent=_wait_for(marker)))
+"""
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr
+    results, threads = ended.stdout.splitlines()
+    assert sorted(ast.literal_eval(results)) == [1, 2]
+    assert threads == "threads at exit: ['MainThread']"
+    assert ended.stderr.strip().splitlines() == ["SpawnProcess-1 late record of item 1"], ended.stderr
 
 
 def _group(n: int, detector: int, y=None) -> pd.DataFrame:

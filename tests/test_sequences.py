@@ -213,15 +213,24 @@ def test_command_line(demo_repo, tmp_path):
     assert bad.returncode == 2 and "give DiaObjects" in bad.stderr
 
 
-def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, tmp_path):
+@pytest.mark.parametrize("big_ids", [False, True])
+def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, tmp_path, big_ids):
+    """The page of the cutout run in the same directory gives each source
+    of the object its frames, with object ids beyond 2**63 - 1 too (they
+    were wrapped, or refused with a warning, and no frame shown)."""
     from lsst.analysis.ap import PlotImageSubtractionCutoutsTask
 
+    object_id = 2**63 + 9 if big_ids else multi_epoch_object
+    table = sources.copy()
+    if big_ids:
+        ids = [object_id if int(i) == multi_epoch_object else int(i) for i in table["diaObjectId"]]
+        table["diaObjectId"] = np.array(ids, dtype=np.uint64)
     with demo_repo.butler() as butler:
-        PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(sources, butler)
-    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+        PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(table, butler)
+    result = _run(demo_repo, table, [object_id], tmp_path)
     page_data = (tmp_path / "vetting" / "records.js").read_text()
     frames = result.objects.iloc[0]["frames"]
-    assert frames and frames in page_data
+    assert frames and page_data.count(frames) == int((table["diaObjectId"] == object_id).sum())
     assert result.objects.iloc[0]["contact_sheet"] in page_data
 
 

@@ -156,10 +156,15 @@ def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int
             try:
                 status = main(*args, **kwargs)
             except KeyboardInterrupt:
+                from .parallel import wait_for_workers_end
+
                 # The run is ending: a second Ctrl-C while it does is not
                 # answered with a traceback.
                 if in_main_thread:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
+                # The stopped workers' pools end (in a moment) before the
+                # last line is written.
+                wait_for_workers_end()
                 print(
                     f"{prog}: interrupted. Every file written is complete; run the same command again "
                     "to finish the run.",

@@ -28,6 +28,7 @@ __all__ = (
     "stop_workers",
     "threads_per_worker",
     "usable_njobs",
+    "wait_for_workers_end",
 )
 
 import collections
@@ -622,9 +623,11 @@ def _worker_pool(
         )
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         yield pool
-        # Not a daemon: the interpreter writes the workers' last records
-        # before it exits.
-        threading.Thread(target=stack.pop_all().close, name=WORKERS_END_THREAD).start()
+        # Not a daemon (which a thread started by a daemon thread, as the
+        # feeder of `map_in_workers`, would be by default): the interpreter
+        # ends the pool and writes the workers' last records before it
+        # exits, rather than finalizing while they still run.
+        threading.Thread(target=stack.pop_all().close, name=WORKERS_END_THREAD, daemon=False).start()
 
 
 def stop_workers() -> None:
@@ -659,6 +662,21 @@ def sigint_ignored() -> Iterator[None]:
 WORKERS_END_THREAD = "cutout-workers-end"
 """Name of the thread that shuts a pool down and stops its log listener
 once a run no longer needs its workers."""
+
+
+def wait_for_workers_end(timeout: float = 60.0) -> None:
+    """Wait until the pools that runs no longer need are shut down and
+    their workers' last log records written.
+
+    Parameters
+    ----------
+    timeout : `float`, optional
+        Longest wait for each pool, in seconds.
+
+    """
+    for thread in threading.enumerate():
+        if thread.name == WORKERS_END_THREAD and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 def _map_in_pool(

@@ -151,10 +151,6 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
     return sources.assign(diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True))
 
 
-class _EpochFailure(Exception):
-    pass
-
-
 class PlotDiaObjectSequencesTask(pipeBase.Task):
     """Contact sheets, animations and multi-frame subjects of DiaObjects.
 
@@ -285,20 +281,20 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         if objects.empty or self.store.size(RECORDS_FILE) is None:
             return
         written = objects[objects["status"] == "written"]
-        extra = pd.DataFrame(
-            {
-                "diaObjectId": written["diaObjectId"].astype("int64"),
-                "frame_paths": written["frames"],
-                "sequence_path": written["contact_sheet"],
-            }
-        )
+        # Exact ids as Python integers: one table's may be uint64, the
+        # other's int64 or nullable, which a join would not match.
+        drawn = {
+            int(object_id): (frames, sheet)
+            for object_id, frames, sheet in zip(
+                written["diaObjectId"], written["frames"], written["contact_sheet"], strict=True
+            )
+        }
+        found = [drawn.get(int(v), ("", "")) if pd.notna(v) else ("", "") for v in sources["diaObjectId"]]
         try:
             records = read_record_csv(self.store.read(RECORDS_FILE), str(self.store.display(RECORDS_FILE)))
-            with_frames = sources.drop(columns=["frame_paths", "sequence_path"], errors="ignore").merge(
-                extra, on="diaObjectId", how="left"
+            with_frames = sources.drop(columns=["frame_paths", "sequence_path"], errors="ignore").assign(
+                frame_paths=[frames for frames, _ in found], sequence_path=[sheet for _, sheet in found]
             )
-            for column in ("frame_paths", "sequence_path"):
-                with_frames[column] = with_frames[column].fillna("")
             write_vetting_page(self.store, records, with_frames)
         except Exception as error:  # the page is a view; the sequences are written
             self.log.warning("Could not add the sequences to the vetting page: %s", error)
