@@ -485,3 +485,25 @@ def test_rubin_coordinates_are_drawn_whole_north_and_south(dec):
         np.testing.assert_array_equal(
             image[box.slices], palette.colours[palette.coverage_to_index[coverage]], err_msg=text
         )
+
+
+def test_a_band_of_two_letters_is_drawn_whole():
+    """The band ends its line, so a band of two or three letters (DECam's
+    ``VR``) takes the room left on the line instead of showing as "V…"."""
+    band = "VR"
+    renderer = TripletRenderer([30], True)
+    rng = np.random.default_rng(4)
+    stamps = [[rng.normal(0, 1, (30, 30)).astype(np.float32) for _ in range(3)]]
+    image = np.asarray(
+        Image.open(
+            io.BytesIO(renderer.render_png(stamps, SourceAnnotation.from_row(full_row(band=band))))
+        ).convert("RGB")
+    )
+    glyphs = GlyphCache(font(VALUE_SIZE))
+    box = renderer.layouts["rubin"].cells["band"].value_box
+    width = int(np.ceil(glyphs.width(band))) + 2
+    assert box.x0 + width <= image.shape[1]
+    coverage = glyphs.coverage(band, width, box.height, BASELINE)
+    palette = Palette("gray", NO_DATA_RGB)
+    drawn = image[box.y0 : box.y1, box.x0 : box.x0 + width]
+    np.testing.assert_array_equal(drawn, palette.colours[palette.coverage_to_index[coverage]])

@@ -302,6 +302,7 @@ def _layout_annotation(
             x, y = place_unit(x, y, unit)
         y += _LINE_HEIGHT
     if scheme not in _BADGE_SCHEMES:
+        _widen_line_ends(cells, right)
         return y
     y += 2
     x = _MARGIN
@@ -314,4 +315,20 @@ def _layout_annotation(
         badge_boxes[badge.name] = Box(x, y + top, x + w, y + top + _BADGE_HEIGHT)
         x += w + _BADGE_GAP
     x, y = place_unit(x + _CELL_GAP - _BADGE_GAP, y, (("reliability", _RELIABILITY_TEMPLATE),))
+    _widen_line_ends(cells, right)
     return y + _LINE_HEIGHT
+
+
+def _widen_line_ends(cells: dict[str, Cell], right: int) -> None:
+    """Give the last value of each line the rest of the line, so that a
+    value longer than its template (a band such as ``N921``) is shown
+    whole when there is room; only ink is drawn, so a value that fits its
+    template is drawn as before."""
+    last: dict[int, Cell] = {}
+    for cell in cells.values():
+        if cell.value_box.y0 not in last or cell.value_box.x1 > last[cell.value_box.y0].value_box.x1:
+            last[cell.value_box.y0] = cell
+    for cell in last.values():
+        box = cell.value_box
+        if box.x1 < right:
+            cells[cell.key] = Cell(cell.key, cell.label_box, Box(box.x0, box.y0, right, box.y1))
