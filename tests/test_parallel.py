@@ -5,8 +5,10 @@ with ``in_parent``), as ``run(..., njobs=N)`` shares visit × detector groups.
 import ast
 import atexit
 import logging
+import logging.handlers
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ import pytest
 
 from lsst.analysis.ap.parallel import (
     PIECES_PER_PROCESS,
+    WORKERS_END_THREAD,
     map_in_workers,
     split_for_processes,
     wait_for_workers_end,
@@ -310,3 +313,44 @@ def test_workers_of_a_script_without_a_main_guard_fail_with_a_hint(tmp_path):
     (last,) = done.stderr.strip().splitlines()[-1:]
     assert last.startswith("concurrent.futures.process.BrokenProcessPool: ")
     assert 'if __name__ == "__main__":' in last and "'spawn'" in last
+
+
+def _die_in_the_middle_of_a_record(item: int) -> int:
+    """Worker item: end as a worker stopped (Ctrl-C, the out-of-memory
+    killer) while it sends a log record: the queue's write lock is held
+    for good and the pipe may hold part of a record."""
+    import signal
+
+    if item == 1:
+        (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.QueueHandler)]
+        handler.queue._wlock.acquire()  # what a send holds (a fault no real run can be made to hit on time)
+        # The start of a record (its length, then part of it), cut short.
+        os.write(handler.queue._writer.fileno(), struct.pack("!i", 1000) + b"x" * 10)
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.5)
+    return item
+
+
+def test_a_worker_killed_while_it_sends_a_record_does_not_hang_the_run():
+    """The run ends with the worker's loss as its error, within seconds;
+    waiting for the logs of a worker that will never finish its record
+    would hang it, and the interpreter at exit."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            map_in_workers(_nothing, (), _die_in_the_middle_of_a_record, [1, 2, 3, 4], 2)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the run hung on the logs of the killed worker"
+    assert time.monotonic() - started < 30
+    assert outcome and isinstance(outcome[0], BrokenProcessPool), outcome
+    wait_for_workers_end(30)
+    assert not [t for t in threading.enumerate() if t.name == WORKERS_END_THREAD and t.is_alive()]

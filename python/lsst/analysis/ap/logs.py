@@ -24,6 +24,8 @@ __all__ = (
 
 import logging
 import logging.handlers
+import queue
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -176,7 +178,12 @@ class WorkerLogs:
     """Records of worker processes written by this process's handlers.
 
     Use as a context manager around a process pool; pass `initargs` to
-    `start_worker_logging` in each worker's initializer.
+    `start_worker_logging` in each worker's initializer.  A thread of this
+    process hands each record to the logger of its name until the block
+    ends and no record is left.  A worker stopped while it sent a record
+    (Ctrl-C, the out-of-memory killer) leaves it cut short, and the
+    queue's write lock held: the block's end then waits `STOP_WAIT`
+    seconds at most for the records, rather than for ever.
 
     Parameters
     ----------
@@ -185,21 +192,47 @@ class WorkerLogs:
 
     """
 
+    POLL = 0.1
+    """Seconds between checks, while no record comes, that the block has
+    ended."""
+
+    STOP_WAIT = 5.0
+    """Longest wait, in seconds, for the last records when the block ends."""
+
     def __init__(self, context: Any) -> None:
         self.queue = context.Queue()
         self.levels = _explicit_levels()
-        self._listener = logging.handlers.QueueListener(self.queue, _ToParentLoggers())
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._forward, name="worker-logs", daemon=True)
 
     @property
     def initargs(self) -> tuple[Any, dict[str, int]]:
         """Arguments of `start_worker_logging`."""
         return (self.queue, self.levels)
 
+    def _forward(self) -> None:
+        """Hand every record to this process's loggers until the block has
+        ended and the queue is empty (or unreadable: a record cut short)."""
+        handler = _ToParentLoggers()
+        while True:
+            try:
+                record = self.queue.get(timeout=self.POLL)
+            except queue.Empty:
+                if self._ended.is_set():
+                    return
+                continue
+            except Exception:  # a record cut short: nothing after it can be read
+                return
+            handler.handle(record)
+
     def __enter__(self) -> WorkerLogs:
-        self._listener.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._listener.stop()
-        self.queue.close()
-        self.queue.join_thread()
+        self._ended.set()
+        self._thread.join(self.STOP_WAIT)
+        if not self._thread.is_alive():
+            self.queue.close()
+        # Else the thread (a daemon) waits on a record that will never be
+        # whole, and is left to it.
