@@ -331,11 +331,15 @@ def _die_in_the_middle_of_a_record(item: int) -> int:
     return item
 
 
-def test_a_worker_killed_while_it_sends_a_record_does_not_hang_the_run():
+def test_a_worker_killed_while_it_sends_a_record_does_not_hang_the_run(monkeypatch):
     """The run ends with the worker's loss as its error, within seconds;
     waiting for the logs of a worker that will never finish its record
     would hang it, and the interpreter at exit."""
     from concurrent.futures.process import BrokenProcessPool
+
+    from lsst.analysis.ap.logs import WorkerLogs
+
+    monkeypatch.setattr(WorkerLogs, "STOP_WAIT", 1.0)
 
     outcome: list[BaseException] = []
 
@@ -350,7 +354,40 @@ def test_a_worker_killed_while_it_sends_a_record_does_not_hang_the_run():
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive(), "the run hung on the logs of the killed worker"
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 20
     assert outcome and isinstance(outcome[0], BrokenProcessPool), outcome
     wait_for_workers_end(30)
     assert not [t for t in threading.enumerate() if t.name == WORKERS_END_THREAD and t.is_alive()]
+
+
+def _refuse_to_load() -> None:
+    """Unpickling step that fails (in the process that reads the record)."""
+    raise RuntimeError("cannot be rebuilt here")
+
+
+class _Unloadable:
+    """A value that pickles but cannot be unpickled."""
+
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
+def _log_an_unreadable_record_then_another(item: int) -> int:
+    """Worker item: a record this process cannot rebuild, then a plain one."""
+    log = logging.getLogger("lsst.analysis.ap.tests.worker")
+    log.warning("unreadable record", extra={"payload": _Unloadable()})
+    log.warning("record after it of item %d", item)
+    return item
+
+
+def test_a_record_that_cannot_be_read_is_reported_and_later_ones_still_written(caplog):
+    """One record the parent cannot rebuild is reported as lost; the
+    worker's later records are still written (forwarding ended there)."""
+    with caplog.at_level(logging.WARNING):
+        results = map_in_workers(_nothing, (), _log_an_unreadable_record_then_another, [1], 1)
+        wait_for_workers_end()
+    assert results == [1]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "record after it of item 1" in messages
+    assert any(m.startswith("A log record of a worker was lost: cannot be rebuilt here") for m in messages)
+    assert "unreadable record" not in messages

@@ -3,8 +3,8 @@ processes whose records reach the parent's handlers.
 
 Worker processes (started with ``spawn``) have no logging set-up of their own:
 `WorkerLogs` gives each one a `logging.handlers.QueueHandler` and the parent's
-logger levels, and a listener thread in the parent hands every record to the
-parent's logger of the same name.  A line from a worker is therefore written
+logger levels, and a thread in the parent hands every record to the parent's
+logger of the same name.  A line from a worker is therefore written
 by the same handlers, in the same format, to the same files (``--log-file``,
 pytest's capture, ``pipetask``'s log) as one from the parent; the
 ``processName`` field tells which process wrote it.
@@ -143,12 +143,12 @@ def _explicit_levels() -> dict[str, int]:
     return levels
 
 
-def start_worker_logging(queue: Any, levels: Mapping[str, int]) -> None:
+def start_worker_logging(log_queue: Any, levels: Mapping[str, int]) -> None:
     """Worker-process initializer part: send every record to the parent.
 
     Parameters
     ----------
-    queue
+    log_queue
         The queue of the parent's `WorkerLogs`.
     levels
         Logger levels of the parent.
@@ -157,7 +157,7 @@ def start_worker_logging(queue: Any, levels: Mapping[str, int]) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(logging.handlers.QueueHandler(queue))
+    root.addHandler(logging.handlers.QueueHandler(log_queue))
     lsst = logging.getLogger("lsst")
     lsst.handlers.clear()
     lsst.propagate = True
@@ -180,10 +180,10 @@ class WorkerLogs:
     Use as a context manager around a process pool; pass `initargs` to
     `start_worker_logging` in each worker's initializer.  A thread of this
     process hands each record to the logger of its name until the block
-    ends and no record is left.  A worker stopped while it sent a record
-    (Ctrl-C, the out-of-memory killer) leaves it cut short, and the
-    queue's write lock held: the block's end then waits `STOP_WAIT`
-    seconds at most for the records, rather than for ever.
+    has ended and no record is left.  A worker stopped while it sent a
+    record (Ctrl-C, the out-of-memory killer) leaves it cut short: the end
+    of the block then stops waiting once no record has come for
+    `STOP_WAIT` seconds, rather than wait for ever.
 
     Parameters
     ----------
@@ -197,12 +197,14 @@ class WorkerLogs:
     ended."""
 
     STOP_WAIT = 5.0
-    """Longest wait, in seconds, for the last records when the block ends."""
+    """Seconds without a record after which the end of the block stops
+    waiting for the last records."""
 
     def __init__(self, context: Any) -> None:
         self.queue = context.Queue()
         self.levels = _explicit_levels()
         self._ended = threading.Event()
+        self._forwarded = 0
         self._thread = threading.Thread(target=self._forward, name="worker-logs", daemon=True)
 
     @property
@@ -212,17 +214,24 @@ class WorkerLogs:
 
     def _forward(self) -> None:
         """Hand every record to this process's loggers until the block has
-        ended and the queue is empty (or unreadable: a record cut short)."""
+        ended and the queue is empty."""
         handler = _ToParentLoggers()
         while True:
+            # Read before the wait: a record that comes during it is still
+            # taken on the next turn.
+            ended = self._ended.is_set()
             try:
                 record = self.queue.get(timeout=self.POLL)
             except queue.Empty:
-                if self._ended.is_set():
+                if ended:
                     return
                 continue
-            except Exception:  # a record cut short: nothing after it can be read
+            except (EOFError, OSError):  # the queue is closed
                 return
+            except Exception as error:  # one record this process cannot rebuild
+                logging.getLogger(PACKAGE_LOGGER).warning("A log record of a worker was lost: %s", error)
+                continue
+            self._forwarded += 1
             handler.handle(record)
 
     def __enter__(self) -> WorkerLogs:
@@ -231,8 +240,11 @@ class WorkerLogs:
 
     def __exit__(self, *exc: Any) -> None:
         self._ended.set()
-        self._thread.join(self.STOP_WAIT)
+        seen = -1
+        while self._thread.is_alive() and self._forwarded != seen:
+            seen = self._forwarded
+            self._thread.join(self.STOP_WAIT)
         if not self._thread.is_alive():
             self.queue.close()
-        # Else the thread (a daemon) waits on a record that will never be
-        # whole, and is left to it.
+        # Else the thread (a daemon) waits on a record cut short, which will
+        # never be whole, and is left to it.

@@ -610,7 +610,9 @@ def _worker_pool(
     until it ends are still written.  (Dropping the pool here would wait
     too: its finalizer takes the lock its shutdown holds while the
     processes end.)  When the block raises, the pool's queued items are
-    cancelled and its processes and logs waited for here.
+    cancelled and its processes and logs waited for here (the logs until
+    none has come for `~lsst.analysis.ap.logs.WorkerLogs.STOP_WAIT`
+    seconds).
     """
     context = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as stack:
@@ -660,8 +662,8 @@ def sigint_ignored() -> Iterator[None]:
 
 
 WORKERS_END_THREAD = "cutout-workers-end"
-"""Name of the thread that shuts a pool down and stops its log listener
-once a run no longer needs its workers."""
+"""Name of the thread that shuts a pool down and writes its workers' last
+log records once a run no longer needs its workers."""
 
 
 def wait_for_workers_end(timeout: float = 60.0) -> None:

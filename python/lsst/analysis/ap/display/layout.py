@@ -43,8 +43,9 @@ __all__ = (
     "uncovered_boxes",
 )
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -301,9 +302,20 @@ def _layout_annotation(
         for unit in group:
             x, y = place_unit(x, y, unit)
         y += _LINE_HEIGHT
-    if scheme not in _BADGE_SCHEMES:
-        _widen_line_ends(cells, right)
-        return y
+    if scheme in _BADGE_SCHEMES:
+        y = _layout_badges(y, right, badge_boxes, place_unit)
+    _widen_line_ends(cells, right)
+    return y
+
+
+def _layout_badges(
+    y: int,
+    right: int,
+    badge_boxes: dict[str, Box],
+    place_unit: Callable[[int, int, tuple[tuple[str, str], ...]], tuple[int, int]],
+) -> int:
+    """Place the flag badges below the fields at ``y``, and the
+    reliability with ``place_unit``; return the y below them."""
     y += 2
     x = _MARGIN
     badge_font = font(BADGE_SIZE, bold=True)
@@ -314,16 +326,15 @@ def _layout_annotation(
             x, y = _MARGIN, y + _LINE_HEIGHT
         badge_boxes[badge.name] = Box(x, y + top, x + w, y + top + _BADGE_HEIGHT)
         x += w + _BADGE_GAP
-    x, y = place_unit(x + _CELL_GAP - _BADGE_GAP, y, (("reliability", _RELIABILITY_TEMPLATE),))
-    _widen_line_ends(cells, right)
+    _, y = place_unit(x + _CELL_GAP - _BADGE_GAP, y, (("reliability", _RELIABILITY_TEMPLATE),))
     return y + _LINE_HEIGHT
 
 
 def _widen_line_ends(cells: dict[str, Cell], right: int) -> None:
     """Give the last value of each line the rest of the line, so that a
-    value longer than its template (a band such as ``N921``) is shown
-    whole when there is room; only ink is drawn, so a value that fits its
-    template is drawn as before."""
+    value a little longer than its template (a band such as ``VR``) is
+    drawn whole; only ink is drawn, so a value that fits its template is
+    drawn as before."""
     last: dict[int, Cell] = {}
     for cell in cells.values():
         if cell.value_box.y0 not in last or cell.value_box.x1 > last[cell.value_box.y0].value_box.x1:
@@ -331,4 +342,4 @@ def _widen_line_ends(cells: dict[str, Cell], right: int) -> None:
     for cell in last.values():
         box = cell.value_box
         if box.x1 < right:
-            cells[cell.key] = Cell(cell.key, cell.label_box, Box(box.x0, box.y0, right, box.y1))
+            cells[cell.key] = dataclasses.replace(cell, value_box=dataclasses.replace(box, x1=right))
