@@ -648,3 +648,28 @@ def test_sequence_frames_from_optional_columns(browser, demo_run, tmp_path):
     # A record without them shows no frames.
     browser.open(page_url(output, f"open={int(records['diaSourceId'].iloc[0])}"))
     assert browser.driver.find_element(By.ID, "detail-frames").text == ""
+
+
+def test_a_very_long_band_keeps_the_filters_on_screen(browser, demo_run, tmp_path):
+    """A band of 5,000 characters (hostile, or a broken catalog) is offered
+    in the band filter, and shown in its card, without pushing the filters
+    off the page or widening it."""
+    output = tmp_path / "long-band"
+    sample = next((demo_run / "images").rglob("*.png"))
+    records, sources = synthetic_records(6, sample, output)
+    records["status"] = "written"
+    records["path"] = "images/sample.png"
+    long_band = "r" * 5000
+    records.loc[0, "band"] = long_band
+    write_vetting_page(output, records, sources)
+    browser.open(page_url(output))
+    window = browser.driver.execute_script("return document.documentElement.clientWidth")
+    for element_id in ("f-band", "f-status", "f-sort", "f-view"):
+        element = browser.driver.find_element(By.ID, element_id)
+        right = browser.driver.execute_script("return arguments[0].getBoundingClientRect().right", element)
+        assert 0 < right <= window, (element_id, right, window)
+    # Nor does its card's caption run across the page.
+    scroll = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert scroll <= window
+    browser.select("f-band", long_band)
+    assert browser.shown_ids() == [int(records.loc[0, "diaSourceId"])]
