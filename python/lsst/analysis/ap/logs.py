@@ -194,7 +194,7 @@ class WorkerLogs:
 
     POLL = 0.1
     """Seconds between checks, while no record comes, that the block has
-    ended."""
+    ended (when its end marker cannot reach the queue)."""
 
     STOP_WAIT = 5.0
     """Seconds without a record after which the end of the block stops
@@ -231,6 +231,8 @@ class WorkerLogs:
             except Exception as error:  # one record this process cannot rebuild
                 logging.getLogger(PACKAGE_LOGGER).warning("A log record of a worker was lost: %s", error)
                 continue
+            if record is None:  # the end marker: every record of the workers is before it
+                return
             self._forwarded += 1
             handler.handle(record)
 
@@ -240,6 +242,11 @@ class WorkerLogs:
 
     def __exit__(self, *exc: Any) -> None:
         self._ended.set()
+        # The workers have ended: the end marker follows their last record,
+        # unless one of them left a record cut short, which keeps the queue
+        # from being written (the thread then ends on the event above).
+        self.queue.put_nowait(None)
+        self.queue.cancel_join_thread()
         seen = -1
         while self._thread.is_alive() and self._forwarded != seen:
             seen = self._forwarded
