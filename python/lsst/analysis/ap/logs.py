@@ -242,9 +242,10 @@ class WorkerLogs:
 
     def __exit__(self, *exc: Any) -> None:
         self._ended.set()
-        # The workers have ended: the end marker follows their last record,
-        # unless one of them left a record cut short, which keeps the queue
-        # from being written (the thread then ends on the event above).
+        # The workers have ended: the end marker follows their last record.
+        # A worker stopped while it wrote one keeps the marker out (it holds
+        # the queue's write lock): the thread then ends on the event once the
+        # queue is empty, or waits on that record if it is cut short (below).
         self.queue.put_nowait(None)
         self.queue.cancel_join_thread()
         seen = -1
