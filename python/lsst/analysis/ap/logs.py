@@ -205,6 +205,7 @@ class WorkerLogs:
         self.levels = _explicit_levels()
         self._ended = threading.Event()
         self._forwarded = 0
+        self._marker_read = False
         self._thread = threading.Thread(target=self._forward, name="worker-logs", daemon=True)
 
     @property
@@ -232,6 +233,7 @@ class WorkerLogs:
                 logging.getLogger(PACKAGE_LOGGER).warning("A log record of a worker was lost: %s", error)
                 continue
             if record is None:  # the end marker: every record of the workers is before it
+                self._marker_read = True
                 return
             self._forwarded += 1
             handler.handle(record)
@@ -245,14 +247,20 @@ class WorkerLogs:
         # The workers have ended: the end marker follows their last record.
         # A worker stopped while it wrote one keeps the marker out (it holds
         # the queue's write lock): the thread then ends on the event once the
-        # queue is empty, or waits on that record if it is cut short (below).
+        # queue is empty, or waits on that record if it is cut short.
         self.queue.put_nowait(None)
-        self.queue.cancel_join_thread()
         seen = -1
         while self._thread.is_alive() and self._forwarded != seen:
             seen = self._forwarded
             self._thread.join(self.STOP_WAIT)
+        if self._marker_read:
+            # The marker was written: nothing keeps this queue's own writer.
+            self.queue.close()
+            self.queue.join_thread()
+            return
+        # Neither this process's writer of the marker nor, if the thread
+        # waits on a record cut short, the thread (a daemon) will end: the
+        # interpreter is not to wait for them at exit.
+        self.queue.cancel_join_thread()
         if not self._thread.is_alive():
             self.queue.close()
-        # Else the thread (a daemon) waits on a record cut short, which will
-        # never be whole, and is left to it.
