@@ -510,6 +510,18 @@ def test_command_reads_directories_and_globs_with_workers(rubin, tmp_path, capsy
     assert png.size == TripletRenderer([31], True).canvas_size
 
 
+def test_a_packet_file_given_by_two_spellings_is_read_once(tmp_path, monkeypatch, capsys):
+    """A directory and, again, its file by an absolute path: one packet,
+    written, not a second copy of its id failing."""
+    (tmp_path / "in").mkdir()
+    shutil.copy(ZTF_PACKET, tmp_path / "in" / "ztf.avro")
+    monkeypatch.chdir(tmp_path)
+    assert alerts_main(["in", str(tmp_path / "in" / "ztf.avro"), "out", "-c", "sizes=[21]"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 packet(s)" in printed and "1 written" in printed, printed
+    assert pd.read_csv(tmp_path / "out" / "records.csv")["status"].tolist() == ["written"]
+
+
 def test_workers_beyond_the_cores_are_capped_with_one_warning(tmp_path, monkeypatch, caplog):
     from lsst.analysis.ap import parallel
 

@@ -496,6 +496,38 @@ def test_a_directory_is_searched_recursively(butler_run, tmp_path):
     }
 
 
+def test_a_file_given_twice_is_one_candidate(butler_run, tmp_path, monkeypatch):
+    """The template given as a directory, again as one of its files by
+    another spelling, and through a link: each file is a candidate once, so
+    no source is marked ambiguous and no file is listed as its own
+    alternative.
+    """
+    from lsst.analysis.ap.images.files import role_files
+
+    sources = butler_run["sources"]
+    dirs = _role_dirs(butler_run, tmp_path, (1001,), transform=trimmed_lsst_images_file)
+    one = sorted(dirs["template"].iterdir())[0]
+    link = tmp_path / "link.fits"
+    link.symlink_to(one)
+    monkeypatch.chdir(tmp_path)
+    spellings = [str(dirs["template"]), f"./template/{one.name}", str(link)]
+    assert role_files(spellings, "template") == sorted(dirs["template"].iterdir())
+    group = sources[sources["visit"] == 1001]
+    out = tmp_path / "out"
+    result = make_file_cutouts(
+        group,
+        out,
+        config=config(),
+        science=str(dirs["science"]),
+        difference=str(dirs["difference"]),
+        template=spellings,
+    )
+    chosen = pd.read_csv(out / "image_files.csv")
+    assert len(chosen) >= 5 and result.summary["written"] == len(chosen)
+    assert not chosen["ambiguous"].any(), chosen.loc[chosen["ambiguous"], "choice"].tolist()
+    assert not chosen["choice"].str.contains("also on").any()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run, tmp_path, damage):
     sources = butler_run["sources"]

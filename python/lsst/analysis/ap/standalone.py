@@ -53,6 +53,7 @@ from .images.files import (
     file_plane_reader,
     placement,
     role_files,
+    unique_files,
 )
 from .parallel import explain_broken_pool, sigint_ignored, usable_njobs
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
@@ -109,8 +110,8 @@ def expand_packet_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]
             )
         if not found:
             raise FileNotFoundError(f"no alert packet file at {item}")
-        files.extend(p for p in found if p not in files)
-    return files
+        files.extend(found)
+    return unique_files(files)
 
 
 def _packet_id(packet: str) -> int:

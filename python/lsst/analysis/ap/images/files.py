@@ -49,6 +49,7 @@ __all__ = (
     "image_hdu",
     "placement",
     "role_files",
+    "unique_files",
 )
 
 import glob
@@ -73,9 +74,25 @@ FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fits.fz", ".fz")
 """File names a directory given for a role is searched for."""
 
 
+def unique_files(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` in order, without a second spelling of a file already
+    listed (``dir/a.fits``, ``./dir/a.fits``, an absolute path or a link to
+    it): the first spelling given is kept.
+    """
+    seen: set[str] = set()
+    unique = []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
 def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], role: str) -> list[Path]:
     """The image files given for ``role``: files, directories (searched
-    recursively for FITS files, `FITS_SUFFIXES`) or glob patterns.
+    recursively for FITS files, `FITS_SUFFIXES`) or glob patterns, each
+    file once (`unique_files`).
 
     Raises
     ------
@@ -101,7 +118,7 @@ def role_files(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], 
             if not matches:
                 raise FileNotFoundError(f"{role} image {item} does not exist")
             files.extend(matches)
-    return files
+    return unique_files(files)
 
 
 def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
