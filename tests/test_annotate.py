@@ -10,6 +10,8 @@ import pytest
 from lsst.analysis.ap.display.annotation import (
     BADGE_COLORS,
     BADGES,
+    FLAG_SUBFLAG_COLUMNS,
+    FLUX_FLAG_COLUMNS,
     MISSING_TEXT,
     REQUESTED_COLUMNS,
     RUBIN_SCHEME,
@@ -131,7 +133,7 @@ def test_astropy_row_is_accepted():
 
 
 @pytest.mark.parametrize(
-    ("badge", "column"), [(b.name, c) for b in BADGES for c in b.columns], ids=lambda v: str(v)
+    ("badge", "column"), [(b.name, c) for b in BADGES for c in b.all_columns], ids=lambda v: str(v)
 )
 def test_each_badge_column_sets_exactly_its_badge(badge, column):
     a = SourceAnnotation.from_row(full_row(**{column: True}))
@@ -141,11 +143,30 @@ def test_each_badge_column_sets_exactly_its_badge(badge, column):
 
 
 @pytest.mark.parametrize(
-    ("column", "key"), [("psfFlux_flag", "psf"), ("apFlux_flag", "ap"), ("forced_PsfFlux_flag", "total")]
+    ("column", "key"), [(c, key) for key, columns in FLUX_FLAG_COLUMNS.items() for c in columns], ids=str
 )
 def test_flux_flags_mark_only_their_field(column, key):
     f = SourceAnnotation.from_row(full_row(**{column: True})).fields()
     assert {k for k in ("psf", "ap", "total") if f[k].flagged} == {key}
+
+
+def test_sub_flags_are_read_when_present_and_never_reported_missing():
+    """The original's sub-flags (``shape_flag_not_contained``,
+    ``psfFlux_flag_edge``, ...) mark the annotation as their flag does; a
+    table without them (older schemas, alert packets) is not told it lacks
+    them.
+    """
+    row = full_row()
+    assert not set(FLAG_SUBFLAG_COLUMNS) & set(row)
+    assert SourceAnnotation.from_row(row).missing_columns == ()
+    assert not set(FLAG_SUBFLAG_COLUMNS) & set(missing_optional_columns(row))
+    a = SourceAnnotation.from_row(
+        {**row, "shape_flag_parent_source": 1, "apFlux_flag_apertureTruncated": True}
+    )
+    assert a.badges == {"SHAPE"} and a.ap_flux_flag and not a.psf_flux_flag
+    assert a.missing_columns == ()
+    cleared = {column: False for column in FLAG_SUBFLAG_COLUMNS}
+    assert SourceAnnotation.from_row({**row, **cleared}) == SourceAnnotation.from_row(row)
 
 
 def test_badge_colour_table():

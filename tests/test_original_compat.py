@@ -316,6 +316,24 @@ def test_generate_image_metadata_same_size_with_or_without_flags(images, sizes):
     assert all_flags.getvalue() != no_flags.getvalue()
 
 
+def test_generate_image_annotates_a_given_source_of_any_row_type(images):
+    """As the original: ``source`` may be a `numpy.record` (what its own
+    code passed, ``data.to_records()``), and a source given is annotated
+    even when ``add_metadata`` is off."""
+    science, template, difference, center, scale, row = images
+    annotated = make_task("", add_metadata=True)
+    plain = make_task("", add_metadata=False)
+    expected = annotated.generate_image(science, template, difference, center, scale, source=row)
+    record = pd.DataFrame([row]).to_records(index=False)[0]
+    assert isinstance(record, np.record)
+    from_record = annotated.generate_image(science, template, difference, center, scale, source=record)
+    assert from_record.getvalue() == expected.getvalue()
+    given = plain.generate_image(science, template, difference, center, scale, source=row)
+    assert given.getvalue() == expected.getvalue()
+    bare = plain.generate_image(science, template, difference, center, scale)
+    assert png_size(bare)[0] < png_size(given)[0]
+
+
 def test_generate_image_multisize_is_taller(images):
     science, template, difference, center, scale, _ = images
     single = make_task("", add_metadata=False).generate_image(science, template, difference, center, scale)
@@ -404,6 +422,18 @@ def test_write_images_skips_existing_and_returns_their_ids(tmp_path, two_sources
     assert png.stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize(
+    "levels", [["diaSourceId"], ["visit", "detector"], ["visit", "diaSourceId"]], ids=str
+)
+def test_named_index_levels_are_columns(tmp_path, two_sources, butler, levels):
+    """As the original (``to_records(index=...)``): index levels that are
+    not columns are columns of the sources."""
+    task = make_task(tmp_path)
+    assert task.write_images(two_sources.set_index(levels), butler) == list(ORIGINAL_IDS)
+    repeated = two_sources.set_index(two_sources["visit"].rename("visit"))
+    assert make_task(tmp_path / "repeated").write_images(repeated, butler) == list(ORIGINAL_IDS)
+
+
 def test_use_footprint(tmp_path, two_sources, butler):
     task = make_task(tmp_path, use_footprint=True)
     result = task.write_images(two_sources, butler)
@@ -472,6 +502,25 @@ def test_write_images_exception(tmp_path, two_sources, butler, caplog):
         error_class = getattr(dafButler, match.group(1))
         assert issubclass(error_class, LookupError)
         assert str(MISSING_VISIT) in match.group(3)
+        # Every image of the visit is missing: the science image is named,
+        # as the original (which loaded it first) named it.
+        assert match.group(3).startswith(f"{task.config.science_image_type}@"), match.group(3)
+
+
+def test_an_unexpected_error_of_a_visit_detector_is_logged_for_each_source(tmp_path, two_sources, caplog):
+    """The original's own test butler (a ``Mock`` of the Butler, whose
+    ``get`` raises) breaks each visit × detector with an error no real
+    Butler gives: every source of it is still logged at ERROR with its id,
+    as the original logged each failed source, and the run goes on.
+    """
+    import unittest.mock
+
+    butler = unittest.mock.Mock(spec=dafButler.Butler)
+    butler.get.side_effect = LookupError("Dataset not found")
+    task = make_task(tmp_path)
+    with caplog.at_level(logging.ERROR, logger=TASK_LOG):
+        assert task.write_images(two_sources.assign(instrument="DemoCam"), butler) == []
+    assert [int(m.group(2)) for m in failure_lines(caplog)] == list(ORIGINAL_IDS)
 
 
 def test_error_log_bounded_at_scale(tmp_path, two_sources, butler, caplog):

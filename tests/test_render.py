@@ -10,7 +10,7 @@ import pytest
 from astropy.visualization import AsinhStretch, LinearStretch, MinMaxInterval, ZScaleInterval
 from PIL import Image
 
-from lsst.analysis.ap.display.annotation import BADGES, FLAGGED_RGB, SourceAnnotation
+from lsst.analysis.ap.display.annotation import BADGES, FLAGGED_RGB, FLUX_FLAG_COLUMNS, SourceAnnotation
 from lsst.analysis.ap.display.glyphs import GlyphCache, font
 from lsst.analysis.ap.display.layout import BASELINE, VALUE_SIZE
 from lsst.analysis.ap.display.palette import NO_DATA_RGB, Palette, make_lut
@@ -388,7 +388,7 @@ def test_without_metadata_no_text_block(plain_renderer, meta_renderer):
     assert not plain_renderer.badge_boxes and not plain_renderer.value_boxes
 
 
-@pytest.mark.parametrize(("badge", "column"), [(b.name, c) for b in BADGES for c in b.columns], ids=str)
+@pytest.mark.parametrize(("badge", "column"), [(b.name, c) for b in BADGES for c in b.all_columns], ids=str)
 def test_each_badge_drawn_in_its_colour_exactly_when_its_flag_is_set(meta_renderer, badge, column):
     stamps = [noise_triplet(30)]
     _, rgb = decode(meta_renderer.render_png(stamps, SourceAnnotation.from_row(row(**{column: True})), 0.2))
@@ -408,7 +408,7 @@ def test_badge_positions_are_fixed_and_distinct(meta_renderer):
 
 
 @pytest.mark.parametrize(
-    ("column", "key"), [("psfFlux_flag", "psf"), ("apFlux_flag", "ap"), ("forced_PsfFlux_flag", "total")]
+    ("column", "key"), [(c, key) for key, columns in FLUX_FLAG_COLUMNS.items() for c in columns], ids=str
 )
 def test_flux_label_red_exactly_when_its_flag_is_set(meta_renderer, column, key):
     _, rgb = decode(

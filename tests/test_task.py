@@ -93,7 +93,7 @@ def has_colour(pixels: np.ndarray, colour) -> bool:
 
 def clean_rows(sources: pd.DataFrame) -> pd.DataFrame:
     """Sources with no badge flag set at all."""
-    flags = [c for badge in BADGES for c in badge.columns]
+    flags = [c for badge in BADGES for c in badge.all_columns if c in sources.columns]
     return sources[~sources[flags].any(axis=1)]
 
 

@@ -673,3 +673,23 @@ def test_a_very_long_band_keeps_the_filters_on_screen(browser, demo_run, tmp_pat
     assert scroll <= window
     browser.select("f-band", long_band)
     assert browser.shown_ids() == [int(records.loc[0, "diaSourceId"])]
+
+
+def test_a_sub_flag_alone_sets_its_badge_in_the_flags_column(tmp_path):
+    """``shape_flag_not_contained`` without ``shape_flag`` (a catalog that
+    does not set the general flag) gives the SHAPE badge, as on the PNG."""
+    from PIL import Image
+
+    image = tmp_path / "sample.png"
+    Image.new("RGB", (4, 4)).save(image)
+    records, sources = synthetic_records(4, image, tmp_path / "out")
+    sources["shape_flag"] = False
+    sources["shape_flag_not_contained"] = [True, False, False, True]
+    sources["isDipole"] = [False, False, True, True]
+    write_vetting_page(tmp_path / "out", records, sources)
+    text = (tmp_path / "out" / "vetting" / "records.js").read_text()
+    payload = json.loads(text.removeprefix("window.CUTOUT_RECORDS = ").rstrip().rstrip(";"))
+    names = [c["name"] for c in payload["columns"]]
+    assert "shape_flag_not_contained" not in names
+    flags = payload["values"][names.index("flags")]
+    assert flags == ["SHAPE", "", "DIPOLE", "DIPOLE SHAPE"]

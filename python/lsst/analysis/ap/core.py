@@ -693,6 +693,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         sizes: tuple[int, ...],
         stamps: Mapping[str, list[np.ndarray]],
         scale: float | None,
+        *,
+        renderer: TripletRenderer | None = None,
     ) -> bytes:
         """Draw one source's stamps as a PNG.
 
@@ -707,6 +709,9 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             One stamp per size, by role.
         scale : `float` or `None`
             Pixel scale in arcseconds, for the scale bars.
+        renderer : `~lsst.analysis.ap.display.renderer.TripletRenderer`, optional
+            The renderer to draw with; by default the configuration's for
+            ``sizes``.
 
         Returns
         -------
@@ -714,7 +719,7 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             The PNG.
 
         """
-        renderer = self._renderer_for(sizes)
+        renderer = renderer or self._renderer_for(sizes)
         annotation = (
             SourceAnnotation.from_row(row, instrument=_instrument_of(row))
             if renderer.add_metadata and row is not None
@@ -981,6 +986,8 @@ def make_detector_records(
             f"visit {int(first['visit'])} detector {int(first['detector'])}: {type(error).__name__}: {error}"
         )
         cutouter.log.warning("%s; its %d source(s) fail", reason, len(sources))
+        for dia_source_id in sources["diaSourceId"].tolist():
+            cutouter.failure_log.error(int(dia_source_id), error)
         return cutouter.fail_all(sources, ReasonCode.ERROR, reason)
 
 

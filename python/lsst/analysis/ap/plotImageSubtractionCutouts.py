@@ -346,16 +346,27 @@ def drawing_key(config: PlotImageSubtractionCutoutsConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _source_dict(source: Any) -> dict[str, Any]:
+    """The columns of one source given to `generate_image`: a mapping (a
+    `dict`, a `pandas.Series`, an astropy ``Row``) or a `numpy.record`
+    (as the original's ``data.to_records()`` gives).
+    """
+    names = getattr(getattr(source, "dtype", None), "names", None)
+    if names:
+        return {name: source[name] for name in names}
+    return dict(source)
+
+
 def _renderer_factory(
     config: PlotImageSubtractionCutoutsConfig,
 ) -> Callable[[Sequence[int]], TripletRenderer]:
     scalings = _scalings(config)
     options = config.display.options()
 
-    def make(sizes: Sequence[int]) -> TripletRenderer:
+    def make(sizes: Sequence[int], add_metadata: bool = config.add_metadata) -> TripletRenderer:
         return TripletRenderer(
             sizes,
-            config.add_metadata,
+            add_metadata,
             panel_pixels=config.panel_pixels,
             colormap=config.colormap,
             template_scaling=scalings["template"],
@@ -792,9 +803,12 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         save_as_numpy : `bool`, optional
             Save the raw stamps as ``(1, size, size)`` arrays under
             `numpy_path` (needs ``dia_source_id``).
-        source : `~collections.abc.Mapping`, optional
-            DiaSource row (e.g. a `pandas.Series`) to annotate the cutouts
-            with, when ``config.add_metadata`` is set.
+        source : `~collections.abc.Mapping` or `numpy.record`, optional
+            DiaSource row (a `pandas.Series`, a `dict`, an astropy ``Row``
+            or a `numpy.record`) to annotate the cutouts with; a source
+            given is annotated even when ``config.add_metadata`` is not
+            set, as in the original (the PNG then has the annotated
+            configuration's size).
         footprint : optional
             Cut one square stamp as wide as this footprint instead of
             ``config.sizes``: a width in pixels, an `lsst.images.Box`, or an
@@ -817,7 +831,7 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         if save_as_numpy and dia_source_id is None:
             raise ValueError("save_as_numpy needs a dia_source_id to name the files")
         ra, dec = _sky_position(center)
-        row = dict(source) if source is not None else {}
+        row = _source_dict(source) if source is not None else {}
         row.update(ra=ra, dec=dec)
         row.setdefault("diaSourceId", dia_source_id if dia_source_id is not None else 0)
         sizes = (_footprint_width(footprint),) if footprint is not None else None
@@ -831,7 +845,14 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         sizes, stamps = cutouter.cut_stamps(row, readers, positions, sizes)
         if save_as_numpy:
             cutouter.save_numpy(int(dia_source_id), sizes, stamps)
-        return io.BytesIO(cutouter.render(row if source is not None else None, sizes, stamps, scale))
+        renderer = None
+        if source is not None and not self.config.add_metadata:
+            # As the original: a source given is annotated, whatever
+            # add_metadata (which decides what runs pass) says.
+            renderer = self._make_renderer(sizes, add_metadata=True)
+        return io.BytesIO(
+            cutouter.render(row if source is not None else None, sizes, stamps, scale, renderer=renderer)
+        )
 
     def _draw(
         self,
@@ -942,10 +963,13 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
             datasets = found.get(_group_key(sources), {})
 
             def open_readers(data_id: dict = data_id, datasets: dict = datasets) -> dict:
-                return {
+                # The science image first, as the original loaded it: when
+                # several are missing, the error names the science image.
+                readers = {
                     role: butler_plane_reader(butler, types[role], data_id, datasets.get(role))
-                    for role in IMAGE_ROLES
+                    for role in ("science", "template", "difference")
                 }
+                return {role: readers[role] for role in IMAGE_ROLES}
 
             frames.append(make_detector_records(cutouter, sources, open_readers))
             if on_group is not None:

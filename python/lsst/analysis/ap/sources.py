@@ -445,7 +445,11 @@ def standardize_sources(
             "frame.columns = frame.columns.get_level_values(0)."
         )
     _refuse_repeated_columns(data.columns, origin)
-    frame = data.reset_index(drop=("diaSourceId" in data.columns or data.index.name != "diaSourceId"))
+    # Named index levels that are not columns are columns of the sources
+    # (``frame.set_index(["visit", "detector"])``), as the original kept
+    # them; an unnamed index, or one repeating a column, is dropped.
+    levels = [name for name in data.index.names if name is not None and name not in data.columns]
+    frame = (data.reset_index(level=levels) if levels else data).reset_index(drop=True)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise SourceTableError(

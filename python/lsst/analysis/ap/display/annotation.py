@@ -43,11 +43,20 @@ CENTROID  centroid_flag                                           sienna      no
 SHAPE     shape_flag                                              indigo      not a mask plane
 ========  ======================================================  ==========  ====================
 
+The SHAPE badge is also set by the sub-flags ``shape_flag_no_pixels``,
+``shape_flag_not_contained`` and ``shape_flag_parent_source`` when the
+table has them (`BadgeSpec.also`).
+
 afw's yellow is shown as goldenrod so it reads on the white canvas.  (afw's
 NO_DATA plane is orange; the renderer draws no-data *pixels* in a separate
 blue-grey, and there is no NO_DATA badge.)  Flux labels turn `FLAGGED_RGB`
-red when their measurement failed: PSF <- ``psfFlux_flag``, ap <-
-``apFlux_flag``, total <- ``forced_PsfFlux_flag``.
+red when their measurement failed (`FLUX_FLAG_COLUMNS`): PSF <-
+``psfFlux_flag`` or its sub-flags ``psfFlux_flag_noGoodPixels`` and
+``psfFlux_flag_edge``; ap <- ``apFlux_flag`` or
+``apFlux_flag_apertureTruncated``; total <- ``forced_PsfFlux_flag`` or
+``forced_PsfFlux_flag_noGoodPixels`` and ``forced_PsfFlux_flag_edge``.
+Sub-flags are read when the table has them and are not reported missing
+when it does not (older APDB schemas, alert packets).
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ __all__ = (
     "BADGES",
     "BADGE_COLORS",
     "FLAGGED_RGB",
+    "FLAG_SUBFLAG_COLUMNS",
+    "FLUX_FLAG_COLUMNS",
     "MISSING_TEXT",
     "REQUESTED_COLUMNS",
     "RUBIN_SCHEME",
@@ -121,6 +132,10 @@ class BadgeSpec:
         Badge colour (sRGB, 0-255).
     description : `str`
         What the badge means.
+    also : `tuple` [`str`, ...], optional
+        Sub-flag columns that set the badge too when the table has them;
+        unlike ``columns``, a table without them is not reported as
+        lacking them.
 
     """
 
@@ -128,6 +143,12 @@ class BadgeSpec:
     columns: tuple[str, ...]
     rgb: tuple[int, int, int]
     description: str
+    also: tuple[str, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """``columns`` then ``also``: every column that sets the badge."""
+        return (*self.columns, *self.also)
 
 
 BADGES: tuple[BadgeSpec, ...] = (
@@ -159,14 +180,34 @@ BADGES: tuple[BadgeSpec, ...] = (
     BadgeSpec("BAD", ("pixelFlags_bad",), (255, 0, 0), "bad pixel in the footprint"),
     BadgeSpec("DIPOLE", ("isDipole",), (65, 105, 225), "source is well fit by a dipole"),
     BadgeSpec("CENTROID", ("centroid_flag",), (160, 82, 45), "centroid algorithm failed"),
-    BadgeSpec("SHAPE", ("shape_flag",), (75, 0, 130), "shape measurement failed"),
+    BadgeSpec(
+        "SHAPE",
+        ("shape_flag",),
+        (75, 0, 130),
+        "shape measurement failed",
+        also=("shape_flag_no_pixels", "shape_flag_not_contained", "shape_flag_parent_source"),
+    ),
 )
 """The flag badges, in display order (the colour table of the module docstring)."""
 
 BADGE_COLORS: Mapping[str, tuple[int, int, int]] = MappingProxyType({b.name: b.rgb for b in BADGES})
 """Badge name -> colour (sRGB 0-255); see the table in the module docstring."""
 
-_FLUX_FLAG_COLUMNS = {"psf": "psfFlux_flag", "ap": "apFlux_flag", "total": "forced_PsfFlux_flag"}
+FLUX_FLAG_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "psf": ("psfFlux_flag", "psfFlux_flag_noGoodPixels", "psfFlux_flag_edge"),
+        "ap": ("apFlux_flag", "apFlux_flag_apertureTruncated"),
+        "total": ("forced_PsfFlux_flag", "forced_PsfFlux_flag_noGoodPixels", "forced_PsfFlux_flag_edge"),
+    }
+)
+"""Flux label -> the columns that mark its measurement failed: the flag,
+then its sub-flags (read when present, as the badges' `BadgeSpec.also`)."""
+
+FLAG_SUBFLAG_COLUMNS: tuple[str, ...] = tuple(
+    [column for columns in FLUX_FLAG_COLUMNS.values() for column in columns[1:]]
+    + [column for badge in BADGES for column in badge.also]
+)
+"""Sub-flag columns the annotation reads when a table has them."""
 
 _VALUE_COLUMNS = (
     "diaSourceId",
@@ -189,7 +230,7 @@ _VALUE_COLUMNS = (
 
 REQUESTED_COLUMNS: tuple[str, ...] = (
     _VALUE_COLUMNS
-    + tuple(_FLUX_FLAG_COLUMNS.values())
+    + tuple(columns[0] for columns in FLUX_FLAG_COLUMNS.values())
     + tuple(column for badge in BADGES for column in badge.columns)
 )
 """Every DiaSource column the annotation reads (``instrument`` aside)."""
@@ -375,11 +416,11 @@ class SourceAnnotation:
     science_flux_err: float | None = None
     reliability: float | None = None
     psf_flux_flag: bool = False
-    """``psfFlux_flag``: the PSF fit on the difference image failed."""
+    """``psfFlux_flag`` or a sub-flag: the PSF fit on the difference image failed."""
     ap_flux_flag: bool = False
-    """``apFlux_flag``: the aperture flux on the difference image failed."""
+    """``apFlux_flag`` or a sub-flag: the aperture flux on the difference image failed."""
     forced_flux_flag: bool = False
-    """``forced_PsfFlux_flag``: forced PSF photometry on the science image failed."""
+    """``forced_PsfFlux_flag`` or a sub-flag: forced PSF photometry on the science image failed."""
     object_id: str | None = None
     """ZTF ``objectId`` (``ztf`` scheme only)."""
     magpsf: float | None = None
@@ -430,9 +471,15 @@ class SourceAnnotation:
 
         if instrument is None:
             instrument = _as_str(get("instrument"))
-        badges = frozenset(
-            badge.name for badge in BADGES if any([_as_flag(get(column)) for column in badge.columns])
-        )
+
+        def flagged(columns: tuple[str, ...], also: tuple[str, ...]) -> bool:
+            # Every column is looked up, so that each missing one is listed.
+            if any([_as_flag(get(column)) for column in columns]):
+                return True
+            return any(_as_flag(value) for value in (_lookup(row, c) for c in also) if value is not _ABSENT)
+
+        badges = frozenset(badge.name for badge in BADGES if flagged(badge.columns, badge.also))
+        flux_flags = {key: flagged(columns[:1], columns[1:]) for key, columns in FLUX_FLAG_COLUMNS.items()}
         scheme = annotation_scheme(instrument)
         survey: dict[str, Any] = {}
         if scheme == ZTF_SCHEME:
@@ -464,9 +511,9 @@ class SourceAnnotation:
             science_flux=_as_float(get("scienceFlux")),
             science_flux_err=_as_float(get("scienceFluxErr")),
             reliability=_as_float(get("reliability")),
-            psf_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["psf"])),
-            ap_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["ap"])),
-            forced_flux_flag=_as_flag(get(_FLUX_FLAG_COLUMNS["total"])),
+            psf_flux_flag=flux_flags["psf"],
+            ap_flux_flag=flux_flags["ap"],
+            forced_flux_flag=flux_flags["total"],
             scheme=scheme,
             badges=badges,
             **survey,

@@ -82,13 +82,14 @@ _STATIC_ASSETS = ("vetting.css", "vetting.js")
 
 _SEQUENCE_COLUMNS = ("diaObjectId", "midpointMjdTai", "frame_paths", "sequence_path")
 
+_FLAG_COLUMNS = tuple(column for badge in BADGES for column in badge.all_columns)
+
 SOURCE_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(c for c in (*REQUESTED_COLUMNS, *_SEQUENCE_COLUMNS) if c != "diaSourceId")
+    dict.fromkeys(c for c in (*REQUESTED_COLUMNS, *_FLAG_COLUMNS, *_SEQUENCE_COLUMNS) if c != "diaSourceId")
 )
 """DiaSource columns the page shows when the records lack them (joined on
 ``diaSourceId``)."""
 _LABEL_COLUMNS = ("label", "label_time")
-_FLAG_COLUMNS = tuple(column for badge in BADGES for column in badge.columns)
 
 _ID_COLUMNS = ("diaSourceId", "diaObjectId")
 """64-bit ids: sent to the browser as strings (JavaScript numbers hold 53 bits)."""
@@ -180,7 +181,7 @@ def _flag_names(table: pd.DataFrame) -> pd.Series:
     wanted = set(_FLAG_COLUMNS)
     columns = {name: column for name, column in table.items() if name in wanted}
     for badge in BADGES:
-        present = [columns[name] for name in badge.columns if name in columns]
+        present = [columns[name] for name in badge.all_columns if name in columns]
         if not present:
             continue
         set_rows = np.logical_or.reduce([_truthy(column) for column in present])
