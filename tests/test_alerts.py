@@ -6,6 +6,7 @@ containers), damaged packets, and the ``plotAlertCutouts`` command.
 
 from __future__ import annotations
 
+import copy as copy_module
 import io
 import json
 import logging
@@ -711,3 +712,46 @@ def test_an_output_path_that_is_a_file_exits_4_with_one_line(tmp_path, capsys):
     assert err.startswith("plotAlertCutouts: ") and "Traceback" not in err and len(err.splitlines()) == 1
     assert str(taken) in err
     assert taken.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("candidate_null", "cannot read the alert: TypeError"),
+        ("magpsf_overflow", "cannot read the alert: OverflowError"),
+        ("pid_text", "column 'visit' must hold integers"),
+    ],
+)
+def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
+    """A container of three copies of the real packet (new ids) whose middle
+    one has a value no alert should have: that packet fails, naming itself,
+    and the run goes on (exit 1, the others written)."""
+    schema, record = ztf_record()
+    records = []
+    for k in range(3):
+        copy = copy_module.deepcopy(record)
+        copy["candid"] += k
+        copy["candidate"]["candid"] = copy["candid"]
+        records.append(copy)
+    if damage == "candidate_null":
+        records[1]["candidate"] = None
+        schema = copy_module.deepcopy(schema)
+        field = next(f for f in schema["fields"] if f["name"] == "candidate")
+        field["type"] = ["null", field["type"]]
+    elif damage == "magpsf_overflow":
+        records[1]["candidate"]["magpsf"] = -999.0
+    else:
+        schema = copy_module.deepcopy(schema)
+        candidate = next(f for f in schema["fields"] if f["name"] == "candidate")["type"]
+        next(f for f in candidate["fields"] if f["name"] == "pid")["type"] = ["long", "string"]
+        records[1]["candidate"]["pid"] = "n/a"
+    path = tmp_path / "night.avro"
+    with open(path, "wb") as out:
+        fastavro.writer(out, schema, records)
+    status = alerts_main([str(path), str(tmp_path / "out"), "-c", "sizes=[21]"])
+    assert status == 1
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert failures["reason_code"].tolist() == ["bad_packet"]
+    (reason,) = failures["reason"]
+    assert reason.startswith(f"{path}#1: ") and words in reason, reason
+    assert (pd.read_csv(tmp_path / "out" / "records.csv")["status"] == "written").sum() == 2

@@ -199,3 +199,39 @@ def test_worker_lines_have_the_same_format(worker_run):
     assert {m.group(1) for m in lost} == {"WARNING", "ERROR"}
     assert any(m.group(1) == "ERROR" and "processing diaSourceId" in m.group(4) for m in lost)
     assert {m.group(2) for m in workers} <= {f"SpawnProcess-{n}" for n in range(1, 10)}
+
+
+def test_alert_workers_log_through_the_command(tmp_path):
+    """``plotAlertCutouts -j 2``: a packet that fails in a worker is logged
+    in the command's format, on standard error and in ``--log-file``."""
+    import shutil
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for k in range(3):
+        shutil.copy(Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro", inputs / f"{k}.avro")
+    (inputs / "bad.avro").write_bytes(b"Obj\x01 damaged")
+    log_file = tmp_path / "run.log"
+    script = Path(sys.executable).parent / "plotAlertCutouts"
+    process = subprocess.run(
+        [
+            str(script),
+            str(inputs),
+            str(tmp_path / "out"),
+            "-j",
+            "2",
+            "-c",
+            "sizes=[21]",
+            "--log-file",
+            str(log_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 1, process.stderr  # the damaged file and the repeated ids fail
+    lines = log_file.read_text().splitlines()
+    assert lines == [line for line in process.stderr.splitlines() if LINE.match(line)]
+    errors = [m for m in map(LINE.match, lines) if m and m.group(1) == "ERROR"]
+    assert any("bad.avro" in m.group(4) and m.group(2).startswith("SpawnProcess-") for m in errors), lines
+    assert not [line for line in process.stderr.splitlines() if line.startswith("ERROR:")], process.stderr

@@ -29,6 +29,7 @@ __all__ = (
     "threads_per_worker",
     "usable_njobs",
     "wait_for_workers_end",
+    "worker_pool",
 )
 
 import collections
@@ -548,7 +549,7 @@ def _feed_pool(
     starting, they are not waited for.
     """
     try:
-        with _worker_pool(initializer, initargs, workers) as pool:
+        with worker_pool(initializer, initargs, workers) as pool:
             # The pool starts one process per call while none is idle.
             starting = {pool.submit(_started) for _ in range(workers)}
             spawned.set()
@@ -595,7 +596,7 @@ def _started() -> None:
 
 
 @contextlib.contextmanager
-def _worker_pool(
+def worker_pool(
     initializer: Callable[..., None], initargs: tuple, workers: int
 ) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """A pool of ``workers`` spawned processes that log through this one
@@ -697,7 +698,7 @@ def _map_in_pool(
     if workers < 1:
         return []
     try:
-        with _worker_pool(initializer, initargs, workers) as pool:
+        with worker_pool(initializer, initargs, workers) as pool:
             with sigint_ignored():
                 futures = [pool.submit(work, item) for item in items]
             results = []

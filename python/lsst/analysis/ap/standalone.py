@@ -15,11 +15,9 @@ from __future__ import annotations
 
 __all__ = ("expand_packet_inputs", "make_alert_cutouts", "make_file_cutouts")
 
-import concurrent.futures
 import glob
 import io
 import logging
-import multiprocessing
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -55,7 +53,7 @@ from .images.files import (
     role_files,
     unique_files,
 )
-from .parallel import explain_broken_pool, sigint_ignored, usable_njobs
+from .parallel import explain_broken_pool, sigint_ignored, usable_njobs, worker_pool
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, source_rows, standardize_sources
@@ -120,21 +118,38 @@ def _packet_id(packet: str) -> int:
 
 
 def _failure_row(failure: PacketFailure, instrument: str) -> dict[str, Any]:
+    """The record row of a failed packet: its values where the packet gave
+    usable ones (a damaged packet's may be of any type), else defaults."""
     row = dict(failure.row or {})
 
-    def value(name: str, default: Any) -> Any:
+    def value(name: str, default: Any, kind: type) -> Any:
         item = row.get(name)
-        return default if item is None or (isinstance(item, float) and np.isnan(item)) else item
+        if item is None:
+            return default
+        try:
+            item = kind(item)
+        except (TypeError, ValueError, OverflowError):
+            return default
+        return default if isinstance(item, float) and np.isnan(item) else item
 
     return {
-        "diaSourceId": value("diaSourceId", _packet_id(failure.packet)),
-        "instrument": value("instrument", instrument),
-        "visit": value("visit", -1),
-        "detector": value("detector", -1),
-        "band": value("band", ""),
-        "ra": value("ra", float("nan")),
-        "dec": value("dec", float("nan")),
+        "diaSourceId": value("diaSourceId", _packet_id(failure.packet), int),
+        "instrument": value("instrument", instrument, str),
+        "visit": value("visit", -1, int),
+        "detector": value("detector", -1, int),
+        "band": value("band", "", str),
+        "ra": value("ra", float("nan"), float),
+        "dec": value("dec", float("nan"), float),
     }
+
+
+def _unreadable_packet(packet: str, error: Exception) -> PacketFailure:
+    """The failure of a packet whose fields cannot be read (a value of the
+    wrong type or range, a missing record), naming the packet and the error."""
+    detail = " ".join(str(error).split()) or "no detail"
+    return PacketFailure(
+        packet, ReasonCode.BAD_PACKET, f"{packet}: cannot read the alert: {type(error).__name__}: {detail}"
+    )
 
 
 def _duplicate_failure(record: dict, packet: str, first: str, instrument: str) -> PacketFailure:
@@ -165,9 +180,15 @@ def _packet_records(
     if isinstance(record, PacketFailure):
         source: AlertSource | PacketFailure = record
     elif first is not None:
-        source = _duplicate_failure(record, packet, first, instrument)
+        try:
+            source = _duplicate_failure(record, packet, first, instrument)
+        except Exception as error:
+            source = _unreadable_packet(packet, error)
     else:
-        source = alert_source(record, packet, instrument=instrument)
+        try:
+            source = alert_source(record, packet, instrument=instrument)
+        except Exception as error:  # one damaged packet never stops the run
+            source = _unreadable_packet(packet, error)
     if not isinstance(source, PacketFailure):
         try:
             table = standardize_sources(pd.DataFrame([dict(source.row)]), origin=packet)
@@ -203,7 +224,10 @@ def _first_packet(record: dict | PacketFailure, packet: str, seen: dict[int, str
     """
     if isinstance(record, PacketFailure):
         return None
-    source_id = alert_source_id(record)
+    try:
+        source_id = alert_source_id(record)
+    except Exception:  # failed when it is drawn, with its reason
+        return None
     if source_id is None:
         return None
     first = seen.get(source_id)
@@ -300,16 +324,16 @@ def make_alert_cutouts(
         # in input order, so that the first copy is the one drawn.
         duplicates = _duplicate_packets(files, seen)
         frames = [records]
-        context = multiprocessing.get_context("spawn")
         # A few batches of files per worker: single-message files are
         # small, and one task each would cost more than drawing them.
         n_batches = min(len(files), 4 * njobs)
         batches = [([str(f) for f in files[i::n_batches]], duplicates) for i in range(n_batches)]
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(njobs, n_batches),
-            mp_context=context,
-            initializer=_start_alert_worker,
-            initargs=(task.config, str(task.output_path), task.writer_token, instrument),
+        # Workers that log through this process (the command's format,
+        # its --log-file) and end with it.
+        with worker_pool(
+            _start_alert_worker,
+            (task.config, str(task.output_path), task.writer_token, instrument),
+            min(njobs, n_batches),
         ) as pool:
             with sigint_ignored():  # the workers start now
                 results = pool.map(_alert_worker_files, batches)
