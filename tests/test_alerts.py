@@ -6,6 +6,7 @@ containers), damaged packets, and the ``plotAlertCutouts`` command.
 
 from __future__ import annotations
 
+import collections
 import copy as copy_module
 import io
 import json
@@ -755,3 +756,43 @@ def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
     (reason,) = failures["reason"]
     assert reason.startswith(f"{path}#1: ") and words in reason, reason
     assert (pd.read_csv(tmp_path / "out" / "records.csv")["status"] == "written").sum() == 2
+
+
+def test_packets_of_one_visit_detector_read_each_record_file_once(tmp_path, monkeypatch):
+    """Thirty packets of one visit × detector, each drawn (and recorded)
+    in turn: each record file written before a packet is read once in
+    all, not once per later packet (which made a night's container take
+    a time growing as the square of its packets)."""
+    from lsst.analysis.ap.outputs.ledger import Ledger
+
+    schema, record = ztf_record()
+    records = []
+    for k in range(30):
+        copy = copy_module.deepcopy(record)
+        copy["candid"] += k
+        copy["candidate"]["candid"] = copy["candid"]
+        records.append(copy)
+    path = tmp_path / "night.avro"
+    with open(path, "wb") as out:
+        fastavro.writer(out, schema, records)
+    reads: list[str] = []
+    real_read = Ledger._read
+
+    def counted(self, relpath):
+        reads.append(relpath)
+        return real_read(self, relpath)
+
+    monkeypatch.setattr(Ledger, "_read", counted)
+    result = make_alert_cutouts([path], tmp_path / "out", config=config(sizes=[21]))
+    assert result.summary["written"] == 30
+    parts = sorted((tmp_path / "out" / "records").rglob("*.csv"))
+    assert len(parts) == 30
+    # Each read once before the next packets are drawn, and once for the
+    # run's records.csv.
+    assert collections.Counter(reads).most_common(1)[0][1] == 2 and len(reads) <= 2 * len(parts)
+    # A second run over the same packets keeps every PNG (the records of
+    # the first run are read, once each).
+    reads.clear()
+    again = make_alert_cutouts([path], tmp_path / "out", config=config(sizes=[21]))
+    assert again.summary["skipped"] == 30
+    assert collections.Counter(reads).most_common(1)[0][1] == 2 and len(reads) <= 4 * len(parts)

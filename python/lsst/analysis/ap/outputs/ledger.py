@@ -47,6 +47,7 @@ __all__ = (
     "run_token",
 )
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -403,6 +404,10 @@ def _token_of(relpath: str) -> str:
     return relpath.rsplit("/", 1)[-1]
 
 
+_PRIOR_GROUPS = 64
+"""Visit × detectors whose `Ledger.prior_drawings` a ledger keeps."""
+
+
 class Ledger:
     """The record files of one output directory.
 
@@ -415,6 +420,12 @@ class Ledger:
 
     def __init__(self, store: OutputStore) -> None:
         self.store = store
+        # `prior_drawings` of the groups asked for last: the record files
+        # folded in (in order) and the result, so that a group asked for
+        # again (one alert packet after another of a visit × detector)
+        # reads only its files written since.
+        self._prior: collections.OrderedDict[tuple[str, int, int], tuple[list[str], dict[int, PriorDrawing]]]
+        self._prior = collections.OrderedDict()
 
     def write_part(self, relpath: str, frame: pd.DataFrame) -> None:
         """Write one record file (record columns and the ledger's own)."""
@@ -633,11 +644,24 @@ class Ledger:
     def prior_drawings(self, instrument: str, visit: int, detector: int) -> dict[int, PriorDrawing]:
         """How each PNG of a visit × detector was drawn, from its record
         files (latest first wins); sources without a drawn PNG are absent.
+
+        The result of the last `_PRIOR_GROUPS` groups is kept (not to be
+        modified by the caller): asked again, a group reads only the record
+        files written since, so that drawing the sources of one visit ×
+        detector one at a time (alert packets) does not read every earlier
+        file again each time.
         """
         suffix = f".d{int(detector)}.csv"
-        parts = [p for p in self.store.list_files(_group_dir(instrument, visit)) if p.endswith(suffix)]
-        result: dict[int, PriorDrawing] = {}
-        for part in sorted(parts, key=_token_of):
+        parts = sorted(
+            (p for p in self.store.list_files(_group_dir(instrument, visit)) if p.endswith(suffix)),
+            key=_token_of,
+        )
+        key = (str(instrument), int(visit), int(detector))
+        folded, result = self._prior.pop(key, ([], {}))
+        if parts[: len(folded)] != folded:
+            # A file gone, or one that sorts among those read: read all.
+            folded, result = [], {}
+        for part in parts[len(folded) :]:
             frame = self._read(part)
             if frame is None:
                 continue
@@ -647,4 +671,7 @@ class Ledger:
                     result[int(row.diaSourceId)] = PriorDrawing(row.drawing, size)
                 else:
                     result.pop(int(row.diaSourceId), None)
+        self._prior[key] = (parts, result)
+        while len(self._prior) > _PRIOR_GROUPS:
+            self._prior.popitem(last=False)
         return result
