@@ -69,6 +69,19 @@ def ztf_record() -> tuple[dict, dict]:
         return reader.writer_schema, next(iter(reader))
 
 
+def ztf_copies(n: int) -> tuple[dict, list[dict]]:
+    """(writer schema, ``n`` copies of the real packet's record with new
+    candids, one after another)."""
+    schema, record = ztf_record()
+    copies = []
+    for k in range(n):
+        copy = copy_module.deepcopy(record)
+        copy["candid"] += k
+        copy["candidate"]["candid"] = copy["candid"]
+        copies.append(copy)
+    return schema, copies
+
+
 def negative_ztf_packet(path: Path) -> dict:
     """The real packet as ZTF sends a candidate found in the negative
     subtraction: ``isdiffpos = 'f'``, its difference stamp cut from the
@@ -727,13 +740,7 @@ def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
     """A container of three copies of the real packet (new ids) whose middle
     one has a value no alert should have: that packet fails, naming itself,
     and the run goes on (exit 1, the others written)."""
-    schema, record = ztf_record()
-    records = []
-    for k in range(3):
-        copy = copy_module.deepcopy(record)
-        copy["candid"] += k
-        copy["candidate"]["candid"] = copy["candid"]
-        records.append(copy)
+    schema, records = ztf_copies(3)
     if damage == "candidate_null":
         records[1]["candidate"] = None
         schema = copy_module.deepcopy(schema)
@@ -765,13 +772,7 @@ def test_packets_of_one_visit_detector_read_each_record_file_once(tmp_path, monk
     a time growing as the square of its packets)."""
     from lsst.analysis.ap.outputs.ledger import Ledger
 
-    schema, record = ztf_record()
-    records = []
-    for k in range(30):
-        copy = copy_module.deepcopy(record)
-        copy["candid"] += k
-        copy["candidate"]["candid"] = copy["candid"]
-        records.append(copy)
+    schema, records = ztf_copies(30)
     path = tmp_path / "night.avro"
     with open(path, "wb") as out:
         fastavro.writer(out, schema, records)
