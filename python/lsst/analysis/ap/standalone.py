@@ -179,14 +179,12 @@ def _packet_records(
     """
     if isinstance(record, PacketFailure):
         source: AlertSource | PacketFailure = record
-    elif first is not None:
-        try:
-            source = _duplicate_failure(record, packet, first, instrument)
-        except Exception as error:
-            source = _unreadable_packet(packet, error)
     else:
         try:
-            source = alert_source(record, packet, instrument=instrument)
+            if first is not None:
+                source = _duplicate_failure(record, packet, first, instrument)
+            else:
+                source = alert_source(record, packet, instrument=instrument)
         except Exception as error:  # one damaged packet never stops the run
             source = _unreadable_packet(packet, error)
     if not isinstance(source, PacketFailure):
