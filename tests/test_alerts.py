@@ -624,6 +624,19 @@ def test_a_repeated_source_id_is_drawn_once_and_later_copies_fail(tmp_path, njob
     assert result.summary["written"] == 2 and result.summary["failed"] == 2
 
 
+def test_a_packet_file_reached_twice_is_read_once(tmp_path):
+    """The same file given by name, by another spelling, through its
+    directory and through a link: one packet, drawn, and no duplicate."""
+    packets = tmp_path / "packets"
+    packets.mkdir()
+    shutil.copy(ZTF_PACKET, packets / "a.avro")
+    (tmp_path / "link.avro").symlink_to(packets / "a.avro")
+    inputs = [packets / "a.avro", f"{tmp_path}/./packets/a.avro", packets, tmp_path / "link.avro"]
+    result = make_alert_cutouts(inputs, tmp_path / "out", config=config(sizes=[21]))
+    assert result.records[["diaSourceId", "status"]].values.tolist() == [[CANDID, "written"]]
+    assert pd.read_csv(tmp_path / "out" / "failures.csv").empty
+
+
 def test_a_gzip_bomb_stamp_is_refused_without_inflating_it(tmp_path):
     import gzip
     import tracemalloc

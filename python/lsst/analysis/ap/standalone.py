@@ -279,7 +279,8 @@ def make_alert_cutouts(
         Packet files (Avro containers, Confluent wire-format messages),
         directories and glob patterns (see `expand_packet_inputs`), or
         packets themselves: wire-format or container `bytes`, or decoded
-        alert `dict` objects.
+        alert `dict` objects.  A file reached by several of them is read
+        once.
     output_path
         Output directory.
     config
@@ -310,6 +311,7 @@ def make_alert_cutouts(
             items.extend(expand_packet_inputs([item]))
         else:
             items.append(item)
+    items = unique_files(items)  # a file reached twice is read once
     task.prepare_output()
     task.log.info("Drawing the stamps of %d packet input(s) into %s", len(items), task.output_path)
     files = [item for item in items if isinstance(item, Path)]

@@ -74,18 +74,21 @@ FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fits.fz", ".fz")
 """File names a directory given for a role is searched for."""
 
 
-def unique_files(paths: Iterable[Path]) -> list[Path]:
-    """``paths`` in order, without a second spelling of a file already
+def unique_files[T](items: Iterable[T]) -> list[T]:
+    """``items`` in order, without a second spelling of a file already
     listed (``dir/a.fits``, ``./dir/a.fits``, an absolute path or a link to
-    it): the first spelling given is kept.
+    it): the first spelling given is kept.  Items that are not paths (alert
+    packets given as bytes or dicts) are all kept.
     """
     seen: set[str] = set()
     unique = []
-    for path in paths:
-        key = os.path.realpath(path)
-        if key not in seen:
+    for item in items:
+        if isinstance(item, str | os.PathLike):
+            key = os.path.realpath(item)
+            if key in seen:
+                continue
             seen.add(key)
-            unique.append(path)
+        unique.append(item)
     return unique
 
 
