@@ -34,7 +34,7 @@ from lsst.analysis.ap.display.layout import BASELINE, VALUE_SIZE
 from lsst.analysis.ap.display.palette import NO_DATA_RGB, Palette
 from lsst.analysis.ap.display.renderer import TripletRenderer
 from lsst.analysis.ap.geometry import stamp_box
-from lsst.analysis.ap.images.alerts import ZTF_PIXEL_SCALE_ARCSEC, alert_source, read_packets
+from lsst.analysis.ap.images.alerts import ROLE_FIELDS, ZTF_PIXEL_SCALE_ARCSEC, alert_source, read_packets
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
@@ -451,6 +451,50 @@ def test_damaged_packets_fail_with_reasons_and_the_run_goes_on(rubin, tmp_path):
     assert summary["failed"] == len(failed) >= 6
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert len(failures) == len(failed)
+
+
+def _all_nan_stamp(stamp: bytes) -> bytes:
+    """An alert stamp with the same headers and every pixel NaN."""
+    with fits.open(io.BytesIO(stamp)) as hdus:
+        hdus[0].data = np.full_like(hdus[0].data, np.nan)
+        out = io.BytesIO()
+        hdus.writeto(out)
+    return out.getvalue()
+
+
+def test_reasons_of_packets_that_cannot_be_drawn_name_the_packet(rubin, tmp_path):
+    """A packet off its own stamps, one with an impossible ``ra`` and one
+    whose stamps hold no valid pixel: each fails with a reason that names
+    its file (and the stamps, for those read)."""
+    schema, schema_id = rubin["schema"], rubin["schema_id"]
+    alerts = rubin["drawable"]
+    packets = tmp_path / "packets"
+    packets.mkdir()
+    off = copy_module.deepcopy(alerts[0])
+    off["diaSource"]["ra"] += 0.1  # about 6 arcminutes: far outside the stamps
+    bad_ra = copy_module.deepcopy(alerts[1])
+    bad_ra["diaSource"]["ra"] = 400.0
+    empty = copy_module.deepcopy(alerts[2])
+    for field in ROLE_FIELDS.values():
+        empty[field] = _all_nan_stamp(empty[field])
+    for name, alert in (("off.bin", off), ("bad_ra.bin", bad_ra), ("empty.bin", empty)):
+        (packets / name).write_bytes(wire_message(alert, schema, schema_id))
+
+    result = make_alert_cutouts([packets], tmp_path / "out", config=config(), instrument="DemoCam")
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("diaSourceId")
+    reasons = {
+        int(alert["diaSourceId"]): failures.loc[int(alert["diaSourceId"])] for alert in (off, bad_ra, empty)
+    }
+    off_row, bad_ra_row, empty_row = reasons.values()
+    assert off_row["reason_code"] == "off_image"
+    assert f"image {packets / 'off.bin'} (cutout" in off_row["reason"], off_row["reason"]
+    assert bad_ra_row["reason_code"] == "bad_coordinates"
+    assert bad_ra_row["reason"].startswith(f"{packets / 'bad_ra.bin'}"), bad_ra_row["reason"]
+    assert "'ra' 400.0 is outside [0, 360] degrees" in bad_ra_row["reason"]
+    assert empty_row["reason_code"] == "no_data"
+    for field in ROLE_FIELDS.values():
+        assert f"{packets / 'empty.bin'} ({field})" in empty_row["reason"], empty_row["reason"]
+    assert result.summary["failed"] == 3
 
 
 def test_real_sample_packet_with_null_cutouts_in_every_form(tmp_path):

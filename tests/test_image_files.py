@@ -209,6 +209,8 @@ def test_plain_fits_sections_with_a_wcs(butler_run, tmp_path):
             )
     for dia_source_id in group["diaSourceId"][outside]:
         assert records.loc[dia_source_id, "reason_code"] == "off_image"
+        reason = records.loc[dia_source_id, "reason"]
+        assert any(f"image {path} (x " in reason for path in sections.values()), reason
 
 
 def afw_catalog(path: Path, positions: list[tuple[float, float]]) -> pd.DataFrame:

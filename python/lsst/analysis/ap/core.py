@@ -614,12 +614,13 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
         bbox = reader.bbox
         if not (np.isfinite(x) and np.isfinite(y)) or max(abs(x), abs(y)) > _FAR_PIXELS:
             raise SourceFailure(
-                ReasonCode.OFF_IMAGE, f"sky position has no pixel position near the {role} image"
+                ReasonCode.OFF_IMAGE,
+                f"sky position has no pixel position near the {role} image {reader.name}",
             )
         if not bbox.contains(x=round_half_up(x), y=round_half_up(y)):
             raise SourceFailure(
                 ReasonCode.OFF_IMAGE,
-                f"centre ({x:.1f}, {y:.1f}) is off the {role} image (x {bbox.x}, y {bbox.y})",
+                f"centre ({x:.1f}, {y:.1f}) is off the {role} image {reader.name} (x {bbox.x}, y {bbox.y})",
             )
         boxes: list[StampBox] = [stamp_box(x, y, size) for size in sizes]
         region = union_box(boxes, bbox)
@@ -764,7 +765,8 @@ or `~lsst.analysis.ap.images.butler.ImageUnavailableError`
             # A source is drawn when at least one panel has data; empty
             # panels are drawn in the no-data colour and labelled.
             if not any(np.isfinite(s).any() for cut in per_role.values() for s in cut.stamps):
-                raise SourceFailure(ReasonCode.NO_DATA, "no stamp has valid pixels (all NaN)")
+                images = ", ".join(readers[role].name for role in IMAGE_ROLES)
+                raise SourceFailure(ReasonCode.NO_DATA, f"no stamp has valid pixels (all NaN) in {images}")
             renderer = self._renderer_for(sizes)
             annotation = (
                 SourceAnnotation.from_row(row, instrument=str(row["instrument"]))

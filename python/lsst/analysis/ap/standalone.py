@@ -194,7 +194,8 @@ def _packet_records(
             source = PacketFailure(packet, ReasonCode.BAD_PACKET, str(error), source.row)
         else:
             if len(table.rejected):
-                return cutouter.reject(table.rejected), None
+                rejected = table.rejected.assign(reason=f"{packet}: " + table.rejected["reason"])
+                return cutouter.reject(rejected), None
             readers = source.readers
             return make_detector_records(cutouter, table.sources, lambda: readers), table.sources
     failed = records_frame([cutouter._fail(_failure_row(source, instrument), source.code, source.reason)])
