@@ -552,6 +552,28 @@ def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run,
     assert set(failures["reason_code"]) == {"corrupt_image"}
 
 
+@pytest.mark.parametrize("card", ["CRVAL1", "CRPIX2", "CD1_1", "LTV1"])
+def test_a_wcs_card_that_is_not_a_number_fails_the_file_naming_the_card(tmp_path, card):
+    """astropy takes a WCS card holding text as absent, which moved every
+    position (the sources failed as off the image); the file is corrupt and
+    the reason names the card."""
+    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
+    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5, LTV1=0, LTV2=0)
+    paths = {}
+    for name, value in (("good", cards[card]), ("bad", "n/a")):
+        image = fits.ImageHDU(np.ones((60, 80), dtype=np.float32), name="IMAGE")
+        image.header.update(cards | {card: value})
+        paths[name] = tmp_path / f"{name}.fits"
+        fits.HDUList([fits.PrimaryHDU(), image]).writeto(paths[name])
+    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
+    result = make_file_cutouts(
+        catalog, tmp_path / "out", science=paths["bad"], template=paths["good"], difference=paths["good"]
+    )
+    (record,) = result.records.to_dict("records")
+    assert record["reason_code"] == "corrupt_image"
+    assert f"{paths['bad']}: header card {card} = 'n/a' is not a number" in record["reason"], record["reason"]
+
+
 def test_an_image_hdu_without_pixels_is_passed_over_for_the_image(tmp_path):
     """A primary HDU labelled EXTTYPE = IMAGE but holding no pixels, ahead
     of the real image: the sources are cut from the image, not failed for

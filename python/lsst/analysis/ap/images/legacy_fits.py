@@ -312,6 +312,22 @@ def _plane_shape(hdu: Any, plane: str, index: int, path: str) -> tuple[int, int]
     return shape[0], shape[1]
 
 
+_WCS_NUMBER_CARDS = tuple(
+    [f"{key}{axis}" for key in ("CRVAL", "CRPIX", "CDELT") for axis in (1, 2)]
+    + [f"{key}{i}_{j}" for key in ("CD", "PC") for i in (1, 2) for j in (1, 2)]
+)
+"""The cards of a celestial FITS WCS that must hold numbers (astropy takes
+any other value as absent, so a damaged one would move every position)."""
+
+
+def _require_number(header: astropy.io.fits.Header, key: str, path: str) -> None:
+    """Raise a `ValueError` naming ``key`` when the header gives it a value
+    that is not a number."""
+    value = header.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path}: header card {key} = {value!r} is not a number.")
+
+
 def read_xy0(header: astropy.io.fits.Header, path: str) -> XY[int]:
     """Read the parent origin of an HDU the way afw does."""
     if (
@@ -323,6 +339,8 @@ def read_xy0(header: astropy.io.fits.Header, path: str) -> XY[int]:
     ):
         values = (header["CRVAL1A"], header["CRVAL2A"])
     elif "LTV1" in header or "LTV2" in header:
+        for key in ("LTV1", "LTV2"):
+            _require_number(header, key, path)
         values = (-header.get("LTV1", 0), -header.get("LTV2", 0))
     else:
         values = (0, 0)
@@ -395,6 +413,8 @@ def celestial_wcs(header: astropy.io.fits.Header, path: str) -> astropy.wcs.WCS 
     """Return the primary celestial FITS WCS of a header, or `None` if it has
     none.
     """
+    for key in _WCS_NUMBER_CARDS:
+        _require_number(header, key, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", astropy.wcs.FITSFixedWarning)
