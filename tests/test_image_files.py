@@ -574,6 +574,27 @@ def test_a_wcs_card_that_is_not_a_number_fails_the_file_naming_the_card(tmp_path
     assert f"{paths['bad']}: header card {card} = 'n/a' is not a number" in record["reason"], record["reason"]
 
 
+@pytest.mark.parametrize("shape", [(80,), (3, 60, 80)])
+def test_an_image_that_is_not_2d_fails_its_file_as_corrupt(tmp_path, shape):
+    """A file that is there but whose image is a line or a cube: corrupt
+    (not missing), naming the file."""
+    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
+    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
+    paths = {}
+    for name, pixels in (("good", (60, 80)), ("bad", shape)):
+        image = fits.ImageHDU(np.ones(pixels, dtype=np.float32), name="IMAGE")
+        image.header.update(cards)
+        paths[name] = tmp_path / f"{name}.fits"
+        fits.HDUList([fits.PrimaryHDU(), image]).writeto(paths[name])
+    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
+    result = make_file_cutouts(
+        catalog, tmp_path / "out", science=paths["good"], template=paths["good"], difference=paths["bad"]
+    )
+    (record,) = result.records.to_dict("records")
+    assert record["reason_code"] == "corrupt_image", record["reason"]
+    assert str(paths["bad"]) in record["reason"]
+
+
 def test_an_image_hdu_without_pixels_is_passed_over_for_the_image(tmp_path):
     """A primary HDU labelled EXTTYPE = IMAGE but holding no pixels, ahead
     of the real image: the sources are cut from the image, not failed for

@@ -31,6 +31,7 @@ import astropy.wcs
 import numpy as np
 from lsst.images import Box, Image
 
+from ..records import ReasonCode
 from .butler import ImageUnavailableError, PlaneReader
 from .legacy_fits import make_sky_projection
 
@@ -92,7 +93,9 @@ def array_plane_reader(
     """
     array = np.asarray(array)
     if array.ndim != 2 or 0 in array.shape:
-        raise ImageUnavailableError(f"{name}: expected a non-empty 2-d image, got shape {array.shape}")
+        raise ImageUnavailableError(
+            f"{name}: expected a non-empty 2-d image, got shape {array.shape}", code=ReasonCode.CORRUPT_IMAGE
+        )
     bbox = Box.from_shape(array.shape, start=(int(xy0[1]), int(xy0[0])))
     projection = None
     if wcs is not None:
