@@ -791,6 +791,7 @@ def test_an_output_path_that_is_a_file_exits_4_with_one_line(tmp_path, capsys):
         ("candidate_null", "cannot read the alert: TypeError"),
         ("magpsf_overflow", "cannot read the alert: OverflowError"),
         ("pid_text", "column 'visit' must hold integers"),
+        ("isdiffpos_unknown", "isdiffpos 'x' is neither 't' nor 'f'"),
     ],
 )
 def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
@@ -805,6 +806,8 @@ def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
         field["type"] = ["null", field["type"]]
     elif damage == "magpsf_overflow":
         records[1]["candidate"]["magpsf"] = -999.0
+    elif damage == "isdiffpos_unknown":
+        records[1]["candidate"]["isdiffpos"] = "x"
     else:
         schema = copy_module.deepcopy(schema)
         candidate = next(f for f in schema["fields"] if f["name"] == "candidate")["type"]

@@ -489,9 +489,26 @@ def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ztf_positive(isdiffpos: Any) -> bool:
     """Whether a ZTF candidate comes from the science − reference
-    subtraction (``isdiffpos`` ``'t'`` or ``'1'``, the default when absent).
+    subtraction (``isdiffpos`` ``'t'`` or ``'1'``, the default when absent)
+    rather than reference − science (``'f'`` or ``'0'``).
+
+    Raises
+    ------
+    ValueError
+        For any other value: the sign of the difference stamp and of the
+        flux is then unknown.
+
     """
-    return isdiffpos is None or str(isdiffpos).strip().lower() in ("t", "1", "true")
+    if isdiffpos is None:
+        return True
+    value = str(isdiffpos).strip().lower()
+    if value in ("t", "1", "true"):
+        return True
+    if value in ("f", "0", "false"):
+        return False
+    raise ValueError(
+        f"isdiffpos {isdiffpos!r} is neither 't' nor 'f': the sign of the difference stamp is unknown"
+    )
 
 
 def gunzip_stamp(data: bytes, name: str, limit: int = MAX_STAMP_BYTES) -> bytes:
