@@ -42,6 +42,7 @@ def _random_boxes(shape, rng, n=40):
         (np.int32, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
         (np.int16, dict(compression_type="GZIP_1", tile_shape=(7, 13))),
         (np.int32, dict(compression_type="NOCOMPRESS", tile_shape=(1, 97))),
+        (np.int32, dict(compression_type="NOCOMPRESS", tile_shape=(16, 24))),
         (np.float32, dict(compression_type="GZIP_2", tile_shape=(83, 97), quantize_level=0.0)),
         (np.int16, dict(compression_type="GZIP_1", tile_shape=(1, 97))),
         (np.uint8, dict(compression_type="GZIP_2", tile_shape=(1, 97))),
@@ -254,6 +255,25 @@ def test_missing_hdu_and_damaged_tile(tmp_path):
     with pytest.raises(ValueError, match=r"tile \(3, 0\) is damaged"):
         broken.read(3, 4, 0, 10)
     broken.close()
+
+
+def test_a_file_cut_short_after_it_was_opened_fails_its_reads_naming_it(tmp_path):
+    """A file truncated while a run reads it (another process rewriting
+    it): rows read before are still read, later rows fail naming the file
+    and the tiles, and the plane still reads what it has."""
+    array = np.arange(40 * 30, dtype=np.float32).reshape(40, 30)
+    path = _write(
+        tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 30), quantize_level=0.0
+    )
+    plane = open_plane(path, "IMAGE")
+    np.testing.assert_array_equal(plane.read(0, 5, 0, 30), array[:5])
+    _, offset = plane._descriptors[20]
+    with open(path, "r+b") as stream:
+        stream.truncate(plane._heap_offset + int(offset))
+    with pytest.raises(ValueError, match=r"a\.fits: tiles \(18, 0\) to \(24, 0\) are damaged: .* cut short"):
+        plane.read(18, 25, 0, 30)
+    np.testing.assert_array_equal(plane.read(2, 4, 3, 9), array[2:4, 3:9])
+    plane.close()
 
 
 def test_butler_reader_uses_the_tile_reader(demo_repo):

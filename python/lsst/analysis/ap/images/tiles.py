@@ -214,6 +214,33 @@ _BANDS = _BandPool()
 """The bands of all planes of the process."""
 
 
+class _ReadBuffers(threading.local):
+    """One buffer per thread for compressed tiles read from a file, grown
+    as needed up to `KEPT_BYTES` and used again by every read of that
+    thread: a new buffer of a few hundred kilobytes per read costs the
+    system a page fault per 4 KiB it touches, more than the read itself."""
+
+    KEPT_BYTES = 16 * 1024**2
+    """Largest buffer kept; a larger read (a box of hundreds of rows) gets a
+    buffer of its own."""
+
+    def __init__(self) -> None:
+        self._buffer = memoryview(bytearray())
+
+    def view(self, size: int) -> memoryview:
+        """``size`` bytes (contents undefined): the start of this thread's
+        buffer, which the thread's next call gives again."""
+        if size > self.KEPT_BYTES:
+            return memoryview(bytearray(size))
+        if len(self._buffer) < size:
+            self._buffer = memoryview(bytearray(min(max(size, 2 * len(self._buffer)), self.KEPT_BYTES)))
+        return self._buffer[:size]
+
+
+_READ_BUFFERS = _ReadBuffers()
+"""The read buffers of the threads of the process."""
+
+
 class TiledPlane:
     """A lossless tile-compressed image HDU decoded tile by tile.
 
@@ -342,7 +369,7 @@ class TiledPlane:
             count, offset = self._descriptors[key]
             payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
         if self.algorithm == "NOCOMPRESS":
-            data = payload
+            data = bytes(payload)  # a payload may be a view of a buffer read into again
         else:
             try:
                 data = _inflate(payload, size)
@@ -430,18 +457,19 @@ class TiledPlane:
         got = self._gather(keys, cached, self._inflate_to_cache)
         return [got[key] for key in keys]
 
-    def _gather(
+    def _gather[T](
         self,
         keys: list[int],
-        lookup: Callable[[int], np.ndarray | None],
-        inflate: Callable[[list[int]], dict[int, np.ndarray]],
-    ) -> dict[int, np.ndarray]:
-        """Tiles by key: what ``lookup`` (called under the lock) finds, and
-        the rest inflated here by ``inflate``, with one lock per call rather
-        than per tile.  Tiles another thread is inflating are waited for,
-        not inflated again.
+        lookup: Callable[[int], T | None],
+        inflate: Callable[[list[int]], dict[int, T]],
+    ) -> dict[int, T]:
+        """Tiles by key (as ``lookup`` and ``inflate`` give them: inflated
+        tiles, or their rows of the band): what ``lookup`` (called under the
+        lock) finds, and the rest inflated here by ``inflate``, with one lock
+        per call rather than per tile.  Tiles another thread is inflating
+        are waited for, not inflated again.
         """
-        got: dict[int, np.ndarray] = {}
+        got: dict[int, T] = {}
         while True:
             with self._lock:
                 mine: list[int] = []
@@ -474,6 +502,21 @@ class TiledPlane:
             # Look again: what another thread inflated is there now, unless
             # evicted or that thread failed (then it is inflated here).
 
+    def _span(self, keys: list[int]) -> tuple[int, int, list[tuple[int, int]]] | None:
+        """Where the compressed bytes of tiles ``keys`` lie in the heap: the
+        span ``(begin, end)`` holding them all and each tile's ``(start,
+        length)`` in it; `None` when they are scattered (a span more than
+        twice their bytes).
+        """
+        self._check_spans(keys)
+        descriptors = self._descriptors[keys].astype(np.int64)
+        lengths = descriptors[:, 0] * self._element_size
+        offsets = descriptors[:, 1]
+        begin, end = int(offsets.min()), int((offsets + lengths).max())
+        if end - begin > 2 * int(lengths.sum()):
+            return None
+        return begin, end, list(zip((offsets - begin).tolist(), lengths.tolist(), strict=True))
+
     def compressed_tiles(self, keys: list[int]) -> list[memoryview | None]:
         """The compressed bytes of tiles, for `inflate_tile`.
 
@@ -490,23 +533,37 @@ class TiledPlane:
             by `inflate_tile`) when they are scattered.
 
         """
-        self._check_spans(keys)
-        descriptors = self._descriptors[keys].astype(np.int64)
-        lengths = descriptors[:, 0] * self._element_size
-        offsets = descriptors[:, 1]
-        begin, end = int(offsets.min()), int((offsets + lengths).max())
-        if end - begin > 2 * int(lengths.sum()):
+        span = self._span(keys)
+        if span is None:
             return [None] * len(keys)
-        span = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
-        return [
-            span[o - begin : o - begin + n] for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
-        ]
+        begin, end, parts = span
+        data = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
+        return [data[start : start + length] for start, length in parts]
+
+    def _read_compressed(self, keys: list[int]) -> list[memoryview | None]:
+        """`compressed_tiles` read into this thread's `_READ_BUFFERS`, so
+        that no memory is allocated (and no new page touched) per read;
+        the views are valid until this thread's next call.
+        """
+        span = self._span(keys)
+        if span is None:
+            return [None] * len(keys)
+        begin, end, parts = span
+        data = _READ_BUFFERS.view(end - begin)
+        got = os.preadv(self._fd, [data], self._heap_offset + begin)
+        if got != end - begin:
+            first, last = (divmod(key, self._tiles_x) for key in (keys[0], keys[-1]))
+            raise ValueError(
+                f"{self.path}: tiles {first} to {last} are damaged: the file ended {got} bytes into their "
+                f"{end - begin} (it was cut short after it was opened)"
+            )
+        return [data[start : start + length] for start, length in parts]
 
     def _inflate_to_cache(self, keys: list[int]) -> dict[int, np.ndarray]:
         """Inflate tiles and keep them in the cache."""
         done: dict[int, np.ndarray] = {}
         try:
-            for key, payload in zip(keys, self.compressed_tiles(keys), strict=True):
+            for key, payload in zip(keys, self._read_compressed(keys), strict=True):
                 done[key] = self.inflate_tile(*divmod(key, self._tiles_x), payload)
         finally:
             with self._lock:
@@ -516,9 +573,10 @@ class TiledPlane:
                     self._cache.popitem(last=False)
         return done
 
-    def _inflate_to_band(self, keys: list[int]) -> dict[int, np.ndarray]:
+    def _inflate_to_band(self, keys: list[int]) -> dict[int, int]:
         """Inflate tile rows into the band, each into the next unused row of
-        the band (a failed attempt's row is used again)."""
+        the band (a failed attempt's row is used again); returns the band
+        row of each tile inflated."""
         assert self._band_filled is not None and self._band_row is not None
         with self._lock:
             if self._band is None:
@@ -532,14 +590,14 @@ class TiledPlane:
                 rows.append(int(self._band_row[key]))
         done: list[int] = []
         try:
-            for key, row, payload in zip(keys, rows, self.compressed_tiles(keys), strict=True):
+            for key, row, payload in zip(keys, rows, self._read_compressed(keys), strict=True):
                 self._band[row] = self.inflate_tile(key, 0, payload)
                 done.append(key)
         finally:
             with self._lock:
                 self._band_filled[done] = True
                 self.tiles_decoded += len(done)
-        return {key: self._band[row] for key, row in zip(done, rows, strict=False)}
+        return dict(zip(done, rows, strict=False))
 
     def _read_band(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray) -> None:
         """Fill ``out`` with pixels ``[y0:y1, x0:x1]`` (clipped, non-empty)
@@ -550,10 +608,11 @@ class TiledPlane:
         start, stop = y0 // th, (y1 - 1) // th + 1
         filled, band_row = self._band_filled, self._band_row
 
-        def in_band(key: int) -> np.ndarray | None:
-            return self._band[band_row[key]] if filled[key] else None
+        def in_band(key: int) -> int | None:
+            return int(band_row[key]) if filled[key] else None
 
-        self._gather(list(range(start, stop)), in_band, self._inflate_to_band)
+        if not filled[start:stop].all():
+            self._gather(list(range(start, stop)), in_band, self._inflate_to_band)
         assert self._band is not None
         n, itemsize, width = stop - start, self.dtype.itemsize, self.shape[1]
         rows = band_row[start:stop]
