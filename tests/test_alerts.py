@@ -822,6 +822,8 @@ def test_a_packet_with_a_bad_value_fails_alone(tmp_path, damage, words):
     assert failures["reason_code"].tolist() == ["bad_packet"]
     (reason,) = failures["reason"]
     assert reason.startswith(f"{path}#1: ") and words in reason, reason
+    if damage == "isdiffpos_unknown":  # the packet was read: recorded under its own candidate
+        assert failures[["diaSourceId", "instrument"]].values.tolist() == [[CANDID + 1, "ZTF"]]
     assert (pd.read_csv(tmp_path / "out" / "records.csv")["status"] == "written").sum() == 2
 
 

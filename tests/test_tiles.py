@@ -1,6 +1,7 @@
 """Box reads of tile-compressed FITS planes against astropy's full decode."""
 
 import glob
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import astropy.io.fits as fits
@@ -257,23 +258,77 @@ def test_missing_hdu_and_damaged_tile(tmp_path):
     broken.close()
 
 
-def test_a_file_cut_short_after_it_was_opened_fails_its_reads_naming_it(tmp_path):
+def test_a_file_cut_short_after_it_was_opened_fails_its_reads_naming_the_tile(tmp_path):
     """A file truncated while a run reads it (another process rewriting
-    it): rows read before are still read, later rows fail naming the file
-    and the tiles, and the plane still reads what it has."""
+    it): rows read before are still read; a box reaching past the new end
+    fails naming the file and its first tile cut short, whether its tiles
+    are read at once or one by one; the plane still reads what it has."""
     array = np.arange(40 * 30, dtype=np.float32).reshape(40, 30)
     path = _write(
         tmp_path / "a.fits", array, compression_type="GZIP_2", tile_shape=(1, 30), quantize_level=0.0
     )
     plane = open_plane(path, "IMAGE")
     np.testing.assert_array_equal(plane.read(0, 5, 0, 30), array[:5])
-    _, offset = plane._descriptors[20]
+    count, offset = (int(value) for value in plane._descriptors[20])
     with open(path, "r+b") as stream:
-        stream.truncate(plane._heap_offset + int(offset))
-    with pytest.raises(ValueError, match=r"a\.fits: tiles \(18, 0\) to \(24, 0\) are damaged: .* cut short"):
+        stream.truncate(plane._heap_offset + offset + 3)
+    cut = rf"a\.fits: tile \(20, 0\) is damaged: only 3 of its {count} compressed bytes are in the file "
+    cut += r"\(it was cut short after it was opened\)"
+    with pytest.raises(ValueError, match=cut):
         plane.read(18, 25, 0, 30)
+    with pytest.raises(ValueError, match=cut):
+        plane.inflate_tile(20, 0)
     np.testing.assert_array_equal(plane.read(2, 4, 3, 9), array[2:4, 3:9])
     plane.close()
+
+
+def test_each_thread_reads_into_a_buffer_of_its_own():
+    """Two threads' read buffers never share memory (a shared buffer would
+    mix the compressed tiles of concurrent reads)."""
+    views = {}
+
+    def take(name):
+        views[name] = tiles._READ_BUFFERS.view(4096)
+
+    for name in ("a", "b"):
+        thread = threading.Thread(target=take, args=(name,))
+        thread.start()
+        thread.join()
+    take("main")
+    arrays = [np.frombuffer(view, np.uint8) for view in views.values()]
+    assert not any(np.shares_memory(x, y) for i, x in enumerate(arrays) for y in arrays[i + 1 :])
+
+
+def test_threads_reading_several_planes_at_once_read_their_pixels(tmp_path):
+    """Eight threads reading random boxes of six planes (banded and cached,
+    compressed and not) at once: every box is the plane's own pixels."""
+    rng = np.random.default_rng(11)
+    layouts = [
+        dict(compression_type="GZIP_2", tile_shape=(1, 97), quantize_level=0.0),
+        dict(compression_type="GZIP_1", tile_shape=(16, 24), quantize_level=0.0),
+        dict(compression_type="NOCOMPRESS", tile_shape=(16, 24), quantize_level=0.0),
+    ]
+    planes, arrays = [], []
+    for k in range(6):
+        array = rng.normal(0, 1000, (83, 97)).astype(np.float32)
+        arrays.append(array)
+        planes.append(open_plane(_write(tmp_path / f"p{k}.fits", array, **layouts[k % 3]), "IMAGE"))
+        assert isinstance(planes[-1], TiledPlane)
+
+    def reads(seed):
+        local = np.random.default_rng(seed)
+        for _ in range(200):
+            k = int(local.integers(6))
+            y0, x0 = int(local.integers(0, 70)), int(local.integers(0, 80))
+            got = planes[k].read(y0, y0 + 13, x0, x0 + 17)
+            if not np.array_equal(got, arrays[k][y0 : y0 + 13, x0 : x0 + 17]):
+                return (k, y0, x0)
+        return None
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(reads, range(8))) == [None] * 8
+    for plane in planes:
+        plane.close()
 
 
 def test_butler_reader_uses_the_tile_reader(demo_repo):

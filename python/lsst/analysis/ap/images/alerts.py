@@ -409,6 +409,14 @@ def alert_source(record: Mapping[str, Any], packet: str, *, instrument: str) -> 
             f"{packet}: not a Rubin (diaSource) or ZTF (candidate) alert; {found}",
         )
     row = _rubin_row(record, instrument) if survey == "rubin" else _ztf_row(record)
+    if survey == "ztf" and _ztf_positive(row["isdiffpos"]) is None:
+        return PacketFailure(
+            packet,
+            ReasonCode.BAD_PACKET,
+            f"{packet}: isdiffpos {row['isdiffpos']!r} is neither 't' nor 'f': the sign of the difference "
+            "stamp is unknown",
+            row,
+        )
     stamps = {}
     for role, field in ROLE_FIELDS.items():
         stamp = record.get(field)
@@ -459,7 +467,7 @@ def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
     positive = _ztf_positive(candidate.get("isdiffpos", "t"))
     magpsf, sigmapsf = candidate.get("magpsf"), candidate.get("sigmapsf")
     flux = error = None
-    if magpsf is not None and math.isfinite(magpsf):
+    if magpsf is not None and math.isfinite(magpsf) and positive is not None:
         flux = 10.0 ** ((31.4 - magpsf) / 2.5) * (1.0 if positive else -1.0)
         if sigmapsf is not None and math.isfinite(sigmapsf):
             error = abs(flux) * sigmapsf * math.log(10.0) / 2.5
@@ -487,17 +495,11 @@ def _ztf_row(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _ztf_positive(isdiffpos: Any) -> bool:
+def _ztf_positive(isdiffpos: Any) -> bool | None:
     """Whether a ZTF candidate comes from the science − reference
     subtraction (``isdiffpos`` ``'t'`` or ``'1'``, the default when absent)
-    rather than reference − science (``'f'`` or ``'0'``).
-
-    Raises
-    ------
-    ValueError
-        For any other value: the sign of the difference stamp and of the
-        flux is then unknown.
-
+    rather than reference − science (``'f'`` or ``'0'``); `None` for any
+    other value, whose sign is unknown.
     """
     if isdiffpos is None:
         return True
@@ -506,9 +508,7 @@ def _ztf_positive(isdiffpos: Any) -> bool:
         return True
     if value in ("f", "0", "false"):
         return False
-    raise ValueError(
-        f"isdiffpos {isdiffpos!r} is neither 't' nor 'f': the sign of the difference stamp is unknown"
-    )
+    return None
 
 
 def gunzip_stamp(data: bytes, name: str, limit: int = MAX_STAMP_BYTES) -> bytes:

@@ -77,8 +77,8 @@ FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fits.fz", ".fz")
 def unique_files[T](items: Iterable[T]) -> list[T]:
     """``items`` in order, without a second spelling of a file already
     listed (``dir/a.fits``, ``./dir/a.fits``, an absolute path or a link to
-    it): the first spelling given is kept.  Items that are not paths (alert
-    packets given as bytes or dicts) are all kept.
+    it): the first spelling given is kept.  Items that are not paths are
+    kept as they are.
     """
     seen: set[str] = set()
     unique = []
@@ -140,7 +140,9 @@ def image_hdu(hdus: astropy.io.fits.HDUList, name: str) -> int:
         names = {str(hdu.header.get(key, "")).strip().upper() for key in ("EXTNAME", "EXTTYPE")}
         if isinstance(hdu, IMAGE_HDUS) and hdu.header.get("NAXIS") == 2 and not names & {"MASK", "VARIANCE"}:
             return index
-    raise ImageUnavailableError(f"{name}: no 2-d image HDU among its {len(hdus)} HDUs")
+    raise ImageUnavailableError(
+        f"{name}: no 2-d image HDU among its {len(hdus)} HDUs", code=ReasonCode.CORRUPT_IMAGE
+    )
 
 
 def _plain_fits_reader(path: str) -> PlaneReader:

@@ -32,6 +32,7 @@ __all__ = (
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -312,12 +313,10 @@ def _plane_shape(hdu: Any, plane: str, index: int, path: str) -> tuple[int, int]
     return shape[0], shape[1]
 
 
-_WCS_NUMBER_CARDS = tuple(
-    [f"{key}{axis}" for key in ("CRVAL", "CRPIX", "CDELT") for axis in (1, 2)]
-    + [f"{key}{i}_{j}" for key in ("CD", "PC") for i in (1, 2) for j in (1, 2)]
-)
-"""The cards of a celestial FITS WCS that must hold numbers (astropy takes
-any other value as absent, so a damaged one would move every position)."""
+_WCS_NUMBER_CARDS = re.compile(r"(CRVAL|CRPIX|CDELT|CROTA)[12]|(CD|PC)[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE")
+"""The cards of a primary celestial FITS WCS that must hold numbers
+(astropy takes any other value as absent, so a damaged one would move
+every position)."""
 
 
 def _require_number(header: astropy.io.fits.Header, key: str, path: str) -> None:
@@ -413,8 +412,9 @@ def celestial_wcs(header: astropy.io.fits.Header, path: str) -> astropy.wcs.WCS 
     """Return the primary celestial FITS WCS of a header, or `None` if it has
     none.
     """
-    for key in _WCS_NUMBER_CARDS:
-        _require_number(header, key, path)
+    for key in header:
+        if _WCS_NUMBER_CARDS.fullmatch(key):
+            _require_number(header, key, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", astropy.wcs.FITSFixedWarning)

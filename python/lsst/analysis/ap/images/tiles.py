@@ -7,14 +7,15 @@ tile.  A 30 × 30 stamp of a 4096-wide plane then needs 30 tiles of 4096
 pixels; astropy's ``CompImageHDU.section`` decodes them but re-reads the whole
 tile descriptor column and rebuilds its settings on every call, which costs
 more than the decompression itself.  `TiledPlane` reads the descriptor column
-once, reads each compressed tile with one ``pread`` and decodes it with
-`zlib`, keeping decoded tiles in a bounded cache so that nearby stamps of the
-same image share them.  The tiles are inflated with libdeflate (the
-``deflate`` package; `zlib` when it is missing), which needs about 40% less
-time than zlib for the same stream, and kept as inflated bytes: a box then
-un-shuffles (``GZIP_2``) and byte-swaps only its own columns, not whole rows.
-Both inflaters release the GIL, so several planes (or sources) can be decoded
-at once in threads; a tile asked for by two threads at once is decoded once.
+once, reads the compressed tiles a box needs with one ``preadv`` (into a
+buffer each thread keeps) and decodes them with `zlib`, keeping decoded
+tiles in a bounded cache so that nearby stamps of the same image share
+them.  The tiles are inflated with libdeflate (the ``deflate`` package;
+`zlib` when it is missing), which needs about 40% less time than zlib for
+the same stream, and kept as inflated bytes: a box then un-shuffles
+(``GZIP_2``) and byte-swaps only its own columns, not whole rows.  Both
+inflaters release the GIL, so several planes (or sources) can be decoded at
+once in threads; a tile asked for by two threads at once is decoded once.
 
 Only the lossless layouts are decoded here (``GZIP_1``, ``GZIP_2``,
 ``NOCOMPRESS``, no quantization, no ``ZBLANK`` or ``BLANK``, no scaling but
@@ -206,8 +207,10 @@ of a clustered pipeline job) does not touch new pages for them."""
 
 def release_bands() -> None:
     """Free the memory of the bands kept for later planes, but for their
-    first `KEPT_BAND_BYTES` (at the end of a run)."""
+    first `KEPT_BAND_BYTES`, and the calling thread's read buffer (at the
+    end of a run)."""
     _BANDS.trim(KEPT_BAND_BYTES)
+    _READ_BUFFERS.release()
 
 
 _BANDS = _BandPool()
@@ -215,12 +218,13 @@ _BANDS = _BandPool()
 
 
 class _ReadBuffers(threading.local):
-    """One buffer per thread for compressed tiles read from a file, grown
-    as needed up to `KEPT_BYTES` and used again by every read of that
-    thread: a new buffer of a few hundred kilobytes per read costs the
-    system a page fault per 4 KiB it touches, more than the read itself."""
+    """One buffer per thread for the compressed tiles read from files,
+    grown as needed up to `KEPT_BYTES` and used again by each read of that
+    thread: a new buffer of a few hundred kilobytes (the tiles of a 30-row
+    box of a 4096-wide plane) per read costs a page fault per 4 KiB it
+    touches, more than the read itself."""
 
-    KEPT_BYTES = 16 * 1024**2
+    KEPT_BYTES = 2 * 1024**2
     """Largest buffer kept; a larger read (a box of hundreds of rows) gets a
     buffer of its own."""
 
@@ -235,6 +239,10 @@ class _ReadBuffers(threading.local):
         if len(self._buffer) < size:
             self._buffer = memoryview(bytearray(min(max(size, 2 * len(self._buffer)), self.KEPT_BYTES)))
         return self._buffer[:size]
+
+    def release(self) -> None:
+        """Free this thread's buffer."""
+        self._buffer = memoryview(bytearray())
 
 
 _READ_BUFFERS = _ReadBuffers()
@@ -259,7 +267,8 @@ class TiledPlane:
     Notes
     -----
     Use `open_plane`, which checks that the HDU is one this class decodes.
-    Reads are thread-safe: the file is read with ``os.pread``, the cache
+    Reads are thread-safe: the file is read with ``os.preadv`` into a
+    buffer of the reading thread's own (`_READ_BUFFERS`), the cache
     is guarded by a lock and a tile being inflated by one thread is waited
     for by the others, so the planes of one image, or the stamps of several
     sources, can be decoded in parallel threads.  `close` must not be
@@ -366,8 +375,11 @@ class TiledPlane:
         if payload is None:
             key = tile_y * self._tiles_x + tile_x
             self._check_spans([key])
-            count, offset = self._descriptors[key]
-            payload = os.pread(self._fd, int(count) * self._element_size, self._heap_offset + int(offset))
+            count, offset = (int(value) for value in self._descriptors[key])
+            length = count * self._element_size
+            payload = os.pread(self._fd, length, self._heap_offset + offset)
+            if len(payload) != length:
+                raise self._cut_short(key, len(payload), length)
         if self.algorithm == "NOCOMPRESS":
             data = bytes(payload)  # a payload may be a view of a buffer read into again
         else:
@@ -502,11 +514,21 @@ class TiledPlane:
             # Look again: what another thread inflated is there now, unless
             # evicted or that thread failed (then it is inflated here).
 
-    def _span(self, keys: list[int]) -> tuple[int, int, list[tuple[int, int]]] | None:
-        """Where the compressed bytes of tiles ``keys`` lie in the heap: the
-        span ``(begin, end)`` holding them all and each tile's ``(start,
-        length)`` in it; `None` when they are scattered (a span more than
-        twice their bytes).
+    def _cut_short(self, key: int, have: int, length: int) -> ValueError:
+        """The error of tile ``key``, of which only ``have`` of its ``length``
+        compressed bytes could be read: the file is shorter than when it
+        was opened (its tile table was checked then)."""
+        tile_y, tile_x = divmod(key, self._tiles_x)
+        return ValueError(
+            f"{self.path}: tile ({tile_y}, {tile_x}) is damaged: only {have} of its {length} compressed "
+            "bytes are in the file (it was cut short after it was opened)"
+        )
+
+    def _read_span(self, keys: list[int], buffer: Callable[[int], memoryview]) -> list[memoryview | None]:
+        """The compressed bytes of tiles ``keys``, read with one ``preadv``
+        into ``buffer(size)`` when they lie next to each other in the heap
+        (as written); all `None` (each then read by `inflate_tile`) when
+        they are scattered (a span more than twice their bytes).
         """
         self._check_spans(keys)
         descriptors = self._descriptors[keys].astype(np.int64)
@@ -514,8 +536,16 @@ class TiledPlane:
         offsets = descriptors[:, 1]
         begin, end = int(offsets.min()), int((offsets + lengths).max())
         if end - begin > 2 * int(lengths.sum()):
-            return None
-        return begin, end, list(zip((offsets - begin).tolist(), lengths.tolist(), strict=True))
+            return [None] * len(keys)
+        data = buffer(end - begin)
+        got = os.preadv(self._fd, [data], self._heap_offset + begin)
+        parts = list(zip((offsets - begin).tolist(), lengths.tolist(), strict=True))
+        if got != end - begin:
+            key, (start, length) = next(
+                (key, part) for key, part in zip(keys, parts, strict=True) if sum(part) > got
+            )
+            raise self._cut_short(key, max(got - start, 0), length)
+        return [data[start : start + length] for start, length in parts]
 
     def compressed_tiles(self, keys: list[int]) -> list[memoryview | None]:
         """The compressed bytes of tiles, for `inflate_tile`.
@@ -528,36 +558,18 @@ class TiledPlane:
         Returns
         -------
         payloads : `list` [`memoryview` or `None`]
-            One per tile, read with one ``pread`` when the tiles lie next to
-            each other in the heap (as written); all `None` (each then read
-            by `inflate_tile`) when they are scattered.
+            One per tile, read with one ``preadv`` when the tiles lie next
+            to each other in the heap (as written); all `None` (each then
+            read by `inflate_tile`) when they are scattered.
 
         """
-        span = self._span(keys)
-        if span is None:
-            return [None] * len(keys)
-        begin, end, parts = span
-        data = memoryview(os.pread(self._fd, end - begin, self._heap_offset + begin))
-        return [data[start : start + length] for start, length in parts]
+        return self._read_span(keys, lambda size: memoryview(bytearray(size)))
 
     def _read_compressed(self, keys: list[int]) -> list[memoryview | None]:
-        """`compressed_tiles` read into this thread's `_READ_BUFFERS`, so
-        that no memory is allocated (and no new page touched) per read;
-        the views are valid until this thread's next call.
+        """`compressed_tiles` read into this thread's `_READ_BUFFERS`; the
+        views are valid until this thread's next read.
         """
-        span = self._span(keys)
-        if span is None:
-            return [None] * len(keys)
-        begin, end, parts = span
-        data = _READ_BUFFERS.view(end - begin)
-        got = os.preadv(self._fd, [data], self._heap_offset + begin)
-        if got != end - begin:
-            first, last = (divmod(key, self._tiles_x) for key in (keys[0], keys[-1]))
-            raise ValueError(
-                f"{self.path}: tiles {first} to {last} are damaged: the file ended {got} bytes into their "
-                f"{end - begin} (it was cut short after it was opened)"
-            )
-        return [data[start : start + length] for start, length in parts]
+        return self._read_span(keys, _READ_BUFFERS.view)
 
     def _inflate_to_cache(self, keys: list[int]) -> dict[int, np.ndarray]:
         """Inflate tiles and keep them in the cache."""
@@ -611,6 +623,9 @@ class TiledPlane:
         def in_band(key: int) -> int | None:
             return int(band_row[key]) if filled[key] else None
 
+        # Read without the lock: a tile's flag is set (under the lock) only
+        # once its row of the band is written, and is cleared only by
+        # `close`, which never runs beside a read.
         if not filled[start:stop].all():
             self._gather(list(range(start, stop)), in_band, self._inflate_to_band)
         assert self._band is not None
