@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -240,6 +241,31 @@ def test_demo_sqlite_apdb(demo_repo, demo_sources):
         assert _ids(reader.read()) == _ids(demo_sources)
     with ApdbDiaSourceReader.from_uri(str(demo_repo.apdb_config)) as reader:
         assert reader.count(DiaSourceSelection(detectors=(0,))) == int((demo_sources["detector"] == 0).sum())
+
+
+def test_rubin_sized_object_ids_with_nulls_are_read_exactly(demo_repo, tmp_path):
+    """diaObjectId values near 2**61 in a column with some nulls: read as
+    the same integers (pandas alone reads such a column as float64, which
+    rounds neighbouring ids to one)."""
+    path = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    base = 2**61 + 1
+    with sqlite3.connect(path) as connection:
+        connection.execute('UPDATE "DiaSource" SET "diaObjectId" = "diaObjectId" + ?', (base,))
+        connection.execute(
+            'UPDATE "DiaSource" SET "diaObjectId" = NULL WHERE "diaSourceId" IN '
+            '(SELECT "diaSourceId" FROM "DiaSource" ORDER BY "diaSourceId" LIMIT 3)'
+        )
+        stored = dict(connection.execute('SELECT "diaSourceId", "diaObjectId" FROM "DiaSource"').fetchall())
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=path)) as reader:
+        frame = reader.read()
+    read = {
+        int(k): (None if pd.isna(v) else int(v))
+        for k, v in zip(frame["diaSourceId"], frame["diaObjectId"], strict=True)
+    }
+    assert read == stored
+    assert sum(value is None for value in read.values()) == 3
+    assert len({value for value in read.values() if value is not None}) > 1
 
 
 def test_missing_sqlite_file(tmp_path):

@@ -611,7 +611,8 @@ class ApdbDiaSourceReader(DiaSourceReader):
             query = query.order_by(*order).limit(page_size)
             with _sql_errors(f"{self.description}: cannot read DiaSources"):
                 with self._engine.connect() as connection:
-                    frame = pd.read_sql_query(query, connection)
+                    result = connection.execute(query)
+                    frame = _frame_of_rows(result.fetchall(), list(result.keys()))
             if frame.empty:
                 return
             if self.instrument is not None:
@@ -654,6 +655,28 @@ def _is_nan_text(value: Any) -> bool:
         return bool(np.isnan(float(decode_text(value))))
     except (TypeError, ValueError):
         return False
+
+
+def _frame_of_rows(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
+    """The frame of rows fetched from the database, as
+    `pandas.read_sql_query` builds it, but with the integer columns that hold
+    nulls kept exact: pandas makes them float64, which rounds the ids
+    beyond 2**53 (Rubin's ``diaObjectId`` values are near 2**61) to other
+    ids.  They become nullable ``Int64`` (``object`` beyond its range).
+    """
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    for position, name in enumerate(columns):
+        column = frame.iloc[:, position]
+        if column.dtype != np.float64 or not column.isna().any():
+            continue
+        values = [row[position] for row in rows]
+        if any(isinstance(value, float) for value in values) or all(value is None for value in values):
+            continue
+        if all(value is None or (type(value) is int and -(2**63) <= value < 2**63) for value in values):
+            frame[name] = pd.array(values, dtype="Int64")
+        elif all(value is None or type(value) is int for value in values):
+            frame[name] = pd.Series(values, dtype=object)
+    return frame
 
 
 def _plain(value: Any) -> Any:
