@@ -411,6 +411,69 @@ def test_label_file_errors_name_line_and_value(tmp_path):
     assert set(LABEL_NAMES) == {"real", "bogus", "unsure", "skip"}
 
 
+def _labelled(output: Path) -> dict[int, tuple[str, str]]:
+    table = read_record_csv((output / "records_labelled.csv").read_bytes(), "records_labelled.csv")
+    labels = table["label"].fillna("").astype(str)
+    return {
+        int(i): (label, str(t))
+        for i, label, t in zip(table["diaSourceId"], labels, table["label_time"], strict=True)
+        if label
+    }
+
+
+def test_a_second_label_file_keeps_the_labels_merged_before(demo_run, tmp_path, capsys):
+    """One label file per vetting session, merged one after the other: the
+    labels of the first stay, a later label of the same source wins."""
+    output = tmp_path / "run"
+    output.mkdir()
+    shutil.copy(demo_run / RECORDS_FILE, output / RECORDS_FILE)
+    ids = read_record_csv((output / RECORDS_FILE).read_bytes(), RECORDS_FILE)["diaSourceId"].tolist()[:3]
+    first = tmp_path / "monday.csv"
+    first.write_text(
+        f"diaSourceId,label,time\n{ids[0]},real,2026-01-05T10:00:00Z\n{ids[1]},real,2026-01-05T10:01:00Z\n"
+    )
+    second = tmp_path / "tuesday.csv"
+    second.write_text(
+        f"diaSourceId,label,time\n{ids[1]},bogus,2026-01-06T09:00:00Z\n{ids[2]},unsure,2026-01-06T09:01:00Z\n"
+    )
+    assert vetting_cli.main(["merge-labels", str(output), str(first)]) == 0
+    assert vetting_cli.main(["merge-labels", str(output), str(second)]) == 0
+    assert "3 of" in capsys.readouterr().out.splitlines()[-1]
+    labelled = _labelled(output)
+    assert {source: label for source, (label, _) in labelled.items()} == {
+        ids[0]: "real",
+        ids[1]: "bogus",
+        ids[2]: "unsure",
+    }
+    assert labelled[ids[0]][1] == "2026-01-05T10:00:00.000+00:00"
+
+
+def test_label_files_of_every_shape_merge_or_fail_in_one_line(demo_run, tmp_path, capsys):
+    """The page's export before any label (a header only), a time far in the
+    future and an unsigned 64-bit id merge; a file that is not UTF-8 fails
+    naming itself (each of these was a traceback or an unnamed error)."""
+    output = tmp_path / "run"
+    output.mkdir()
+    records = (demo_run / RECORDS_FILE).read_text().splitlines()
+    first_id = records[1].split(",")[0]
+    big = 2**64 - 1
+    (output / RECORDS_FILE).write_text(
+        "\n".join([records[0], records[1].replace(first_id, str(big), 1)]) + "\n"
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("diaSourceId,label,time\n")
+    assert vetting_cli.main(["merge-labels", str(output), str(labels)]) == 0
+    assert _labelled(output) == {}
+    labels.write_text(f"diaSourceId,label,time\n{big},real,3000-01-01T00:00:00Z\n")
+    assert vetting_cli.main(["merge-labels", str(output), str(labels)]) == 0
+    assert _labelled(output) == {big: ("real", "3000-01-01T00:00:00.000+00:00")}
+    labels.write_bytes(b"diaSourceId,label,time\n12,real,2026-01-01T00:00:00Z\n# caf\xe9\n")
+    capsys.readouterr()
+    assert vetting_cli.main(["merge-labels", str(output), str(labels)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"cutoutVetting: {labels}: cannot read the label file: it is not UTF-8 text"), line
+
+
 CHROMIUM_SERVICE_HOSTS = re.compile(
     r"^(CONNECT|GET|POST) (http://)?([a-z0-9-]+\.)*(google\.com|googleapis\.com|gstatic\.com|duckduckgo\.com)[:/]"
 )

@@ -15,6 +15,7 @@ from .labels import (
     LabelFileError,
     merge_labels,
     read_labels,
+    with_earlier_labels,
 )
 from .page import (
     PAGE_FILE,
@@ -37,6 +38,7 @@ __all__ = (
     "merge_labels",
     "page_table",
     "read_labels",
+    "with_earlier_labels",
     "write_output_vetting_page",
     "write_vetting_page",
 )

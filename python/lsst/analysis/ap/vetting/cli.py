@@ -26,7 +26,7 @@ from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputError, OutputStore
 from ..records import RECORD_COLUMNS
 from ..sources import SourceTableError, load_catalog
-from .labels import LABELLED_RECORDS_FILE, LabelFileError, merge_labels, read_labels
+from .labels import LABELLED_RECORDS_FILE, LabelFileError, merge_labels, read_labels, with_earlier_labels
 from .page import write_output_vetting_page
 
 
@@ -78,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         records_name = store.display(RECORDS_FILE)
         records = read_record_csv(store.read(RECORDS_FILE), str(records_name))
         labels = read_labels(args.labels)
-        merged = merge_labels(records, labels)
-        data = record_csv_bytes(merged[[*RECORD_COLUMNS, "label", "label_time"]])
         if args.to:
             target = OutputStore(Path(args.to).absolute().parent)
             name = Path(args.to).name
         else:
             target, name = store, LABELLED_RECORDS_FILE
+        if target.size(name) is not None:
+            # Labels merged before are kept (a label file of each session).
+            earlier = read_record_csv(target.read(name), str(target.display(name)))
+            records = with_earlier_labels(records, earlier)
+        merged = merge_labels(records, labels)
+        data = record_csv_bytes(merged[[*RECORD_COLUMNS, "label", "label_time"]])
         target.write(name, data)
         target = target.display(name)
     except FileNotFoundError as error:

@@ -16,6 +16,7 @@ __all__ = (
     "LabelFileError",
     "merge_labels",
     "read_labels",
+    "with_earlier_labels",
 )
 
 import dataclasses
@@ -78,7 +79,8 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     labels : `pandas.DataFrame`
-        Columns ``diaSourceId`` (int64), ``label`` and ``label_time``
+        Columns ``diaSourceId`` (int64; Python ints when an id is beyond
+        its range), ``label`` and ``label_time``
         (`pandas.Timestamp`, UTC); one row per source (the latest label
         when a source appears several times).
 
@@ -94,6 +96,8 @@ def read_labels(path: str | Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise LabelFileError(f"{path}: cannot read the label file: {error}") from error
+    except UnicodeDecodeError as error:
+        raise LabelFileError(f"{path}: cannot read the label file: it is not UTF-8 text ({error})") from error
     missing = [column for column in LABEL_FILE_COLUMNS if column not in frame.columns]
     if missing:
         raise LabelFileError(
@@ -124,9 +128,13 @@ def read_labels(path: str | Path) -> pd.DataFrame:
                 ) from None
     labels = pd.DataFrame(
         {
-            "diaSourceId": pd.Series(ids, dtype="int64"),
+            # Ids beyond int64 (unsigned 64-bit ids) are kept exact, as Python ints.
+            "diaSourceId": pd.Series(
+                ids, dtype="int64" if all(-(2**63) <= i < 2**63 for i in ids) else object
+            ),
             "label": pd.Series(frame["label"].tolist(), dtype=object),
-            "label_time": pd.Series(times, dtype="datetime64[ns, UTC]"),
+            # Microseconds: any year a time can be written with.
+            "label_time": pd.Series(times, dtype="datetime64[us, UTC]"),
         }
     )
     labels = labels.sort_values("label_time", kind="stable", na_position="first")
@@ -159,16 +167,65 @@ def merge_labels(records: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     old_time = (
         merged["label_time"].fillna("").astype(str) if "label_time" in merged else pd.Series("", merged.index)
     )
-    by_id = labels.set_index("diaSourceId")
-    ids = merged["diaSourceId"].astype("int64")
-    found = ids.isin(by_id.index)
-    new_label = ids.map(by_id["label"]).where(found, old_label)
-    new_time = ids.map(
-        by_id["label_time"].map(lambda t: "" if pd.isna(t) else t.isoformat(timespec="milliseconds"))
-    ).where(found, old_time)
-    # An earlier label with a later time than the file's wins.
-    keep_old = found & (old_time != "") & (old_time > new_time.fillna(""))
-    merged["label"] = new_label.where(~keep_old, old_label).fillna("")
-    merged["label_time"] = new_time.where(~keep_old, old_time).fillna("")
-    merged.attrs["unmatched_labels"] = int((~labels["diaSourceId"].isin(ids)).sum())
+    # Matched as Python ints: ids may be beyond int64 (unsigned 64-bit ids).
+    new = {
+        int(source): (label, "" if pd.isna(time) else time.isoformat(timespec="milliseconds"))
+        for source, label, time in zip(
+            labels["diaSourceId"].tolist(),
+            labels["label"].tolist(),
+            labels["label_time"].tolist(),
+            strict=True,
+        )
+    }
+    ids = [int(source) for source in merged["diaSourceId"].tolist()]
+    out_label, out_time = [], []
+    for source, label, time in zip(ids, old_label.tolist(), old_time.tolist(), strict=True):
+        got = new.get(source)
+        # An earlier label with a later time than the file's wins.
+        if got is None or (time and time > got[1]):
+            got = (label, time)
+        out_label.append(got[0])
+        out_time.append(got[1])
+    merged["label"] = pd.Series(out_label, index=merged.index, dtype=object)
+    merged["label_time"] = pd.Series(out_time, index=merged.index, dtype=object)
+    known = set(ids)
+    merged.attrs["unmatched_labels"] = sum(source not in known for source in new)
     return merged
+
+
+def with_earlier_labels(records: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """The records with the ``label`` and ``label_time`` that an earlier
+    merge gave each source (``earlier``: a table that `merge_labels`
+    returned, read back from its file), so that merging another label file
+    keeps them where it has no newer label.
+
+    Parameters
+    ----------
+    records : `pandas.DataFrame`
+        Record table (``records.csv``).
+    earlier : `pandas.DataFrame`
+        Earlier labelled records; sources it lacks, or left unlabelled,
+        get no label.
+
+    Returns
+    -------
+    records : `pandas.DataFrame`
+        A copy of ``records`` with ``label`` and ``label_time`` columns.
+
+    """
+    given: dict[int, tuple[str, str]] = {}
+    if "label" in earlier.columns:
+        times = earlier["label_time"] if "label_time" in earlier.columns else pd.Series("", earlier.index)
+        for source, label, time in zip(
+            earlier["diaSourceId"].tolist(),
+            earlier["label"].fillna("").astype(str).tolist(),
+            times.fillna("").astype(str).tolist(),
+            strict=True,
+        ):
+            if label:
+                given[int(source)] = (label, time)
+    found = [given.get(int(source), ("", "")) for source in records["diaSourceId"].tolist()]
+    result = records.copy()
+    result["label"] = pd.Series([label for label, _ in found], index=result.index, dtype=object)
+    result["label_time"] = pd.Series([time for _, time in found], index=result.index, dtype=object)
+    return result
