@@ -15,6 +15,7 @@ from lsst.analysis.ap.images.butler import butler_plane_reader
 from lsst.analysis.ap.sequences import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 from lsst.analysis.ap.sequences.align import common_grid, cut_aligned, grids_agree, local_grid
 from lsst.analysis.ap.sequences.epochs import choose_epochs
+from lsst.analysis.ap.sequences.task import EPOCH_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,14 @@ def multi_epoch_object(sources):
     return int(counts[counts >= 3].index[0])
 
 
-def _run(demo_repo, sources, ids, tmp_path, njobs=0, **overrides):
+def _run(demo_repo, sources, ids, tmp_path, njobs=0, window=None, **overrides):
     config = PlotDiaObjectSequencesConfig()
     config.url_root = "https://example.org/seq/"
     for key, value in overrides.items():
         setattr(config, key, value)
     task = PlotDiaObjectSequencesTask(config=config, output_path=tmp_path)
     with demo_repo.butler() as butler:
-        return task.run(ids, butler, sources, njobs=njobs)
+        return task.run(ids, butler, sources, njobs=njobs, window=window)
 
 
 def test_epochs_are_ordered_and_capped():
@@ -165,6 +166,53 @@ def test_non_detection_epochs_and_failures(demo_repo, sources, multi_epoch_objec
     assert objects.loc[single, "status"] == "written" and objects.loc[single, "n_epochs"] >= 1
     failures = pd.read_csv(tmp_path / "sequences" / "failures.csv")
     assert set(failures["diaObjectId"]) == {777, 999}
+
+
+@pytest.mark.parametrize("njobs", [0, 2])
+def test_non_detections_stay_in_the_epoch_window(demo_repo, sources, multi_epoch_object, tmp_path, njobs):
+    """With a band or time window, the visits added as non-detections are
+    those of the window only, and never a visit where the object has a
+    DiaSource outside it (those were drawn as "not detected")."""
+    from lsst.analysis.ap.apdb import DiaSourceSelection
+
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    dropped = rows.iloc[0]  # a visit that covers the object without a DiaSource of it
+    catalog = sources.drop(index=rows.index[0])
+    observed = set(rows["visit"]) - {dropped["visit"]}
+    band = str(dropped["band"])
+    mjd_max = float(rows["midpointMjdTai"].median())
+    windows = {
+        "band": DiaSourceSelection(bands=(band,)),
+        "time": DiaSourceSelection(mjd_max=mjd_max),
+        "nothing": DiaSourceSelection(bands=("zz",)),
+    }
+    for name, window in windows.items():
+        result = _run(
+            demo_repo,
+            catalog,
+            [multi_epoch_object, int(sources["diaObjectId"].iloc[-1])],
+            tmp_path / name,
+            njobs=njobs,
+            window=window,
+            include_non_detections=True,
+            max_epochs=None,
+        )
+        assert tuple(result.epochs.columns) == EPOCH_COLUMNS
+        epochs = result.epochs[result.epochs["diaObjectId"] == multi_epoch_object]
+        missed = epochs[~epochs["detected"].astype(bool)]
+        assert not set(missed["visit"]) & observed, (name, missed)
+        if name == "band":
+            assert set(epochs["band"]) == {band}
+            assert int(dropped["visit"]) in set(missed["visit"])
+            assert set(epochs.loc[epochs["detected"], "visit"]) == set(
+                rows.loc[rows["band"] == band, "visit"]
+            ) - {dropped["visit"]}
+        elif name == "time":
+            assert (epochs["mjd"] <= mjd_max + 0.01).all() and len(epochs) > 1
+        else:
+            (record,) = result.objects[result.objects["diaObjectId"] == multi_epoch_object].to_dict("records")
+            assert record["status"] == "failed" and epochs.empty
+            assert "is in the epoch window (band in ['zz'])" in record["reason"], record["reason"]
 
 
 def test_workers_beyond_the_cores_are_capped_with_one_warning(

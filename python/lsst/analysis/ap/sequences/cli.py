@@ -6,7 +6,7 @@ __all__ = ("build_parser", "main")
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from ..cli import (
     interruptible,
     output_location,
 )
+
+if TYPE_CHECKING:
+    from ..apdb import DiaSourceSelection
 
 _PROG = "plotDiaObjectSequences"
 
@@ -126,14 +129,16 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
     return list(dict.fromkeys(ids))
 
 
-def _epoch_window(args: argparse.Namespace, sources: pd.DataFrame) -> pd.DataFrame:
-    """The epochs of ``--band``, ``--mjd-min`` and ``--mjd-max``."""
+def _epoch_window(args: argparse.Namespace) -> DiaSourceSelection | None:
+    """The epochs of ``--band``, ``--mjd-min`` and ``--mjd-max`` (`None`
+    when none is given)."""
     from ..apdb import DiaSourceSelection
 
-    selection = DiaSourceSelection(
+    if not args.band and args.mjd_min is None and args.mjd_max is None:
+        return None
+    return DiaSourceSelection(
         mjd_min=args.mjd_min, mjd_max=args.mjd_max, bands=(args.band,) if args.band else ()
     )
-    return selection.apply(sources, _origin(args))
 
 
 @interruptible(_PROG)
@@ -155,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         butler = _open_butler(args)
         sources = require_object_ids(_sources(args, butler), _origin(args))
         ids = select_objects(args, sources)
-        sources = _epoch_window(args, sources)
+        window = _epoch_window(args)
     except Exception as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
     try:
         task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
         # The sources are checked (instrument, ids, coordinates) before any work.
-        result = task.run(ids, butler, sources, njobs=args.jobs, origin=_origin(args))
+        result = task.run(ids, butler, sources, njobs=args.jobs, origin=_origin(args), window=window)
     except SourceTableError as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2

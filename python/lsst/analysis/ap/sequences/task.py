@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ("PlotDiaObjectSequencesConfig", "PlotDiaObjectSequencesTask", "require_object_ids")
+__all__ = (
+    "EPOCH_COLUMNS",
+    "PlotDiaObjectSequencesConfig",
+    "PlotDiaObjectSequencesTask",
+    "require_object_ids",
+)
 
+import dataclasses
 import io
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
@@ -30,6 +36,9 @@ from ..sources import SourceTableError, integer_column, source_rows, standardize
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
+
+if TYPE_CHECKING:
+    from ..apdb import DiaSourceSelection
 
 SEQUENCE_DIR = "sequences"
 """Subdirectory of the output directory holding the sequence products."""
@@ -151,6 +160,22 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
     return sources.assign(diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True))
 
 
+EPOCH_COLUMNS = (
+    "diaObjectId",
+    "epoch",
+    "visit",
+    "detector",
+    "mjd",
+    "band",
+    "detected",
+    "flux",
+    "status",
+    "reason",
+    "path",
+)
+"""Columns of ``epochs.csv`` (one row per epoch of each object)."""
+
+
 class PlotDiaObjectSequencesTask(pipeBase.Task):
     """Contact sheets, animations and multi-frame subjects of DiaObjects.
 
@@ -181,6 +206,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         njobs: int = 0,
         *,
         origin: str = "DiaSource table",
+        window: DiaSourceSelection | None = None,
     ) -> pipeBase.Struct:
         """Draw the sequences of DiaObjects.
 
@@ -205,6 +231,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             larger value is capped, with a warning).
         origin : `str`, optional
             Where the sources came from, for error messages.
+        window : `lsst.analysis.ap.apdb.DiaSourceSelection`, optional
+            The epochs to draw (bands, MJD range): DiaSources outside it are
+            not drawn, and with ``include_non_detections`` only visits in
+            it are added, never a visit where the object has a DiaSource
+            outside it.
 
         Returns
         -------
@@ -223,7 +254,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """
         ids = list(dict.fromkeys(int(i) for i in dia_object_ids))
         sources = self._standardize(sources, butler, origin)
-        work = [(object_id, sources[sources["diaObjectId"] == object_id]) for object_id in ids]
+        in_window = sources if window is None else window.apply(sources, origin)
+        work = []
+        for object_id in ids:
+            rows = sources[sources["diaObjectId"] == object_id]
+            observed = frozenset(zip(rows["visit"].tolist(), rows["detector"].tolist(), strict=True))
+            rows = in_window[in_window["diaObjectId"] == object_id]
+            work.append(_ObjectWork(object_id, rows, observed, window))
         njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
             results = map_in_workers(
@@ -232,7 +269,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             order = {object_id: k for k, object_id in enumerate(ids)}
             results.sort(key=lambda result: order[result[0]["diaObjectId"]])
         else:
-            results = [self._run_object(object_id, rows, butler) for object_id, rows in work]
+            results = [self._run_object(item, butler) for item in work]
         objects, epochs = [], []
         for record, epoch_records in results:
             object_id = record["diaObjectId"]
@@ -246,7 +283,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 f": {record['reason']}" if record["reason"] else "",
             )
         objects_frame = pd.DataFrame(objects)
-        epochs_frame = pd.DataFrame(epochs)
+        epochs_frame = pd.DataFrame(epochs, columns=EPOCH_COLUMNS)
         # The directory's tables keep the objects earlier runs drew there.
         directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
         self._write_tables(directory_objects, directory_epochs)
@@ -320,12 +357,15 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         record.update(values)
         return record
 
-    def _epochs(self, object_id: int, rows: pd.DataFrame, butler: Any, ra: float, dec: float) -> pd.DataFrame:
+    def _epochs(
+        self, work: _ObjectWork, rows: pd.DataFrame, butler: Any, ra: float, dec: float
+    ) -> pd.DataFrame:
         detections = rows.assign(detected=True)
         if self.config.include_non_detections:
-            detections = pd.concat(
-                [detections, self._non_detections(rows, butler, ra, dec)], ignore_index=True
-            )
+            missed = self._non_detections(work, rows, butler, ra, dec)
+            if work.window is not None and len(missed):
+                missed = work.window.apply(missed, "the visits without a DiaSource")
+            detections = pd.concat([detections, missed], ignore_index=True)
         return choose_epochs(
             detections,
             max_epochs=self.config.max_epochs,
@@ -333,9 +373,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             group_by_band=self.config.group_by_band,
         )
 
-    def _non_detections(self, rows: pd.DataFrame, butler: Any, ra: float, dec: float) -> pd.DataFrame:
+    def _non_detections(
+        self, work: _ObjectWork, rows: pd.DataFrame, butler: Any, ra: float, dec: float
+    ) -> pd.DataFrame:
+        """The visit × detectors whose region holds the object and where it
+        has no DiaSource at all (in the epoch window or not)."""
         instrument = str(rows["instrument"].iloc[0])
-        seen = {(int(v), int(d)) for v, d in zip(rows["visit"], rows["detector"], strict=True)}
+        seen = {(int(v), int(d)) for v, d in work.observed}
         data_ids = butler.query_data_ids(
             ["visit", "detector"],
             where=f"instrument = '{instrument}' AND visit_detector_region.region OVERLAPS POINT({ra}, {dec})",
@@ -368,6 +412,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
     @staticmethod
     def _epoch_record(object_id: int, k: int, epoch: Mapping[str, Any]) -> dict[str, Any]:
+        # Its keys are `EPOCH_COLUMNS`, in that order.
         """The ``epochs.csv`` row of epoch ``k`` of an object, not drawn yet."""
         mjd = pd.to_numeric(epoch.get(TIME_COLUMN), errors="coerce")
         return dict(
@@ -391,11 +436,16 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         )
         return {role: butler_plane_reader(butler, types[role], data_id) for role in ROLES}
 
-    def _run_object(self, object_id: int, rows: pd.DataFrame, butler: Any) -> tuple[dict, list[dict]]:
+    def _run_object(self, work: _ObjectWork, butler: Any) -> tuple[dict, list[dict]]:
+        object_id, rows = work.object_id, work.rows
         if rows.empty:
-            return self._object_record(
-                object_id, math.nan, math.nan, reason="no DiaSources of this object"
-            ), []
+            reason = "no DiaSources of this object"
+            if work.observed and work.window is not None:
+                reason = (
+                    f"none of the object's {len(work.observed)} visit × detector(s) with a DiaSource is in "
+                    f"the epoch window ({work.window.describe()})"
+                )
+            return self._object_record(object_id, math.nan, math.nan, reason=reason), []
         ra, dec = float(np.nanmean(rows["ra"])), float(np.nanmean(rows["dec"]))
         # An epoch without a time cannot be placed in the sequence: it is
         # recorded as not drawn, after the others.
@@ -404,9 +454,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             times = pd.to_numeric(rows[TIME_COLUMN], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             untimed, rows = rows[~np.isfinite(times)], rows[np.isfinite(times)]
         try:
-            chosen = (
-                self._epochs(object_id, rows, butler, ra, dec) if len(rows) else rows.assign(detected=True)
-            )
+            chosen = self._epochs(work, rows, butler, ra, dec) if len(rows) else rows.assign(detected=True)
         except Exception as error:
             return self._object_record(object_id, ra, dec, reason=f"cannot choose epochs: {error}"), []
         size = self.config.size
@@ -664,9 +712,19 @@ def _start_worker(config: PlotDiaObjectSequencesConfig, output_path: str, butler
     _WORKER["butler"] = butler
 
 
-def _draw_object_in_worker(item: tuple[int, pd.DataFrame]) -> tuple[dict, list[dict]]:
-    object_id, rows = item
-    return _WORKER["task"]._run_object(object_id, rows, _WORKER["butler"])
+@dataclasses.dataclass(frozen=True)
+class _ObjectWork:
+    """What one DiaObject's drawing needs: its DiaSources in the epoch
+    window, the visit × detectors of all its DiaSources, and the window."""
+
+    object_id: int
+    rows: pd.DataFrame
+    observed: frozenset[tuple[int, int]]
+    window: DiaSourceSelection | None
+
+
+def _draw_object_in_worker(item: _ObjectWork) -> tuple[dict, list[dict]]:
+    return _WORKER["task"]._run_object(item, _WORKER["butler"])
 
 
 def _finite_or_none(value: Any) -> float | None:
