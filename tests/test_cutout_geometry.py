@@ -11,11 +11,12 @@ import astropy.units as u
 import astropy.wcs
 import numpy as np
 import pandas as pd
+import pytest
 from lsst.images import Box, GeneralFrame, Image, SkyProjection
 
 from lsst.analysis.ap.core import CutoutSettings, DetectorCutouter
 from lsst.analysis.ap.display.renderer import TripletRenderer
-from lsst.analysis.ap.geometry import MAX_STAMP_SIZE
+from lsst.analysis.ap.geometry import MAX_STAMP_SIZE, mean_sky_position, sky_separation_arcsec
 from lsst.analysis.ap.images.butler import PlaneReader
 from lsst.analysis.ap.outputs.ledger import run_token
 from lsst.analysis.ap.outputs.paths import OutputLayout
@@ -156,3 +157,36 @@ def test_a_footprint_beyond_the_largest_stamp_fails_with_no_footprint(tmp_path):
         == f"bboxSize 5000 is larger than the largest stamp size ({MAX_STAMP_SIZE} pixels)"
     )
     assert np.load(tmp_path / "numpy" / "2_sci_21.npy").shape == (1, 21, 21)
+
+
+def test_mean_sky_position_across_ra_zero_and_around_a_pole():
+    """The mean of positions on both sides of RA 0/360 is near RA 0, not at
+    RA 180 as the mean of the angles; around a pole it is the pole side."""
+    ra, dec = mean_sky_position(np.array([359.9999995, 0.0000005, np.nan]), np.array([2.5, 2.5, 1.0]))
+    assert min(ra, 360.0 - ra) < 1e-9 and abs(dec - 2.5) < 1e-9
+    ra, dec = mean_sky_position(np.array([0.0, 90.0, 180.0, 270.0]), np.array([89.9] * 4))
+    assert abs(dec - 90.0) < 1e-6
+    ra, dec = mean_sky_position(np.array([10.0, 20.0]), np.array([-30.0, -30.0]))
+    assert abs(ra - 15.0) < 1e-9 and -30.1 < dec < -30.0
+    assert all(np.isnan(mean_sky_position(np.array([np.nan]), np.array([1.0]))))
+
+
+def test_sky_separation_across_ra_zero():
+    """3.6 arcseconds across RA 0/360 are 3.6 arcseconds (as the plain
+    difference of RAs, they were 359.999 degrees)."""
+    separation = sky_separation_arcsec(
+        np.array([359.9995, 0.0005, 180.0]), np.array([0.0, 0.0, 0.0]), 0.0, 0.0
+    )
+    np.testing.assert_allclose(separation[:2], [1.8, 1.8], rtol=1e-6)
+    assert separation[2] == pytest.approx(180 * 3600)
+
+
+def test_objects_chosen_by_position_across_ra_zero():
+    """--ra 0.0001 finds the object at RA 359.9999 (0.72 arcsec away)."""
+    import argparse
+
+    from lsst.analysis.ap.sequences.cli import select_objects
+
+    sources = pd.DataFrame({"diaObjectId": [9, 10], "ra": [359.9999, 180.0], "dec": [0.0, 0.0]})
+    args = argparse.Namespace(diaObjectId=[], id_column=None, ra=0.0001, dec=0.0, radius=1.0, most_epochs=0)
+    assert select_objects(args, sources) == [9]

@@ -13,7 +13,9 @@ __all__ = (
     "StampBox",
     "cut_stamp",
     "footprint_stamp_size",
+    "mean_sky_position",
     "pixel_scale_arcsec",
+    "sky_separation_arcsec",
     "sky_to_pixel",
     "stamp_box",
     "union_box",
@@ -222,3 +224,49 @@ def pixel_scale_arcsec(projection: SkyProjection, bbox: Box) -> float:
     cx, cy = bbox.x.center, bbox.y.center
     sky = projection.pixel_to_sky(XY(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
     return float(math.sqrt(sky[0].separation(sky[1]).arcsec * sky[0].separation(sky[2]).arcsec))
+
+
+def mean_sky_position(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
+    """The mean of sky positions, as the direction of the sum of their unit
+    vectors: right for positions on both sides of RA 0/360 or around a pole,
+    where the mean of the angles is not (359.9999° and 0.0001° average to
+    180°).
+
+    Parameters
+    ----------
+    ra, dec : `numpy.ndarray`
+        Positions in degrees; pairs with a NaN are left out.
+
+    Returns
+    -------
+    ra, dec : `float`
+        Mean position in degrees (``ra`` in [0, 360)); NaN when no pair is
+        finite or the vectors cancel.
+
+    """
+    ra = np.radians(np.asarray(ra, dtype=float))
+    dec = np.radians(np.asarray(dec, dtype=float))
+    good = np.isfinite(ra) & np.isfinite(dec)
+    if not good.any():
+        return math.nan, math.nan
+    ra, dec = ra[good], dec[good]
+    x, y, z = (float(v.sum()) for v in (np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)))
+    norm = math.sqrt(x * x + y * y + z * z)
+    if norm < 1e-12 * len(ra):
+        return math.nan, math.nan
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z / norm))))
+
+
+def sky_separation_arcsec(ra: Any, dec: Any, ra0: float, dec0: float) -> np.ndarray:
+    """Angular distance in arcseconds from ``(ra0, dec0)`` to each of the
+    positions ``(ra, dec)`` (degrees), across RA 0/360 and the poles.
+    """
+    from astropy.coordinates import angular_separation
+
+    separation = angular_separation(
+        np.radians(np.asarray(ra, dtype=float)),
+        np.radians(np.asarray(dec, dtype=float)),
+        math.radians(ra0),
+        math.radians(dec0),
+    )
+    return np.degrees(separation) * 3600.0

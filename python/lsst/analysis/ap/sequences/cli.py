@@ -8,7 +8,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..cli import (
@@ -107,6 +106,7 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
         When no object is asked for, or a column is missing.
 
     """
+    from ..geometry import sky_separation_arcsec
     from ..sources import integer_column
 
     ids = list(args.diaObjectId)
@@ -118,8 +118,7 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
     if args.ra is not None or args.dec is not None:
         if args.ra is None or args.dec is None:
             raise ValueError("--ra and --dec go together")
-        dra = (sources["ra"] - args.ra) * np.cos(np.radians(args.dec))
-        near = np.hypot(dra, sources["dec"] - args.dec) * 3600 <= args.radius
+        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= args.radius
         ids.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
     if args.most_epochs > 0:
         counts = sources.groupby("diaObjectId").size().sort_values(ascending=False, kind="stable")

@@ -27,7 +27,7 @@ from ..datasets import IMAGE_ROLES as ROLES
 from ..datasets import image_dataset_types
 from ..display.renderer import TripletRenderer
 from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
-from ..geometry import pixel_scale_arcsec
+from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
@@ -446,7 +446,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                     f"the epoch window ({work.window.describe()})"
                 )
             return self._object_record(object_id, math.nan, math.nan, reason=reason), []
-        ra, dec = float(np.nanmean(rows["ra"])), float(np.nanmean(rows["dec"]))
+        ra, dec = mean_sky_position(rows["ra"].to_numpy(dtype=float), rows["dec"].to_numpy(dtype=float))
         # An epoch without a time cannot be placed in the sequence: it is
         # recorded as not drawn, after the others.
         untimed = rows.iloc[0:0]
