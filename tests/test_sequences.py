@@ -215,6 +215,41 @@ def test_non_detections_stay_in_the_epoch_window(demo_repo, sources, multi_epoch
             assert "is in the epoch window (band in ['zz'])" in record["reason"], record["reason"]
 
 
+def test_an_unreadable_table_of_an_earlier_run_is_kept_beside(
+    demo_repo, sources, multi_epoch_object, tmp_path, caplog
+):
+    """objects.csv edited by hand into something that is not a table: the
+    next run keeps it beside (its rows would be lost otherwise), says where,
+    and writes its own table."""
+    _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    table = tmp_path / "sequences" / "objects.csv"
+    edited = table.read_bytes() + b"note: checked by AB,,,\n"
+    table.write_bytes(edited)
+    other = int(sources.loc[sources["diaObjectId"] != multi_epoch_object, "diaObjectId"].iloc[0])
+    with caplog.at_level("WARNING"):
+        _run(demo_repo, sources, [other], tmp_path)
+    (kept,) = (tmp_path / "sequences").glob("objects.csv.unreadable-*")
+    assert kept.read_bytes() == edited
+    assert f"it is kept as sequences/{kept.name}" in caplog.text
+    assert pd.read_csv(table)["diaObjectId"].tolist() == [other]
+
+
+def test_an_object_that_cannot_be_drawn_gives_each_epoch_its_reason(
+    demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch
+):
+    """A contact sheet too large for image readers (here a lowered limit)
+    fails the object after its epochs were read: every epoch row says why
+    (those not written yet had an empty reason)."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    epochs = result.epochs
+    assert len(epochs) > 1 and set(epochs["status"]) == {"failed"}
+    assert epochs["reason"].str.contains("make a contact sheet of more than").all(), epochs["reason"].tolist()
+    assert pd.read_csv(tmp_path / "sequences" / "epochs.csv")["reason"].notna().all()
+
+
 def test_workers_beyond_the_cores_are_capped_with_one_warning(
     demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch, caplog
 ):

@@ -325,13 +325,15 @@ def _option_type(kind: str, convert: Callable[[str], Any]) -> Callable[[str], An
     return parse
 
 
-def _integer(minimum: int | None = None) -> Callable[[str], int]:
+def _integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` taking an integer (no fraction, no exponent).
 
     Parameters
     ----------
     minimum : `int`, optional
         Smallest value accepted.
+    maximum : `int`, optional
+        Largest value accepted.
 
     Returns
     -------
@@ -342,11 +344,18 @@ def _integer(minimum: int | None = None) -> Callable[[str], int]:
 
     def convert(text: str) -> int:
         value = int(text.strip(), 10)
-        if minimum is not None and value < minimum:
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ValueError(text)
         return value
 
-    kind = "an integer" if minimum is None else f"an integer of at least {minimum}"
+    if maximum is not None:
+        kind = (
+            f"an integer from {minimum} to {maximum}"
+            if minimum is not None
+            else f"an integer up to {maximum}"
+        )
+    else:
+        kind = "an integer" if minimum is None else f"an integer of at least {minimum}"
     return _option_type(kind, convert)
 
 

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--collections", nargs="*", default=None, help="Collections holding the images.")
     parser.add_argument(
-        "--diaObjectId", nargs="+", type=_integer(), default=[], help="DiaObject ids to draw."
+        "--diaObjectId",
+        nargs="+",
+        # Signed or unsigned 64-bit ids.
+        type=_integer(-(2**63), 2**64 - 1),
+        default=[],
+        help="DiaObject ids to draw.",
     )
     parser.add_argument(
         "--id-column",

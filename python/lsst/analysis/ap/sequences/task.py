@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import math
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -499,6 +500,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             for record in epoch_records:
                 if record["status"] == "written":
                     self.store.remove(record["path"])  # no epoch image of an object not drawn
+                if record["status"] == "written" or not record["reason"]:
                     record.update(status="failed", reason=reason, path="")
             failed = len(epoch_records)
             return self._object_record(
@@ -605,22 +607,31 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         )
 
     def _earlier(self, name: str) -> pd.DataFrame | None:
-        """An earlier run's ``sequences/<name>``, `None` when there is none
-        (or it cannot be read: it is then replaced, with a warning).
+        """An earlier run's ``sequences/<name>``, `None` when there is none,
+        or when it cannot be read: it is then kept beside, as
+        ``<name>.unreadable-<time>``, with a warning, and replaced.
         """
         relpath = f"{SEQUENCE_DIR}/{name}"
         if self.store.size(relpath) is None:
             return None
+        data = self.store.read(relpath)
         try:
             earlier = pd.read_csv(
-                io.BytesIO(self.store.read(relpath)),
-                keep_default_na=False,
-                na_values=[""],
-                dtype={"diaObjectId": str},
+                io.BytesIO(data), keep_default_na=False, na_values=[""], dtype={"diaObjectId": str}
             )
             earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
+        except pd.errors.EmptyDataError:
+            return None
         except Exception as error:
-            self.log.warning("%s of an earlier run cannot be read (%s); it is replaced.", relpath, error)
+            kept = f"{relpath}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
+            self.store.write(kept, data)
+            self.log.warning(
+                "%s of an earlier run cannot be read (%s); it is kept as %s and replaced by a table of "
+                "this run's objects only.",
+                relpath,
+                error,
+                kept,
+            )
             return None
         return earlier
 
