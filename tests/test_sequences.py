@@ -296,6 +296,29 @@ def test_command_line(demo_repo, tmp_path):
     assert bad.returncode == 2 and "give DiaObjects" in bad.stderr
 
 
+def test_command_refuses_an_apdb_of_another_instrument(demo_repo, tmp_path, capsys):
+    """An APDB whose metadata names an instrument the repository lacks stops
+    the command before any work, as plotImageSubtractionCutouts does (every
+    epoch failed with "not found" before)."""
+    import shutil
+    import sqlite3
+
+    from lsst.analysis.ap.sequences.cli import main
+
+    apdb = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, apdb)
+    with sqlite3.connect(apdb) as connection:
+        connection.execute("UPDATE metadata SET value = 'HSC' WHERE name = 'instrument'")
+    argv = [str(demo_repo.root), str(tmp_path / "out"), "--collections", demo_repo.collection]
+    assert main([*argv, "--sqlitefile", str(apdb), "--diaObjectId", "1"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"plotDiaObjectSequences: APDB sqlite:///{apdb} holds DiaSources of instrument 'HSC', which Butler "
+        f"repository {demo_repo.root} does not have (it has: {demo_repo.spec.instrument})."
+    )
+    assert not (tmp_path / "out" / "sequences").exists()
+
+
 @pytest.mark.parametrize("big_ids", [False, True])
 def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, tmp_path, big_ids):
     """The page of the cutout run in the same directory gives each source

@@ -564,13 +564,20 @@ def _instrument(args: argparse.Namespace, reader: DiaSourceReader | None, butler
             f"--instrument {args.instrument} contradicts {reader.description}, "
             f"whose metadata names instrument {reader.instrument!r}."
         )
+    require_repository_instrument(reader, butler, args.repo)
+    return reader.instrument
+
+
+def require_repository_instrument(reader: DiaSourceReader, butler: Any, repo: str) -> None:
+    """Stop (`CommandError`) when the instrument named in an APDB's metadata
+    is not one of the Butler repository's: none of its images could be
+    found."""
     known = _repository_instruments(butler)
-    if known and reader.instrument not in known:
+    if reader.instrument is not None and known and reader.instrument not in known:
         raise CommandError(
             f"{reader.description} holds DiaSources of instrument {reader.instrument!r}, which Butler "
-            f"repository {args.repo} does not have (it has: {', '.join(known) or 'none'})."
+            f"repository {repo} does not have (it has: {', '.join(known) or 'none'})."
         )
-    return reader.instrument
 
 
 class _CsvGzip:

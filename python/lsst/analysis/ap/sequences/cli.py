@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
     from ..apdb import ApdbDiaSourceReader, make_apdb_config
+    from ..cli import require_repository_instrument
     from ..sources import load_butler_sources, load_catalog
 
     if args.catalog:
@@ -89,6 +90,7 @@ def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
     if args.sqlitefile or args.apdb_config:
         config = make_apdb_config(sqlitefile=args.sqlitefile, config_uri=args.apdb_config)
         with ApdbDiaSourceReader(config) as reader:
+            require_repository_instrument(reader, butler, args.repo)
             return reader.read()
     return load_butler_sources(butler, args.dataset_type, collections=args.collections)
 
