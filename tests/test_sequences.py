@@ -296,6 +296,25 @@ def test_command_line(demo_repo, tmp_path):
     assert bad.returncode == 2 and "give DiaObjects" in bad.stderr
 
 
+def test_a_table_without_times_is_refused_before_any_work(demo_repo, sources, multi_epoch_object, tmp_path):
+    """No midpointMjdTai column: refused as a table error (the command's exit
+    2), not a failure of every object (exit 3)."""
+    from lsst.analysis.ap.sources import SourceTableError
+
+    with pytest.raises(SourceTableError, match="catalog x.csv has no 'midpointMjdTai' column"):
+        task = PlotDiaObjectSequencesTask(config=PlotDiaObjectSequencesConfig(), output_path=tmp_path)
+        with demo_repo.butler() as butler:
+            task.run(
+                [multi_epoch_object], butler, sources.drop(columns="midpointMjdTai"), origin="catalog x.csv"
+            )
+    assert not (tmp_path / "sequences").exists()
+    for asked in (3.5, True, "7"):
+        with pytest.raises(SourceTableError, match=f"diaObjectId {asked!r} asked for is not an integer"):
+            with demo_repo.butler() as butler:
+                task.run([multi_epoch_object, asked], butler, sources)
+    assert not (tmp_path / "sequences").exists()
+
+
 def test_command_refuses_an_apdb_of_another_instrument(demo_repo, tmp_path, capsys):
     """An APDB whose metadata names an instrument the repository lacks stops
     the command before any work, as plotImageSubtractionCutouts does (every

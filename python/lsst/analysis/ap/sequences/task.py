@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import math
+import numbers
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -253,7 +254,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             and the rows).
 
         """
-        ids = list(dict.fromkeys(int(i) for i in dia_object_ids))
+        ids = list(dict.fromkeys(_object_id(i) for i in dia_object_ids))
         sources = self._standardize(sources, butler, origin)
         in_window = sources if window is None else window.apply(sources, origin)
         work = []
@@ -297,6 +298,10 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         cannot be drawn (each logged).
         """
         sources = require_object_ids(sources, origin)
+        if TIME_COLUMN not in sources.columns:
+            raise SourceTableError(
+                f"{origin} has no {TIME_COLUMN!r} column: the epochs of an object are placed in time by it"
+            )
         table = standardize_repository_sources(sources, butler, origin=origin)
         for row in source_rows(table.rejected):
             self.log.warning(
@@ -736,6 +741,18 @@ class _ObjectWork:
 
 def _draw_object_in_worker(item: _ObjectWork) -> tuple[dict, list[dict]]:
     return _WORKER["task"]._run_object(item, _WORKER["butler"])
+
+
+def _object_id(value: Any) -> int:
+    """A DiaObject id asked for, as an exact integer; `SourceTableError`
+    for a value that is not one (``3.5``, ``True``, ``"x"``) rather than
+    another object's id."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        if math.isfinite(value) and float(value).is_integer() and abs(value) <= 2**53:
+            return int(value)
+    raise SourceTableError(f"diaObjectId {value!r} asked for is not an integer")
 
 
 def _finite_or_none(value: Any) -> float | None:
