@@ -315,6 +315,32 @@ def test_a_table_without_times_is_refused_before_any_work(demo_repo, sources, mu
     assert not (tmp_path / "sequences").exists()
 
 
+def test_sources_left_out_for_their_coordinates_are_epochs_with_a_reason(
+    demo_repo, sources, multi_epoch_object, tmp_path
+):
+    """A DiaSource whose position cannot be used is an epoch of its object
+    that was not drawn, with the reason, not only a log line; an object all
+    of whose DiaSources are such fails with them."""
+    rows = sources[sources["diaObjectId"] == multi_epoch_object]
+    catalog = sources.copy()
+    catalog.loc[rows.index[0], "ra"] = np.nan
+    single = sources.groupby("diaObjectId").size().pipe(lambda c: c[c == 1].index[0])
+    catalog.loc[catalog["diaObjectId"] == single, "dec"] = np.inf
+    result = _run(demo_repo, catalog, [multi_epoch_object, int(single)], tmp_path)
+    epochs = result.epochs
+    bad = int(rows["diaSourceId"].iloc[0])
+    mine = epochs[epochs["diaObjectId"] == multi_epoch_object]
+    assert len(mine) == len(rows)
+    (lost,) = mine[mine["status"] == "failed"].to_dict("records")
+    assert lost["reason"] == f"diaSourceId {bad} cannot be drawn: 'ra' is null or NaN"
+    objects = result.objects.set_index("diaObjectId")
+    assert objects.loc[multi_epoch_object, "status"] == "written"
+    assert objects.loc[multi_epoch_object, "n_epochs_failed"] == 1
+    assert objects.loc[single, "status"] == "failed"
+    assert "'dec' inf is not finite" in objects.loc[single, "reason"]
+    assert epochs.loc[epochs["diaObjectId"] == single, "status"].tolist() == ["failed"]
+
+
 def test_command_refuses_an_apdb_of_another_instrument(demo_repo, tmp_path, capsys):
     """An APDB whose metadata names an instrument the repository lacks stops
     the command before any work, as plotImageSubtractionCutouts does (every

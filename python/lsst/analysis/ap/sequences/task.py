@@ -255,14 +255,17 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
         """
         ids = list(dict.fromkeys(_object_id(i) for i in dia_object_ids))
-        sources = self._standardize(sources, butler, origin)
+        sources, left_out = self._standardize(sources, butler, origin)
         in_window = sources if window is None else window.apply(sources, origin)
+        if window is not None and len(left_out):
+            left_out = window.apply(left_out, origin)
         work = []
         for object_id in ids:
             rows = sources[sources["diaObjectId"] == object_id]
             observed = frozenset(zip(rows["visit"].tolist(), rows["detector"].tolist(), strict=True))
             rows = in_window[in_window["diaObjectId"] == object_id]
-            work.append(_ObjectWork(object_id, rows, observed, window))
+            lost = left_out[left_out["diaObjectId"] == object_id]
+            work.append(_ObjectWork(object_id, rows, observed, window, lost))
         njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
             results = map_in_workers(
@@ -293,9 +296,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
-    def _standardize(self, sources: pd.DataFrame, butler: Any, origin: str) -> pd.DataFrame:
-        """The sources checked as the cutout task's, without the rows that
-        cannot be drawn (each logged).
+    def _standardize(
+        self, sources: pd.DataFrame, butler: Any, origin: str
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The sources checked as the cutout task's, and apart the rows that
+        cannot be drawn (each logged; their ``reason`` says why).
         """
         sources = require_object_ids(sources, origin)
         if TIME_COLUMN not in sources.columns:
@@ -311,7 +316,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 row["diaObjectId"],
                 row["reason"],
             )
-        return table.sources
+        return table.sources, table.rejected
 
     def _refresh_vetting_page(self, sources: pd.DataFrame, objects: pd.DataFrame) -> None:
         """When the output directory holds a cutout run, rewrite its vetting
@@ -444,7 +449,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
     def _run_object(self, work: _ObjectWork, butler: Any) -> tuple[dict, list[dict]]:
         object_id, rows = work.object_id, work.rows
-        if rows.empty:
+        if rows.empty and work.left_out.empty:
             reason = "no DiaSources of this object"
             if work.observed and work.window is not None:
                 reason = (
@@ -482,6 +487,10 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             record["reason"] = (
                 f"{TIME_COLUMN} is {epoch[TIME_COLUMN]!r}, not a finite MJD: the epoch has no time"
             )
+            epoch_records.append(record)
+        for epoch in work.left_out.assign(detected=True).to_dict("records"):
+            record = self._epoch_record(object_id, len(epoch_records), epoch)
+            record["reason"] = f"diaSourceId {epoch['diaSourceId']} cannot be drawn: {epoch['reason']}"
             epoch_records.append(record)
         if not cut:
             reasons = "; ".join(sorted({r["reason"] for r in epoch_records})) or "no epochs"
@@ -731,12 +740,14 @@ def _start_worker(config: PlotDiaObjectSequencesConfig, output_path: str, butler
 @dataclasses.dataclass(frozen=True)
 class _ObjectWork:
     """What one DiaObject's drawing needs: its DiaSources in the epoch
-    window, the visit × detectors of all its DiaSources, and the window."""
+    window, the visit × detectors of all its DiaSources, the window, and its
+    DiaSources in the window that cannot be drawn (with their ``reason``)."""
 
     object_id: int
     rows: pd.DataFrame
     observed: frozenset[tuple[int, int]]
     window: DiaSourceSelection | None
+    left_out: pd.DataFrame
 
 
 def _draw_object_in_worker(item: _ObjectWork) -> tuple[dict, list[dict]]:
