@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import stat
 import time
@@ -396,8 +397,11 @@ def test_off_image_source_fails_alone(baseline, clean_source):
     same = records[
         (records["visit"] == clean_source["visit"]) & (records["detector"] == clean_source["detector"])
     ]
-    # The reason is short and readable, not a dump of huge pixel values.
-    assert len(records.loc[OFF_IMAGE_ID, "reason"]) < 120
+    # The reason is one readable line naming the image, not a dump of huge pixel values.
+    reason = records.loc[OFF_IMAGE_ID, "reason"]
+    assert reason.startswith("centre (") and "is off the " in reason and "\n" not in reason, reason
+    assert f"'visit': {clean_source['visit']}, 'detector': {clean_source['detector']}" in reason, reason
+    assert len(reason) < 200 and max(len(number) for number in re.findall(r"[-+.\de]+", reason)) < 12, reason
     others = same.drop(index=OFF_IMAGE_ID)
     assert len(others) > 1
     assert (others["status"] == "written").all()
