@@ -552,61 +552,57 @@ def test_a_corrupt_image_file_fails_its_sources_as_corrupt_naming_it(butler_run,
     assert set(failures["reason_code"]) == {"corrupt_image"}
 
 
+TAN_CARDS = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
+TAN_CARDS |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
+"""A 4.5-arcsecond-pixel TAN WCS centred on (150, 2) degrees."""
+
+ONE_SOURCE = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
+"""A catalog of one source at the centre of `TAN_CARDS`."""
+
+
+def _image_file(
+    path: Path, cards: dict, shape: tuple[int, ...] = (60, 80), extname: str | None = "IMAGE"
+) -> Path:
+    """A FITS file of ones with an empty primary HDU and one image HDU."""
+    image = fits.ImageHDU(np.ones(shape, dtype=np.float32), name=extname)
+    image.header.update(cards)
+    fits.HDUList([fits.PrimaryHDU(), image]).writeto(path)
+    return path
+
+
 @pytest.mark.parametrize("card", ["CRVAL1", "CRPIX2", "CD1_1", "LTV1", "CROTA2", "PV2_1"])
 def test_a_wcs_card_that_is_not_a_number_fails_the_file_naming_the_card(tmp_path, card):
     """astropy takes a WCS card holding text as absent, which moved every
     position (the sources failed as off the image, or were drawn at the
     wrong place); the file is corrupt and the reason names the card."""
-    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
-    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5, LTV1=0, LTV2=0)
+    cards = TAN_CARDS | dict(LTV1=0, LTV2=0)
     if card in ("CROTA2", "PV2_1"):  # a rotation and a ZPN term instead of the CD matrix
         cards = {key: value for key, value in cards.items() if not key.startswith("CD")}
         cards |= dict(CDELT1=-5e-5, CDELT2=5e-5, CROTA2=30.0, CTYPE1="RA---ZPN", CTYPE2="DEC--ZPN", PV2_1=1.0)
-    paths = {}
-    for name, value in (("good", cards[card]), ("bad", "n/a")):
-        image = fits.ImageHDU(np.ones((60, 80), dtype=np.float32), name="IMAGE")
-        image.header.update(cards | {card: value})
-        paths[name] = tmp_path / f"{name}.fits"
-        fits.HDUList([fits.PrimaryHDU(), image]).writeto(paths[name])
-    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
-    result = make_file_cutouts(
-        catalog, tmp_path / "out", science=paths["bad"], template=paths["good"], difference=paths["good"]
-    )
+    good = _image_file(tmp_path / "good.fits", cards)
+    bad = _image_file(tmp_path / "bad.fits", cards | {card: "n/a"})
+    result = make_file_cutouts(ONE_SOURCE, tmp_path / "out", science=bad, template=good, difference=good)
     (record,) = result.records.to_dict("records")
     assert record["reason_code"] == "corrupt_image"
-    assert f"{paths['bad']}: header card {card} = 'n/a' is not a number" in record["reason"], record["reason"]
+    assert f"{bad}: header card {card} = 'n/a' is not a number" in record["reason"], record["reason"]
 
 
 @pytest.mark.parametrize(("shape", "name"), [((80,), "IMAGE"), ((80,), None), ((3, 60, 80), None)])
 def test_an_image_that_is_not_2d_fails_its_file_as_corrupt(tmp_path, shape, name):
     """A file that is there but whose image is a line or a cube, named
     IMAGE or not: corrupt (not missing), naming the file."""
-    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
-    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
-    paths = {}
-    for label, pixels, extname in (("good", (60, 80), "IMAGE"), ("bad", shape, name)):
-        image = fits.ImageHDU(np.ones(pixels, dtype=np.float32), name=extname)
-        image.header.update(cards)
-        paths[label] = tmp_path / f"{label}.fits"
-        fits.HDUList([fits.PrimaryHDU(), image]).writeto(paths[label])
-    catalog = pd.DataFrame({"diaSourceId": [7], "visit": 1, "detector": 1, "ra": [150.0], "dec": [2.0]})
-    result = make_file_cutouts(
-        catalog, tmp_path / "out", science=paths["good"], template=paths["good"], difference=paths["bad"]
-    )
+    good = _image_file(tmp_path / "good.fits", TAN_CARDS)
+    bad = _image_file(tmp_path / "bad.fits", TAN_CARDS, shape, name)
+    result = make_file_cutouts(ONE_SOURCE, tmp_path / "out", science=good, template=good, difference=bad)
     (record,) = result.records.to_dict("records")
     assert record["reason_code"] == "corrupt_image", record["reason"]
-    assert str(paths["bad"]) in record["reason"]
+    assert str(bad) in record["reason"]
 
 
 def test_a_source_on_the_far_side_of_the_sky_fails_as_off_its_image_naming_it(tmp_path):
     """A source 180° from a TAN image has no pixel position at all: it fails
     as off the image, naming the file, and the source on it is drawn."""
-    cards = dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=40.5, CRPIX2=30.5, CRVAL1=150.0, CRVAL2=2.0)
-    cards |= dict(CD1_1=-5e-5, CD1_2=0.0, CD2_1=0.0, CD2_2=5e-5)
-    image = fits.ImageHDU(np.ones((60, 80), dtype=np.float32), name="IMAGE")
-    image.header.update(cards)
-    path = tmp_path / "image.fits"
-    fits.HDUList([fits.PrimaryHDU(), image]).writeto(path)
+    path = _image_file(tmp_path / "image.fits", TAN_CARDS)
     catalog = pd.DataFrame(
         {"diaSourceId": [7, 8], "visit": 1, "detector": 1, "ra": [330.0, 150.0], "dec": [-2.0, 2.0]}
     )
