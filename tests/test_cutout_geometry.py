@@ -190,3 +190,22 @@ def test_objects_chosen_by_position_across_ra_zero():
     sources = pd.DataFrame({"diaObjectId": [9, 10], "ra": [359.9999, 180.0], "dec": [0.0, 0.0]})
     args = argparse.Namespace(diaObjectId=[], id_column=None, ra=0.0001, dec=0.0, radius=1.0, most_epochs=0)
     assert select_objects(args, sources) == [9]
+
+
+def test_object_choices_that_match_nothing_say_which():
+    """A position with no DiaObject near it, or --radius alone, is a usage
+    error naming what was asked (it was the hint to give objects, or
+    --radius was ignored)."""
+    import argparse
+
+    from lsst.analysis.ap.sequences.cli import select_objects
+
+    sources = pd.DataFrame({"diaObjectId": [9], "ra": [10.0], "dec": [0.0]})
+    asked = dict(diaObjectId=[], id_column=None, most_epochs=0, catalog="x.csv")
+    with pytest.raises(
+        ValueError, match=r"no DiaObject of catalog x.csv matches --ra 20 --dec 0 --radius 1 \(arcsec\)"
+    ):
+        select_objects(argparse.Namespace(**asked, ra=20.0, dec=0.0, radius=None), sources)
+    with pytest.raises(ValueError, match="--radius needs them"):
+        select_objects(argparse.Namespace(**asked, ra=None, dec=None, radius=5.0), sources)
+    assert select_objects(argparse.Namespace(**asked, ra=10.0, dec=0.0, radius=None), sources) == [9]

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 _PROG = "plotDiaObjectSequences"
 
+DEFAULT_RADIUS_ARCSEC = 1.0
+"""Search radius of ``--ra``/``--dec`` when ``--radius`` is not given."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
@@ -61,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ra", type=_finite(), help="Draw the DiaObjects near this position (degrees)...")
     parser.add_argument("--dec", type=_finite(-90.0, 90.0), help="...and this declination (degrees).")
     parser.add_argument(
-        "--radius", type=_finite(minimum=0.0), default=1.0, help="Search radius around --ra/--dec (arcsec)."
+        "--radius",
+        type=_finite(minimum=0.0),
+        help=f"Search radius around --ra/--dec (arcsec; default {DEFAULT_RADIUS_ARCSEC:g}).",
     )
     parser.add_argument("--band", help="Keep only epochs of this band.")
     parser.add_argument("--mjd-min", type=_finite(), help="Keep only epochs from this MJD on.")
@@ -117,19 +122,26 @@ def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]
     from ..sources import integer_column
 
     ids = list(args.diaObjectId)
+    given = []  # the selections that ask for objects by what the table holds
     if args.id_column:
         if args.id_column not in sources.columns:
             raise ValueError(f"the catalog has no column {args.id_column!r}")
+        given.append(f"--id-column {args.id_column}")
         listed = integer_column(sources[args.id_column], args.id_column, _origin(args), nullable=True)
         ids.extend(int(v) for v in pd.unique(pd.Series(listed).dropna()))
-    if args.ra is not None or args.dec is not None:
+    if args.ra is not None or args.dec is not None or args.radius is not None:
         if args.ra is None or args.dec is None:
-            raise ValueError("--ra and --dec go together")
-        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= args.radius
+            raise ValueError("--ra and --dec go together (and --radius needs them)")
+        radius = DEFAULT_RADIUS_ARCSEC if args.radius is None else args.radius
+        given.append(f"--ra {args.ra:g} --dec {args.dec:g} --radius {radius:g} (arcsec)")
+        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= radius
         ids.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
     if args.most_epochs > 0:
+        given.append(f"--most-epochs {args.most_epochs}")
         counts = sources.groupby("diaObjectId").size().sort_values(ascending=False, kind="stable")
         ids.extend(int(v) for v in counts.index[: args.most_epochs])
+    if not ids and given:
+        raise ValueError(f"no DiaObject of {_origin(args)} matches {'; '.join(given)}")
     if not ids:
         raise ValueError("give DiaObjects with --diaObjectId, --id-column, --most-epochs or --ra/--dec")
     return list(dict.fromkeys(ids))
