@@ -222,3 +222,21 @@ def test_kill_while_the_views_are_written_then_rerun(tmp_path, demo_repo):
     assert os.path.exists(output / "summary.json")
     # The killed writer's temporaries are gone after the re-run.
     assert not [p for p in output.rglob("*.partial")]
+
+
+def test_labels_merged_into_an_unwritable_directory_exit_4(tmp_path, tmpfs, capsys):
+    """cutoutVetting gives the exit status of the other commands when its
+    output cannot be written (it gave 2, that of bad input)."""
+    from lsst.analysis.ap.outputs.ledger import record_csv_bytes
+    from lsst.analysis.ap.records import empty_records
+    from lsst.analysis.ap.vetting import cli as vetting_cli
+
+    disk = tmpfs("1m")
+    (disk / "records.csv").write_bytes(record_csv_bytes(empty_records()))
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("diaSourceId,label,time\n")
+    assert vetting_cli.main(["merge-labels", str(disk), str(labels)]) == 4
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("cutoutVetting: ") and str(disk) in line, line
+    assert not (disk / "records_labelled.csv").exists()

@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import output_location
+from ..cli import output_failure, output_location
 from ..outputs.ledger import read_record_csv, record_csv_bytes
 from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputError, OutputStore
@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the process exit status."""
+    """Run the command; returns the process exit status: 0 done, 2 bad
+    arguments or input, 4 the outputs could not be written (as the other
+    commands)."""
     args = build_parser().parse_args(argv)
     try:
         store = OutputStore(args.output)
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (ValueError, SourceTableError, LabelFileError, OutputError) as error:
+    except OutputError as error:
+        return output_failure("cutoutVetting", error)
+    except (ValueError, SourceTableError, LabelFileError) as error:
         print(f"cutoutVetting: {error}", file=sys.stderr)
         return 2
     labelled = int((merged["label"] != "").sum())
