@@ -169,6 +169,11 @@ def test_mean_sky_position_across_ra_zero_and_around_a_pole():
     ra, dec = mean_sky_position(np.array([10.0, 20.0]), np.array([-30.0, -30.0]))
     assert abs(ra - 15.0) < 1e-9 and -30.1 < dec < -30.0
     assert all(np.isnan(mean_sky_position(np.array([np.nan]), np.array([1.0]))))
+    # One position (an object of one epoch) comes back to the last bit, even by a pole.
+    assert mean_sky_position(np.array([123.456789012345] * 2), np.array([89.9999999] * 2)) == (
+        123.456789012345,
+        89.9999999,
+    )
 
 
 def test_sky_separation_across_ra_zero():

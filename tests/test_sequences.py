@@ -308,7 +308,7 @@ def test_a_table_without_times_is_refused_before_any_work(demo_repo, sources, mu
                 [multi_epoch_object], butler, sources.drop(columns="midpointMjdTai"), origin="catalog x.csv"
             )
     assert not (tmp_path / "sequences").exists()
-    for asked in (3.5, True, "7"):
+    for asked in (3.5, True, "x7"):
         with pytest.raises(SourceTableError, match=f"diaObjectId {asked!r} asked for is not an integer"):
             with demo_repo.butler() as butler:
                 task.run([multi_epoch_object, asked], butler, sources)
@@ -326,11 +326,15 @@ def test_sources_left_out_for_their_coordinates_are_epochs_with_a_reason(
     catalog.loc[rows.index[0], "ra"] = np.nan
     single = sources.groupby("diaObjectId").size().pipe(lambda c: c[c == 1].index[0])
     catalog.loc[catalog["diaObjectId"] == single, "dec"] = np.inf
-    result = _run(demo_repo, catalog, [multi_epoch_object, int(single)], tmp_path)
+    result = _run(
+        demo_repo, catalog, [multi_epoch_object, int(single)], tmp_path, include_non_detections=True
+    )
     epochs = result.epochs
     bad = int(rows["diaSourceId"].iloc[0])
     mine = epochs[epochs["diaObjectId"] == multi_epoch_object]
     assert len(mine) == len(rows)
+    # Its visit is not a non-detection as well.
+    assert not epochs.duplicated(["diaObjectId", "visit", "detector"]).any(), epochs
     (lost,) = mine[mine["status"] == "failed"].to_dict("records")
     assert lost["reason"] == f"diaSourceId {bad} cannot be drawn: 'ra' is null or NaN"
     objects = result.objects.set_index("diaObjectId")
@@ -339,6 +343,26 @@ def test_sources_left_out_for_their_coordinates_are_epochs_with_a_reason(
     assert objects.loc[single, "status"] == "failed"
     assert "'dec' inf is not finite" in objects.loc[single, "reason"]
     assert epochs.loc[epochs["diaObjectId"] == single, "status"].tolist() == ["failed"]
+
+
+def test_an_object_across_ra_zero_is_placed_near_ra_zero(demo_repo, sources, multi_epoch_object, tmp_path):
+    """DiaSources 0.7 arcsec apart on both sides of RA 0/360: the object is
+    placed at RA 0, not at RA 180 (the mean of the angles)."""
+    catalog = sources.copy()
+    rows = catalog["diaObjectId"] == multi_epoch_object
+    catalog.loc[rows, "ra"] = np.where(np.arange(rows.sum()) % 2, 359.9999, 0.0001)
+    result = _run(demo_repo, catalog, [multi_epoch_object], tmp_path)
+    (record,) = result.objects.to_dict("records")
+    assert min(record["ra"], 360.0 - record["ra"]) < 1e-4, record["ra"]
+
+
+def test_command_refuses_an_object_id_beyond_64_bits(demo_repo, tmp_path, capsys):
+    from lsst.analysis.ap.sequences.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([str(demo_repo.root), str(tmp_path), "--diaObjectId", str(2**64)])
+    assert stop.value.code == 2
+    assert "expects an integer from -9223372036854775808 to 18446744073709551615" in capsys.readouterr().err
 
 
 def test_command_refuses_an_apdb_of_another_instrument(demo_repo, tmp_path, capsys):

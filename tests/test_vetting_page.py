@@ -446,6 +446,20 @@ def test_a_second_label_file_keeps_the_labels_merged_before(demo_run, tmp_path, 
         ids[2]: "unsure",
     }
     assert labelled[ids[0]][1] == "2026-01-05T10:00:00.000+00:00"
+    # A source no longer in records.csv: its earlier label cannot be kept, and the command says so.
+    lines = (output / RECORDS_FILE).read_text().splitlines()
+    (output / RECORDS_FILE).write_text(
+        "\n".join(line for line in lines if not line.startswith(str(ids[0]))) + "\n"
+    )
+    assert vetting_cli.main(["merge-labels", str(output), str(second)]) == 0
+    assert "1 label(s) merged before name sources that are no longer in" in capsys.readouterr().err
+    assert ids[0] not in _labelled(output) and _labelled(output)[ids[1]][0] == "bogus"
+    # A --to file that is not a labelled record table is not overwritten.
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    assert vetting_cli.main(["merge-labels", str(output), str(second), "--to", str(other)]) == 2
+    assert "exists but is not a table merge-labels wrote" in capsys.readouterr().err
+    assert other.read_text() == "a,b\n1,2\n"
 
 
 def test_label_files_of_every_shape_merge_or_fail_in_one_line(demo_run, tmp_path, capsys):

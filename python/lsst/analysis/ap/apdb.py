@@ -499,6 +499,12 @@ class ApdbDiaSourceReader(DiaSourceReader):
                 f"{self.description} is not an SQL APDB; read it with open_apdb_reader (ApdbRegionReader)."
             )
         self._engine, self._table, self.instrument = self._open_sql()
+        import sqlalchemy
+
+        # Columns whose NULLs must not turn the integers around them into floats.
+        self._integer_columns = {
+            column.name for column in self._table.columns if isinstance(column.type, sqlalchemy.Integer)
+        }
 
     def _open_sql(self) -> tuple[Any, Any, str | None]:
         import sqlalchemy
@@ -612,7 +618,7 @@ class ApdbDiaSourceReader(DiaSourceReader):
             with _sql_errors(f"{self.description}: cannot read DiaSources"):
                 with self._engine.connect() as connection:
                     result = connection.execute(query)
-                    frame = _frame_of_rows(result.fetchall(), list(result.keys()))
+                    frame = _frame_of_rows(result.fetchall(), list(result.keys()), self._integer_columns)
             if frame.empty:
                 return
             if self.instrument is not None:
@@ -657,17 +663,20 @@ def _is_nan_text(value: Any) -> bool:
         return False
 
 
-def _frame_of_rows(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
+def _frame_of_rows(
+    rows: Sequence[Sequence[Any]], columns: list[str], integer_columns: set[str]
+) -> pd.DataFrame:
     """The frame of rows fetched from the database, as
-    `pandas.read_sql_query` builds it, but with the integer columns that hold
-    nulls kept exact: pandas makes them float64, which rounds the ids
-    beyond 2**53 (Rubin's ``diaObjectId`` values are near 2**61) to other
-    ids.  They become nullable ``Int64`` (``object`` beyond its range).
+    `pandas.read_sql_query` builds it, but with the columns declared integer
+    (``integer_columns``) that hold nulls kept exact: pandas makes them
+    float64, which rounds the ids beyond 2**53 (Rubin's ``diaObjectId``
+    values are near 2**61) to other ids.  They become nullable ``Int64``
+    (``object`` beyond its range).
     """
     frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
     for position, name in enumerate(columns):
         column = frame.iloc[:, position]
-        if column.dtype != np.float64 or not column.isna().any():
+        if name not in integer_columns or column.dtype != np.float64 or not column.isna().any():
             continue
         values = [row[position] for row in rows]
         if any(isinstance(value, float) for value in values) or all(value is None for value in values):

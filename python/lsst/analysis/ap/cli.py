@@ -30,6 +30,7 @@ __all__ = (
     "files_main",
     "main",
     "output_location",
+    "require_repository_instrument",
 )
 
 import argparse
@@ -569,9 +570,24 @@ def _instrument(args: argparse.Namespace, reader: DiaSourceReader | None, butler
 
 
 def require_repository_instrument(reader: DiaSourceReader, butler: Any, repo: str) -> None:
-    """Stop (`CommandError`) when the instrument named in an APDB's metadata
-    is not one of the Butler repository's: none of its images could be
-    found."""
+    """Stop when the instrument named in an APDB's metadata is not one of
+    the Butler repository's: none of its images could be found.
+
+    Parameters
+    ----------
+    reader : `~lsst.analysis.ap.apdb.DiaSourceReader`
+        The open APDB (an APDB that names no instrument passes).
+    butler : `lsst.daf.butler.Butler`
+        The repository.
+    repo : `str`
+        The repository as the user gave it, for the message.
+
+    Raises
+    ------
+    CommandError
+        When the repository lacks the instrument; the message names both.
+
+    """
     known = _repository_instruments(butler)
     if reader.instrument is not None and known and reader.instrument not in known:
         raise CommandError(

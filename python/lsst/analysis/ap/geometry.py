@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from lsst.images import XY, Box, Interval, NoOverlapError, SkyProjection
+from numpy.typing import ArrayLike
 
 MAX_STAMP_SIZE = 4096
 """Largest stamp width in pixels, of a configured size or of a footprint
@@ -244,22 +245,37 @@ def mean_sky_position(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
         finite or the vectors cancel.
 
     """
-    ra = np.radians(np.asarray(ra, dtype=float))
-    dec = np.radians(np.asarray(dec, dtype=float))
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
     good = np.isfinite(ra) & np.isfinite(dec)
     if not good.any():
         return math.nan, math.nan
     ra, dec = ra[good], dec[good]
+    if (ra == ra[0]).all() and (dec == dec[0]).all():
+        return float(ra[0]), float(dec[0])  # one position (one epoch): as given, to the last bit
+    ra, dec = np.radians(ra), np.radians(dec)
     x, y, z = (float(v.sum()) for v in (np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)))
-    norm = math.sqrt(x * x + y * y + z * z)
-    if norm < 1e-12 * len(ra):
+    if math.sqrt(x * x + y * y + z * z) < 1e-12 * len(ra):
         return math.nan, math.nan
-    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z / norm))))
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
 
 
-def sky_separation_arcsec(ra: Any, dec: Any, ra0: float, dec0: float) -> np.ndarray:
-    """Angular distance in arcseconds from ``(ra0, dec0)`` to each of the
-    positions ``(ra, dec)`` (degrees), across RA 0/360 and the poles.
+def sky_separation_arcsec(ra: ArrayLike, dec: ArrayLike, ra0: float, dec0: float) -> np.ndarray:
+    """Angular distances from one sky position to others, across RA 0/360
+    and the poles.
+
+    Parameters
+    ----------
+    ra, dec : array-like
+        Positions in degrees.
+    ra0, dec0 : `float`
+        The position the distances are measured from, in degrees.
+
+    Returns
+    -------
+    separation : `numpy.ndarray`
+        Distance of each position in arcseconds (NaN where it has a NaN).
+
     """
     from astropy.coordinates import angular_separation
 

@@ -18,6 +18,7 @@ from ..cli import (
     add_worker_option,
     interruptible,
     output_location,
+    require_repository_instrument,
 )
 
 if TYPE_CHECKING:
@@ -87,7 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
     from ..apdb import ApdbDiaSourceReader, make_apdb_config
-    from ..cli import require_repository_instrument
     from ..sources import load_butler_sources, load_catalog
 
     if args.catalog:

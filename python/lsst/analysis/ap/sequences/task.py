@@ -14,7 +14,7 @@ import io
 import json
 import math
 import numbers
-import time
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from ..display.renderer import TripletRenderer
 from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
+from ..outputs.ledger import run_token
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
@@ -162,6 +163,9 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
     return sources.assign(diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True))
 
 
+_KEY_COLUMNS = ["diaObjectId", "visit", "detector"]
+
+
 EPOCH_COLUMNS = (
     "diaObjectId",
     "epoch",
@@ -256,16 +260,28 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """
         ids = list(dict.fromkeys(_object_id(i) for i in dia_object_ids))
         sources, left_out = self._standardize(sources, butler, origin)
-        in_window = sources if window is None else window.apply(sources, origin)
-        if window is not None and len(left_out):
-            left_out = window.apply(left_out, origin)
-        work = []
-        for object_id in ids:
-            rows = sources[sources["diaObjectId"] == object_id]
-            observed = frozenset(zip(rows["visit"].tolist(), rows["detector"].tolist(), strict=True))
-            rows = in_window[in_window["diaObjectId"] == object_id]
-            lost = left_out[left_out["diaObjectId"] == object_id]
-            work.append(_ObjectWork(object_id, rows, observed, window, lost))
+        # Every visit × detector where an object has a DiaSource, drawable
+        # or not, in the window or not: never one of its non-detections.
+        everything = pd.concat([sources[_KEY_COLUMNS], left_out[_KEY_COLUMNS]], ignore_index=True)
+        observed = {
+            int(object_id): frozenset(zip(group["visit"].tolist(), group["detector"].tolist(), strict=True))
+            for object_id, group in everything.groupby("diaObjectId", sort=False)
+        }
+        if window is not None:
+            sources = window.apply(sources, origin)
+            left_out = window.apply(left_out, origin) if len(left_out) else left_out
+        rows_of = {int(k): group for k, group in sources.groupby("diaObjectId", sort=False)}
+        lost_of = {int(k): group for k, group in left_out.groupby("diaObjectId", sort=False)}
+        work = [
+            _ObjectWork(
+                object_id,
+                rows_of.get(object_id, sources.iloc[0:0]),
+                observed.get(object_id, frozenset()),
+                window,
+                lost_of.get(object_id, left_out.iloc[0:0]),
+            )
+            for object_id in ids
+        ]
         njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
             results = map_in_workers(
@@ -423,22 +439,23 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
     @staticmethod
     def _epoch_record(object_id: int, k: int, epoch: Mapping[str, Any]) -> dict[str, Any]:
-        # Its keys are `EPOCH_COLUMNS`, in that order.
-        """The ``epochs.csv`` row of epoch ``k`` of an object, not drawn yet."""
+        """The ``epochs.csv`` row (`EPOCH_COLUMNS`) of epoch ``k`` of an
+        object, not drawn yet."""
         mjd = pd.to_numeric(epoch.get(TIME_COLUMN), errors="coerce")
-        return dict(
-            diaObjectId=object_id,
-            epoch=k,
-            visit=int(epoch["visit"]),
-            detector=int(epoch["detector"]),
-            mjd=float(mjd) if mjd is not None and not pd.isna(mjd) else math.nan,
-            band=str(epoch.get("band") or ""),
-            detected=bool(epoch["detected"]),
-            flux=_finite_or_none(epoch.get("psfFlux")),
-            status="failed",
-            reason="",
-            path="",
+        values = (
+            object_id,
+            k,
+            int(epoch["visit"]),
+            int(epoch["detector"]),
+            float(mjd) if mjd is not None and not pd.isna(mjd) else math.nan,
+            str(epoch.get("band") or ""),
+            bool(epoch["detected"]),
+            _finite_or_none(epoch.get("psfFlux")),
+            "failed",
+            "",
+            "",
         )
+        return dict(zip(EPOCH_COLUMNS, values, strict=True))
 
     def _readers(self, butler: Any, epoch: Mapping[str, Any]) -> dict[str, PlaneReader]:
         types = image_dataset_types(self.config.science_image_type, self.config.diff_image_type)
@@ -637,7 +654,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         except pd.errors.EmptyDataError:
             return None
         except Exception as error:
-            kept = f"{relpath}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
+            kept = f"{relpath}.unreadable-{run_token()}"
             self.store.write(kept, data)
             self.log.warning(
                 "%s of an earlier run cannot be read (%s); it is kept as %s and replaced by a table of "
@@ -755,10 +772,12 @@ def _draw_object_in_worker(item: _ObjectWork) -> tuple[dict, list[dict]]:
 
 
 def _object_id(value: Any) -> int:
-    """A DiaObject id asked for, as an exact integer; `SourceTableError`
-    for a value that is not one (``3.5``, ``True``, ``"x"``) rather than
-    another object's id."""
+    """A DiaObject id asked for, as an exact integer (integer text too, as
+    in a table's id column); `SourceTableError` for a value that is not one
+    (``3.5``, ``True``, ``"x"``) rather than another object's id."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
         if math.isfinite(value) and float(value).is_integer() and abs(value) <= 2**53:

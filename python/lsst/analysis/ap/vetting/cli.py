@@ -85,10 +85,19 @@ def main(argv: list[str] | None = None) -> int:
             name = Path(args.to).name
         else:
             target, name = store, LABELLED_RECORDS_FILE
+        dropped = 0
         if target.size(name) is not None:
             # Labels merged before are kept (a label file of each session).
-            earlier = read_record_csv(target.read(name), str(target.display(name)))
+            shown = target.display(name)
+            try:
+                earlier = read_record_csv(target.read(name), str(shown))
+            except ValueError as error:
+                raise ValueError(
+                    f"{shown} exists but is not a table merge-labels wrote, so the labels merged before "
+                    f"cannot be kept ({error}); remove it or give another --to"
+                ) from error
             records = with_earlier_labels(records, earlier)
+            dropped = records.attrs["dropped_labels"]
         merged = merge_labels(records, labels)
         data = record_csv_bytes(merged[[*RECORD_COLUMNS, "label", "label_time"]])
         target.write(name, data)
@@ -109,4 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     unmatched = merged.attrs["unmatched_labels"]
     if unmatched:
         print(f"{unmatched} label(s) name sources that are not in {records_name}", file=sys.stderr)
+    if dropped:
+        print(
+            f"{dropped} label(s) merged before name sources that are no longer in {records_name}; "
+            f"they are not in {target}",
+            file=sys.stderr,
+        )
     return 0

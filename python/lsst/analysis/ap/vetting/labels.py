@@ -210,7 +210,9 @@ def with_earlier_labels(records: pd.DataFrame, earlier: pd.DataFrame) -> pd.Data
     Returns
     -------
     records : `pandas.DataFrame`
-        A copy of ``records`` with ``label`` and ``label_time`` columns.
+        A copy of ``records`` with ``label`` and ``label_time`` columns;
+        ``attrs["dropped_labels"]`` counts the earlier labels of sources
+        that are not in ``records``.
 
     """
     given: dict[int, tuple[str, str]] = {}
@@ -222,10 +224,13 @@ def with_earlier_labels(records: pd.DataFrame, earlier: pd.DataFrame) -> pd.Data
             times.fillna("").astype(str).tolist(),
             strict=True,
         ):
-            if label:
+            # Of two rows of one source, the later label.
+            if label and (int(source) not in given or time >= given[int(source)][1]):
                 given[int(source)] = (label, time)
-    found = [given.get(int(source), ("", "")) for source in records["diaSourceId"].tolist()]
+    ids = [int(source) for source in records["diaSourceId"].tolist()]
+    found = [given.get(source, ("", "")) for source in ids]
     result = records.copy()
     result["label"] = pd.Series([label for label, _ in found], index=result.index, dtype=object)
     result["label_time"] = pd.Series([time for _, time in found], index=result.index, dtype=object)
+    result.attrs["dropped_labels"] = len(given.keys() - set(ids))
     return result
