@@ -388,7 +388,12 @@ def _entry_points(output: str = "out") -> dict:
             "2.5",
             "argument --most-epochs: expects an integer of at least 0",
         ),
-        ("plotDiaObjectSequences", "--diaObjectId", "7.5", "argument --diaObjectId: expects an integer"),
+        (
+            "plotDiaObjectSequences",
+            "--diaObjectId",
+            "7.5",
+            "argument --diaObjectId: expects an integer from -9223372036854775808 to 18446744073709551615",
+        ),
         ("plotDiaObjectSequences", "-j", "-1", "argument -j/--jobs: expects an integer of at least 0"),
         ("plotDiaObjectSequences", "--ra", "nan", "argument --ra: expects a finite number"),
         ("plotDiaObjectSequences", "--dec", "91", "argument --dec: expects a finite number [-90, 90]"),
