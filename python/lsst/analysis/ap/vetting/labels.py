@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..records import id_array
+
 
 @dataclasses.dataclass(frozen=True)
 class Label:
@@ -79,8 +81,9 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     labels : `pandas.DataFrame`
-        Columns ``diaSourceId`` (int64; Python ints when an id is beyond
-        its range), ``label`` and ``label_time``
+        Columns ``diaSourceId`` (int64; uint64 when an id is beyond its
+        range, as `~lsst.analysis.ap.records.id_array` gives them),
+        ``label`` and ``label_time``
         (`pandas.Timestamp`, UTC); one row per source (the latest label
         when a source appears several times).
 
@@ -128,10 +131,8 @@ def read_labels(path: str | Path) -> pd.DataFrame:
                 ) from None
     labels = pd.DataFrame(
         {
-            # Ids beyond int64 (unsigned 64-bit ids) are kept exact, as Python ints.
-            "diaSourceId": pd.Series(
-                ids, dtype="int64" if all(-(2**63) <= i < 2**63 for i in ids) else object
-            ),
+            # Exact, as the records' ids: uint64 beyond int64.
+            "diaSourceId": pd.Series(id_array(ids)),
             "label": pd.Series(frame["label"].tolist(), dtype=object),
             # Microseconds: any year a time can be written with.
             "label_time": pd.Series(times, dtype="datetime64[us, UTC]"),
