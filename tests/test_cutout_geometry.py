@@ -164,6 +164,10 @@ def test_mean_sky_position_across_ra_zero_and_around_a_pole():
     RA 180 as the mean of the angles; around a pole it is the pole side."""
     ra, dec = mean_sky_position(np.array([359.9999995, 0.0000005, np.nan]), np.array([2.5, 2.5, 1.0]))
     assert min(ra, 360.0 - ra) < 1e-9 and abs(dec - 2.5) < 1e-9
+    # A mean a hair below RA 0 is in [0, 360) (``% 360`` alone gives 360.0 there).
+    for ras in ([359.9999995, 0.0000005], [359.9, 0.1], [359.99, 0.01]):
+        ra, _ = mean_sky_position(np.array(ras), np.array([2.5, 2.5]))
+        assert 0.0 <= ra < 360.0, ra
     ra, dec = mean_sky_position(np.array([0.0, 90.0, 180.0, 270.0]), np.array([89.9] * 4))
     assert abs(dec - 90.0) < 1e-6
     ra, dec = mean_sky_position(np.array([10.0, 20.0]), np.array([-30.0, -30.0]))

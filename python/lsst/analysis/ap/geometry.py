@@ -257,7 +257,8 @@ def mean_sky_position(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
     x, y, z = (float(v.sum()) for v in (np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)))
     if math.sqrt(x * x + y * y + z * z) < 1e-12 * len(ra):
         return math.nan, math.nan
-    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
+    ra_mean = math.degrees(math.atan2(y, x)) % 360.0  # 360.0 itself for a hair below 0
+    return (0.0 if ra_mean >= 360.0 else ra_mean), math.degrees(math.atan2(z, math.hypot(x, y)))
 
 
 def sky_separation_arcsec(ra: ArrayLike, dec: ArrayLike, ra0: float, dec0: float) -> np.ndarray:
