@@ -369,3 +369,49 @@ def test_command_refuses_an_apdb_of_another_instrument(pg_apdbs, db_auth, demo_r
         f"does not have (it has: {demo_repo.spec.instrument})."
     )
     assert not (tmp_path / "out" / "images").exists()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_objects_are_selected_and_counted_by_the_database(
+    database, pg_apdbs, demo_repo, demo_sources, tmp_path
+):
+    """The sources of a list of DiaObjects and of a declination band, and
+    the objects with the most sources, are asked of the database.  A list
+    of 40,000 ids, ids beyond the column's signed 64 bits and sources of no
+    object (``diaObjectId`` 0 or null) are handled."""
+    path = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    counts = demo_sources.groupby("diaObjectId").size()
+    # The object with the most sources loses them to "no object": 0 and null.
+    top = counts.sort_values(ascending=False, kind="stable").index[:2]
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute(
+            'SELECT "diaSourceId" FROM "DiaSource" WHERE "diaObjectId" = ?', (int(top[0]),)
+        )
+        first, *rest = [row[0] for row in rows]
+        connection.execute('UPDATE "DiaSource" SET "diaObjectId" = NULL WHERE "diaSourceId" = ?', (first,))
+        connection.executemany(
+            'UPDATE "DiaSource" SET "diaObjectId" = 0 WHERE "diaSourceId" = ?', [(r,) for r in rest]
+        )
+    uri = str(pg_apdbs["named"]) if database == "postgres" else None
+    config = make_apdb_config(config_uri=uri) if uri else make_apdb_config(sqlitefile=path)
+    table = demo_sources.copy()
+    table.loc[table["diaObjectId"] == int(top[0]), "diaObjectId"] = 0  # as in the SQLite copy
+    wanted = [int(top[1]), int(counts.index[-1])]
+    listed = (*wanted, *range(10**12, 10**12 + 40_000), 2**64 - 1, -(2**63))
+    with ApdbDiaSourceReader(config) as reader:
+        statements = _statements(reader._engine)
+        frame = reader.read(DiaSourceSelection(dia_object_ids=listed))
+        near = reader.read(DiaSourceSelection(dec_min=2.5, dec_max=2.51))
+        most = reader.most_observed_objects(3)
+    source = demo_sources if database == "postgres" else table
+    assert _ids(frame) == _ids(source[source["diaObjectId"].isin(wanted)])
+    assert _ids(near) == _ids(source[source["dec"].between(2.5, 2.51)]) and 0 < len(near) < len(source)
+    ordered = (
+        source[source["diaObjectId"] != 0]
+        .groupby("diaObjectId")
+        .size()
+        .sort_values(ascending=False, kind="stable")
+    )
+    assert most == [int(i) for i in ordered.index[:3]]
+    assert all("WHERE" in s for s in statements if "SELECT" in s and "DiaSource" in s)

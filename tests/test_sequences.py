@@ -632,3 +632,120 @@ def test_merged_tables_keep_big_object_ids_and_a_failed_redraw_leaves_no_product
         str(big): "written",
         str(other): "failed",
     }
+
+
+def _apdb_copy(demo_repo, tmp_path, *statements):
+    """A copy of the demo APDB with ``statements`` applied."""
+    import shutil
+    import sqlite3
+
+    apdb = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, apdb)
+    with sqlite3.connect(apdb) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return apdb
+
+
+def test_sources_of_no_object_are_never_drawn_as_one(demo_repo, sources, tmp_path, capsys):
+    """diaObjectId 0 marks the DiaSources association left without an
+    object (Solar System sources): --most-epochs, --ra/--dec and the task
+    never take them for one object's epochs (the 0 "object" had the most
+    sources and was drawn first), and asking for it says why not."""
+    from lsst.analysis.ap.sequences.cli import main
+
+    # Seven sources of different objects become sources of no object: more
+    # than any object has.
+    unassociated = sources.drop_duplicates("diaObjectId").head(7)
+    listed = ", ".join(str(int(i)) for i in unassociated["diaSourceId"])
+    apdb = _apdb_copy(
+        demo_repo, tmp_path, f"UPDATE DiaSource SET diaObjectId = 0 WHERE diaSourceId IN ({listed})"
+    )
+    catalog = tmp_path / "catalog.parquet"
+    table = sources.copy()
+    table.loc[table["diaSourceId"].isin(unassociated["diaSourceId"]), "diaObjectId"] = 0
+    table.to_parquet(catalog)
+    counts = table[table["diaObjectId"] != 0].groupby("diaObjectId").size()
+    most = int(counts.sort_values(ascending=False, kind="stable").index[0])
+    argv = [str(demo_repo.root), "--collections", demo_repo.collection]
+    for origin in (["--sqlitefile", str(apdb)], ["--catalog", str(catalog)]):
+        out = tmp_path / origin[0].strip("-")
+        assert main([argv[0], str(out), *argv[1:], *origin, "--most-epochs", "1"]) == 0
+        objects = pd.read_csv(out / "sequences" / "objects.csv")
+        assert objects["diaObjectId"].tolist() == [most]
+        # Only a source of no object at this position: nothing matches.
+        row = unassociated.iloc[0]
+        near = ["--ra", repr(float(row["ra"])), "--dec", repr(float(row["dec"])), "--radius", "0.01"]
+        assert main([argv[0], str(out), *argv[1:], *origin, *near]) == 2
+        assert "no DiaObject of" in capsys.readouterr().err
+        assert main([argv[0], str(out), *argv[1:], *origin, "--diaObjectId", "0"]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (
+            "plotDiaObjectSequences: --diaObjectId 0 is not a DiaObject: it marks the DiaSources that "
+            "belong to no DiaObject (such as those of Solar System objects)"
+        )
+    result = _run(demo_repo, table, [0, most], tmp_path / "task")
+    assert result.objects["status"].tolist() == ["failed", "written"]
+    assert result.objects.iloc[0]["reason"].startswith("diaObjectId 0 is not a DiaObject")
+    assert not (tmp_path / "task" / "sequences" / "0").exists()
+
+
+def test_an_apdb_is_asked_for_the_objects_sources_only(demo_repo, sources, multi_epoch_object, tmp_path):
+    """The command asks an APDB, in SQL, for the DiaSources of the objects
+    it draws and of the visits of the cutout run whose page it rewrites;
+    it never reads the DiaSource table whole.  A damaged row of another
+    object (an id stored as text) stopped the whole command before, as
+    every row was read; the page keeps the catalog values of the other
+    objects' sources."""
+    import sqlalchemy
+
+    from lsst.analysis.ap.cli import main as cutouts_main
+    from lsst.analysis.ap.sequences.cli import main
+
+    apdb = _apdb_copy(demo_repo, tmp_path)
+    out = tmp_path / "out"
+    argv = [str(demo_repo.root), str(out), "--collections", demo_repo.collection, "--sqlitefile", str(apdb)]
+    assert cutouts_main([*argv, "--all"]) == 0
+    before = _page_rows(out)
+    other = sources[sources["diaObjectId"] != multi_epoch_object].iloc[0]
+    _apdb_copy(
+        demo_repo,
+        tmp_path,
+        f"UPDATE DiaSource SET diaObjectId = 'x{int(other['diaObjectId'])}' "
+        f"WHERE diaSourceId = {int(other['diaSourceId'])}",
+    )
+    statements = []
+
+    def seen(connection, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", seen)
+    try:
+        assert main([*argv, "--diaObjectId", str(multi_epoch_object)]) == 0
+        assert main([*argv, "--most-epochs", "2"]) == 0
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if 'FROM "DiaSource"' in s and "count(*)" not in s]
+    assert reads and all(" WHERE " in s for s in reads), reads
+    assert any(f'"diaObjectId" IN ({multi_epoch_object})' in s for s in reads), reads
+    objects = pd.read_csv(out / "sequences" / "objects.csv").set_index("diaObjectId")
+    drawn = objects[objects["status"] == "written"]
+    assert multi_epoch_object in drawn.index and len(drawn) == 2
+    after = _page_rows(out)
+    for object_id, row in drawn.iterrows():
+        of_object = after["diaObjectId"] == str(object_id)
+        assert set(after.loc[of_object, "frame_paths"]) == {row["frames"]}
+    # Every other value of the page is as the cutout run wrote it, the
+    # catalog values of every source included.
+    kept = [name for name in before.columns if name not in ("frame_paths", "sequence_path")]
+    assert len(kept) > 15 and {"reliability", "psfFlux"} <= set(kept)
+    unchanged = after["diaSourceId"] != str(int(other["diaSourceId"]))
+    pd.testing.assert_frame_equal(before.loc[unchanged, kept], after.loc[unchanged, kept])
+
+
+def _page_rows(output):
+    """The vetting page's table (its data file), one row per record."""
+    text = (output / "vetting" / "records.js").read_text()
+    data = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    names = [column["name"] for column in data["columns"]]
+    return pd.DataFrame(dict(zip(names, data["values"], strict=True)))

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .sources import SourceTableError, decode_text, row_numbers
+from .sources import NO_DIA_OBJECT_ID, SourceTableError, decode_text, row_numbers
 
 _LOG = logging.getLogger(__name__)
 
@@ -95,6 +95,13 @@ class DiaSourceSelection:
     """Smallest ``reliability``."""
     reliability_max: float | None = None
     """Largest ``reliability``."""
+    dec_min: float | None = None
+    """Smallest ``dec`` (degrees)."""
+    dec_max: float | None = None
+    """Largest ``dec`` (degrees)."""
+    dia_object_ids: tuple[int, ...] = ()
+    """DiaObjects whose sources to keep (``diaObjectId``); empty: all.  Ids
+    outside the signed 64-bit range of the APDB's column match nothing."""
 
     def _bounds(self) -> list[tuple[str, str, Any]]:
         """``(column, operator, value)`` of each active condition."""
@@ -104,6 +111,7 @@ class DiaSourceSelection:
             ("visit", int, self.visit_min, self.visit_max),
             ("midpointMjdTai", float, self.mjd_min, self.mjd_max),
             ("reliability", float, self.reliability_min, self.reliability_max),
+            ("dec", float, self.dec_min, self.dec_max),
         ):
             if low is not None:
                 bounds.append((column, ">=", kind(low)))
@@ -113,6 +121,8 @@ class DiaSourceSelection:
             bounds.append(("detector", "in", tuple(int(d) for d in self.detectors)))
         if self.bands:
             bounds.append(("band", "in", tuple(str(b) for b in self.bands)))
+        if self.dia_object_ids:
+            bounds.append(("diaObjectId", "in", tuple(dict.fromkeys(int(i) for i in self.dia_object_ids))))
         return bounds
 
     @property
@@ -122,17 +132,25 @@ class DiaSourceSelection:
 
     def describe(self) -> str:
         """The selection in words, for messages (``all`` when empty)."""
-        parts = [
-            f"{column} {op} {list(value) if isinstance(value, tuple) else value}"
-            for column, op, value in self._bounds()
-        ]
+        parts = [f"{column} {op} {_shown(value)}" for column, op, value in self._bounds()]
         return ", ".join(parts) if parts else "all"
 
     def where_clauses(self, table: Any) -> list[Any]:
         """SQLAlchemy conditions on ``table`` (a `sqlalchemy.Table`)."""
+        import sqlalchemy
+
         clauses = []
         for column, op, value in self._bounds():
             col = table.columns[column]
+            if column == "diaObjectId":
+                # The APDB's BIGINT holds no id beyond the signed 64 bits.  The
+                # ids are written into the query as numbers: a list of any
+                # length, where bound parameters are limited in number.
+                value = tuple(i for i in value if -(2**63) <= i < 2**63)
+                clauses.append(
+                    col.in_(sqlalchemy.bindparam(column, value, expanding=True, literal_execute=True))
+                )
+                continue
             clauses.append(col.in_(value) if op == "in" else (col >= value if op == ">=" else col <= value))
         return clauses
 
@@ -182,6 +200,16 @@ class DiaSourceSelection:
                 f"{', …' if len(bad) > 1 else ''}; selection: {self.describe()})."
             )
         return numbers
+
+
+def _shown(value: Any, most: int = 6) -> str:
+    """A bound's value for messages: a long list by its first values and its
+    length."""
+    if not isinstance(value, tuple):
+        return str(value)
+    if len(value) <= most:
+        return str(list(value))
+    return f"[{', '.join(str(v) for v in value[:most])}, … ({len(value)} values)]"
 
 
 def _require_columns(selection: DiaSourceSelection, columns: Sequence[str], origin: str) -> None:
@@ -576,6 +604,45 @@ class ApdbDiaSourceReader(DiaSourceReader):
         with _sql_errors(f"{self.description}: cannot count DiaSources"):
             with self._engine.connect() as connection:
                 return int(connection.execute(query).scalar_one())
+
+    def most_observed_objects(self, count: int) -> list[int]:
+        """The ``count`` DiaObjects with the most DiaSources, counted by the
+        database.
+
+        Parameters
+        ----------
+        count : `int`
+            Number of objects.
+
+        Returns
+        -------
+        ids : `list` [`int`]
+            Their ``diaObjectId``, most sources first (ties: smaller id
+            first).  Sources of no object (``diaObjectId`` null or
+            `NO_DIA_OBJECT_ID`) are not counted.
+
+        """
+        import sqlalchemy
+
+        column = self._table.columns["diaObjectId"]
+        sources = sqlalchemy.func.count().label("sources")
+        query = (
+            sqlalchemy.select(column, sources)
+            .where(column.is_not(None), column != NO_DIA_OBJECT_ID)
+            .group_by(column)
+            .order_by(sources.desc(), column)
+            .limit(count)
+        )
+        with _sql_errors(f"{self.description}: cannot count the DiaSources of each DiaObject"):
+            with self._engine.connect() as connection:
+                ids = [object_id for object_id, _ in connection.execute(query)]
+        bad = [object_id for object_id in ids if type(object_id) is not int]
+        if bad:
+            raise SourceTableError(
+                f"{self.description}: 'diaObjectId' holds {bad[0]!r}, not an integer id: the DiaSources "
+                "of each DiaObject cannot be counted."
+            )
+        return ids
 
     def pages(
         self, selection: DiaSourceSelection = DiaSourceSelection(), page_size: int = 1000

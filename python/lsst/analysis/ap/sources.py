@@ -10,6 +10,7 @@ datasets, or from an APDB (`lsst.analysis.ap.apdb`).
 from __future__ import annotations
 
 __all__ = (
+    "NO_DIA_OBJECT_ID",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "SourceTable",
@@ -52,6 +53,11 @@ OPTIONAL_COLUMNS = tuple(
 )
 """Columns shown in the annotations (and ``bboxSize`` for footprint stamps); a
 missing one is shown as absent."""
+
+NO_DIA_OBJECT_ID = 0
+"""``diaObjectId`` of a DiaSource that belongs to no DiaObject: association
+gives it to the sources it leaves unassociated, such as those of Solar
+System objects (which carry an ``ssObjectId`` instead)."""
 
 
 class SourceTableError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ("build_parser", "main")
 
 import argparse
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from ..cli import (
 
 if TYPE_CHECKING:
     from ..apdb import DiaSourceSelection
+
+_LOG = logging.getLogger(__name__)
 
 _PROG = "plotDiaObjectSequences"
 
@@ -86,18 +89,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sources(args: argparse.Namespace, butler: Any) -> pd.DataFrame:
-    from ..apdb import ApdbDiaSourceReader, make_apdb_config
-    from ..sources import load_butler_sources, load_catalog
+class _ObjectSources:
+    """The DiaSources a run needs: the objects asked for, the DiaSources of
+    those objects, and those of the cutout run in the output directory
+    whose vetting page is rewritten (`None`: the objects' own).
 
-    if args.catalog:
-        return load_catalog(args.catalog)
-    if args.sqlitefile or args.apdb_config:
+    A catalog or the Butler's tables are read whole.  An APDB is asked, in
+    SQL, for what each selection needs (the sources in the declination band
+    of ``--ra/--dec``, the counts of ``--most-epochs``), then for the
+    objects' DiaSources only, and for those of the visits of the cutout run
+    in the output directory: it is never read whole.
+    """
+
+    def __init__(self, args: argparse.Namespace, butler: Any) -> None:
+        from ..sources import load_butler_sources, load_catalog
+        from .task import require_object_ids
+
+        if args.id_column and not args.catalog:
+            raise ValueError(f"--id-column {args.id_column} names a column of --catalog, which is not given")
+        self.page_sources: pd.DataFrame | None = None
+        origin = _origin(args)
+        if args.sqlitefile or args.apdb_config:
+            self._read_apdb(args, butler, origin)
+            return
+        if args.catalog:
+            table = load_catalog(args.catalog)
+        else:
+            table = load_butler_sources(butler, args.dataset_type, collections=args.collections)
+        self.sources = require_object_ids(table, origin)
+        self.ids = select_objects(args, self.sources)
+
+    def _read_apdb(self, args: argparse.Namespace, butler: Any, origin: str) -> None:
+        from ..apdb import ApdbDiaSourceReader, DiaSourceSelection, make_apdb_config
+        from .task import require_object_ids
+
         config = make_apdb_config(sqlitefile=args.sqlitefile, config_uri=args.apdb_config)
         with ApdbDiaSourceReader(config) as reader:
             require_repository_instrument(reader, butler, args.repo)
-            return reader.read()
-    return load_butler_sources(butler, args.dataset_type, collections=args.collections)
+            near = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
+            if args.ra is not None and args.dec is not None:
+                # Every source within the radius is in this band of declination.
+                pad = _radius(args) / 3600.0 + 1e-9
+                near = reader.read(DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad))
+            most = reader.most_observed_objects(args.most_epochs) if args.most_epochs > 0 else []
+            self.ids = select_objects(args, require_object_ids(near, origin), most_epochs=most)
+            table = reader.read(DiaSourceSelection(dia_object_ids=tuple(self.ids)))
+            self.sources = require_object_ids(table, origin)
+            visits = _cutout_run_visits(args.output)
+            if visits is not None:
+                self.page_sources = reader.read(DiaSourceSelection(visit_min=visits[0], visit_max=visits[1]))
+
+
+def _cutout_run_visits(output: str) -> tuple[int, int] | None:
+    """The first and last visit of the cutout runs in ``output`` (`None`
+    when it holds none, or when their ``records.csv`` cannot be read)."""
+    from ..outputs.manifests import RECORDS_FILE
+    from ..outputs.store import OutputStore
+
+    store = OutputStore(output)
+    try:
+        if store.size(RECORDS_FILE) is None:
+            return None
+        with store.open_read(RECORDS_FILE) as stream:
+            visits = pd.to_numeric(pd.read_csv(stream, usecols=["visit"])["visit"], errors="coerce").dropna()
+    except Exception as error:  # the page is a view: the sequences are drawn without it
+        _LOG.warning("Cannot read the visits of %s: %s", store.display(RECORDS_FILE), error)
+        return None
+    if visits.empty:
+        return None
+    return int(visits.min()), int(visits.max())
+
+
+def _radius(args: argparse.Namespace) -> float:
+    """The search radius of ``--ra/--dec`` (arcsec)."""
+    return DEFAULT_RADIUS_ARCSEC if args.radius is None else args.radius
 
 
 def _origin(args: argparse.Namespace) -> str:
@@ -109,37 +174,63 @@ def _origin(args: argparse.Namespace) -> str:
     return f"{args.dataset_type} tables"
 
 
-def select_objects(args: argparse.Namespace, sources: pd.DataFrame) -> list[int]:
+def select_objects(
+    args: argparse.Namespace, sources: pd.DataFrame, most_epochs: list[int] | None = None
+) -> list[int]:
     """The DiaObject ids the arguments ask for, in the order given.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The command's arguments.
+    sources : `pandas.DataFrame`
+        DiaSources the selections by column and position look in (with
+        exact integer ``diaObjectId``, `.task.require_object_ids`).
+    most_epochs : `list` [`int`], optional
+        The objects of ``--most-epochs`` when the APDB counted them;
+        `None`: counted in ``sources``.
 
     Raises
     ------
     ValueError
-        When no object is asked for, or a column is missing.
+        When no object is asked for, when one asked for is
+        `~lsst.analysis.ap.sources.NO_DIA_OBJECT_ID`, or when a column is
+        missing.  The selections by column, position and number of sources
+        never pick the sources of no object (id null or
+        `~lsst.analysis.ap.sources.NO_DIA_OBJECT_ID`).
 
     """
     from ..geometry import sky_separation_arcsec
-    from ..sources import integer_column
+    from ..sources import NO_DIA_OBJECT_ID, integer_column
 
+    if NO_DIA_OBJECT_ID in args.diaObjectId:
+        raise ValueError(
+            f"--diaObjectId {NO_DIA_OBJECT_ID} is not a DiaObject: it marks the DiaSources that belong to no "
+            "DiaObject (such as those of Solar System objects)"
+        )
     ids = list(args.diaObjectId)
-    given = []  # the selections that ask for objects by what the table holds
+    found: list[int] = []  # the objects the selections by what the table holds find
+    given = []
     if args.id_column:
         if args.id_column not in sources.columns:
             raise ValueError(f"the catalog has no column {args.id_column!r}")
         given.append(f"--id-column {args.id_column}")
         listed = integer_column(sources[args.id_column], args.id_column, _origin(args), nullable=True)
-        ids.extend(int(v) for v in pd.unique(pd.Series(listed).dropna()))
+        found.extend(int(v) for v in pd.unique(pd.Series(listed).dropna()))
     if args.ra is not None or args.dec is not None or args.radius is not None:
         if args.ra is None or args.dec is None:
             raise ValueError("--ra and --dec go together (and --radius needs them)")
-        radius = DEFAULT_RADIUS_ARCSEC if args.radius is None else args.radius
-        given.append(f"--ra {args.ra:g} --dec {args.dec:g} --radius {radius:g} (arcsec)")
-        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= radius
-        ids.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
+        given.append(f"--ra {args.ra:g} --dec {args.dec:g} --radius {_radius(args):g} (arcsec)")
+        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= _radius(args)
+        found.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
     if args.most_epochs > 0:
         given.append(f"--most-epochs {args.most_epochs}")
-        counts = sources.groupby("diaObjectId").size().sort_values(ascending=False, kind="stable")
-        ids.extend(int(v) for v in counts.index[: args.most_epochs])
+        if most_epochs is None:
+            objects = sources["diaObjectId"]
+            counts = objects[objects != NO_DIA_OBJECT_ID].value_counts(sort=False).sort_index()
+            most_epochs = counts.sort_values(ascending=False, kind="stable").index[: args.most_epochs]
+        found.extend(int(v) for v in most_epochs)
+    ids.extend(object_id for object_id in found if object_id != NO_DIA_OBJECT_ID)
     if not ids and given:
         raise ValueError(f"no DiaObject of {_origin(args)} matches {'; '.join(given)}")
     if not ids:
@@ -171,13 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli import _open_butler, configure, exit_status, output_failure
     from ..outputs.store import OutputError
     from ..sources import SourceTableError
-    from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask, require_object_ids
+    from .task import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 
     try:
         config = configure(PlotDiaObjectSequencesConfig(), args)
         butler = _open_butler(args)
-        sources = require_object_ids(_sources(args, butler), _origin(args))
-        ids = select_objects(args, sources)
+        selected = _ObjectSources(args, butler)
         window = _epoch_window(args)
     except Exception as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
@@ -185,7 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         task = PlotDiaObjectSequencesTask(config=config, output_path=args.output)
         # The sources are checked (instrument, ids, coordinates) before any work.
-        result = task.run(ids, butler, sources, njobs=args.jobs, origin=_origin(args), window=window)
+        result = task.run(
+            selected.ids,
+            butler,
+            selected.sources,
+            njobs=args.jobs,
+            origin=_origin(args),
+            window=window,
+            page_sources=selected.page_sources,
+        )
     except SourceTableError as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2

@@ -35,7 +35,13 @@ from ..outputs.ledger import run_token
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
-from ..sources import SourceTableError, integer_column, source_rows, standardize_repository_sources
+from ..sources import (
+    NO_DIA_OBJECT_ID,
+    SourceTableError,
+    integer_column,
+    source_rows,
+    standardize_repository_sources,
+)
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
 from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
@@ -213,6 +219,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         *,
         origin: str = "DiaSource table",
         window: DiaSourceSelection | None = None,
+        page_sources: pd.DataFrame | None = None,
     ) -> pipeBase.Struct:
         """Draw the sequences of DiaObjects.
 
@@ -242,6 +249,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             not drawn, and with ``include_non_detections`` only visits in
             it are added, never a visit where the object has a DiaSource
             outside it.
+        page_sources : `pandas.DataFrame`, optional
+            DiaSources whose catalog values the vetting page of a cutout run
+            in the output directory shows when it is rewritten with the
+            sequences (default: ``sources``); give them when ``sources``
+            holds only the objects' DiaSources.
 
         Returns
         -------
@@ -272,6 +284,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             left_out = window.apply(left_out, origin) if len(left_out) else left_out
         rows_of = {int(k): group for k, group in sources.groupby("diaObjectId", sort=False)}
         lost_of = {int(k): group for k, group in left_out.groupby("diaObjectId", sort=False)}
+        # The sources of no DiaObject are not one object's epochs.
+        for table in (observed, rows_of, lost_of):
+            table.pop(NO_DIA_OBJECT_ID, None)
         work = [
             _ObjectWork(
                 object_id,
@@ -308,7 +323,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         # The directory's tables keep the objects earlier runs drew there.
         directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
         self._write_tables(directory_objects, directory_epochs)
-        self._refresh_vetting_page(sources, directory_objects)
+        self._refresh_vetting_page(sources if page_sources is None else page_sources, directory_objects)
         summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
@@ -353,8 +368,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 written["diaObjectId"], written["frames"], written["contact_sheet"], strict=True
             )
         }
-        found = [drawn.get(int(v), ("", "")) if pd.notna(v) else ("", "") for v in sources["diaObjectId"]]
         try:
+            found = [drawn.get(_known_id(v), ("", "")) for v in sources["diaObjectId"]]
             records = read_record_csv(self.store.read(RECORDS_FILE), str(self.store.display(RECORDS_FILE)))
             with_frames = sources.drop(columns=["frame_paths", "sequence_path"], errors="ignore").assign(
                 frame_paths=[frames for frames, _ in found], sequence_path=[sheet for _, sheet in found]
@@ -466,6 +481,12 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
 
     def _run_object(self, work: _ObjectWork, butler: Any) -> tuple[dict, list[dict]]:
         object_id, rows = work.object_id, work.rows
+        if object_id == NO_DIA_OBJECT_ID:
+            reason = (
+                f"diaObjectId {NO_DIA_OBJECT_ID} is not a DiaObject: it marks the DiaSources that belong to "
+                "no DiaObject (such as those of Solar System objects)"
+            )
+            return self._object_record(object_id, math.nan, math.nan, reason=reason), []
         if rows.empty and work.left_out.empty:
             reason = "no DiaSources of this object"
             if work.observed and work.window is not None:
@@ -783,6 +804,15 @@ def _object_id(value: Any) -> int:
         if math.isfinite(value) and float(value).is_integer() and abs(value) <= 2**53:
             return int(value)
     raise SourceTableError(f"diaObjectId {value!r} asked for is not an integer")
+
+
+def _known_id(value: Any) -> int | None:
+    """A table's ``diaObjectId`` value as an exact integer; `None` for a
+    null or a value that is not one."""
+    try:
+        return _object_id(value)
+    except SourceTableError:
+        return None
 
 
 def _finite_or_none(value: Any) -> float | None:
