@@ -607,6 +607,32 @@ def test_bad_records_directory_exit_code(tmp_path, capsys):
     )
 
 
+def test_page_catalog_with_a_repeated_or_missing_id_is_refused(demo_run, demo_sources, tmp_path, capsys):
+    """A catalog in which one diaSourceId has two rows (whose values would
+    the page show?) or that has no diaSourceId column is refused naming
+    the file, and the page is left as it was; before, the last row won
+    silently, or the page was written with no catalog values."""
+    page = demo_run / "vetting" / "records.js"
+    before = page.read_bytes()
+    catalog = tmp_path / "sources.csv"
+    repeated = pd.concat([demo_sources, demo_sources.iloc[[3]].assign(reliability=0.0123)], ignore_index=True)
+    repeated.to_csv(catalog, index=False)
+    assert vetting_cli.main(["page", str(demo_run), "--catalog", str(catalog)]) == 2
+    first = demo_sources["diaSourceId"].iloc[3]
+    assert capsys.readouterr().err == (
+        f"cutoutVetting: Catalog {catalog}: column 'diaSourceId' must be unique: 2 rows share a value "
+        f"(e.g. {first} in rows 3, {len(demo_sources)}); each DiaSource can have one cutout: remove the "
+        "duplicate rows.\n"
+    )
+    demo_sources.drop(columns="diaSourceId").to_csv(catalog, index=False)
+    assert vetting_cli.main(["page", str(demo_run), "--catalog", str(catalog)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(
+        f"cutoutVetting: Catalog {catalog}: no 'diaSourceId' column, by which the page"
+    ), error
+    assert page.read_bytes() == before
+
+
 @pytest.mark.parametrize("command", [["page"], ["merge-labels", "--to", "labelled.csv"]])
 def test_missing_directory_is_said_once(tmp_path, capsys, command):
     missing = tmp_path / "no-such-run"

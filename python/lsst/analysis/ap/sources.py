@@ -21,6 +21,7 @@ __all__ = (
     "load_butler_sources",
     "load_catalog",
     "missing_optional_columns",
+    "require_unique_source_ids",
     "row_numbers",
     "source_rows",
     "standardize_repository_sources",
@@ -392,6 +393,36 @@ def _instrument_column(
     return [name or default or "" for name in given]
 
 
+def require_unique_source_ids(ids: pd.Series, origin: str) -> None:
+    """Refuse a table in which a ``diaSourceId`` appears more than once.
+
+    Parameters
+    ----------
+    ids : `pandas.Series`
+        The table's ``diaSourceId`` column, as exact integers
+        (`integer_column`).
+    origin : `str`
+        Where the table came from, for the message.
+
+    Raises
+    ------
+    SourceTableError
+        Raised when a value appears twice; the message gives one and its
+        rows (numbered from 0 in table order).
+
+    """
+    duplicated = ids.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        positions = np.flatnonzero(duplicated)
+        first = ids.iloc[positions[0]]
+        same = np.flatnonzero((ids == first).to_numpy())
+        raise SourceTableError(
+            f"{origin}: column 'diaSourceId' must be unique: {len(positions)} rows share a value "
+            f"(e.g. {int(first)} in rows {', '.join(map(str, same[:_SHOWN]))}); each DiaSource can have "
+            "one cutout: remove the duplicate rows."
+        )
+
+
 def standardize_sources(
     data: Any, *, instrument: str | Callable[[], str | None] | None = None, origin: str = "input table"
 ) -> SourceTable:
@@ -466,16 +497,7 @@ def standardize_sources(
     frame = _decode_bytes(frame.copy())
     for column in ("diaSourceId", "visit", "detector"):
         frame[column] = integer_column(frame[column], column, origin)
-    duplicated = frame["diaSourceId"].duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        positions = np.flatnonzero(duplicated)
-        first = frame["diaSourceId"].iloc[positions[0]]
-        same = np.flatnonzero((frame["diaSourceId"] == first).to_numpy())
-        raise SourceTableError(
-            f"{origin}: column 'diaSourceId' must be unique: {len(positions)} rows share a value "
-            f"(e.g. {int(first)} in rows {', '.join(map(str, same[:_SHOWN]))}); each DiaSource can have "
-            "one cutout: remove the duplicate rows."
-        )
+    require_unique_source_ids(frame["diaSourceId"], origin)
     frame["instrument"] = _instrument_column(frame, instrument, origin)
     ra, ra_problems = _coordinate(frame["ra"], "ra", 0.0, 360.0)
     dec, dec_problems = _coordinate(frame["dec"], "dec", -90.0, 90.0)

@@ -20,12 +20,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ..cli import output_failure, output_location
 from ..outputs.ledger import read_record_csv, record_csv_bytes
 from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputError, OutputStore
 from ..records import RECORD_COLUMNS
-from ..sources import SourceTableError, load_catalog
+from ..sources import SourceTableError, integer_column, load_catalog, require_unique_source_ids
 from .labels import LABELLED_RECORDS_FILE, LabelFileError, merge_labels, read_labels, with_earlier_labels
 from .page import write_output_vetting_page
 
@@ -62,6 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def page_catalog(path: str) -> pd.DataFrame:
+    """The DiaSource catalog whose values the page shows, joined to the
+    records by ``diaSourceId``.
+
+    Raises
+    ------
+    lsst.analysis.ap.sources.SourceTableError
+        Raised when the catalog cannot be read, has no ``diaSourceId``
+        column, or has one that holds a value that is not an exact integer
+        or a value twice (which source's values to show?); the message
+        names the file, the column and the rows.
+
+    """
+    origin = f"Catalog {path}"
+    sources = load_catalog(path)
+    if "diaSourceId" not in sources.columns:
+        shown = ", ".join(repr(str(c)) for c in sources.columns[:20])
+        raise SourceTableError(
+            f"{origin}: no 'diaSourceId' column, by which the page finds the record of each source "
+            f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
+        )
+    ids = pd.Series(integer_column(sources["diaSourceId"], "diaSourceId", origin), index=sources.index)
+    require_unique_source_ids(ids, origin)
+    return sources.assign(diaSourceId=ids)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the process exit status: 0 done, 2 bad
     arguments or input, 4 the outputs could not be written (as the other
@@ -73,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cutoutVetting: {store.location}: no such directory", file=sys.stderr)
             return 2
         if args.command == "page":
-            sources = load_catalog(args.catalog) if args.catalog else None
+            sources = page_catalog(args.catalog) if args.catalog else None
             files = write_output_vetting_page(store, sources, title=args.title)
             print(f"Vetting page: {files.page} ({files.n_records} record(s))")
             return 0
