@@ -409,6 +409,28 @@ def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, t
     assert result.objects.iloc[0]["contact_sheet"] in page_data
 
 
+def test_a_later_cutout_run_keeps_the_frames_on_the_page(demo_repo, sources, multi_epoch_object, tmp_path):
+    """Cutouts, then sequences, then cutouts again into one directory: the
+    page the last run writes still gives each source of the object its
+    frames (it showed none: the page was rebuilt from that run's sources,
+    which have no frames)."""
+    from lsst.analysis.ap import PlotImageSubtractionCutoutsTask
+
+    with demo_repo.butler() as butler:
+        PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(sources, butler)
+        result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+        frames = result.objects.iloc[0]["frames"]
+        assert frames
+        after_sequences = _page_rows(tmp_path)
+        PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(sources, butler)
+    page = _page_rows(tmp_path)
+    of_object = page["diaObjectId"] == str(multi_epoch_object)
+    assert of_object.sum() == (sources["diaObjectId"] == multi_epoch_object).sum()
+    assert set(page.loc[of_object, "frame_paths"]) == {frames}
+    assert set(page.loc[~of_object, "frame_paths"]) == {""}
+    assert page["sequence_path"].tolist() == after_sequences["sequence_path"].tolist()
+
+
 def test_sources_without_instrument_are_of_the_repositorys_only_instrument(
     demo_repo, demo_sources, multi_epoch_object, tmp_path
 ):

@@ -14,6 +14,8 @@ from __future__ import annotations
 __all__ = (
     "MANIFEST_METADATA",
     "RECORDS_FILE",
+    "SEQUENCE_DIR",
+    "SEQUENCE_OBJECTS_FILE",
     "ManifestFiles",
     "join_url",
     "url_joiner",
@@ -109,6 +111,14 @@ def url_joiner(url_root: str) -> Callable[[str], str]:
 RECORDS_FILE = "records.csv"
 """Every source the output directory has seen (its latest record), rebuilt
 from the record files (`lsst.analysis.ap.outputs.ledger`) by every run."""
+
+SEQUENCE_DIR = "sequences"
+"""Subdirectory of the output directory holding the sequence products
+(`lsst.analysis.ap.sequences`)."""
+
+SEQUENCE_OBJECTS_FILE = f"{SEQUENCE_DIR}/objects.csv"
+"""The DiaObjects whose sequences the output directory holds, one row each
+(status, frames, contact sheet...)."""
 
 _MAX_REBUILDS = 50
 """Rebuilds of the views while other writers keep adding record files."""

@@ -32,6 +32,7 @@ from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.ledger import run_token
+from ..outputs.manifests import RECORDS_FILE, SEQUENCE_DIR, SEQUENCE_OBJECTS_FILE
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
@@ -48,9 +49,6 @@ from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, s
 
 if TYPE_CHECKING:
     from ..apdb import DiaSourceSelection
-
-SEQUENCE_DIR = "sequences"
-"""Subdirectory of the output directory holding the sequence products."""
 
 
 MAX_SEQUENCE_STAMP = 1024
@@ -323,7 +321,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         # The directory's tables keep the objects earlier runs drew there.
         directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
         self._write_tables(directory_objects, directory_epochs)
-        self._refresh_vetting_page(sources if page_sources is None else page_sources, directory_objects)
+        self._refresh_vetting_page(sources if page_sources is None else page_sources)
         summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
@@ -349,32 +347,17 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
         return table.sources, table.rejected
 
-    def _refresh_vetting_page(self, sources: pd.DataFrame, objects: pd.DataFrame) -> None:
+    def _refresh_vetting_page(self, sources: pd.DataFrame) -> None:
         """When the output directory holds a cutout run, rewrite its vetting
-        page so that each source's large view shows its object's frames.
+        page: each source's large view shows its object's frames (the page
+        writer finds them in ``sequences/objects.csv``).
         """
-        from ..outputs.ledger import read_record_csv
-        from ..outputs.manifests import RECORDS_FILE
-        from ..vetting.page import write_vetting_page
+        from ..vetting.page import write_output_vetting_page
 
-        if objects.empty or self.store.size(RECORDS_FILE) is None:
+        if self.store.size(RECORDS_FILE) is None:
             return
-        written = objects[objects["status"] == "written"]
-        # Exact ids as Python integers: one table's may be uint64, the
-        # other's int64 or nullable, which a join would not match.
-        drawn = {
-            int(object_id): (frames, sheet)
-            for object_id, frames, sheet in zip(
-                written["diaObjectId"], written["frames"], written["contact_sheet"], strict=True
-            )
-        }
         try:
-            found = [drawn.get(_known_id(v), ("", "")) for v in sources["diaObjectId"]]
-            records = read_record_csv(self.store.read(RECORDS_FILE), str(self.store.display(RECORDS_FILE)))
-            with_frames = sources.drop(columns=["frame_paths", "sequence_path"], errors="ignore").assign(
-                frame_paths=[frames for frames, _ in found], sequence_path=[sheet for _, sheet in found]
-            )
-            write_vetting_page(self.store, records, with_frames)
+            write_output_vetting_page(self.store, sources)
         except Exception as error:  # the page is a view; the sequences are written
             self.log.warning("Could not add the sequences to the vetting page: %s", error)
 
@@ -658,12 +641,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             difference_scaling=scalings["difference"],
         )
 
-    def _earlier(self, name: str) -> pd.DataFrame | None:
-        """An earlier run's ``sequences/<name>``, `None` when there is none,
+    def _earlier(self, relpath: str) -> pd.DataFrame | None:
+        """An earlier run's table ``relpath``, `None` when there is none,
         or when it cannot be read: it is then kept beside, as
         ``<name>.unreadable-<time>``, with a warning, and replaced.
         """
-        relpath = f"{SEQUENCE_DIR}/{name}"
         if self.store.size(relpath) is None:
             return None
         data = self.store.read(relpath)
@@ -696,7 +678,10 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         removed.
         """
         redrawn = {int(i) for i in objects["diaObjectId"]} if not objects.empty else set()
-        earlier_objects, earlier_epochs = self._earlier("objects.csv"), self._earlier("epochs.csv")
+        earlier_objects, earlier_epochs = (
+            self._earlier(SEQUENCE_OBJECTS_FILE),
+            self._earlier(f"{SEQUENCE_DIR}/epochs.csv"),
+        )
         if earlier_objects is not None:
             again = earlier_objects["diaObjectId"].isin(redrawn)
             # The products of an object that failed this time are not its
@@ -804,15 +789,6 @@ def _object_id(value: Any) -> int:
         if math.isfinite(value) and float(value).is_integer() and abs(value) <= 2**53:
             return int(value)
     raise SourceTableError(f"diaObjectId {value!r} asked for is not an integer")
-
-
-def _known_id(value: Any) -> int | None:
-    """A table's ``diaObjectId`` value as an exact integer; `None` for a
-    null or a value that is not one."""
-    try:
-        return _object_id(value)
-    except SourceTableError:
-        return None
 
 
 def _finite_or_none(value: Any) -> float | None:

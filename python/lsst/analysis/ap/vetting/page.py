@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Iterable
@@ -67,10 +68,12 @@ from lsst.resources import ResourcePath, ResourcePathExpression
 
 from ..display.annotation import BADGES, REQUESTED_COLUMNS
 from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, UNION_CHUNK_ROWS, read_record_csv_chunks
-from ..outputs.manifests import RECORDS_FILE
+from ..outputs.manifests import RECORDS_FILE, SEQUENCE_OBJECTS_FILE
 from ..outputs.store import OutputStore
 from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, id_array
 from .labels import LABELLED_RECORDS_FILE, LABELS
+
+_LOG = logging.getLogger(__name__)
 
 PAGE_FILE = "index.html"
 """Name of the page in the output directory."""
@@ -609,6 +612,7 @@ def write_output_vetting_page(
     store = output_root if isinstance(output_root, OutputStore) else OutputStore(output_root)
     origin = str(store.display(RECORDS_FILE))
     labels = _merged_labels(store)
+    sources = _with_sequence_frames(store, sources)
     if records is not None:
         table = _with_labels(records[list(RECORD_COLUMNS)], labels)
         extra = _source_extra(table.columns, sources)
@@ -640,6 +644,47 @@ def write_output_vetting_page(
         return _write_page(
             store, chunks, sources, title=title, joined_dtypes=joined_dtypes, selected=(columns, extra)
         )
+
+
+def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``sources`` with the ``frame_paths`` and ``sequence_path`` of their
+    objects whose sequences the directory holds (``sequences/objects.csv``,
+    written by ``plotDiaObjectSequences``), so that every page written
+    there shows them; ``sources`` as given when the directory holds no
+    sequence, or when they have no ``diaObjectId``.
+    """
+    if sources is None or "diaObjectId" not in sources.columns or store.size(SEQUENCE_OBJECTS_FILE) is None:
+        return sources
+    shown = store.display(SEQUENCE_OBJECTS_FILE)
+    try:
+        with store.open_read(SEQUENCE_OBJECTS_FILE) as stream:
+            objects = pd.read_csv(stream, dtype=str, keep_default_na=False)
+        written = objects[objects["status"] == "written"]
+        drawn = {
+            int(object_id): (frames, sheet)
+            for object_id, frames, sheet in zip(
+                written["diaObjectId"], written["frames"], written["contact_sheet"], strict=True
+            )
+        }
+    except Exception as error:  # the page is a view: it is written without the sequences
+        _LOG.warning("The vetting page shows no sequence: %s cannot be read (%s).", shown, error)
+        return sources
+    found = [drawn.get(_object_key(value), ("", "")) for value in sources["diaObjectId"]]
+    return sources.assign(
+        frame_paths=[frames for frames, _ in found], sequence_path=[sheet for _, sheet in found]
+    )
+
+
+def _object_key(value: Any) -> int | None:
+    """A source's ``diaObjectId`` as a Python integer (`None` for a null or
+    a value that is not an integer id)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value) if abs(value) <= 2**53 else None  # beyond, a float may not be the id
+    return None
 
 
 def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
