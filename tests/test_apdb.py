@@ -415,3 +415,42 @@ def test_objects_are_selected_and_counted_by_the_database(
     )
     assert most == [int(i) for i in ordered.index[:3]]
     assert all("WHERE" in s for s in statements if "SELECT" in s and "DiaSource" in s)
+
+
+def test_misspelt_configuration_keys_are_named(pg_apdbs, tmp_path, monkeypatch, caplog):
+    """lsst-dax-apdb ignores a key it does not know: with ``namespase:``
+    the APDB of the default schema was looked for in silence.
+    Each such key is now named, with the key it resembles, for a file and
+    for an index label; a correct file gives no warning."""
+    import logging
+
+    import yaml
+
+    text = Path(pg_apdbs["named"]).read_text()
+    data = yaml.safe_load(text)
+    schema = data.pop("namespace")
+    data["namespase"] = schema
+    data["connection_config"] = {**data.get("connection_config", {}), "connection_timout": 5}
+    misspelt = tmp_path / "apdb.yaml"
+    misspelt.write_text(yaml.safe_dump(data))
+    index = tmp_path / "index.yaml"
+    index.write_text(yaml.safe_dump({"survey": str(misspelt)}))
+    monkeypatch.setenv("DAX_APDB_INDEX_URI", str(index))
+    for uri in (str(misspelt), "label:survey"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.apdb"):
+            assert make_apdb_config(config_uri=uri).namespace is None  # the default schema
+        warned = [record.getMessage() for record in caplog.records]
+        assert len(warned) == 2, warned
+        assert warned[0].startswith(
+            f"APDB configuration {uri}: unknown key 'namespase' (did you mean 'namespace'?) is ignored; "
+            "the keys of ApdbSqlConfig are: "
+        )
+        assert warned[1].startswith(
+            f"APDB configuration {uri}: unknown key 'connection_config.connection_timout' (did you mean "
+            "'connection_timeout'?) is ignored"
+        )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.apdb"):
+        make_apdb_config(config_uri=str(pg_apdbs["named"]))
+    assert not caplog.records

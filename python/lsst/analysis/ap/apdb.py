@@ -284,6 +284,7 @@ def make_apdb_config(
             config = ApdbConfig.from_uri(config_uri)
         except Exception as error:
             raise SourceTableError(f"Cannot read APDB configuration {config_uri}: {error}") from error
+        _warn_of_unknown_keys(config_uri, config)
         if namespace is not None and not isinstance(config, ApdbSqlConfig):
             raise SourceTableError(
                 f"APDB configuration {config_uri}: a namespace (PostgreSQL schema) applies to SQL APDBs "
@@ -300,6 +301,52 @@ def make_apdb_config(
         db_url = f"sqlite:///{path.absolute()}"
     assert db_url is not None
     return ApdbSqlConfig(db_url=db_url, namespace=namespace or None, prefix=prefix or "")
+
+
+def _warn_of_unknown_keys(config_uri: str, config: Any) -> None:
+    """Warn of each key of the YAML configuration ``config_uri`` that
+    lsst-dax-apdb does not know, and that it therefore ignores: a
+    misspelt ``namespace`` would read the APDB of the default schema.
+
+    A key is not refused: a configuration written by a newer lsst-dax-apdb
+    may hold keys this one does not have.  Legacy (pex_config) files are
+    not looked at.
+    """
+    import difflib
+
+    import pydantic
+    import yaml
+    from lsst.dax.apdb.apdbIndex import ApdbIndex
+    from lsst.resources import ResourcePath
+
+    try:
+        uri = config_uri
+        if uri.startswith("label:"):
+            uri = ApdbIndex().get_apdb_uri(uri.partition(":")[2], "yaml")
+        data = yaml.safe_load(ResourcePath(uri).read())
+    except Exception:  # a legacy file, or a YAML that lsst-dax-apdb reads its own way
+        return
+    if not isinstance(data, dict):
+        return
+    data.pop("implementation_type", None)
+    stack: list[tuple[str, dict, pydantic.BaseModel]] = [("", data, config)]
+    while stack:
+        path, values, model = stack.pop()
+        known = list(type(model).model_fields)
+        for key, value in values.items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                _LOG.warning(
+                    "APDB configuration %s: unknown key %r%s is ignored; the keys of %s are: %s.",
+                    config_uri,
+                    f"{path}{key}",
+                    hint,
+                    type(model).__name__,
+                    ", ".join(known),
+                )
+            elif isinstance(value, dict) and isinstance(getattr(model, key), pydantic.BaseModel):
+                stack.append((f"{path}{key}.", value, getattr(model, key)))
 
 
 def _describe_config(config: Any) -> str:
