@@ -373,42 +373,51 @@ def test_command_refuses_an_apdb_of_another_instrument(pg_apdbs, db_auth, demo_r
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_objects_are_selected_and_counted_by_the_database(
-    database, pg_apdbs, demo_repo, demo_sources, tmp_path
+    database, postgres, db_auth, demo_repo, demo_sources, tmp_path
 ):
     """The sources of a list of DiaObjects and of a declination band, and
     the objects with the most sources, are asked of the database.  A list
     of 40,000 ids, ids beyond the column's signed 64 bits and sources of no
     object (``diaObjectId`` 0 or null) are handled."""
-    path = tmp_path / "apdb.sqlite3"
-    shutil.copy(demo_repo.apdb_file, path)
+    from lsst.dax.apdb import Apdb
+
+    if database == "postgres":
+        config_file = tmp_path / "objects.yaml"
+        url = postgres.url().replace("postgresql://", "postgresql+psycopg2://")
+        env = dict(os.environ, LSST_DB_AUTH=str(db_auth))
+        _apdb_cli("create-sql", url, str(config_file), "--namespace", "objects", env=env)
+        store_apdb_sources(Apdb.from_uri(config_file), demo_sources, demo_repo.spec.instrument)
+        config = make_apdb_config(config_uri=str(config_file))
+    else:
+        path = tmp_path / "apdb.sqlite3"
+        shutil.copy(demo_repo.apdb_file, path)
+        config = make_apdb_config(sqlitefile=path)
     counts = demo_sources.groupby("diaObjectId").size()
-    # The object with the most sources loses them to "no object": 0 and null.
-    top = counts.sort_values(ascending=False, kind="stable").index[:2]
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute(
-            'SELECT "diaSourceId" FROM "DiaSource" WHERE "diaObjectId" = ?', (int(top[0]),)
-        )
-        first, *rest = [row[0] for row in rows]
-        connection.execute('UPDATE "DiaSource" SET "diaObjectId" = NULL WHERE "diaSourceId" = ?', (first,))
-        connection.executemany(
-            'UPDATE "DiaSource" SET "diaObjectId" = 0 WHERE "diaSourceId" = ?', [(r,) for r in rest]
-        )
-    uri = str(pg_apdbs["named"]) if database == "postgres" else None
-    config = make_apdb_config(config_uri=uri) if uri else make_apdb_config(sqlitefile=path)
+    # Three objects lose their sources to "no object" (0 and one null): more
+    # than any object has.
+    top = [int(i) for i in counts.sort_values(ascending=False, kind="stable").index[:4]]
+    lost = [top[0], top[2], top[3]]
     table = demo_sources.copy()
-    table.loc[table["diaObjectId"] == int(top[0]), "diaObjectId"] = 0  # as in the SQLite copy
-    wanted = [int(top[1]), int(counts.index[-1])]
+    table.loc[table["diaObjectId"].isin(lost), "diaObjectId"] = 0
+    assert (table["diaObjectId"] == 0).sum() - 1 > counts.max()
+    wanted = [top[1], int(counts.index[-1])]
     listed = (*wanted, *range(10**12, 10**12 + 40_000), 2**64 - 1, -(2**63))
     with ApdbDiaSourceReader(config) as reader:
+        column = reader._table.columns
+        with reader._engine.begin() as connection:
+            query = sqlalchemy.select(column.diaSourceId).where(column.diaObjectId.in_(lost))
+            first, *rest = connection.execute(query).scalars().all()
+            for ids, value in (([first], None), (rest, 0)):
+                update = sqlalchemy.update(reader._table).where(column.diaSourceId.in_(ids))
+                connection.execute(update.values(diaObjectId=value))
         statements = _statements(reader._engine)
         frame = reader.read(DiaSourceSelection(dia_object_ids=listed))
         near = reader.read(DiaSourceSelection(dec_min=2.5, dec_max=2.51))
         most = reader.most_observed_objects(3)
-    source = demo_sources if database == "postgres" else table
-    assert _ids(frame) == _ids(source[source["diaObjectId"].isin(wanted)])
-    assert _ids(near) == _ids(source[source["dec"].between(2.5, 2.51)]) and 0 < len(near) < len(source)
+    assert _ids(frame) == _ids(table[table["diaObjectId"].isin(wanted)])
+    assert _ids(near) == _ids(table[table["dec"].between(2.5, 2.51)]) and 0 < len(near) < len(table)
     ordered = (
-        source[source["diaObjectId"] != 0]
+        table[table["diaObjectId"] != 0]
         .groupby("diaObjectId")
         .size()
         .sort_values(ascending=False, kind="stable")
@@ -454,3 +463,24 @@ def test_misspelt_configuration_keys_are_named(pg_apdbs, tmp_path, monkeypatch, 
     with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.apdb"):
         make_apdb_config(config_uri=str(pg_apdbs["named"]))
     assert not caplog.records
+
+
+def test_a_damaged_apdb_row_is_named_by_its_id(demo_repo, tmp_path, capsys):
+    """A value that is not an integer in an id column of an APDB row names
+    the row's diaSourceId: its position in the rows read (ordered by visit
+    and detector) says nothing to a user of the database."""
+    from lsst.analysis.ap.cli import main
+
+    path = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    with sqlite3.connect(path) as connection:
+        (damaged,) = connection.execute('SELECT "diaSourceId" FROM "DiaSource" LIMIT 1 OFFSET 40').fetchone()
+        connection.execute('UPDATE "DiaSource" SET detector = \'one\' WHERE "diaSourceId" = ?', (damaged,))
+    argv = [str(demo_repo.root), str(tmp_path / "out"), "--collections", demo_repo.collection, "--all"]
+    assert main([*argv, "--sqlitefile", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    (line,) = [line for line in err if line.startswith("plotImageSubtractionCutouts:")]
+    assert line.startswith(
+        f"plotImageSubtractionCutouts: APDB sqlite:///{path}: column 'detector' must hold integers: row "
+    )
+    assert line.endswith(f": 'one' is not an integer (diaSourceId {damaged}).")

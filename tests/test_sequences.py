@@ -415,6 +415,7 @@ def test_a_later_cutout_run_keeps_the_frames_on_the_page(demo_repo, sources, mul
     frames (it showed none: the page was rebuilt from that run's sources,
     which have no frames)."""
     from lsst.analysis.ap import PlotImageSubtractionCutoutsTask
+    from lsst.analysis.ap.vetting import write_output_vetting_page
 
     with demo_repo.butler() as butler:
         PlotImageSubtractionCutoutsTask(output_path=tmp_path).run(sources, butler)
@@ -429,6 +430,17 @@ def test_a_later_cutout_run_keeps_the_frames_on_the_page(demo_repo, sources, mul
     assert set(page.loc[of_object, "frame_paths"]) == {frames}
     assert set(page.loc[~of_object, "frame_paths"]) == {""}
     assert page["sequence_path"].tolist() == after_sequences["sequence_path"].tolist()
+    # A catalog's own frames stay on the sources of objects without a
+    # sequence here, and ids that are not integers ("+-5", null) get none.
+    catalog = sources.assign(frame_paths="mine/a.png;mine/b.png", sequence_path="mine/sheet.png")
+    catalog["diaObjectId"] = catalog["diaObjectId"].astype(object)
+    catalog.loc[catalog.index[:2], "diaObjectId"] = ["+-5", None]
+    write_output_vetting_page(tmp_path, catalog)
+    page = _page_rows(tmp_path)
+    of_object = page["diaObjectId"] == str(multi_epoch_object)
+    assert set(page.loc[of_object, "frame_paths"]) == {frames}
+    assert set(page.loc[~of_object, "frame_paths"]) == {"mine/a.png;mine/b.png"}
+    assert set(page.loc[~of_object, "sequence_path"]) == {"mine/sheet.png"}
 
 
 def test_sources_without_instrument_are_of_the_repositorys_only_instrument(
@@ -499,7 +511,8 @@ def test_command_epoch_window_and_log_options(demo_repo, sources, multi_epoch_ob
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"plotDiaObjectSequences: catalog {catalog}: cannot select on 'midpointMjdTai': not a number in "
-        "row 4 ('tonight'; selection: midpointMjdTai >= 0.0)."
+        f"row 4 (diaSourceId {int(table['diaSourceId'].iloc[4])}) ('tonight'; selection: "
+        "midpointMjdTai >= 0.0)."
     ]
     sources.to_csv(catalog, index=False)
     log = tmp_path / "run.log"
@@ -750,6 +763,8 @@ def test_an_apdb_is_asked_for_the_objects_sources_only(demo_repo, sources, multi
     reads = [s for s in statements if 'FROM "DiaSource"' in s and "count(*)" not in s]
     assert reads and all(" WHERE " in s for s in reads), reads
     assert any(f'"diaObjectId" IN ({multi_epoch_object})' in s for s in reads), reads
+    visits = ", ".join(str(v) for v in sorted(sources["visit"].unique()))
+    assert any(f'"DiaSource".visit IN ({visits})' in s for s in reads), reads
     objects = pd.read_csv(out / "sequences" / "objects.csv").set_index("diaObjectId")
     drawn = objects[objects["status"] == "written"]
     assert multi_epoch_object in drawn.index and len(drawn) == 2
@@ -763,6 +778,33 @@ def test_an_apdb_is_asked_for_the_objects_sources_only(demo_repo, sources, multi
     assert len(kept) > 15 and {"reliability", "psfFlux"} <= set(kept)
     unchanged = after["diaSourceId"] != str(int(other["diaSourceId"]))
     pd.testing.assert_frame_equal(before.loc[unchanged, kept], after.loc[unchanged, kept])
+
+
+def test_a_page_whose_sources_cannot_be_read_is_left_as_it_was(
+    demo_repo, multi_epoch_object, tmp_path, capsys
+):
+    """When the visits of the cutout run in the directory cannot be read
+    (a damaged records.csv), the sequences are drawn and its page is left
+    as it was, with a warning; it was rewritten with the objects' sources
+    only, which took every other source's catalog values off it."""
+    from lsst.analysis.ap.cli import main as cutouts_main
+    from lsst.analysis.ap.sequences.cli import main
+
+    out = tmp_path / "out"
+    argv = [str(demo_repo.root), str(out), "--collections", demo_repo.collection]
+    argv += ["--sqlitefile", str(demo_repo.apdb_file)]
+    assert cutouts_main([*argv, "--all"]) == 0
+    page = (out / "vetting" / "records.js").read_bytes()
+    records = (out / "records.csv").read_text().replace("visit", "vizit", 1)
+    (out / "records.csv").write_text(records)
+    capsys.readouterr()
+    assert main([*argv, "--diaObjectId", str(multi_epoch_object)]) == 0
+    assert (out / "vetting" / "records.js").read_bytes() == page
+    warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    expected = f"The vetting page of the cutout run in {out} is not rewritten with the sequences: its "
+    assert len(warned) == 1 and f"{expected}DiaSources cannot be read (" in warned[0], warned
+    objects = pd.read_csv(out / "sequences" / "objects.csv")
+    assert objects["status"].tolist() == ["written"]
 
 
 def _page_rows(output):

@@ -56,7 +56,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .sources import NO_DIA_OBJECT_ID, SourceTableError, decode_text, row_numbers
+from .sources import (
+    NO_DIA_OBJECT_ID,
+    SourceTableError,
+    decode_text,
+    exact_integer,
+    row_numbers,
+    source_ids_note,
+    source_ids_of,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -102,6 +110,8 @@ class DiaSourceSelection:
     dia_object_ids: tuple[int, ...] = ()
     """DiaObjects whose sources to keep (``diaObjectId``); empty: all.  Ids
     outside the signed 64-bit range of the APDB's column match nothing."""
+    visits: tuple[int, ...] = ()
+    """Visits to keep; empty: all."""
 
     def _bounds(self) -> list[tuple[str, str, Any]]:
         """``(column, operator, value)`` of each active condition."""
@@ -123,6 +133,8 @@ class DiaSourceSelection:
             bounds.append(("band", "in", tuple(str(b) for b in self.bands)))
         if self.dia_object_ids:
             bounds.append(("diaObjectId", "in", tuple(dict.fromkeys(int(i) for i in self.dia_object_ids))))
+        if self.visits:
+            bounds.append(("visit", "in", tuple(dict.fromkeys(int(v) for v in self.visits))))
         return bounds
 
     @property
@@ -142,7 +154,7 @@ class DiaSourceSelection:
         clauses = []
         for column, op, value in self._bounds():
             col = table.columns[column]
-            if column == "diaObjectId":
+            if op == "in" and column in ("diaObjectId", "visit"):
                 # The APDB's BIGINT holds no id beyond the signed 64 bits.  The
                 # ids are written into the query as numbers: a list of any
                 # length, where bound parameters are limited in number.
@@ -172,7 +184,7 @@ class DiaSourceSelection:
         for column, op, value in self._bounds():
             values = frame[column]
             if column != "band":
-                values = self._numbers(values, column, origin)
+                values = self._numbers(values, column, origin, source_ids_of(frame))
             elif values.dtype.kind in "OS":
                 # Bytes values (FITS strings) match their text too.
                 value = (*value, *(str(v).encode() for v in value))
@@ -184,9 +196,9 @@ class DiaSourceSelection:
                 keep &= (values <= value).to_numpy(dtype=bool, na_value=False)
         return frame[keep]
 
-    def _numbers(self, values: pd.Series, column: str, origin: str) -> pd.Series:
+    def _numbers(self, values: pd.Series, column: str, origin: str, ids: list | None) -> pd.Series:
         """``values`` as numbers (null where null), or an error naming the
-        rows that hold something else.
+        rows that hold something else (and their ``ids``, `source_ids_note`).
         """
         if values.dtype.kind in "iuf":
             return values
@@ -196,7 +208,8 @@ class DiaSourceSelection:
         if len(bad):
             example = values.iloc[bad[0]]
             raise SourceTableError(
-                f"{origin}: cannot select on {column!r}: not a number in {row_numbers(bad)} ({example!r}"
+                f"{origin}: cannot select on {column!r}: not a number in {row_numbers(bad)}"
+                f"{source_ids_note(bad, ids)} ({example!r}"
                 f"{', …' if len(bad) > 1 else ''}; selection: {self.describe()})."
             )
         return numbers
@@ -682,12 +695,12 @@ class ApdbDiaSourceReader(DiaSourceReader):
         )
         with _sql_errors(f"{self.description}: cannot count the DiaSources of each DiaObject"):
             with self._engine.connect() as connection:
-                ids = [object_id for object_id, _ in connection.execute(query)]
-        bad = [object_id for object_id in ids if type(object_id) is not int]
-        if bad:
+                stored = [object_id for object_id, _ in connection.execute(query)]
+        ids = [exact_integer(object_id) for object_id in stored]
+        if None in ids:
             raise SourceTableError(
-                f"{self.description}: 'diaObjectId' holds {bad[0]!r}, not an integer id: the DiaSources "
-                "of each DiaObject cannot be counted."
+                f"{self.description}: 'diaObjectId' holds {stored[ids.index(None)]!r}, not an integer id: "
+                "the DiaSources of each DiaObject cannot be counted."
             )
         return ids
 

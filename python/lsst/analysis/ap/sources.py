@@ -10,12 +10,15 @@ datasets, or from an APDB (`lsst.analysis.ap.apdb`).
 from __future__ import annotations
 
 __all__ = (
+    "NOT_A_DIA_OBJECT",
     "NO_DIA_OBJECT_ID",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "SourceTable",
     "SourceTableError",
+    "columns_present",
     "decode_text",
+    "exact_integer",
     "group_by_detector",
     "integer_column",
     "load_butler_sources",
@@ -23,6 +26,8 @@ __all__ = (
     "missing_optional_columns",
     "require_unique_source_ids",
     "row_numbers",
+    "source_ids_note",
+    "source_ids_of",
     "source_rows",
     "standardize_repository_sources",
     "standardize_sources",
@@ -59,6 +64,13 @@ NO_DIA_OBJECT_ID = 0
 """``diaObjectId`` of a DiaSource that belongs to no DiaObject: association
 gives it to the sources it leaves unassociated, such as those of Solar
 System objects (which carry an ``ssObjectId`` instead)."""
+
+NOT_A_DIA_OBJECT = (
+    f"{NO_DIA_OBJECT_ID} is not a DiaObject: it marks the DiaSources that belong to no DiaObject (such as "
+    "those of Solar System objects)"
+)
+"""Why `NO_DIA_OBJECT_ID` is never drawn as an object (after the option or
+column that names it)."""
 
 
 class SourceTableError(ValueError):
@@ -171,6 +183,50 @@ def row_numbers(positions: Sequence[int]) -> str:
     return f"row{'s' if len(positions) > 1 else ''} {shown}{more}"
 
 
+def source_ids_note(positions: Sequence[int], ids: Sequence[Any] | None) -> str:
+    """The ``diaSourceId`` of the rows `row_numbers` names, for a message:
+    `` (diaSourceId 1001000051)``; empty without ``ids``.  Rows read from
+    a database have no order of their own: their ids say which they are.
+
+    Parameters
+    ----------
+    positions : sequence of `int`
+        Row numbers (from 0, in table order).
+    ids : sequence, optional
+        The table's exact ``diaSourceId`` values, by position
+        (`source_ids_of`).
+
+    Returns
+    -------
+    text : `str`
+        The ids of the first few rows, in parentheses after a space.
+
+    """
+    if ids is None or not len(positions):
+        return ""
+    values = ", ".join(str(ids[p]) for p in positions[:_SHOWN])
+    return f" (diaSourceId {values}{', …' if len(positions) > _SHOWN else ''})"
+
+
+def columns_present(columns: Sequence[Any]) -> str:
+    """The columns a table has, for the message of a missing one:
+    ``columns present: 'a', 'b', …`` (the first 20).
+
+    Parameters
+    ----------
+    columns : sequence
+        The table's column names.
+
+    Returns
+    -------
+    text : `str`
+        The names, quoted.
+
+    """
+    more = ", …" if len(columns) > 20 else ""
+    return f"columns present: {_quoted(map(str, columns[:20]))}{more}"
+
+
 def _quoted(columns: Iterable[Any]) -> str:
     """Column names for a message, each quoted: ``'ra', 'dec'``."""
     return ", ".join(repr(str(column)) for column in columns)
@@ -262,7 +318,48 @@ def _float_precision(dtype: Any) -> tuple[int, str]:
     return _FLOAT_EXACT_BITS[8], "float64"
 
 
-def integer_column(series: pd.Series, column: str, origin: str, *, nullable: bool = False) -> Any:
+def exact_integer(value: Any) -> int | None:
+    """``value`` as an exact integer, `None` when it is not one.
+
+    Integers (Python's or numpy's), integer text (``"42"``, as an id column
+    read as text holds) and whole floats within ``2**53`` (an id column
+    with nulls read as floats) are integers; a null, a boolean, a fraction,
+    a float beyond ``2**53`` (it may not be the stored id) and any other
+    text are not.
+
+    Parameters
+    ----------
+    value : `~typing.Any`
+        One value of an id column, or an id given by a user.
+
+    Returns
+    -------
+    number : `int` or `None`
+        The integer.
+
+    """
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value) if abs(value) <= 2**53 else None
+    return None
+
+
+def source_ids_of(frame: pd.DataFrame) -> list[Any] | None:
+    """The exact ``diaSourceId`` values of ``frame`` to name rows with in
+    messages (`source_ids_note`); `None` when it has none that are integers."""
+    if "diaSourceId" not in frame.columns or frame["diaSourceId"].dtype.kind not in "iu":
+        return None
+    return frame["diaSourceId"].tolist()
+
+
+def integer_column(
+    series: pd.Series, column: str, origin: str, *, nullable: bool = False, ids: Sequence[Any] | None = None
+) -> Any:
     """Exact integers of an id column.
 
     Parameters
@@ -275,6 +372,9 @@ def integer_column(series: pd.Series, column: str, origin: str, *, nullable: boo
         Where the table came from, for messages.
     nullable : `bool`, optional
         Whether a null value is allowed.
+    ids : sequence, optional
+        The table's exact ``diaSourceId`` values, by position, to name the
+        rows of a message with (`source_ids_note`).
 
     Returns
     -------
@@ -320,7 +420,8 @@ def integer_column(series: pd.Series, column: str, origin: str, *, nullable: boo
         integers.append(number)
     if problems:
         details = "; ".join(
-            f"{row_numbers(rows)}: {problem}" for problem, rows in list(problems.items())[:_SHOWN]
+            f"{row_numbers(rows)}: {problem}{source_ids_note(rows, ids)}"
+            for problem, rows in list(problems.items())[:_SHOWN]
         )
         raise SourceTableError(
             f"{origin}: column {column!r} must hold integers{' (or nulls)' if nullable else ''}: {details}."
@@ -339,8 +440,9 @@ def integer_column(series: pd.Series, column: str, origin: str, *, nullable: boo
     big = [p for p, n in enumerate(integers) if n > _INT64.max]
     negative = [p for p, n in enumerate(integers) if n < 0]
     raise SourceTableError(
-        f"{origin}: column {column!r} mixes negative values ({row_numbers(negative)}) with values beyond "
-        f"2**63 - 1 ({row_numbers(big)}); no 64-bit integer type holds both."
+        f"{origin}: column {column!r} mixes negative values ({row_numbers(negative)}"
+        f"{source_ids_note(negative, ids)}) with values beyond 2**63 - 1 ({row_numbers(big)}"
+        f"{source_ids_note(big, ids)}); no 64-bit integer type holds both."
     )
 
 
@@ -491,12 +593,12 @@ def standardize_sources(
     if missing:
         raise SourceTableError(
             f"{origin}: required DiaSource column(s) missing: {_quoted(missing)} "
-            f"(columns present: {_quoted(map(str, frame.columns[:20]))}"
-            f"{', …' if len(frame.columns) > 20 else ''})."
+            f"({columns_present(frame.columns)})."
         )
     frame = _decode_bytes(frame.copy())
-    for column in ("diaSourceId", "visit", "detector"):
-        frame[column] = integer_column(frame[column], column, origin)
+    frame["diaSourceId"] = integer_column(frame["diaSourceId"], "diaSourceId", origin)
+    for column in ("visit", "detector"):
+        frame[column] = integer_column(frame[column], column, origin, ids=source_ids_of(frame))
     require_unique_source_ids(frame["diaSourceId"], origin)
     frame["instrument"] = _instrument_column(frame, instrument, origin)
     ra, ra_problems = _coordinate(frame["ra"], "ra", 0.0, 360.0)

@@ -98,7 +98,9 @@ class _ObjectSources:
     SQL, for what each selection needs (the sources in the declination band
     of ``--ra/--dec``, the counts of ``--most-epochs``), then for the
     objects' DiaSources only, and for those of the visits of the cutout run
-    in the output directory: it is never read whole.
+    in the output directory: it is never read whole.  When the latter
+    cannot be read, that run's vetting page is not rewritten
+    (``refresh_page``).
     """
 
     def __init__(self, args: argparse.Namespace, butler: Any) -> None:
@@ -108,6 +110,7 @@ class _ObjectSources:
         if args.id_column and not args.catalog:
             raise ValueError(f"--id-column {args.id_column} names a column of --catalog, which is not given")
         self.page_sources: pd.DataFrame | None = None
+        self.refresh_page = True
         origin = _origin(args)
         if args.sqlitefile or args.apdb_config:
             self._read_apdb(args, butler, origin)
@@ -135,29 +138,43 @@ class _ObjectSources:
             self.ids = select_objects(args, require_object_ids(near, origin), most_epochs=most)
             table = reader.read(DiaSourceSelection(dia_object_ids=tuple(self.ids)))
             self.sources = require_object_ids(table, origin)
-            visits = _cutout_run_visits(args.output)
-            if visits is not None:
-                self.page_sources = reader.read(DiaSourceSelection(visit_min=visits[0], visit_max=visits[1]))
+            try:
+                visits = _cutout_run_visits(args.output)
+                if visits:
+                    self.page_sources = reader.read(DiaSourceSelection(visits=visits))
+            except Exception as error:  # the page is a view: the sequences are drawn without it
+                _LOG.warning(
+                    "The vetting page of the cutout run in %s is not rewritten with the sequences: its "
+                    "DiaSources cannot be read (%s).",
+                    args.output,
+                    error,
+                )
+                self.refresh_page = False
 
 
-def _cutout_run_visits(output: str) -> tuple[int, int] | None:
-    """The first and last visit of the cutout runs in ``output`` (`None`
-    when it holds none, or when their ``records.csv`` cannot be read)."""
+def _cutout_run_visits(output: str) -> tuple[int, ...]:
+    """The visits of the cutout runs in ``output`` (none when it holds
+    none).
+
+    Raises
+    ------
+    Exception
+        When their ``records.csv`` cannot be read.
+
+    """
     from ..outputs.manifests import RECORDS_FILE
     from ..outputs.store import OutputStore
+    from ..sources import exact_integer
 
     store = OutputStore(output)
-    try:
-        if store.size(RECORDS_FILE) is None:
-            return None
-        with store.open_read(RECORDS_FILE) as stream:
-            visits = pd.to_numeric(pd.read_csv(stream, usecols=["visit"])["visit"], errors="coerce").dropna()
-    except Exception as error:  # the page is a view: the sequences are drawn without it
-        _LOG.warning("Cannot read the visits of %s: %s", store.display(RECORDS_FILE), error)
-        return None
-    if visits.empty:
-        return None
-    return int(visits.min()), int(visits.max())
+    if store.size(RECORDS_FILE) is None:
+        return ()
+    with store.open_read(RECORDS_FILE) as stream:
+        visits = pd.read_csv(stream, usecols=["visit"], dtype=str, keep_default_na=False)["visit"]
+    numbers = [exact_integer(visit) for visit in pd.unique(visits[visits != ""])]
+    if None in numbers:
+        raise ValueError(f"{store.display(RECORDS_FILE)}: a visit is not an integer")
+    return tuple(sorted(numbers))
 
 
 def _radius(args: argparse.Namespace) -> float:
@@ -201,13 +218,10 @@ def select_objects(
 
     """
     from ..geometry import sky_separation_arcsec
-    from ..sources import NO_DIA_OBJECT_ID, integer_column
+    from ..sources import NO_DIA_OBJECT_ID, NOT_A_DIA_OBJECT, integer_column
 
     if NO_DIA_OBJECT_ID in args.diaObjectId:
-        raise ValueError(
-            f"--diaObjectId {NO_DIA_OBJECT_ID} is not a DiaObject: it marks the DiaSources that belong to no "
-            "DiaObject (such as those of Solar System objects)"
-        )
+        raise ValueError(f"--diaObjectId {NOT_A_DIA_OBJECT}")
     ids = list(args.diaObjectId)
     found: list[int] = []  # the objects the selections by what the table holds find
     given = []
@@ -283,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             origin=_origin(args),
             window=window,
             page_sources=selected.page_sources,
+            refresh_page=selected.refresh_page,
         )
     except SourceTableError as error:
         print(f"{_PROG}: {error}", file=sys.stderr)

@@ -13,8 +13,6 @@ import dataclasses
 import io
 import json
 import math
-import numbers
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +36,12 @@ from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
 from ..sources import (
     NO_DIA_OBJECT_ID,
+    NOT_A_DIA_OBJECT,
     SourceTableError,
+    columns_present,
+    exact_integer,
     integer_column,
+    source_ids_of,
     source_rows,
     standardize_repository_sources,
 )
@@ -156,15 +158,16 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
 
     """
     if "diaObjectId" not in sources.columns:
-        shown = ", ".join(repr(str(c)) for c in sources.columns[:20])
         raise SourceTableError(
             f"{origin}: no 'diaObjectId' column, which says the DiaObject of each DiaSource "
-            f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
+            f"({columns_present(sources.columns)})."
         )
     ids = sources["diaObjectId"]
     if ids.dtype.kind in "iu":  # numpy's, or pandas' nullable Int64 and UInt64
         return sources
-    return sources.assign(diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True))
+    return sources.assign(
+        diaObjectId=integer_column(ids, "diaObjectId", origin, nullable=True, ids=source_ids_of(sources))
+    )
 
 
 _KEY_COLUMNS = ["diaObjectId", "visit", "detector"]
@@ -218,6 +221,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         origin: str = "DiaSource table",
         window: DiaSourceSelection | None = None,
         page_sources: pd.DataFrame | None = None,
+        refresh_page: bool = True,
     ) -> pipeBase.Struct:
         """Draw the sequences of DiaObjects.
 
@@ -252,6 +256,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             in the output directory shows when it is rewritten with the
             sequences (default: ``sources``); give them when ``sources``
             holds only the objects' DiaSources.
+        refresh_page : `bool`, optional
+            Whether to rewrite that page (`False` when the DiaSources it
+            needs could not be read: it then keeps its catalog values).
 
         Returns
         -------
@@ -321,7 +328,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         # The directory's tables keep the objects earlier runs drew there.
         directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
         self._write_tables(directory_objects, directory_epochs)
-        self._refresh_vetting_page(sources if page_sources is None else page_sources)
+        if refresh_page:
+            self._refresh_vetting_page(sources if page_sources is None else page_sources)
         summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
@@ -465,11 +473,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
     def _run_object(self, work: _ObjectWork, butler: Any) -> tuple[dict, list[dict]]:
         object_id, rows = work.object_id, work.rows
         if object_id == NO_DIA_OBJECT_ID:
-            reason = (
-                f"diaObjectId {NO_DIA_OBJECT_ID} is not a DiaObject: it marks the DiaSources that belong to "
-                "no DiaObject (such as those of Solar System objects)"
-            )
-            return self._object_record(object_id, math.nan, math.nan, reason=reason), []
+            return self._object_record(
+                object_id, math.nan, math.nan, reason=f"diaObjectId {NOT_A_DIA_OBJECT}"
+            ), []
         if rows.empty and work.left_out.empty:
             reason = "no DiaSources of this object"
             if work.observed and work.window is not None:
@@ -781,14 +787,10 @@ def _object_id(value: Any) -> int:
     """A DiaObject id asked for, as an exact integer (integer text too, as
     in a table's id column); `SourceTableError` for a value that is not one
     (``3.5``, ``True``, ``"x"``) rather than another object's id."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
-        if math.isfinite(value) and float(value).is_integer() and abs(value) <= 2**53:
-            return int(value)
-    raise SourceTableError(f"diaObjectId {value!r} asked for is not an integer")
+    number = exact_integer(value)
+    if number is None:
+        raise SourceTableError(f"diaObjectId {value!r} asked for is not an integer")
+    return number
 
 
 def _finite_or_none(value: Any) -> float | None:

@@ -27,7 +27,13 @@ from ..outputs.ledger import read_record_csv, record_csv_bytes
 from ..outputs.manifests import RECORDS_FILE
 from ..outputs.store import OutputError, OutputStore
 from ..records import RECORD_COLUMNS
-from ..sources import SourceTableError, integer_column, load_catalog, require_unique_source_ids
+from ..sources import (
+    SourceTableError,
+    columns_present,
+    integer_column,
+    load_catalog,
+    require_unique_source_ids,
+)
 from .labels import LABELLED_RECORDS_FILE, LabelFileError, merge_labels, read_labels, with_earlier_labels
 from .page import write_output_vetting_page
 
@@ -80,10 +86,9 @@ def page_catalog(path: str) -> pd.DataFrame:
     origin = f"Catalog {path}"
     sources = load_catalog(path)
     if "diaSourceId" not in sources.columns:
-        shown = ", ".join(repr(str(c)) for c in sources.columns[:20])
         raise SourceTableError(
             f"{origin}: no 'diaSourceId' column, by which the page finds the record of each source "
-            f"(columns present: {shown}{', …' if len(sources.columns) > 20 else ''})."
+            f"({columns_present(sources.columns)})."
         )
     ids = pd.Series(integer_column(sources["diaSourceId"], "diaSourceId", origin), index=sources.index)
     require_unique_source_ids(ids, origin)

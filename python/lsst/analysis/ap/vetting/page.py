@@ -71,6 +71,7 @@ from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, UNION_CHUNK_ROWS, read_record
 from ..outputs.manifests import RECORDS_FILE, SEQUENCE_OBJECTS_FILE
 from ..outputs.store import OutputStore
 from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, id_array
+from ..sources import NO_DIA_OBJECT_ID, exact_integer
 from .labels import LABELLED_RECORDS_FILE, LABELS
 
 _LOG = logging.getLogger(__name__)
@@ -650,8 +651,9 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
     """``sources`` with the ``frame_paths`` and ``sequence_path`` of their
     objects whose sequences the directory holds (``sequences/objects.csv``,
     written by ``plotDiaObjectSequences``), so that every page written
-    there shows them; ``sources`` as given when the directory holds no
-    sequence, or when they have no ``diaObjectId``.
+    there shows them; the values ``sources`` has are kept for the other
+    sources.  ``sources`` as given when the directory holds no sequence, or
+    when they have no ``diaObjectId``.
     """
     if sources is None or "diaObjectId" not in sources.columns or store.size(SEQUENCE_OBJECTS_FILE) is None:
         return sources
@@ -661,7 +663,7 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
             objects = pd.read_csv(stream, dtype=str, keep_default_na=False)
         written = objects[objects["status"] == "written"]
         drawn = {
-            int(object_id): (frames, sheet)
+            exact_integer(object_id): (frames, sheet)
             for object_id, frames, sheet in zip(
                 written["diaObjectId"], written["frames"], written["contact_sheet"], strict=True
             )
@@ -669,22 +671,14 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
     except Exception as error:  # the page is a view: it is written without the sequences
         _LOG.warning("The vetting page shows no sequence: %s cannot be read (%s).", shown, error)
         return sources
-    found = [drawn.get(_object_key(value), ("", "")) for value in sources["diaObjectId"]]
-    return sources.assign(
-        frame_paths=[frames for frames, _ in found], sequence_path=[sheet for _, sheet in found]
-    )
-
-
-def _object_key(value: Any) -> int | None:
-    """A source's ``diaObjectId`` as a Python integer (`None` for a null or
-    a value that is not an integer id)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return int(value) if abs(value) <= 2**53 else None  # beyond, a float may not be the id
-    return None
+    drawn.pop(None, None)
+    drawn.pop(NO_DIA_OBJECT_ID, None)
+    found = [drawn.get(exact_integer(value)) for value in sources["diaObjectId"]]
+    columns = {}
+    for position, name in enumerate(("frame_paths", "sequence_path")):
+        given = sources[name].tolist() if name in sources.columns else [""] * len(sources)
+        columns[name] = [paths[position] if paths else old for paths, old in zip(found, given, strict=True)]
+    return sources.assign(**columns)
 
 
 def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
