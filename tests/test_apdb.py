@@ -463,6 +463,17 @@ def test_misspelt_configuration_keys_are_named(pg_apdbs, tmp_path, monkeypatch, 
     with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.apdb"):
         make_apdb_config(config_uri=str(pg_apdbs["named"]))
     assert not caplog.records
+    # A misspelt key that the configuration needs: one line, not pydantic's
+    # report of several.
+    data["db_urll"] = data.pop("db_url")
+    misspelt.write_text(yaml.safe_dump(data))
+    with pytest.raises(SourceTableError) as caught:
+        make_apdb_config(config_uri=str(misspelt))
+    assert str(caught.value) == (
+        f"Cannot read APDB configuration {misspelt}: db_url: Field required; unknown key 'db_urll' (did "
+        "you mean 'db_url'?); unknown key 'namespase' (did you mean 'namespace'?); unknown key "
+        "'connection_config.connection_timout' (did you mean 'connection_timeout'?)"
+    )
 
 
 def test_a_damaged_apdb_row_is_named_by_its_id(demo_repo, tmp_path, capsys):

@@ -409,12 +409,17 @@ def test_vetting_page_shows_the_frames(demo_repo, sources, multi_epoch_object, t
     assert result.objects.iloc[0]["contact_sheet"] in page_data
 
 
-def test_a_later_cutout_run_keeps_the_frames_on_the_page(demo_repo, sources, multi_epoch_object, tmp_path):
+def test_a_later_cutout_run_keeps_the_frames_on_the_page(
+    demo_repo, sources, multi_epoch_object, tmp_path, caplog
+):
     """Cutouts, then sequences, then cutouts again into one directory: the
     page the last run writes still gives each source of the object its
     frames (it showed none: the page was rebuilt from that run's sources,
     which have no frames)."""
+    import warnings
+
     from lsst.analysis.ap import PlotImageSubtractionCutoutsTask
+    from lsst.analysis.ap.vetting import cli as vetting_cli
     from lsst.analysis.ap.vetting import write_output_vetting_page
 
     with demo_repo.butler() as butler:
@@ -441,6 +446,28 @@ def test_a_later_cutout_run_keeps_the_frames_on_the_page(demo_repo, sources, mul
     assert set(page.loc[of_object, "frame_paths"]) == {frames}
     assert set(page.loc[~of_object, "frame_paths"]) == {"mine/a.png;mine/b.png"}
     assert set(page.loc[~of_object, "sequence_path"]) == {"mine/sheet.png"}
+    # A wide catalog read from CSV (over 100 columns, as an APDB export):
+    # pandas warned against inserting the frame columns into it.
+    wide = pd.concat(
+        [sources, pd.DataFrame({f"extra{i}": 0.5 for i in range(100)}, index=sources.index)], axis=1
+    )
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        assert vetting_cli.main(["page", str(tmp_path), "--catalog", str(tmp_path / "wide.csv")]) == 0
+    assert set(_page_rows(tmp_path).loc[of_object, "frame_paths"]) == {frames}
+    # An object of sequences/objects.csv whose id is not one is named.
+    objects_file = tmp_path / "sequences" / "objects.csv"
+    objects = pd.read_csv(objects_file, dtype=str, keep_default_na=False)
+    pd.concat([objects, objects.assign(diaObjectId="x7")]).to_csv(objects_file, index=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lsst.analysis.ap.vetting.page"):
+        write_output_vetting_page(tmp_path, sources)
+    assert [r.getMessage() for r in caplog.records if r.name == "lsst.analysis.ap.vetting.page"] == [
+        f"{objects_file}: 1 written object(s) have a diaObjectId that is not an integer ('x7'); the page "
+        "shows no frames for them."
+    ]
+    assert set(_page_rows(tmp_path).loc[of_object, "frame_paths"]) == {frames}
 
 
 def test_sources_without_instrument_are_of_the_repositorys_only_instrument(
@@ -795,16 +822,63 @@ def test_a_page_whose_sources_cannot_be_read_is_left_as_it_was(
     argv += ["--sqlitefile", str(demo_repo.apdb_file)]
     assert cutouts_main([*argv, "--all"]) == 0
     page = (out / "vetting" / "records.js").read_bytes()
-    records = (out / "records.csv").read_text().replace("visit", "vizit", 1)
-    (out / "records.csv").write_text(records)
-    capsys.readouterr()
-    assert main([*argv, "--diaObjectId", str(multi_epoch_object)]) == 0
-    assert (out / "vetting" / "records.js").read_bytes() == page
-    warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    records = pd.read_csv(out / "records.csv", dtype=str, keep_default_na=False)
     expected = f"The vetting page of the cutout run in {out} is not rewritten with the sequences: its "
-    assert len(warned) == 1 and f"{expected}DiaSources cannot be read (" in warned[0], warned
+    damaged = {
+        "a visit that is not a number": (
+            records.assign(visit=["abc", *records["visit"].iloc[1:]]),
+            f"{out / 'records.csv'}: column 'visit' must hold integers: row 0: 'abc' is not an integer.",
+        ),
+        "no visit column": (
+            records.rename(columns={"visit": "vizit"}),
+            f"{out / 'records.csv'}: Usecols do not match columns",
+        ),
+    }
+    for table, reason in damaged.values():
+        table.to_csv(out / "records.csv", index=False)
+        capsys.readouterr()
+        assert main([*argv, "--diaObjectId", str(multi_epoch_object)]) == 0
+        assert (out / "vetting" / "records.js").read_bytes() == page
+        warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+        assert len(warned) == 1 and f"{expected}DiaSources cannot be read ({reason}" in warned[0], warned
     objects = pd.read_csv(out / "sequences" / "objects.csv")
     assert objects["status"].tolist() == ["written"]
+
+
+def test_a_damaged_row_of_an_object_not_asked_for_is_not_read(demo_repo, sources, tmp_path, capsys):
+    """A diaObjectId stored as text in a row of another object, in the
+    declination band of --ra/--dec but outside its radius, no longer stops
+    the command; when --most-epochs counts it, the message names its
+    diaSourceId (the band's row number meant nothing)."""
+    import shutil
+    import sqlite3
+
+    from lsst.analysis.ap.sequences.cli import main
+
+    target, other = sources.drop_duplicates("diaObjectId").iloc[[0, 1]].to_dict("records")
+    apdb = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, apdb)
+    with sqlite3.connect(apdb) as connection:
+        connection.execute(
+            'UPDATE DiaSource SET "diaObjectId" = \'abc\', dec = ? WHERE "diaSourceId" = ?',
+            (float(target["dec"]), int(other["diaSourceId"])),
+        )
+    argv = [str(demo_repo.root), str(tmp_path / "out"), "--collections", demo_repo.collection]
+    argv += ["--sqlitefile", str(apdb)]
+    near = ["--ra", repr(float(target["ra"])), "--dec", repr(float(target["dec"])), "--radius", "0.5"]
+    assert main([*argv, *near]) == 0
+    objects = pd.read_csv(tmp_path / "out" / "sequences" / "objects.csv")
+    assert objects["diaObjectId"].tolist() == [int(target["diaObjectId"])]
+    capsys.readouterr()
+    assert main([*argv, "--most-epochs", "1000"]) == 2
+    (line,) = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("plotDiaObjectSequences:")
+    ]
+    assert line == (
+        f"plotDiaObjectSequences: APDB sqlite:///{apdb}: column 'diaObjectId' must hold integers (or nulls): "
+        f"'abc' is not an integer id (diaSourceId {int(other['diaSourceId'])}); the DiaSources of each "
+        "DiaObject cannot be counted."
+    )
 
 
 def _page_rows(output):

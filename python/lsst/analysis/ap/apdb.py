@@ -68,6 +68,7 @@ from .sources import (
 
 _LOG = logging.getLogger(__name__)
 
+
 DEFAULT_POSTGRES_URL = "rubin@usdf-prompt-processing-dev.slac.stanford.edu/lsst-devl"
 """The original command's ``--postgres_url`` default, used when only
 ``--namespace`` is given."""
@@ -296,8 +297,17 @@ def make_apdb_config(
         try:
             config = ApdbConfig.from_uri(config_uri)
         except Exception as error:
-            raise SourceTableError(f"Cannot read APDB configuration {config_uri}: {error}") from error
-        _warn_of_unknown_keys(config_uri, config)
+            raise _configuration_error(config_uri, error) from error
+        for key, close, name, known in _unknown_keys(config_uri):
+            # Not refused: a configuration written by a newer lsst-dax-apdb
+            # may hold keys this one does not have.
+            _LOG.warning(
+                "APDB configuration %s: %s is ignored; the keys of %s are: %s.",
+                config_uri,
+                _unknown_key_text(key, close),
+                name,
+                ", ".join(known),
+            )
         if namespace is not None and not isinstance(config, ApdbSqlConfig):
             raise SourceTableError(
                 f"APDB configuration {config_uri}: a namespace (PostgreSQL schema) applies to SQL APDBs "
@@ -316,50 +326,72 @@ def make_apdb_config(
     return ApdbSqlConfig(db_url=db_url, namespace=namespace or None, prefix=prefix or "")
 
 
-def _warn_of_unknown_keys(config_uri: str, config: Any) -> None:
-    """Warn of each key of the YAML configuration ``config_uri`` that
-    lsst-dax-apdb does not know, and that it therefore ignores: a
-    misspelt ``namespace`` would read the APDB of the default schema.
+def _unknown_keys(config_uri: str) -> list[tuple[str, str, str, list[str]]]:
+    """The keys of the YAML configuration ``config_uri`` that lsst-dax-apdb
+    does not know (and ignores: a misspelt ``namespace`` would look for the
+    APDB in the default schema).
 
-    A key is not refused: a configuration written by a newer lsst-dax-apdb
-    may hold keys this one does not have.  Legacy (pex_config) files are
-    not looked at.
+    Returns ``(key, the known key it resembles, the name of the
+    configuration class, its keys)`` for each, nested keys as
+    ``connection_config.key``; none for a legacy
+    (pex_config) file or one of an unknown ``implementation_type``.
     """
     import difflib
 
     import pydantic
     import yaml
     from lsst.dax.apdb.apdbIndex import ApdbIndex
+    from lsst.dax.apdb.factory import config_type_for_name
     from lsst.resources import ResourcePath
 
     try:
         uri = config_uri
         if uri.startswith("label:"):
             uri = ApdbIndex().get_apdb_uri(uri.partition(":")[2], "yaml")
-        data = yaml.safe_load(ResourcePath(uri).read())
+        data = dict(yaml.safe_load(ResourcePath(uri).read()))
+        model = config_type_for_name(str(data.pop("implementation_type")))
     except Exception:  # a legacy file, or a YAML that lsst-dax-apdb reads its own way
-        return
-    if not isinstance(data, dict):
-        return
-    data.pop("implementation_type", None)
-    stack: list[tuple[str, dict, pydantic.BaseModel]] = [("", data, config)]
+        return []
+    stack: list[tuple[str, dict, type[pydantic.BaseModel]]] = [("", data, model)]
+    unknown: list[tuple[str, str, str, list[str]]] = []
     while stack:
         path, values, model = stack.pop()
-        known = list(type(model).model_fields)
+        known = list(model.model_fields)
         for key, value in values.items():
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                _LOG.warning(
-                    "APDB configuration %s: unknown key %r%s is ignored; the keys of %s are: %s.",
-                    config_uri,
-                    f"{path}{key}",
-                    hint,
-                    type(model).__name__,
-                    ", ".join(known),
-                )
-            elif isinstance(value, dict) and isinstance(getattr(model, key), pydantic.BaseModel):
-                stack.append((f"{path}{key}.", value, getattr(model, key)))
+                unknown.append((f"{path}{key}", close[0] if close else "", model.__name__, known))
+                continue
+            nested = model.model_fields[key].annotation
+            if (
+                isinstance(value, dict)
+                and isinstance(nested, type)
+                and issubclass(nested, pydantic.BaseModel)
+            ):
+                stack.append((f"{path}{key}.", value, nested))
+    return unknown
+
+
+def _unknown_key_text(key: str, close: str) -> str:
+    return f"unknown key {key!r}{f' (did you mean {close!r}?)' if close else ''}"
+
+
+def _configuration_error(config_uri: str, error: Exception) -> SourceTableError:
+    """One line for a configuration lsst-dax-apdb cannot read: its
+    problems (for a validation error: each field and what is wrong) and the
+    keys it does not know."""
+    import pydantic
+
+    if isinstance(error, pydantic.ValidationError):
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc']) or 'the configuration'}: {item['msg']}"
+            for item in error.errors()
+        ]
+        problems += [_unknown_key_text(key, close) for key, close, _, _ in _unknown_keys(config_uri)]
+        reason = "; ".join(problems)
+    else:
+        reason = _first_line(error)
+    return SourceTableError(f"Cannot read APDB configuration {config_uri}: {reason}")
 
 
 def _describe_config(config: Any) -> str:
@@ -698,9 +730,15 @@ class ApdbDiaSourceReader(DiaSourceReader):
                 stored = [object_id for object_id, _ in connection.execute(query)]
         ids = [exact_integer(object_id) for object_id in stored]
         if None in ids:
+            bad = stored[ids.index(None)]
+            rows = sqlalchemy.select(self._table.columns["diaSourceId"]).where(column == bad).limit(100)
+            with _sql_errors(f"{self.description}: cannot read DiaSources"):
+                with self._engine.connect() as connection:
+                    named = list(connection.execute(rows).scalars())
             raise SourceTableError(
-                f"{self.description}: 'diaObjectId' holds {stored[ids.index(None)]!r}, not an integer id: "
-                "the DiaSources of each DiaObject cannot be counted."
+                f"{self.description}: column 'diaObjectId' must hold integers (or nulls): {bad!r} is not an "
+                f"integer id{source_ids_note(range(len(named)), named)}; the DiaSources of each DiaObject "
+                "cannot be counted."
             )
         return ids
 

@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..cli import (
@@ -133,7 +134,10 @@ class _ObjectSources:
             if args.ra is not None and args.dec is not None:
                 # Every source within the radius is in this band of declination.
                 pad = _radius(args) / 3600.0 + 1e-9
-                near = reader.read(DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad))
+                band = reader.read(DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad))
+                # Only the sources within the radius are looked at (a damaged
+                # row elsewhere in the band is not asked for).
+                near = band[_within_radius(band, args)]
             most = reader.most_observed_objects(args.most_epochs) if args.most_epochs > 0 else []
             self.ids = select_objects(args, require_object_ids(near, origin), most_epochs=most)
             table = reader.read(DiaSourceSelection(dia_object_ids=tuple(self.ids)))
@@ -164,17 +168,28 @@ def _cutout_run_visits(output: str) -> tuple[int, ...]:
     """
     from ..outputs.manifests import RECORDS_FILE
     from ..outputs.store import OutputStore
-    from ..sources import exact_integer
+    from ..sources import integer_column
 
     store = OutputStore(output)
     if store.size(RECORDS_FILE) is None:
         return ()
-    with store.open_read(RECORDS_FILE) as stream:
-        visits = pd.read_csv(stream, usecols=["visit"], dtype=str, keep_default_na=False)["visit"]
-    numbers = [exact_integer(visit) for visit in pd.unique(visits[visits != ""])]
-    if None in numbers:
-        raise ValueError(f"{store.display(RECORDS_FILE)}: a visit is not an integer")
-    return tuple(sorted(numbers))
+    shown = str(store.display(RECORDS_FILE))
+    try:
+        with store.open_read(RECORDS_FILE) as stream:
+            visits = pd.read_csv(stream, usecols=["visit"], dtype=str, keep_default_na=False)["visit"]
+    except Exception as error:
+        raise ValueError(f"{shown}: {error}") from error
+    return tuple(sorted({int(visit) for visit in integer_column(visits, "visit", shown)}))
+
+
+def _within_radius(sources: pd.DataFrame, args: argparse.Namespace) -> np.ndarray:
+    """Which of ``sources`` lie within the radius of ``--ra/--dec``."""
+    from ..geometry import sky_separation_arcsec
+
+    # A position that is not a number is within no radius.
+    ra, dec = (pd.to_numeric(sources[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
+    with np.errstate(invalid="ignore"):
+        return np.asarray(sky_separation_arcsec(ra, dec, args.ra, args.dec) <= _radius(args), dtype=bool)
 
 
 def _radius(args: argparse.Namespace) -> float:
@@ -217,7 +232,6 @@ def select_objects(
         `~lsst.analysis.ap.sources.NO_DIA_OBJECT_ID`).
 
     """
-    from ..geometry import sky_separation_arcsec
     from ..sources import NO_DIA_OBJECT_ID, NOT_A_DIA_OBJECT, integer_column
 
     if NO_DIA_OBJECT_ID in args.diaObjectId:
@@ -235,7 +249,7 @@ def select_objects(
         if args.ra is None or args.dec is None:
             raise ValueError("--ra and --dec go together (and --radius needs them)")
         given.append(f"--ra {args.ra:g} --dec {args.dec:g} --radius {_radius(args):g} (arcsec)")
-        near = sky_separation_arcsec(sources["ra"], sources["dec"], args.ra, args.dec) <= _radius(args)
+        near = _within_radius(sources, args)
         found.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
     if args.most_epochs > 0:
         given.append(f"--most-epochs {args.most_epochs}")

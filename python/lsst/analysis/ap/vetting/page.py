@@ -671,14 +671,25 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
     except Exception as error:  # the page is a view: it is written without the sequences
         _LOG.warning("The vetting page shows no sequence: %s cannot be read (%s).", shown, error)
         return sources
-    drawn.pop(None, None)
+    if None in drawn:
+        unread = [value for value in written["diaObjectId"] if exact_integer(value) is None]
+        _LOG.warning(
+            "%s: %d written object(s) have a diaObjectId that is not an integer (%r); the page shows no "
+            "frames for them.",
+            shown,
+            len(unread),
+            unread[0],
+        )
+        del drawn[None]
     drawn.pop(NO_DIA_OBJECT_ID, None)
     found = [drawn.get(exact_integer(value)) for value in sources["diaObjectId"]]
     columns = {}
     for position, name in enumerate(("frame_paths", "sequence_path")):
         given = sources[name].tolist() if name in sources.columns else [""] * len(sources)
         columns[name] = [paths[position] if paths else old for paths, old in zip(found, given, strict=True)]
-    return sources.assign(**columns)
+    # One new frame: inserting columns into a wide catalog makes pandas warn.
+    kept = sources.drop(columns=list(columns), errors="ignore")
+    return pd.concat([kept, pd.DataFrame(columns, index=sources.index)], axis=1)
 
 
 def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
