@@ -435,6 +435,14 @@ def test_a_later_cutout_run_keeps_the_frames_on_the_page(
     assert set(page.loc[of_object, "frame_paths"]) == {frames}
     assert set(page.loc[~of_object, "frame_paths"]) == {""}
     assert page["sequence_path"].tolist() == after_sequences["sequence_path"].tolist()
+    # Without a catalog, the epochs drawn say which sources are the
+    # object's (cutoutVetting page took the frames off).
+    assert vetting_cli.main(["page", str(tmp_path)]) == 0
+    page = _page_rows(tmp_path)
+    detected = result.epochs[result.epochs["detected"]]
+    with_frames = page["frame_paths"] == frames
+    assert sorted(page.loc[with_frames, "diaSourceId"]) == sorted(str(i) for i in detected["diaSourceId"])
+    assert set(page.loc[~with_frames, "frame_paths"]) == {""}
     # A catalog's own frames stay on the sources of objects without a
     # sequence here, and ids that are not integers ("+-5", null) get none.
     catalog = sources.assign(frame_paths="mine/a.png;mine/b.png", sequence_path="mine/sheet.png")

@@ -15,6 +15,7 @@ __all__ = (
     "MANIFEST_METADATA",
     "RECORDS_FILE",
     "SEQUENCE_DIR",
+    "SEQUENCE_EPOCHS_FILE",
     "SEQUENCE_OBJECTS_FILE",
     "ManifestFiles",
     "join_url",
@@ -119,6 +120,10 @@ SEQUENCE_DIR = "sequences"
 SEQUENCE_OBJECTS_FILE = f"{SEQUENCE_DIR}/objects.csv"
 """The DiaObjects whose sequences the output directory holds, one row each
 (status, frames, contact sheet...)."""
+
+SEQUENCE_EPOCHS_FILE = f"{SEQUENCE_DIR}/epochs.csv"
+"""The epochs of those DiaObjects, one row each (with the ``diaSourceId`` of
+each detection)."""
 
 _MAX_REBUILDS = 50
 """Rebuilds of the views while other writers keep adding record files."""

@@ -30,7 +30,7 @@ from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.ledger import run_token
-from ..outputs.manifests import RECORDS_FILE, SEQUENCE_DIR, SEQUENCE_OBJECTS_FILE
+from ..outputs.manifests import RECORDS_FILE, SEQUENCE_DIR, SEQUENCE_EPOCHS_FILE, SEQUENCE_OBJECTS_FILE
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
@@ -185,8 +185,10 @@ EPOCH_COLUMNS = (
     "status",
     "reason",
     "path",
+    "diaSourceId",
 )
-"""Columns of ``epochs.csv`` (one row per epoch of each object)."""
+"""Columns of ``epochs.csv`` (one row per epoch of each object; the
+``diaSourceId`` of a detection, empty for a non-detection)."""
 
 
 class PlotDiaObjectSequencesTask(pipeBase.Task):
@@ -460,6 +462,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             "failed",
             "",
             "",
+            exact_integer(epoch.get("diaSourceId")) if epoch["detected"] else None,
         )
         return dict(zip(EPOCH_COLUMNS, values, strict=True))
 
@@ -657,7 +660,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         data = self.store.read(relpath)
         try:
             earlier = pd.read_csv(
-                io.BytesIO(data), keep_default_na=False, na_values=[""], dtype={"diaObjectId": str}
+                io.BytesIO(data),
+                keep_default_na=False,
+                na_values=[""],
+                # Ids kept exact (diaSourceId is empty for a non-detection).
+                dtype={"diaObjectId": str, "diaSourceId": str},
             )
             earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
         except pd.errors.EmptyDataError:
@@ -686,7 +693,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         redrawn = {int(i) for i in objects["diaObjectId"]} if not objects.empty else set()
         earlier_objects, earlier_epochs = (
             self._earlier(SEQUENCE_OBJECTS_FILE),
-            self._earlier(f"{SEQUENCE_DIR}/epochs.csv"),
+            self._earlier(SEQUENCE_EPOCHS_FILE),
         )
         if earlier_objects is not None:
             again = earlier_objects["diaObjectId"].isin(redrawn)

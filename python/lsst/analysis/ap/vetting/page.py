@@ -68,7 +68,7 @@ from lsst.resources import ResourcePath, ResourcePathExpression
 
 from ..display.annotation import BADGES, REQUESTED_COLUMNS
 from ..outputs.ledger import LEDGER_EXTRA_COLUMNS, UNION_CHUNK_ROWS, read_record_csv_chunks
-from ..outputs.manifests import RECORDS_FILE, SEQUENCE_OBJECTS_FILE
+from ..outputs.manifests import RECORDS_FILE, SEQUENCE_EPOCHS_FILE, SEQUENCE_OBJECTS_FILE
 from ..outputs.store import OutputStore
 from ..records import RECORD_COLUMNS, STATUS_FAILED, STATUS_SKIPPED, STATUS_WRITTEN, id_array
 from ..sources import NO_DIA_OBJECT_ID, exact_integer
@@ -652,10 +652,16 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
     objects whose sequences the directory holds (``sequences/objects.csv``,
     written by ``plotDiaObjectSequences``), so that every page written
     there shows them; the values ``sources`` has are kept for the other
-    sources.  ``sources`` as given when the directory holds no sequence, or
-    when they have no ``diaObjectId``.
+    sources.  Without ``sources``, the DiaSources of the epochs drawn
+    (``sequences/epochs.csv``) are those of the page.  ``sources`` as
+    given when the directory holds no sequence, or when they have no
+    ``diaObjectId``.
     """
-    if sources is None or "diaObjectId" not in sources.columns or store.size(SEQUENCE_OBJECTS_FILE) is None:
+    if store.size(SEQUENCE_OBJECTS_FILE) is None:
+        return sources
+    if sources is None:
+        sources = _sequence_sources(store)
+    if sources is None or "diaObjectId" not in sources.columns:
         return sources
     shown = store.display(SEQUENCE_OBJECTS_FILE)
     try:
@@ -690,6 +696,35 @@ def _with_sequence_frames(store: OutputStore, sources: pd.DataFrame | None) -> p
     # One new frame: inserting columns into a wide catalog makes pandas warn.
     kept = sources.drop(columns=list(columns), errors="ignore")
     return pd.concat([kept, pd.DataFrame(columns, index=sources.index)], axis=1)
+
+
+def _sequence_sources(store: OutputStore) -> pd.DataFrame | None:
+    """``diaSourceId``, ``diaObjectId`` and ``midpointMjdTai`` of the
+    detections of the sequences in the directory (``sequences/epochs.csv``),
+    `None` when there are none or the table cannot be read.
+    """
+    shown = store.display(SEQUENCE_EPOCHS_FILE)
+    try:
+        with store.open_read(SEQUENCE_EPOCHS_FILE) as stream:
+            epochs = pd.read_csv(stream, dtype=str, keep_default_na=False)
+        if "diaSourceId" not in epochs.columns:  # written before epochs named their source
+            return None
+        source_ids = [exact_integer(value) for value in epochs["diaSourceId"]]
+        object_ids = [exact_integer(value) for value in epochs["diaObjectId"]]
+        keep = [s is not None and o is not None for s, o in zip(source_ids, object_ids, strict=True)]
+        if not any(keep):
+            return None
+        table = pd.DataFrame(
+            {
+                "diaSourceId": id_array([s for s, k in zip(source_ids, keep, strict=True) if k]),
+                "diaObjectId": id_array([o for o, k in zip(object_ids, keep, strict=True) if k]),
+                "midpointMjdTai": pd.to_numeric(epochs.loc[keep, "mjd"], errors="coerce").to_numpy(),
+            }
+        )
+    except Exception as error:  # the page is a view: it is written without the sequences
+        _LOG.warning("The vetting page shows no sequence: %s cannot be read (%s).", shown, error)
+        return None
+    return table.drop_duplicates("diaSourceId", keep="last")
 
 
 def _all_in(ids: np.ndarray, known: np.ndarray) -> bool:
