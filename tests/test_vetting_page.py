@@ -633,6 +633,28 @@ def test_page_catalog_with_a_repeated_or_missing_id_is_refused(demo_run, demo_so
     assert page.read_bytes() == before
 
 
+def test_records_cut_mid_row_are_refused(demo_run, tmp_path, capsys):
+    """A records.csv cut in the middle of its last row (a partial copy)
+    is refused by both commands with one line naming it; the page showed
+    the cut row with empty values, and merge-labels wrote it on."""
+    import shutil
+
+    output = tmp_path / "cut"
+    shutil.copytree(demo_run, output)
+    data = (output / "records.csv").read_bytes()
+    (output / "records.csv").write_bytes(data[: data.rindex(b",", 0, len(data) - 1)])
+    page = (output / "vetting" / "records.js").read_bytes()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("diaSourceId,label,time\n")
+    for argv in (["page", str(output)], ["merge-labels", str(output), str(labels)]):
+        assert vetting_cli.main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"cutoutVetting: {output / 'records.csv'} is truncated (its last line is incomplete)\n"
+        )
+    assert (output / "vetting" / "records.js").read_bytes() == page
+    assert not (output / "records_labelled.csv").exists()
+
+
 @pytest.mark.parametrize("command", [["page"], ["merge-labels", "--to", "labelled.csv"]])
 def test_missing_directory_is_said_once(tmp_path, capsys, command):
     missing = tmp_path / "no-such-run"

@@ -173,10 +173,12 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        Raised when the file is not a CSV table or lacks a record column;
-        the message names ``origin``.
+        Raised when the file is not a CSV table, lacks a record column, or
+        does not end with a newline (it is truncated: its last row is
+        cut); the message names ``origin``.
 
     """
+    _require_whole_rows(data[-1:], origin)
     with _naming(origin):
         frame = pd.read_csv(io.BytesIO(data), **_RECORD_CSV_OPTIONS)
     return _record_table(frame, origin)
@@ -184,6 +186,32 @@ def read_record_csv(data: bytes, origin: str) -> pd.DataFrame:
 
 class _RecordTableError(ValueError):
     """A file that is not a record table; the message names it."""
+
+
+def _require_whole_rows(last: bytes, origin: str) -> None:
+    """Refuse a record table whose last byte ``last`` is not a newline:
+    every table is written whole, ending with one, so such a file was
+    truncated (copied in part, or damaged), and its last row is cut (pandas
+    would read the missing values as empty).
+    """
+    if last and last != b"\n":
+        raise _RecordTableError(f"{origin} is truncated (its last line is incomplete)")
+
+
+def _last_byte(stream: BinaryIO) -> bytes:
+    """The last byte of a seekable ``stream`` (rewound to its start); empty
+    for an empty stream, or one that cannot seek."""
+    try:
+        size = stream.seek(0, io.SEEK_END)
+        if size:
+            stream.seek(size - 1)
+            last = stream.read(1)
+        else:
+            last = b""
+        stream.seek(0)
+    except (OSError, ValueError, AttributeError):
+        return b""
+    return last
 
 
 @contextlib.contextmanager
@@ -225,10 +253,12 @@ def read_record_csv_chunks(
     Raises
     ------
     ValueError
-        Raised when the file is not a CSV table or lacks a record column;
-        the message names ``origin``.
+        Raised when the file is not a CSV table, lacks a record column, or
+        does not end with a newline (it is truncated: its last row is
+        cut); the message names ``origin``.
 
     """
+    _require_whole_rows(_last_byte(stream), origin)
     empty = True
     with _naming(origin), pd.read_csv(stream, chunksize=chunk_rows, **_RECORD_CSV_OPTIONS) as reader:
         for frame in _naming_each(reader, origin):
@@ -448,9 +478,6 @@ class Ledger:
         except FileNotFoundError:
             return None
         try:
-            if data and not data.endswith(b"\n"):
-                # Every record file is written whole, ending with a newline.
-                raise _RecordTableError(f"{origin} is truncated (its last line is incomplete)")
             return read_record_csv(data, origin)
         except ValueError as error:
             _LOG.warning("%s; the record file is skipped.", error)
