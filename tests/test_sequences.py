@@ -234,6 +234,21 @@ def test_an_unreadable_table_of_an_earlier_run_is_kept_beside(
     assert pd.read_csv(table)["diaObjectId"].tolist() == [other]
 
 
+def test_an_emptied_table_of_an_earlier_run_is_said(demo_repo, sources, multi_epoch_object, tmp_path, caplog):
+    """objects.csv emptied (0 bytes) since the last run: the next run says
+    that the earlier objects are no longer listed (it was silent)."""
+    _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    (tmp_path / "sequences" / "objects.csv").write_bytes(b"")
+    other = int(sources.loc[sources["diaObjectId"] != multi_epoch_object, "diaObjectId"].iloc[0])
+    with caplog.at_level("WARNING"):
+        _run(demo_repo, sources, [other], tmp_path)
+    assert (
+        f"sequences/objects.csv of an earlier run is empty; the objects earlier runs drew into {tmp_path} "
+        "are no longer listed (their products stay)."
+    ) in caplog.text
+    assert pd.read_csv(tmp_path / "sequences" / "objects.csv")["diaObjectId"].tolist() == [other]
+
+
 def test_an_object_that_cannot_be_drawn_gives_each_epoch_its_reason(
     demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch
 ):

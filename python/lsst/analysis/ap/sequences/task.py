@@ -668,6 +668,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
             earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
         except pd.errors.EmptyDataError:
+            # Every run writes a header: the file was emptied since.
+            self.log.warning(
+                "%s of an earlier run is empty; the objects earlier runs drew into %s are no longer listed "
+                "(their products stay).",
+                relpath,
+                self.store.location,
+            )
             return None
         except Exception as error:
             kept = f"{relpath}.unreadable-{run_token()}"
