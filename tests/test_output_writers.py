@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from PIL import Image
 
 from lsst.analysis.ap.outputs.ledger import read_record_csv, run_token
 from lsst.analysis.ap.outputs.manifests import join_url, write_manifests
+from lsst.analysis.ap.outputs.store import OutputStore
 from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsConfig,
     PlotImageSubtractionCutoutsTask,
@@ -356,7 +359,7 @@ def test_interrupted_detector_keeps_its_checkpointed_pngs(tmp_path, butler, demo
     checkpoint, and redraws only the rest.
     """
     from lsst.analysis.ap import core
-    from lsst.analysis.ap.outputs.store import OutputError, OutputStore
+    from lsst.analysis.ap.outputs.store import OutputError
 
     output = tmp_path / "out"
     sources = demo_sources[(demo_sources["visit"] == 1001) & (demo_sources["detector"] == 0)]
@@ -439,3 +442,43 @@ def test_damaged_record_files_of_an_earlier_run_are_named_when_skipped(
         skipped
     )
     assert set(read_records(output)["diaSourceId"]) == set(sources["diaSourceId"])
+
+
+def test_a_table_lock_waits_for_its_holder_and_ends_with_it_when_killed(tmp_path):
+    """`OutputStore.locked`: a second holder waits while a process holds
+    the lock, and gets it once that process is killed (SIGKILL: no code of
+    its own runs to release it)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from lsst.analysis.ap.outputs.store import OutputStore\n"
+            "with OutputStore(sys.argv[1]).locked('sequences/.tables.lock'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(600)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        store = OutputStore(tmp_path)
+        taken = []
+
+        def take() -> None:
+            with store.locked("sequences/.tables.lock"):
+                taken.append(time.monotonic())
+
+        waiter = threading.Thread(target=take, daemon=True)
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert taken == [], "the lock was taken while another process held it"
+        killed = time.monotonic()
+        holder.send_signal(signal.SIGKILL)
+        waiter.join(timeout=30)
+        assert taken and taken[0] >= killed
+    finally:
+        holder.kill()
+        holder.wait()

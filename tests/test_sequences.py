@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -253,15 +254,28 @@ def test_an_object_that_cannot_be_drawn_gives_each_epoch_its_reason(
     demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch
 ):
     """A contact sheet too large for image readers (here a lowered limit)
-    fails the object after its epochs were read: every epoch row says why
-    (those not written yet had an empty reason)."""
+    fails the object before any of its images is opened (an object of
+    thousands of epochs with max_epochs None fails at once): the object and
+    every epoch row say why."""
     from PIL import Image
 
+    opened = []
+    readers = PlotDiaObjectSequencesTask._readers
+
+    def counted(self, butler, epoch):
+        opened.append(epoch["visit"])
+        return readers(self, butler, epoch)
+
+    monkeypatch.setattr(PlotDiaObjectSequencesTask, "_readers", counted)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
     epochs = result.epochs
     assert len(epochs) > 1 and set(epochs["status"]) == {"failed"}
-    assert epochs["reason"].str.contains("make a contact sheet of more than").all(), epochs["reason"].tolist()
+    assert opened == []
+    reason = f"{len(epochs)} epochs make a contact sheet of more than "
+    assert result.objects["reason"].str.startswith(reason).all(), result.objects["reason"].tolist()
+    assert epochs["reason"].str.startswith(reason).all(), epochs["reason"].tolist()
+    assert "set max_epochs" in epochs["reason"].iloc[0]
     assert pd.read_csv(tmp_path / "sequences" / "epochs.csv")["reason"].notna().all()
 
 
@@ -666,6 +680,46 @@ def test_runs_into_one_directory_keep_each_others_objects(demo_repo, sources, tm
     )
     summary = json.loads((tmp_path / "sequences" / "summary.json").read_text())
     assert summary["objects"] == 2 and summary["epochs_drawn"] == counts[first] + 1
+
+
+def test_runs_at_the_same_time_keep_each_others_objects(demo_repo, sources, tmp_path, monkeypatch):
+    """Two runs into one directory at once, each merging its object into
+    the tables while the other does (the time between reading and writing
+    the tables widened to a second, as on slow storage): both objects stay
+    listed.  Without the tables' lock, the run that wrote last dropped the
+    other's object."""
+    import threading
+
+    counts = sources.groupby("diaObjectId").size()
+    first, second = (int(i) for i in counts[counts >= 3].index[:2])
+    merge = PlotDiaObjectSequencesTask._merge_earlier
+
+    def slow_merge(self, objects, epochs):
+        merged = merge(self, objects, epochs)  # the earlier tables are read
+        time.sleep(1.0)
+        return merged
+
+    monkeypatch.setattr(PlotDiaObjectSequencesTask, "_merge_earlier", slow_merge)
+    errors = []
+
+    def run(object_id):
+        try:
+            _run(demo_repo, sources, [object_id], tmp_path)
+        except Exception as error:
+            errors.append(error)
+
+    runs = [threading.Thread(target=run, args=(object_id,)) for object_id in (first, second)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=300)
+    assert not errors
+    objects = pd.read_csv(tmp_path / "sequences" / "objects.csv")
+    assert sorted(objects["diaObjectId"]) == sorted([first, second])
+    epochs = pd.read_csv(tmp_path / "sequences" / "epochs.csv")
+    assert sorted(set(epochs["diaObjectId"])) == sorted([first, second])
+    manifest = pd.read_csv(tmp_path / "sequences" / "manifest.csv")
+    assert sorted(manifest["#diaObjectId"]) == sorted([first, second])
 
 
 def test_object_ids_as_text_are_read_and_fractions_refused(demo_repo, sources, multi_epoch_object, tmp_path):

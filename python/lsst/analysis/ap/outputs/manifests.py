@@ -16,6 +16,7 @@ __all__ = (
     "RECORDS_FILE",
     "SEQUENCE_DIR",
     "SEQUENCE_EPOCHS_FILE",
+    "SEQUENCE_LOCK_FILE",
     "SEQUENCE_OBJECTS_FILE",
     "ManifestFiles",
     "join_url",
@@ -124,6 +125,11 @@ SEQUENCE_OBJECTS_FILE = f"{SEQUENCE_DIR}/objects.csv"
 SEQUENCE_EPOCHS_FILE = f"{SEQUENCE_DIR}/epochs.csv"
 """The epochs of those DiaObjects, one row each (with the ``diaSourceId`` of
 each detection)."""
+
+SEQUENCE_LOCK_FILE = f"{SEQUENCE_DIR}/.tables.lock"
+"""Lock file of the sequence tables: a run holds it while it merges its
+objects into the tables and writes them (`OutputStore.locked`), so that
+concurrent runs into one directory lose none of each other's rows."""
 
 _MAX_REBUILDS = 50
 """Rebuilds of the views while other writers keep adding record files."""

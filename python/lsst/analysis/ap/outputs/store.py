@@ -33,7 +33,16 @@ from .atomic import (
     writer_tag,
 )
 
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
+"""``flock`` errors of a file system that has no locks: the block then
+runs unlocked."""
 
 
 class OutputError(RuntimeError):
@@ -157,6 +166,42 @@ class OutputStore:
             raise
         except Exception as error:
             raise self._error("write", relpath, error) from error
+
+    @contextlib.contextmanager
+    def locked(self, relpath: str) -> Iterator[None]:
+        """Hold an exclusive lock on the file ``relpath`` of a local
+        directory for the block; it is created, empty, when missing.
+
+        Runs that read a table of the directory, merge their rows into it
+        and write it back hold the lock meanwhile, so that no run loses
+        another's rows.  It is an advisory ``flock`` lock, which the system
+        releases when the process ends, even killed.  A remote store, or a
+        file system without ``flock``, runs the block unlocked.
+
+        Raises
+        ------
+        OutputError
+            Raised when the lock file cannot be created.
+
+        """
+        if not self.is_local or fcntl is None:
+            yield
+            return
+        try:
+            path = os.path.join(self._local_root, relpath)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise self._error("create the lock file", relpath, error) from error
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError as error:
+                if error.errno not in _NO_LOCKS:
+                    raise self._error("lock", relpath, error) from error
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     @contextlib.contextmanager
     def open_write(self, relpath: str) -> Iterator[BinaryIO]:

@@ -10,10 +10,11 @@ __all__ = (
 )
 
 import dataclasses
+import functools
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lsst.pex.config as pexConfig
@@ -30,7 +31,13 @@ from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
 from ..outputs.ledger import run_token
-from ..outputs.manifests import RECORDS_FILE, SEQUENCE_DIR, SEQUENCE_EPOCHS_FILE, SEQUENCE_OBJECTS_FILE
+from ..outputs.manifests import (
+    RECORDS_FILE,
+    SEQUENCE_DIR,
+    SEQUENCE_EPOCHS_FILE,
+    SEQUENCE_LOCK_FILE,
+    SEQUENCE_OBJECTS_FILE,
+)
 from ..outputs.store import OutputError, OutputStore
 from ..parallel import map_in_workers, usable_njobs
 from ..records import id_array
@@ -327,11 +334,13 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
         objects_frame = pd.DataFrame(objects)
         epochs_frame = pd.DataFrame(epochs, columns=EPOCH_COLUMNS)
-        # The directory's tables keep the objects earlier runs drew there.
-        directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
-        self._write_tables(directory_objects, directory_epochs)
-        if refresh_page:
-            self._refresh_vetting_page(sources if page_sources is None else page_sources)
+        # The directory's tables keep the objects earlier runs (and runs
+        # at the same time) drew there.
+        with self.store.locked(SEQUENCE_LOCK_FILE):
+            directory_objects, directory_epochs = self._merge_earlier(objects_frame, epochs_frame)
+            self._write_tables(directory_objects, directory_epochs)
+            if refresh_page:
+                self._refresh_vetting_page(sources if page_sources is None else page_sources)
         summary = self._summary(objects_frame, epochs_frame)
         return pipeBase.Struct(objects=objects_frame, epochs=epochs_frame, summary=summary)
 
@@ -499,11 +508,17 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         except Exception as error:
             return self._object_record(object_id, ra, dec, reason=f"cannot choose epochs: {error}"), []
         size = self.config.size
+        # Checked before any image is read: an object of thousands of
+        # epochs (max_epochs None) fails at once.
+        too_large = self._sheet_too_large(len(chosen))
         cut: list[tuple[dict, dict[str, PlaneReader]]] = []
         epoch_records = []
         for k, epoch in enumerate(chosen.to_dict("records")):
             record = self._epoch_record(object_id, k, epoch)
             epoch_records.append(record)
+            if too_large:
+                record["reason"] = too_large
+                continue
             try:
                 readers = self._readers(butler, epoch)
                 for role in ROLES:
@@ -529,7 +544,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                     object_id,
                     ra,
                     dec,
-                    reason=f"no epoch could be drawn: {reasons}",
+                    reason=too_large or f"no epoch could be drawn: {reasons}",
                     n_epochs_failed=len(epoch_records),
                 ),
                 epoch_records,
@@ -575,14 +590,6 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             {role: cut_aligned(readers[role], ra, dec, size, grid) for role in ROLES} for _, readers in cut
         ]
         renderer = self._renderer(stamps)
-        width, height = renderer.canvas_size
-        sheet_pixels = width * height * len(cut)
-        if sheet_pixels > Image.MAX_IMAGE_PIXELS:
-            raise ValueError(
-                f"{len(cut)} epochs make a contact sheet of more than {sheet_pixels / 1e6:.0f} million "
-                f"pixels, beyond what image readers open ({Image.MAX_IMAGE_PIXELS / 1e6:.0f} million); "
-                "set max_epochs"
-            )
         relative = f"{SEQUENCE_DIR}/{object_id}"
         rows, frames, labels, frame_paths = [], [], [], []
         role_index = ROLES.index(self.config.animation_image)
@@ -630,14 +637,33 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         )
         return record, epoch_records
 
-    def _renderer(self, stamps: list[dict[str, AlignedStamp]]) -> TripletRenderer:
-        """A renderer whose limits are shared by every frame of the object."""
+    @functools.cached_property
+    def _canvas_size(self) -> tuple[int, int]:
+        """Width and height of one epoch's row of the contact sheet."""
+        return self._renderer().canvas_size
+
+    def _sheet_too_large(self, n_epochs: int) -> str:
+        """Why a contact sheet of ``n_epochs`` epochs cannot be written
+        (more pixels than image readers open, `PIL.Image.MAX_IMAGE_PIXELS`),
+        or ``""``."""
+        width, height = self._canvas_size
+        sheet_pixels = width * height * n_epochs
+        if sheet_pixels <= Image.MAX_IMAGE_PIXELS:
+            return ""
+        return (
+            f"{n_epochs} epochs make a contact sheet of more than {sheet_pixels / 1e6:.0f} million pixels, "
+            f"beyond what image readers open ({Image.MAX_IMAGE_PIXELS / 1e6:.0f} million); set max_epochs"
+        )
+
+    def _renderer(self, stamps: Sequence[dict[str, AlignedStamp]] = ()) -> TripletRenderer:
+        """A renderer whose limits are shared by every frame of the object
+        (``stamps``; the default limits without them)."""
         scalings = {}
         for role in ROLES:
             source_role = (
                 "template" if self.config.normalization == "template" and role == "science" else role
             )
-            pixels = np.concatenate([s[source_role].array.ravel() for s in stamps])
+            pixels = np.concatenate([s[source_role].array.ravel() for s in stamps] or [np.empty(0)])
             default = DEFAULT_SCALINGS[role]
             limits = finite_limits(pixels, default.interval) or (0.0, 1.0)
             scalings[role] = DisplayScaling(ManualInterval(*limits), default.stretch)
