@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -482,3 +483,40 @@ def test_a_table_lock_waits_for_its_holder_and_ends_with_it_when_killed(tmp_path
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_lock_file_this_run_may_not_write_is_locked_read_only(tmp_path):
+    """The lock file of a shared directory belongs to the user whose run
+    created it; another user's run (who may still replace the tables)
+    locks it through a read-only descriptor rather than fail.  Here the
+    file is made immutable (``chattr +i``), which refuses writing to
+    anyone, root too."""
+    store = OutputStore(tmp_path)
+    with store.locked("sequences/.tables.lock"):
+        pass
+    lock = tmp_path / "sequences" / ".tables.lock"
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(lock)]).returncode:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        with pytest.raises(PermissionError):
+            os.open(lock, os.O_RDWR)
+        with store.locked("sequences/.tables.lock"):
+            held = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import fcntl, os, sys\n"
+                    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                    "try:\n"
+                    "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+                    "except BlockingIOError:\n"
+                    "    print('held by another')\n",
+                    str(lock),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert held.stdout == "held by another\n", held.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(lock)], check=True)

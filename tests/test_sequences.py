@@ -250,33 +250,76 @@ def test_an_emptied_table_of_an_earlier_run_is_said(demo_repo, sources, multi_ep
     assert pd.read_csv(tmp_path / "sequences" / "objects.csv")["diaObjectId"].tolist() == [other]
 
 
-def test_an_object_that_cannot_be_drawn_gives_each_epoch_its_reason(
+def test_an_object_with_more_epochs_than_a_contact_sheet_holds_fails_before_its_pixels_are_read(
     demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch
 ):
-    """A contact sheet too large for image readers (here a lowered limit)
-    fails the object before any of its images is opened (an object of
-    thousands of epochs with max_epochs None fails at once): the object and
-    every epoch row say why."""
-    from PIL import Image
+    """Image readers open images of up to `PIL.Image.MAX_IMAGE_PIXELS`
+    (lowered here to rows of one or a few epochs).  An object with more
+    epochs to draw than a contact sheet can hold fails as soon as one too
+    many is opened: no pixel is read, the epochs left are not opened, and
+    the object and every epoch say why, with the largest max_epochs that
+    fits.  An epoch whose images are missing does not count, and keeps its
+    own reason; without a limit (None) every epoch is drawn."""
+    from lsst.analysis.ap.images.butler import ImageUnavailableError
+    from lsst.analysis.ap.sequences import task as task_module
 
-    opened = []
+    opened, cut = [], []
     readers = PlotDiaObjectSequencesTask._readers
+    missing = set()
 
     def counted(self, butler, epoch):
-        opened.append(epoch["visit"])
+        opened.append(int(epoch["visit"]))
+        if int(epoch["visit"]) in missing:
+            raise ImageUnavailableError(f"no images of visit {epoch['visit']} (removed)")
         return readers(self, butler, epoch)
 
+    cut_aligned = task_module.cut_aligned
+
+    def counted_cut(reader, *args, **kwargs):
+        cut.append(reader)
+        return cut_aligned(reader, *args, **kwargs)
+
     monkeypatch.setattr(PlotDiaObjectSequencesTask, "_readers", counted)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    monkeypatch.setattr(task_module, "cut_aligned", counted_cut)
+    default = PlotDiaObjectSequencesTask(config=PlotDiaObjectSequencesConfig(), output_path=tmp_path / "d")
+    # The figures the config's and the sequences page's text give.
+    assert default._most_sheet_epochs() == 882
+    width, height = default._canvas_size
+    visits = sorted(int(v) for v in sources.loc[sources["diaObjectId"] == multi_epoch_object, "visit"])
+    assert len(visits) >= 3
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", width * height + 1)  # one row
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path / "one")
     epochs = result.epochs
-    assert len(epochs) > 1 and set(epochs["status"]) == {"failed"}
-    assert opened == []
-    reason = f"{len(epochs)} epochs make a contact sheet of more than "
-    assert result.objects["reason"].str.startswith(reason).all(), result.objects["reason"].tolist()
-    assert epochs["reason"].str.startswith(reason).all(), epochs["reason"].tolist()
-    assert "set max_epochs" in epochs["reason"].iloc[0]
-    assert pd.read_csv(tmp_path / "sequences" / "epochs.csv")["reason"].notna().all()
+    assert len(epochs) == len(visits) and set(epochs["status"]) == {"failed"}
+    assert opened == visits[:2] and cut == []
+    reason = (
+        f"more than 1 epoch to draw: a contact sheet holds at most 1 row of {width} × {height} pixels, "
+        f"as image readers open no image of more than {width * height + 1:,} pixels; "
+        "set max_epochs to at most 1"
+    )
+    assert result.objects["reason"].tolist() == [reason]
+    assert epochs["reason"].tolist() == [reason] * len(visits)
+    assert pd.read_csv(tmp_path / "one" / "sequences" / "epochs.csv")["reason"].tolist() == [reason] * len(
+        visits
+    )
+
+    # Room for all epochs but one, and the first epoch's images missing.
+    opened.clear()
+    missing.add(visits[0])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", width * height * (len(visits) - 1))
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path / "missing")
+    assert result.objects["status"].tolist() == ["written"], result.objects["reason"].tolist()
+    epochs = result.epochs.set_index("visit")
+    assert epochs.loc[visits[0], "reason"] == f"no images of visit {visits[0]} (removed)"
+    assert (epochs.loc[visits[1:], "status"] == "written").all()
+
+    opened.clear()
+    missing.clear()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path / "unlimited")
+    assert result.objects["status"].tolist() == ["written"] and opened == visits
+    assert set(result.epochs["status"]) == {"written"}
 
 
 def test_workers_beyond_the_cores_are_capped_with_one_warning(

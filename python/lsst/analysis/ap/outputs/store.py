@@ -14,6 +14,7 @@ __all__ = ("OutputError", "OutputLocationError", "OutputStore", "resolve_output_
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import tempfile
@@ -40,9 +41,11 @@ except ImportError:  # not POSIX
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
-"""``flock`` errors of a file system that has no locks: the block then
-runs unlocked."""
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EBADF})
+"""``flock`` errors of a file system that has no locks (or, as NFS, none
+through a read-only descriptor): the block then runs unlocked."""
+
+_LOG = logging.getLogger(__name__)
 
 
 class OutputError(RuntimeError):
@@ -175,30 +178,45 @@ class OutputStore:
         Runs that read a table of the directory, merge their rows into it
         and write it back hold the lock meanwhile, so that no run loses
         another's rows.  It is an advisory ``flock`` lock, which the system
-        releases when the process ends, even killed.  A remote store, or a
-        file system without ``flock``, runs the block unlocked.
+        releases when the process ends, even killed; a lock file another
+        user created is locked through a read-only descriptor.  A remote
+        store runs the block unlocked, and so, with a warning, does a file
+        system without ``flock`` (or a platform without ``fcntl``).  The
+        lock is not re-entrant: a block must not take it again.
 
         Raises
         ------
         OutputError
-            Raised when the lock file cannot be created.
+            Raised when the lock file cannot be created or opened.
 
         """
-        if not self.is_local or fcntl is None:
+        if not self.is_local:
             yield
             return
+        if fcntl is None:
+            _LOG.warning("%s is not locked (no fcntl here): runs into it at once may lose rows", relpath)
+            yield
+            return
+        path = os.path.join(self._local_root, relpath)
         try:
-            path = os.path.join(self._local_root, relpath)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except PermissionError:  # another user's lock file
+                descriptor = os.open(path, os.O_RDONLY)
         except OSError as error:
-            raise self._error("create the lock file", relpath, error) from error
+            raise self._error("open the lock file", relpath, error) from error
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
             except OSError as error:
                 if error.errno not in _NO_LOCKS:
                     raise self._error("lock", relpath, error) from error
+                _LOG.warning(
+                    "%s is not locked (%s): runs into it at once may lose rows",
+                    self.display(relpath),
+                    error.strerror or error,
+                )
             yield
         finally:
             os.close(descriptor)  # releases the lock

@@ -80,8 +80,10 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
         inclusiveMax=True,
     )
     max_epochs = pexConfig.RangeField[int](
-        doc=f"Most epochs shown per object (at most {MAX_SEQUENCE_EPOCHS}); None shows all, and an "
-        "object whose contact sheet would then be too large for an image fails with that reason.",
+        doc=f"Most epochs shown per object (at most {MAX_SEQUENCE_EPOCHS}); None shows all.  An "
+        "object with more epochs to draw than a contact sheet can hold (image readers open images of "
+        "up to about 89 million pixels: 882 epochs at the default size and panel_pixels, 27 with "
+        "panel_pixels 1024) fails with that reason, before any pixel is read.",
         default=30,
         min=1,
         max=MAX_SEQUENCE_EPOCHS,
@@ -508,16 +510,15 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         except Exception as error:
             return self._object_record(object_id, ra, dec, reason=f"cannot choose epochs: {error}"), []
         size = self.config.size
-        # Checked before any image is read: an object of thousands of
-        # epochs (max_epochs None) fails at once.
-        too_large = self._sheet_too_large(len(chosen))
+        most = self._most_sheet_epochs()
+        too_large = ""
         cut: list[tuple[dict, dict[str, PlaneReader]]] = []
         epoch_records = []
         for k, epoch in enumerate(chosen.to_dict("records")):
             record = self._epoch_record(object_id, k, epoch)
             epoch_records.append(record)
             if too_large:
-                record["reason"] = too_large
+                record["reason"] = too_large  # not opened: the object fails
                 continue
             try:
                 readers = self._readers(butler, epoch)
@@ -527,6 +528,17 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 record["reason"] = str(error)
                 continue
             cut.append((record, readers))
+            if most is not None and len(cut) > most:
+                # More epochs to draw than a contact sheet can hold: the
+                # object fails before any pixel is read, and the epochs
+                # left are not opened (an object of thousands of epochs
+                # fails at once).
+                too_large = self._sheet_too_large_reason(most)
+                for opened, readers in cut:
+                    opened["reason"] = too_large
+                    for reader in readers.values():
+                        reader.release()
+                cut = []
         for epoch in untimed.assign(detected=True).to_dict("records"):
             record = self._epoch_record(object_id, len(epoch_records), epoch)
             record["reason"] = (
@@ -642,17 +654,30 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """Width and height of one epoch's row of the contact sheet."""
         return self._renderer().canvas_size
 
-    def _sheet_too_large(self, n_epochs: int) -> str:
-        """Why a contact sheet of ``n_epochs`` epochs cannot be written
-        (more pixels than image readers open, `PIL.Image.MAX_IMAGE_PIXELS`),
-        or ``""``."""
+    def _most_sheet_epochs(self) -> int | None:
+        """Most epochs a contact sheet may hold: image readers open no
+        image of more than `PIL.Image.MAX_IMAGE_PIXELS` pixels (`None`:
+        no limit)."""
+        if Image.MAX_IMAGE_PIXELS is None:
+            return None
         width, height = self._canvas_size
-        sheet_pixels = width * height * n_epochs
-        if sheet_pixels <= Image.MAX_IMAGE_PIXELS:
-            return ""
+        return int(Image.MAX_IMAGE_PIXELS // (width * height))
+
+    def _sheet_too_large_reason(self, most: int) -> str:
+        """Why an object of more than ``most`` epochs to draw fails."""
+        width, height = self._canvas_size
+        pixels = Image.MAX_IMAGE_PIXELS
+        limit = f"{pixels / 1e6:.0f} million" if pixels >= 1e6 else f"{pixels:,}"
+        limit = f"image readers open no image of more than {limit} pixels"
+        if most < 1:
+            return (
+                f"one epoch's row of the contact sheet is {width} × {height} pixels and {limit}; "
+                "set a smaller size or panel_pixels"
+            )
         return (
-            f"{n_epochs} epochs make a contact sheet of more than {sheet_pixels / 1e6:.0f} million pixels, "
-            f"beyond what image readers open ({Image.MAX_IMAGE_PIXELS / 1e6:.0f} million); set max_epochs"
+            f"more than {most} epoch{'s' if most > 1 else ''} to draw: a contact sheet holds at most "
+            f"{most} row{'s' if most > 1 else ''} of {width} × "
+            f"{height} pixels, as {limit}; set max_epochs to at most {most}"
         )
 
     def _renderer(self, stamps: Sequence[dict[str, AlignedStamp]] = ()) -> TripletRenderer:
