@@ -16,6 +16,7 @@ from lsst.analysis.ap.images.butler import butler_plane_reader
 from lsst.analysis.ap.sequences import PlotDiaObjectSequencesConfig, PlotDiaObjectSequencesTask
 from lsst.analysis.ap.sequences.align import common_grid, cut_aligned, grids_agree, local_grid
 from lsst.analysis.ap.sequences.epochs import choose_epochs
+from lsst.analysis.ap.sequences.products import contact_sheet_size
 from lsst.analysis.ap.sequences.task import EPOCH_COLUMNS
 
 
@@ -235,6 +236,136 @@ def test_an_unreadable_table_of_an_earlier_run_is_kept_beside(
     assert pd.read_csv(table)["diaObjectId"].tolist() == [other]
 
 
+@pytest.mark.parametrize(("name", "column"), [("epochs.csv", "path"), ("objects.csv", "frames")])
+def test_an_earlier_table_without_a_column_the_merge_needs_is_kept_beside(
+    demo_repo, sources, multi_epoch_object, tmp_path, caplog, name, column
+):
+    """An earlier table cut to its first columns (an edited or truncated
+    copy) that lacks a column the merge needs: it is kept beside and
+    replaced, as an unreadable one.  Before, a missing ``path`` stopped this
+    run and every later one with a KeyError, and a missing ``frames`` gave
+    manifest rows whose file was "nan"."""
+    _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    table = tmp_path / "sequences" / name
+    edited = pd.read_csv(table).drop(columns=[column])
+    edited.to_csv(table, index=False)
+    other = int(sources.loc[sources["diaObjectId"] != multi_epoch_object, "diaObjectId"].iloc[0])
+    with caplog.at_level("WARNING"):
+        result = _run(demo_repo, sources, [other], tmp_path)
+    assert result.objects["status"].tolist() == ["written"]
+    (kept,) = (tmp_path / "sequences").glob(f"{name}.unreadable-*")
+    assert f"it has no '{column}' column" in caplog.text
+    assert f"it is kept as sequences/{kept.name}" in caplog.text
+    assert other in pd.read_csv(table)["diaObjectId"].tolist()
+    manifest = pd.read_csv(tmp_path / "sequences" / "panoptes_manifest.csv", keep_default_na=False)
+    assert "nan" not in manifest.to_numpy().astype(str)
+
+
+def test_a_redrawn_object_keeps_no_epoch_image_of_an_unlisted_drawing(
+    demo_repo, sources, multi_epoch_object, tmp_path
+):
+    """Epoch images a killed run left in an object's directory (no table
+    lists them) are removed when the object is drawn again, and so are
+    the partial files of interrupted writes."""
+    import os
+
+    from lsst.analysis.ap.outputs.atomic import STALE_TEMPORARY_SECONDS, TEMP_SUFFIX
+
+    first = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    directory = tmp_path / "sequences" / str(multi_epoch_object)
+    orphan = directory / "epoch041_visit9999.png"
+    orphan.write_bytes((directory / "contact_sheet.png").read_bytes())
+    partial = directory / f".animation.gif.someone{TEMP_SUFFIX}"
+    partial.write_bytes(b"GIF8")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(partial, (old, old))
+    again = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    assert again.objects["status"].tolist() == ["written"]
+    assert not orphan.exists() and not partial.exists()
+    drawn = sorted(p.relative_to(tmp_path).as_posix() for p in directory.glob("epoch*.png"))
+    assert drawn == sorted(first.epochs["path"]) == sorted(again.epochs["path"])
+
+
+def test_an_object_that_fails_while_its_products_are_written_keeps_none(
+    demo_repo, sources, multi_epoch_object, tmp_path, monkeypatch
+):
+    """An error after the contact sheet was written (here the animation
+    encoder failing, a fault no real input makes now that the frame time
+    is bounded) fails the object and removes what it had written."""
+    from lsst.analysis.ap.sequences import task as task_module
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("encoder failed")
+
+    monkeypatch.setattr(task_module, "animation_bytes", failing)
+    result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    assert result.objects["status"].tolist() == ["failed"]
+    assert result.objects["reason"].tolist() == ["cannot draw the sequence: RuntimeError: encoder failed"]
+    assert not list((tmp_path / "sequences" / str(multi_epoch_object)).glob("*.*"))
+
+
+def test_a_frame_time_beyond_what_gif_stores_is_refused():
+    """GIF stores a frame's time in hundredths of a second, in 16 bits:
+    655350 ms at most (a larger value failed every object)."""
+    import lsst.pex.config as pexConfig
+
+    config = PlotDiaObjectSequencesConfig()
+    config.frame_duration_ms = 655_350
+    with pytest.raises(pexConfig.FieldValidationError, match="frame_duration_ms"):
+        config.frame_duration_ms = 655_351
+
+
+def test_the_tables_lock_is_checked_before_any_drawing_and_never_followed(
+    demo_repo, sources, multi_epoch_object, tmp_path
+):
+    """A lock file that is a link is not followed (nothing is created where
+    it points), and a lock file that cannot be made stops the run before
+    any object is drawn, with the system's own reason."""
+    import subprocess
+
+    from lsst.analysis.ap.outputs.store import OutputError
+
+    (tmp_path / "sequences").mkdir()
+    target = tmp_path / "elsewhere" / "lock"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "sequences" / ".tables.lock").symlink_to(target)
+    with pytest.raises(OutputError, match=r"cannot open the lock file .*\.tables\.lock: "):
+        _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    assert not target.exists()
+    assert not (tmp_path / "sequences" / str(multi_epoch_object)).exists()
+
+    locked_out = tmp_path / "immutable"
+    (locked_out / "sequences").mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(locked_out / "sequences")]).returncode:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        with pytest.raises(OutputError, match=r"\.tables\.lock: Operation not permitted$"):
+            _run(demo_repo, sources, [multi_epoch_object], locked_out)
+    finally:
+        subprocess.run(["chattr", "-i", str(locked_out / "sequences")], check=True)
+    assert not (locked_out / "sequences" / str(multi_epoch_object)).exists()
+
+
+def test_manifests_keep_object_ids_beyond_int64_beside_negative_ones():
+    """The manifests' ``#diaObjectId`` is exact for ids beyond 2**63 - 1,
+    also beside a negative id (it was -1, or an OverflowError)."""
+    from lsst.analysis.ap.sequences.products import sequence_manifests
+
+    objects = pd.DataFrame(
+        {
+            "diaObjectId": pd.Series([2**64 - 1, -5], dtype=object),
+            "ra": [1.0, 2.0],
+            "dec": [3.0, 4.0],
+            "frames": ["sequences/a/epoch000_visit1.png", float("nan")],
+        }
+    )
+    subject_set, panoptes = sequence_manifests(objects, "https://example.org/")
+    assert panoptes["#diaObjectId"].tolist() == [2**64 - 1, -5]
+    assert subject_set["#diaObjectId"].tolist() == [2**64 - 1, -5]
+    assert panoptes["file:1"].tolist() == ["sequences/a/epoch000_visit1.png", ""]
+    assert panoptes["#n_epochs"].tolist() == [1, 0]
+
+
 def test_an_emptied_table_of_an_earlier_run_is_said(demo_repo, sources, multi_epoch_object, tmp_path, caplog):
     """objects.csv emptied (0 bytes) since the last run: the next run says
     that the earlier objects are no longer listed (it was silent)."""
@@ -282,37 +413,42 @@ def test_an_object_with_more_epochs_than_a_contact_sheet_holds_fails_before_its_
     monkeypatch.setattr(PlotDiaObjectSequencesTask, "_readers", counted)
     monkeypatch.setattr(task_module, "cut_aligned", counted_cut)
     default = PlotDiaObjectSequencesTask(config=PlotDiaObjectSequencesConfig(), output_path=tmp_path / "d")
-    # The figures the config's and the sequences page's text give.
-    assert default._most_sheet_epochs() == 882
-    width, height = default._canvas_size
+    # The figure the config's and the sequences page's text give.
+    assert default._most_sheet_epochs() == 633
+    row = default._canvas_size
     visits = sorted(int(v) for v in sources.loc[sources["diaObjectId"] == multi_epoch_object, "visit"])
     assert len(visits) >= 3
 
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", width * height + 1)  # one row
+    def pixels(n_epochs):
+        width, height = contact_sheet_size(row, n_epochs)
+        return width * height
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels(1))  # one epoch
     result = _run(demo_repo, sources, [multi_epoch_object], tmp_path / "one")
     epochs = result.epochs
     assert len(epochs) == len(visits) and set(epochs["status"]) == {"failed"}
     assert opened == visits[:2] and cut == []
     reason = (
-        f"more than 1 epoch to draw: a contact sheet holds at most 1 row of {width} × {height} pixels, "
-        f"as image readers open no image of more than {width * height + 1:,} pixels; "
-        "set max_epochs to at most 1"
+        "more than 1 epoch to draw: a contact sheet holds at most 1 at this size and panel_pixels, as "
+        f"image readers open no image of more than {pixels(1):,} pixels; set max_epochs to at most 1"
     )
     assert result.objects["reason"].tolist() == [reason]
     assert epochs["reason"].tolist() == [reason] * len(visits)
-    assert pd.read_csv(tmp_path / "one" / "sequences" / "epochs.csv")["reason"].tolist() == [reason] * len(
-        visits
-    )
+    written = pd.read_csv(tmp_path / "one" / "sequences" / "epochs.csv")
+    assert written["reason"].tolist() == [reason] * len(visits)
 
-    # Room for all epochs but one, and the first epoch's images missing.
+    # Room for all epochs but one, and the first epoch's images missing:
+    # the sheet is drawn, exactly at the limit.
     opened.clear()
     missing.add(visits[0])
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", width * height * (len(visits) - 1))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels(len(visits) - 1))
     result = _run(demo_repo, sources, [multi_epoch_object], tmp_path / "missing")
     assert result.objects["status"].tolist() == ["written"], result.objects["reason"].tolist()
     epochs = result.epochs.set_index("visit")
     assert epochs.loc[visits[0], "reason"] == f"no images of visit {visits[0]} (removed)"
     assert (epochs.loc[visits[1:], "status"] == "written").all()
+    with Image.open(tmp_path / "missing" / result.objects["contact_sheet"].iloc[0]) as sheet:
+        assert sheet.width * sheet.height == pixels(len(visits) - 1)
 
     opened.clear()
     missing.clear()

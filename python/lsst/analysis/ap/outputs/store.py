@@ -198,12 +198,17 @@ class OutputStore:
             yield
             return
         path = os.path.join(self._local_root, relpath)
+        # Not followed: a link would lock (or create) a file elsewhere.
+        flags = getattr(os, "O_NOFOLLOW", 0)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            except PermissionError:  # another user's lock file
-                descriptor = os.open(path, os.O_RDONLY)
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+            except PermissionError as refused:
+                try:  # another user's lock file
+                    descriptor = os.open(path, os.O_RDONLY | flags)
+                except OSError:
+                    raise refused from None
         except OSError as error:
             raise self._error("open the lock file", relpath, error) from error
         try:

@@ -6,10 +6,12 @@ records to bytes and tables; the task writes them.
 from __future__ import annotations
 
 __all__ = (
+    "LIGHT_CURVE_HEIGHT",
     "BAND_RGB",
     "EpochLabel",
     "animation_bytes",
     "contact_sheet",
+    "contact_sheet_size",
     "label_frame",
     "light_curve",
     "sequence_manifests",
@@ -25,6 +27,7 @@ from PIL import Image, ImageDraw
 
 from ..display.glyphs import font
 from ..outputs.manifests import join_url
+from ..records import id_array
 
 BAND_RGB = {
     "u": (86, 180, 233),
@@ -179,8 +182,46 @@ def _axis_number(value: float) -> str:
     return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
+_SHEET_LABEL_WIDTH = 200
+"""Width of the label column of a contact sheet (pixels)."""
+
+_SHEET_TITLE_HEIGHT = 22
+"""Height of the title line of a contact sheet (pixels)."""
+
+LIGHT_CURVE_HEIGHT = 120
+"""Height of the light curve of a contact sheet (pixels)."""
+
+
+def contact_sheet_size(
+    row_size: tuple[int, int], n_rows: int, curve_height: int = LIGHT_CURVE_HEIGHT
+) -> tuple[int, int]:
+    """Width and height of a contact sheet (`contact_sheet`).
+
+    Parameters
+    ----------
+    row_size : `tuple` [`int`, `int`]
+        Width and height of each epoch's triplet image.
+    n_rows : `int`
+        Number of epochs.
+    curve_height : `int`, optional
+        Height of the light curve.
+
+    Returns
+    -------
+    size : `tuple` [`int`, `int`]
+        The sheet's width and height in pixels.
+
+    """
+    row_w, row_h = row_size
+    return _SHEET_LABEL_WIDTH + row_w, _SHEET_TITLE_HEIGHT + curve_height + row_h * n_rows
+
+
 def contact_sheet(
-    rows: Sequence[Image.Image], labels: Sequence[EpochLabel], *, title: str, curve_height: int = 120
+    rows: Sequence[Image.Image],
+    labels: Sequence[EpochLabel],
+    *,
+    title: str,
+    curve_height: int = LIGHT_CURVE_HEIGHT,
 ) -> Image.Image:
     """One row per epoch (its triplet image and label), a light curve on top.
 
@@ -201,19 +242,16 @@ def contact_sheet(
         The sheet.
 
     """
-    label_width = 200
-    row_w, row_h = rows[0].size
-    width = label_width + row_w
-    title_h = 22
-    height = title_h + curve_height + row_h * len(rows)
+    row_h = rows[0].size[1]
+    width, height = contact_sheet_size(rows[0].size, len(rows), curve_height)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     draw.text((6, 3), title, fill=_TEXT_RGB, font=font(14, bold=True))
-    sheet.paste(light_curve(labels, width, curve_height), (0, title_h))
+    sheet.paste(light_curve(labels, width, curve_height), (0, _SHEET_TITLE_HEIGHT))
     text_font = font(12)
     for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
-        y = title_h + curve_height + i * row_h
-        sheet.paste(row.convert("RGB"), (label_width, y))
+        y = _SHEET_TITLE_HEIGHT + curve_height + i * row_h
+        sheet.paste(row.convert("RGB"), (_SHEET_LABEL_WIDTH, y))
         for j, line in enumerate(label.lines()):
             fill = _TEXT_RGB if label.detected or j != 3 else (170, 40, 40)
             draw.text((8, y + 10 + 18 * j), line, fill=fill, font=text_font)
@@ -241,11 +279,12 @@ def sequence_manifests(objects: pd.DataFrame, url_root: str | None) -> tuple[pd.
         form (one file column per frame, paths relative to the output).
 
     """
-    paths = [str(f).split(";") if str(f) else [] for f in objects.get("frames", [])]
+    # Frames not given (an edited table's empty or missing cell) are none.
+    paths = [f.split(";") if isinstance(f, str) and f else [] for f in objects.get("frames", [])]
     n = max((len(p) for p in paths), default=0)
     meta = pd.DataFrame(
         {
-            "#diaObjectId": objects["diaObjectId"].astype("int64").to_numpy(),
+            "#diaObjectId": id_array(objects["diaObjectId"]),
             "#ra": objects["ra"].to_numpy(),
             "#dec": objects["dec"].to_numpy(),
             "#n_epochs": [len(p) for p in paths],

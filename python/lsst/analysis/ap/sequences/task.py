@@ -54,7 +54,14 @@ from ..sources import (
 )
 from .align import AlignedStamp, common_grid, cut_aligned, grids_agree, local_grid
 from .epochs import EPOCH_CHOICES, TIME_COLUMN, choose_epochs
-from .products import EpochLabel, animation_bytes, contact_sheet, label_frame, sequence_manifests
+from .products import (
+    EpochLabel,
+    animation_bytes,
+    contact_sheet,
+    contact_sheet_size,
+    label_frame,
+    sequence_manifests,
+)
 
 if TYPE_CHECKING:
     from ..apdb import DiaSourceSelection
@@ -82,7 +89,7 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
     max_epochs = pexConfig.RangeField[int](
         doc=f"Most epochs shown per object (at most {MAX_SEQUENCE_EPOCHS}); None shows all.  An "
         "object with more epochs to draw than a contact sheet can hold (image readers open images of "
-        "up to about 89 million pixels: 882 epochs at the default size and panel_pixels, 27 with "
+        "up to about 89 million pixels: 633 epochs at the default size and panel_pixels, 25 with "
         "panel_pixels 1024) fails with that reason, before any pixel is read.",
         default=30,
         min=1,
@@ -127,7 +134,11 @@ class PlotDiaObjectSequencesConfig(pexConfig.Config):
         allowed={"difference": "the difference image", "science": "the science image"},
     )
     frame_duration_ms = pexConfig.RangeField[int](
-        doc="Display time of each animation frame (ms).", default=600, min=20
+        doc="Display time of each animation frame (ms; GIF stores at most 655350).",
+        default=600,
+        min=20,
+        max=655_350,
+        inclusiveMax=True,
     )
     panel_pixels = pexConfig.RangeField[int](
         doc=f"Size of each panel on the images (at most {MAX_SEQUENCE_STAMP}).",
@@ -181,6 +192,28 @@ def require_object_ids(sources: pd.DataFrame, origin: str = "DiaSource table") -
 
 _KEY_COLUMNS = ["diaObjectId", "visit", "detector"]
 
+
+def _object_dir(object_id: int) -> str:
+    """The directory of an object's products (relative to the output)."""
+    return f"{SEQUENCE_DIR}/{object_id}"
+
+
+def _product_paths(object_id: int) -> dict[str, str]:
+    """The contact sheet and animations of an object, by ``objects.csv``
+    column."""
+    relative = _object_dir(object_id)
+    return {
+        "contact_sheet": f"{relative}/contact_sheet.png",
+        "gif": f"{relative}/animation.gif",
+        "apng": f"{relative}/animation.png",
+    }
+
+
+_OBJECT_TABLE_NEEDS = ("diaObjectId", "ra", "dec", "status", "frames")
+"""Columns an earlier run's ``objects.csv`` must have to be merged."""
+
+_EPOCH_TABLE_NEEDS = ("diaObjectId", "status", "path")
+"""Columns an earlier run's ``epochs.csv`` must have to be merged."""
 
 EPOCH_COLUMNS = (
     "diaObjectId",
@@ -288,6 +321,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """
         ids = list(dict.fromkeys(_object_id(i) for i in dia_object_ids))
         sources, left_out = self._standardize(sources, butler, origin)
+        # Before any drawing: the partial files of an interrupted run are
+        # removed, and a lock file that cannot be opened stops the run.
+        self.store.sweep_temporaries((SEQUENCE_DIR,))
+        with self.store.locked(SEQUENCE_LOCK_FILE):
+            pass
         # Every visit × detector where an object has a DiaSource, drawable
         # or not, in the window or not: never one of its non-detections.
         everything = pd.concat([sources[_KEY_COLUMNS], left_out[_KEY_COLUMNS]], ignore_index=True)
@@ -571,6 +609,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             for record in epoch_records:
                 if record["status"] == "written":
                     self.store.remove(record["path"])  # no epoch image of an object not drawn
+            for path in _product_paths(object_id).values():
+                self.store.remove(path)  # nor a contact sheet or animation written before the error
                 if record["status"] == "written" or not record["reason"]:
                     record.update(status="failed", reason=reason, path="")
             failed = len(epoch_records)
@@ -602,7 +642,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             {role: cut_aligned(readers[role], ra, dec, size, grid) for role in ROLES} for _, readers in cut
         ]
         renderer = self._renderer(stamps)
-        relative = f"{SEQUENCE_DIR}/{object_id}"
+        relative = _object_dir(object_id)
         rows, frames, labels, frame_paths = [], [], [], []
         role_index = ROLES.index(self.config.animation_image)
         panel = renderer.panel_boxes[0][role_index]
@@ -624,15 +664,18 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             labels.append(label)
             frame_paths.append(path)
         sheet = contact_sheet(rows, labels, title=f"diaObjectId {object_id}  RA {ra:.5f}  Dec {dec:.5f}")
-        products = {
-            "contact_sheet": f"{relative}/contact_sheet.png",
-            "gif": f"{relative}/animation.gif",
-            "apng": f"{relative}/animation.png",
-        }
+        products = _product_paths(object_id)
         self.store.write(products["contact_sheet"], _png(sheet))
         duration = self.config.frame_duration_ms
         self.store.write(products["gif"], animation_bytes(frames, duration, "GIF"))
         self.store.write(products["apng"], animation_bytes(frames, duration, "PNG"))
+        # Epoch images of an earlier drawing that no table lists (its run
+        # was killed before writing the tables) are not this drawing's.
+        kept = set(frame_paths)
+        for path in self.store.list_files(relative):
+            name = path.rsplit("/", 1)[-1]
+            if path not in kept and name.startswith("epoch") and name.endswith(".png"):
+                self.store.remove(path)
         n_failed = sum(1 for r in epoch_records if r["status"] == "failed")
         record = self._object_record(
             object_id,
@@ -660,24 +703,23 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         no limit)."""
         if Image.MAX_IMAGE_PIXELS is None:
             return None
-        width, height = self._canvas_size
-        return int(Image.MAX_IMAGE_PIXELS // (width * height))
+        width, bare_height = contact_sheet_size(self._canvas_size, 0)
+        return int((Image.MAX_IMAGE_PIXELS // width - bare_height) // self._canvas_size[1])
 
     def _sheet_too_large_reason(self, most: int) -> str:
         """Why an object of more than ``most`` epochs to draw fails."""
-        width, height = self._canvas_size
         pixels = Image.MAX_IMAGE_PIXELS
         limit = f"{pixels / 1e6:.0f} million" if pixels >= 1e6 else f"{pixels:,}"
         limit = f"image readers open no image of more than {limit} pixels"
         if most < 1:
+            width, height = contact_sheet_size(self._canvas_size, 1)
             return (
-                f"one epoch's row of the contact sheet is {width} × {height} pixels and {limit}; "
+                f"a contact sheet of one epoch is {width} × {height} pixels and {limit}; "
                 "set a smaller size or panel_pixels"
             )
         return (
             f"more than {most} epoch{'s' if most > 1 else ''} to draw: a contact sheet holds at most "
-            f"{most} row{'s' if most > 1 else ''} of {width} × "
-            f"{height} pixels, as {limit}; set max_epochs to at most {most}"
+            f"{most} at this size and panel_pixels, as {limit}; set max_epochs to at most {most}"
         )
 
     def _renderer(self, stamps: Sequence[dict[str, AlignedStamp]] = ()) -> TripletRenderer:
@@ -701,10 +743,11 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             difference_scaling=scalings["difference"],
         )
 
-    def _earlier(self, relpath: str) -> pd.DataFrame | None:
+    def _earlier(self, relpath: str, required: tuple[str, ...]) -> pd.DataFrame | None:
         """An earlier run's table ``relpath``, `None` when there is none,
-        or when it cannot be read: it is then kept beside, as
-        ``<name>.unreadable-<time>``, with a warning, and replaced.
+        or when it cannot be read or lacks a ``required`` column: it is then
+        kept beside, as ``<name>.unreadable-<time>``, with a warning, and
+        replaced.
         """
         if self.store.size(relpath) is None:
             return None
@@ -717,6 +760,9 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
                 # Ids kept exact (diaSourceId is empty for a non-detection).
                 dtype={"diaObjectId": str, "diaSourceId": str},
             )
+            missing = [column for column in required if column not in earlier.columns]
+            if missing:
+                raise ValueError(f"it has no {', '.join(map(repr, missing))} column")
             earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
         except pd.errors.EmptyDataError:
             # Every run writes a header: the file was emptied since.
@@ -750,8 +796,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         """
         redrawn = {int(i) for i in objects["diaObjectId"]} if not objects.empty else set()
         earlier_objects, earlier_epochs = (
-            self._earlier(SEQUENCE_OBJECTS_FILE),
-            self._earlier(SEQUENCE_EPOCHS_FILE),
+            self._earlier(SEQUENCE_OBJECTS_FILE, _OBJECT_TABLE_NEEDS),
+            self._earlier(SEQUENCE_EPOCHS_FILE, _EPOCH_TABLE_NEEDS),
         )
         if earlier_objects is not None:
             again = earlier_objects["diaObjectId"].isin(redrawn)
