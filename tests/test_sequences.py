@@ -804,6 +804,27 @@ def test_light_curve_points_and_labels_stay_in_their_places(fluxes):
     assert len(xs) > 20 and xs.max() < left - 2
 
 
+@pytest.mark.parametrize("mjd", [61000.1, -1.0e300])
+def test_a_light_curve_of_one_time_puts_its_points_at_the_left(mjd):
+    """Epochs all at one time are drawn at the frame's left edge, also at a
+    time so large that a day more is the same number (a ZeroDivisionError
+    failed the object)."""
+    from lsst.analysis.ap.sequences.products import BAND_RGB, EpochLabel, light_curve
+
+    labels = [
+        EpochLabel(mjd=mjd, band=band, flux=flux, detected=True, visit=1001 + i, detector=0)
+        for i, (band, flux) in enumerate(zip("gr", (150.0, 300.0), strict=True))
+    ]
+    pixels = np.asarray(light_curve(labels, 712, 120)).astype(int)
+    frame_grey = np.all(pixels == 150, axis=2)
+    columns = np.flatnonzero(frame_grey.sum(axis=0) > 60)
+    rows = np.flatnonzero(frame_grey.sum(axis=1) > 300)
+    left, top = columns.min(), rows.min()
+    for band in "gr":
+        ys, xs = np.nonzero(np.all(pixels == BAND_RGB[band], axis=2)[top:, :])
+        assert len(xs) > 10 and left + 3 <= xs.min() and xs.max() <= left + 20, band
+
+
 def test_epochs_without_a_time_are_recorded_not_placed(demo_repo, sources, multi_epoch_object, tmp_path):
     """An epoch whose midpointMjdTai is NaN or infinite cannot be ordered:
     it is not drawn (and never taken for the latest), it is listed in

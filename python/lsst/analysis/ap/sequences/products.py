@@ -155,11 +155,13 @@ def light_curve(labels: Sequence[EpochLabel], width: int, height: int) -> Image.
     times = [p[0] for p in points]
     t0, t1 = min(times), max(times)
     t1 = t1 if t1 > t0 else t0 + 1.0
+    # One time: a day wide (beyond 2**53, t0 + 1 is t0 itself).
+    span = t1 - t0 if t1 > t0 else 1.0
     inset = 8  # points (7 px across) stay inside the frame
 
     def xy(tt: float, ff: float) -> tuple[float, float]:
         return (
-            left + inset + (tt - t0) / (t1 - t0) * (right - left - 2 * inset),
+            left + inset + (tt - t0) / span * (right - left - 2 * inset),
             bottom - inset - (ff - f0) / (f1 - f0) * (bottom - top - 2 * inset),
         )
 
