@@ -299,9 +299,15 @@ def test_an_object_that_fails_while_its_products_are_written_keeps_none(
 
     monkeypatch.setattr(task_module, "animation_bytes", failing)
     result = _run(demo_repo, sources, [multi_epoch_object], tmp_path)
+    reason = "cannot draw the sequence: RuntimeError: encoder failed"
     assert result.objects["status"].tolist() == ["failed"]
-    assert result.objects["reason"].tolist() == ["cannot draw the sequence: RuntimeError: encoder failed"]
+    assert result.objects["reason"].tolist() == [reason]
     assert not list((tmp_path / "sequences" / str(multi_epoch_object)).glob("*.*"))
+    epochs = pd.read_csv(tmp_path / "sequences" / "epochs.csv", keep_default_na=False)
+    assert len(epochs) > 1
+    assert epochs["status"].tolist() == ["failed"] * len(epochs)
+    assert epochs["reason"].tolist() == [reason] * len(epochs)
+    assert epochs["path"].tolist() == [""] * len(epochs)
 
 
 def test_a_frame_time_beyond_what_gif_stores_is_refused():

@@ -6,8 +6,8 @@ records to bytes and tables; the task writes them.
 from __future__ import annotations
 
 __all__ = (
-    "LIGHT_CURVE_HEIGHT",
     "BAND_RGB",
+    "LIGHT_CURVE_HEIGHT",
     "EpochLabel",
     "animation_bytes",
     "contact_sheet",

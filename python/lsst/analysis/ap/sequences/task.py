@@ -609,10 +609,10 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             for record in epoch_records:
                 if record["status"] == "written":
                     self.store.remove(record["path"])  # no epoch image of an object not drawn
-            for path in _product_paths(object_id).values():
-                self.store.remove(path)  # nor a contact sheet or animation written before the error
                 if record["status"] == "written" or not record["reason"]:
                     record.update(status="failed", reason=reason, path="")
+            for path in _product_paths(object_id).values():
+                self.store.remove(path)  # nor a contact sheet or animation written before the error
             failed = len(epoch_records)
             return self._object_record(
                 object_id, ra, dec, reason=reason, n_epochs_failed=failed
