@@ -762,7 +762,8 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
             )
             missing = [column for column in required if column not in earlier.columns]
             if missing:
-                raise ValueError(f"it has no {', '.join(map(repr, missing))} column")
+                present = columns_present(list(earlier.columns))
+                raise ValueError(f"it has no {', '.join(map(repr, missing))} column; {present}")
             earlier["diaObjectId"] = id_array([int(v) for v in earlier["diaObjectId"]])
         except pd.errors.EmptyDataError:
             # Every run writes a header: the file was emptied since.
