@@ -495,3 +495,85 @@ def test_a_damaged_apdb_row_is_named_by_its_id(demo_repo, tmp_path, capsys):
         f"plotImageSubtractionCutouts: APDB sqlite:///{path}: column 'detector' must hold integers: row "
     )
     assert line.endswith(f": 'one' is not an integer (diaSourceId {damaged}).")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_sources_near_a_position_are_read_through_the_indexes(database, pg_apdbs, demo_repo, demo_sources):
+    """``plotDiaObjectSequences --ra/--dec`` on an APDB asks for the
+    DiaObjects near the position (their indexed ``pixelId``, through
+    lsst-dax-apdb) and then for their DiaSources (indexed ``diaObjectId``):
+    the DiaSource table, which has no index on position, is not scanned.
+    The sources found are those within the radius, at every object's
+    position and between two objects."""
+    import argparse
+
+    from lsst.analysis.ap.geometry import sky_separation_arcsec
+    from lsst.analysis.ap.sequences.cli import _apdb_sources_near
+
+    if database == "postgres":
+        config = make_apdb_config(config_uri=str(pg_apdbs["named"]))
+    else:
+        config = make_apdb_config(sqlitefile=demo_repo.apdb_file)
+    first = demo_sources.drop_duplicates("diaObjectId").sort_values("diaObjectId")
+    a, b = first.iloc[0], first.iloc[1]
+    positions = [(float(r["ra"]), float(r["dec"]), 0.5) for _, r in first.head(6).iterrows()]
+    # Midway between two objects, a radius that reaches both.
+    gap = float(sky_separation_arcsec(a["ra"], a["dec"], float(b["ra"]), float(b["dec"])))
+    positions.append(((a["ra"] + b["ra"]) / 2, (a["dec"] + b["dec"]) / 2, gap / 2 + 1.0))
+    positions.append((float(a["ra"]) + 1.0, float(a["dec"]), 1.0))  # nothing there
+    seen: list[tuple[str, object]] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    none = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", listen)
+    try:
+        with ApdbDiaSourceReader(config) as reader:
+            for ra, dec, radius in positions:
+                args = argparse.Namespace(ra=ra, dec=dec, radius=radius)
+                found = _apdb_sources_near(reader, args, none)
+                distance = sky_separation_arcsec(demo_sources["ra"], demo_sources["dec"], ra, dec)
+                got = _ids(found) if len(found) else set()
+                assert got == _ids(demo_sources[distance <= radius]), (ra, dec, radius)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", listen)
+    assert len(found) == 0 and len(positions) == 8
+    reads = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT") and 'DiaSource"' in s]
+    assert reads and all('"diaObjectId" IN' in s and '"dec"' not in s.split("WHERE", 1)[1] for s, _ in reads)
+    objects = [(s, p) for s, p in seen if "DiaObject" in s and '"pixelId"' in s]
+    assert objects
+    if database == "sqlite":
+        # The plans of the statements sent: every table read by an index.
+        with sqlite3.connect(demo_repo.apdb_file) as connection:
+            for statement, parameters in [*reads, *objects]:
+                plan = " | ".join(
+                    row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+                )
+                assert "SCAN" not in plan and "USING INDEX" in plan, (statement, plan)
+
+
+def test_sources_near_a_position_in_an_apdb_of_an_older_schema(demo_repo, demo_sources, tmp_path, caplog):
+    """An APDB whose schema version lsst-dax-apdb refuses is still read
+    (its DiaSource table as it is): ``--ra/--dec`` then asks for the
+    declination band of the radius, and finds the same sources."""
+    import argparse
+
+    from lsst.analysis.ap.geometry import sky_separation_arcsec
+    from lsst.analysis.ap.sequences.cli import _apdb_sources_near
+
+    path = tmp_path / "old.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE metadata SET value = '0.1.0' WHERE name = 'version:schema'")
+    target = demo_sources.iloc[3]
+    args = argparse.Namespace(ra=float(target["ra"]), dec=float(target["dec"]), radius=0.5)
+    none = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=path)) as reader:
+        assert reader.objects_near(args.ra, args.dec, 10.0) is None
+        statements = _statements(reader._engine)
+        found = _apdb_sources_near(reader, args, none)
+    distance = sky_separation_arcsec(demo_sources["ra"], demo_sources["dec"], args.ra, args.dec)
+    assert _ids(found) == _ids(demo_sources[distance <= 0.5]) and len(found)
+    assert any('"dec" >=' in s or "dec >=" in s for s in statements)
+    assert "reading its DiaSource table as it is" in caplog.text

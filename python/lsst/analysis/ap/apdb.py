@@ -618,6 +618,7 @@ class ApdbDiaSourceReader(DiaSourceReader):
             raise SourceTableError(
                 f"{self.description} is not an SQL APDB; read it with open_apdb_reader (ApdbRegionReader)."
             )
+        self._apdb: Any = None
         self._engine, self._table, self.instrument = self._open_sql()
         import sqlalchemy
 
@@ -638,6 +639,7 @@ class ApdbDiaSourceReader(DiaSourceReader):
             # says and that its schema version is one it can use.
             apdb = _open_apdb(config, self.description)
             instrument = _metadata_instrument(apdb, self.description)
+            self._apdb = apdb
         except IncompatibleVersionError as error:
             # Older APDBs are still read: DiaSource columns are reflected.
             _LOG.warning("%s: %s; reading its DiaSource table as it is.", self.description, error)
@@ -669,6 +671,7 @@ class ApdbDiaSourceReader(DiaSourceReader):
 
     def close(self) -> None:
         # Docstring inherited.
+        self._apdb = None
         self._engine.dispose()
 
     def _where(self, selection: DiaSourceSelection) -> list[Any]:
@@ -696,6 +699,62 @@ class ApdbDiaSourceReader(DiaSourceReader):
         with _sql_errors(f"{self.description}: cannot count DiaSources"):
             with self._engine.connect() as connection:
                 return int(connection.execute(query).scalar_one())
+
+    def objects_near(self, ra: float, dec: float, radius_arcsec: float) -> list[int] | None:
+        """The DiaObjects whose position lies within a radius of a sky
+        position, found through the APDB's spatial index.
+
+        lsst-dax-apdb is asked for the DiaObjects (latest versions) in a
+        circle (`lsst.dax.apdb.Apdb.getDiaObjects`, which selects them by the
+        indexed ``pixelId`` of their position, as Alert Production reads
+        them); the exact distance is then computed here.  The DiaSource
+        table itself has no index on position.
+
+        Parameters
+        ----------
+        ra, dec : `float`
+            Centre, ICRS degrees.
+        radius_arcsec : `float`
+            Radius, arcseconds.
+
+        Returns
+        -------
+        ids : `list` [`int`] or `None`
+            ``diaObjectId`` of the DiaObjects within the radius, nearest
+            first; `None` when this lsst-dax-apdb cannot read the APDB's
+            schema version (its DiaObject table cannot be asked by region).
+
+        Raises
+        ------
+        SourceTableError
+            Raised when the database cannot be read, or a ``diaObjectId``
+            or position there is not a number.
+
+        """
+        if self._apdb is None:
+            return None
+        from lsst.sphgeom import Angle, Circle, LonLat, UnitVector3d
+
+        from .geometry import sky_separation_arcsec
+
+        centre = UnitVector3d(LonLat.fromDegrees(ra, dec))
+        circle = Circle(centre, Angle.fromDegrees(radius_arcsec / 3600.0))
+        with _sql_errors(f"{self.description}: cannot read DiaObjects"):
+            objects = self._apdb.getDiaObjects(circle)
+        ids = [exact_integer(value) for value in objects["diaObjectId"].tolist()]
+        distance = sky_separation_arcsec(
+            pd.to_numeric(objects["ra"], errors="coerce"),
+            pd.to_numeric(objects["dec"], errors="coerce"),
+            ra,
+            dec,
+        )
+        if None in ids:
+            raise SourceTableError(
+                f"{self.description}: DiaObject column 'diaObjectId' must hold integers: "
+                f"{objects['diaObjectId'].tolist()[ids.index(None)]!r} is not an integer id."
+            )
+        near = sorted((d, i) for d, i in zip(distance.tolist(), ids, strict=True) if d <= radius_arcsec)
+        return list(dict.fromkeys(i for _, i in near if i != NO_DIA_OBJECT_ID))
 
     def most_observed_objects(self, count: int) -> list[int]:
         """The ``count`` DiaObjects with the most DiaSources, counted by the

@@ -96,8 +96,8 @@ class _ObjectSources:
     whose vetting page is rewritten (`None`: the objects' own).
 
     A catalog or the Butler's tables are read whole.  An APDB is asked, in
-    SQL, for what each selection needs (the sources in the declination band
-    of ``--ra/--dec``, the counts of ``--most-epochs``), then for the
+    SQL, for what each selection needs (the DiaObjects near ``--ra/--dec``,
+    by its spatial index, the counts of ``--most-epochs``), then for the
     objects' DiaSources only, and for those of the visits of the cutout run
     in the output directory: it is never read whole.  When the latter
     cannot be read, that run's vetting page is not rewritten
@@ -132,12 +132,7 @@ class _ObjectSources:
             require_repository_instrument(reader, butler, args.repo)
             near = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
             if args.ra is not None and args.dec is not None:
-                # Every source within the radius is in this band of declination.
-                pad = _radius(args) / 3600.0 + 1e-9
-                band = reader.read(DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad))
-                # Only the sources within the radius are looked at (a damaged
-                # row elsewhere in the band is not asked for).
-                near = band[_within_radius(band, args)]
+                near = _apdb_sources_near(reader, args, near)
             most = reader.most_observed_objects(args.most_epochs) if args.most_epochs > 0 else []
             self.ids = select_objects(args, require_object_ids(near, origin), most_epochs=most)
             table = reader.read(DiaSourceSelection(dia_object_ids=tuple(self.ids)))
@@ -154,6 +149,42 @@ class _ObjectSources:
                     error,
                 )
                 self.refresh_page = False
+
+
+_OBJECT_MARGIN_ARCSEC = 10.0
+"""How far beyond ``--radius`` the APDB's DiaObjects are looked for by
+``--ra/--dec``: a DiaObject's position is that of its DiaSources, which
+association joins to it within an arcsecond (``maxDistArcSeconds`` of
+ap_association, 1 by default), so the DiaSources within the radius are
+those of the DiaObjects within the radius and this margin."""
+
+
+def _apdb_sources_near(reader: Any, args: argparse.Namespace, none: pd.DataFrame) -> pd.DataFrame:
+    """The DiaSources of an APDB within the radius of ``--ra/--dec``
+    (``none`` when there is none).
+
+    They are read as the DiaSources of the DiaObjects near the position,
+    found through the APDB's spatial index (`lsst.analysis.ap.apdb.ApdbDiaSourceReader.objects_near`),
+    by their indexed ``diaObjectId``.  An APDB whose schema version this
+    lsst-dax-apdb cannot read is asked for the declination band of the
+    radius instead (the DiaSource table has no index on position: the
+    database reads the whole table).  Only the sources within the radius
+    are looked at: a damaged row elsewhere is not asked for.
+    """
+    from ..apdb import DiaSourceSelection
+
+    radius = _radius(args)
+    ids = reader.objects_near(args.ra, args.dec, radius + _OBJECT_MARGIN_ARCSEC)
+    if ids is None:
+        # Every source within the radius is in this band of declination.
+        pad = radius / 3600.0 + 1e-9
+        selection = DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad)
+    elif not ids:
+        return none
+    else:
+        selection = DiaSourceSelection(dia_object_ids=tuple(ids))
+    found = reader.read(selection)
+    return found[_within_radius(found, args)]
 
 
 def _cutout_run_visits(output: str) -> tuple[int, ...]:
