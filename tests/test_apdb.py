@@ -498,17 +498,15 @@ def test_a_damaged_apdb_row_is_named_by_its_id(demo_repo, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
-def test_sources_near_a_position_are_read_through_the_indexes(database, pg_apdbs, demo_repo, demo_sources):
+def test_sources_near_a_position_are_read_through_the_pixel_index(
+    database, pg_apdbs, demo_repo, demo_sources
+):
     """``plotDiaObjectSequences --ra/--dec`` on an APDB asks for the
-    DiaObjects near the position (their indexed ``pixelId``, through
-    lsst-dax-apdb) and then for their DiaSources (indexed ``diaObjectId``):
-    the DiaSource table, which has no index on position, is not scanned.
-    The sources found are those within the radius, at every object's
-    position and between two objects."""
-    import argparse
-
+    DiaSources in the sky pixels that cover the circle, by the indexed
+    ``pixelId`` lsst-dax-apdb gives each DiaSource: the DiaSource table is
+    not scanned.  The sources found are those within the radius, at
+    objects' positions, between two objects and where there is none."""
     from lsst.analysis.ap.geometry import sky_separation_arcsec
-    from lsst.analysis.ap.sequences.cli import _apdb_sources_near
 
     if database == "postgres":
         config = make_apdb_config(config_uri=str(pg_apdbs["named"]))
@@ -526,54 +524,80 @@ def test_sources_near_a_position_are_read_through_the_indexes(database, pg_apdbs
     def listen(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, parameters))
 
-    none = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", listen)
     try:
         with ApdbDiaSourceReader(config) as reader:
             for ra, dec, radius in positions:
-                args = argparse.Namespace(ra=ra, dec=dec, radius=radius)
-                found = _apdb_sources_near(reader, args, none)
+                found = reader.sources_near(ra, dec, radius)
                 distance = sky_separation_arcsec(demo_sources["ra"], demo_sources["dec"], ra, dec)
-                got = _ids(found) if len(found) else set()
-                assert got == _ids(demo_sources[distance <= radius]), (ra, dec, radius)
+                assert _ids(found) == _ids(demo_sources[distance <= radius]), (ra, dec, radius)
     finally:
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", listen)
-    assert len(found) == 0 and len(positions) == 8
+    assert len(found) == 0 and len(_ids(demo_sources[distance <= 1e9])) > 2
     reads = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT") and 'DiaSource"' in s]
-    assert reads and all('"diaObjectId" IN' in s and '"dec"' not in s.split("WHERE", 1)[1] for s, _ in reads)
-    objects = [(s, p) for s, p in seen if "DiaObject" in s and '"pixelId"' in s]
-    assert objects
+    assert len(reads) == len(positions)
+    for statement, _ in reads:
+        where = statement.split("WHERE", 1)[1]
+        assert '"pixelId" BETWEEN' in where and "ORDER BY" not in where, statement
     if database == "sqlite":
-        # The plans of the statements sent: every table read by an index.
+        # The plans of the statements sent: the table is read by its index.
         with sqlite3.connect(demo_repo.apdb_file) as connection:
-            for statement, parameters in [*reads, *objects]:
-                plan = " | ".join(
-                    row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-                )
-                assert "SCAN" not in plan and "USING INDEX" in plan, (statement, plan)
+            for statement, parameters in reads:
+                plan = [row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+                assert not any(step.startswith("SCAN") for step in plan), plan
+                assert any("USING INDEX IDX_DiaSource_pixelId" in step for step in plan), plan
+
+
+def test_sources_near_a_position_across_ra_zero_and_at_a_pole(demo_repo, tmp_path):
+    """Sources on both sides of RA 0/360 and around a pole, with the
+    ``pixelId`` lsst-dax-apdb would give them, are all found, and the
+    database reads the table by its index."""
+    from lsst.sphgeom import HtmPixelization, LonLat, UnitVector3d
+
+    path = tmp_path / "apdb.sqlite3"
+    shutil.copy(demo_repo.apdb_file, path)
+    pixels = HtmPixelization(20)
+    moved = {0: (359.99995, 1.0), 1: (0.00005, 1.0), 2: (10.0, 89.99999), 3: (190.0, 89.99999)}
+    with sqlite3.connect(path) as connection:
+        ids = [row[0] for row in connection.execute('SELECT "diaSourceId" FROM "DiaSource" ORDER BY 1')]
+        for k, (ra, dec) in moved.items():
+            pixel = pixels.index(UnitVector3d(LonLat.fromDegrees(ra, dec)))
+            connection.execute(
+                'UPDATE "DiaSource" SET ra = ?, dec = ?, "pixelId" = ? WHERE "diaSourceId" = ?',
+                (ra, dec, pixel, ids[k]),
+            )
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=path)) as reader:
+        sent: list[tuple[str, object]] = []
+        sqlalchemy.event.listen(
+            reader._engine, "before_cursor_execute", lambda c, cur, st, params, *a: sent.append((st, params))
+        )
+        assert _ids(reader.sources_near(0.0, 1.0, 0.5)) == {ids[0], ids[1]}
+        assert _ids(reader.sources_near(359.99999, 1.0, 0.5)) == {ids[0], ids[1]}
+        assert _ids(reader.sources_near(0.0, 90.0, 0.1)) == {ids[2], ids[3]}
+        assert _ids(reader.sources_near(0.0, 1.0, 0.1)) == set()
+    with sqlite3.connect(path) as connection:
+        plan = [row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + sent[-1][0], sent[-1][1])]
+    assert not any(step.startswith("SCAN") for step in plan), plan
 
 
 def test_sources_near_a_position_in_an_apdb_of_an_older_schema(demo_repo, demo_sources, tmp_path, caplog):
     """An APDB whose schema version lsst-dax-apdb refuses is still read
     (its DiaSource table as it is): ``--ra/--dec`` then asks for the
     declination band of the radius, and finds the same sources."""
-    import argparse
-
     from lsst.analysis.ap.geometry import sky_separation_arcsec
-    from lsst.analysis.ap.sequences.cli import _apdb_sources_near
 
     path = tmp_path / "old.sqlite3"
     shutil.copy(demo_repo.apdb_file, path)
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE metadata SET value = '0.1.0' WHERE name = 'version:schema'")
     target = demo_sources.iloc[3]
-    args = argparse.Namespace(ra=float(target["ra"]), dec=float(target["dec"]), radius=0.5)
-    none = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
+    ra, dec = float(target["ra"]), float(target["dec"])
     with ApdbDiaSourceReader(make_apdb_config(sqlitefile=path)) as reader:
-        assert reader.objects_near(args.ra, args.dec, 10.0) is None
         statements = _statements(reader._engine)
-        found = _apdb_sources_near(reader, args, none)
-    distance = sky_separation_arcsec(demo_sources["ra"], demo_sources["dec"], args.ra, args.dec)
+        found = reader.sources_near(ra, dec, 0.5)
+    distance = sky_separation_arcsec(demo_sources["ra"], demo_sources["dec"], ra, dec)
     assert _ids(found) == _ids(demo_sources[distance <= 0.5]) and len(found)
-    assert any('"dec" >=' in s or "dec >=" in s for s in statements)
+    (read,) = [s for s in statements if s.lstrip().upper().startswith("SELECT") and 'DiaSource"' in s]
+    where = read.split("WHERE", 1)[1]
+    assert "dec >=" in where and "pixelId" not in where
     assert "reading its DiaSource table as it is" in caplog.text

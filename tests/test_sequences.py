@@ -1129,9 +1129,9 @@ def test_a_page_whose_sources_cannot_be_read_is_left_as_it_was(
 
 
 def test_a_damaged_row_of_an_object_not_asked_for_is_not_read(demo_repo, sources, tmp_path, capsys):
-    """A diaObjectId stored as text in a row of another object, in the
-    declination band of --ra/--dec but outside its radius, no longer stops
-    the command; when --most-epochs counts it, the message names its
+    """A diaObjectId stored as text in a row of another object, at the
+    declination of --ra/--dec but outside its radius, no longer stops the
+    command; when --most-epochs counts it, the message names its
     diaSourceId (the band's row number meant nothing)."""
     import shutil
     import sqlite3

@@ -48,6 +48,7 @@ __all__ = (
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ from .sources import (
     row_numbers,
     source_ids_note,
     source_ids_of,
+    within_radius,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -373,6 +375,8 @@ def _unknown_keys(config_uri: str) -> list[tuple[str, str, str, list[str]]]:
 
 
 def _unknown_key_text(key: str, close: str) -> str:
+    """The words for one unknown key of a configuration, with the known
+    key it resembles (``close``, '' for none)."""
     return f"unknown key {key!r}{f' (did you mean {close!r}?)' if close else ''}"
 
 
@@ -618,7 +622,7 @@ class ApdbDiaSourceReader(DiaSourceReader):
             raise SourceTableError(
                 f"{self.description} is not an SQL APDB; read it with open_apdb_reader (ApdbRegionReader)."
             )
-        self._apdb: Any = None
+        self._pixelization: Any = None
         self._engine, self._table, self.instrument = self._open_sql()
         import sqlalchemy
 
@@ -639,7 +643,9 @@ class ApdbDiaSourceReader(DiaSourceReader):
             # says and that its schema version is one it can use.
             apdb = _open_apdb(config, self.description)
             instrument = _metadata_instrument(apdb, self.description)
-            self._apdb = apdb
+            # How lsst-dax-apdb indexes positions (HTM level and column,
+            # frozen in the APDB's metadata).
+            self._pixelization = apdb.getConfig().pixelization
         except IncompatibleVersionError as error:
             # Older APDBs are still read: DiaSource columns are reflected.
             _LOG.warning("%s: %s; reading its DiaSource table as it is.", self.description, error)
@@ -671,7 +677,6 @@ class ApdbDiaSourceReader(DiaSourceReader):
 
     def close(self) -> None:
         # Docstring inherited.
-        self._apdb = None
         self._engine.dispose()
 
     def _where(self, selection: DiaSourceSelection) -> list[Any]:
@@ -700,15 +705,17 @@ class ApdbDiaSourceReader(DiaSourceReader):
             with self._engine.connect() as connection:
                 return int(connection.execute(query).scalar_one())
 
-    def objects_near(self, ra: float, dec: float, radius_arcsec: float) -> list[int] | None:
-        """The DiaObjects whose position lies within a radius of a sky
-        position, found through the APDB's spatial index.
+    def sources_near(self, ra: float, dec: float, radius_arcsec: float) -> pd.DataFrame:
+        """The DiaSources within a radius of a sky position.
 
-        lsst-dax-apdb is asked for the DiaObjects (latest versions) in a
-        circle (`lsst.dax.apdb.Apdb.getDiaObjects`, which selects them by the
-        indexed ``pixelId`` of their position, as Alert Production reads
-        them); the exact distance is then computed here.  The DiaSource
-        table itself has no index on position.
+        The database is asked for the DiaSources in the HTM pixels that
+        cover the circle, by the DiaSource table's indexed ``pixelId`` (the
+        pixels lsst-dax-apdb gives each DiaSource it stores, at the level
+        and in the column its configuration names), as lsst-dax-apdb reads
+        a region; the exact distance is then computed here.  An APDB whose
+        schema version this lsst-dax-apdb cannot read, or whose table lacks
+        that column, is asked for the declination band of the circle
+        instead, which the database finds by reading the whole table.
 
         Parameters
         ----------
@@ -719,42 +726,41 @@ class ApdbDiaSourceReader(DiaSourceReader):
 
         Returns
         -------
-        ids : `list` [`int`] or `None`
-            ``diaObjectId`` of the DiaObjects within the radius, nearest
-            first; `None` when this lsst-dax-apdb cannot read the APDB's
-            schema version (its DiaObject table cannot be asked by region).
+        sources : `pandas.DataFrame`
+            The DiaSources within the radius (a position that is not a
+            number is within none), in (visit, detector, diaSourceId) order.
 
         Raises
         ------
         SourceTableError
-            Raised when the database cannot be read, or a ``diaObjectId``
-            or position there is not a number.
+            Raised when the database cannot be read.
 
         """
-        if self._apdb is None:
-            return None
-        from lsst.sphgeom import Angle, Circle, LonLat, UnitVector3d
+        import sqlalchemy
+        from lsst.sphgeom import Angle, Circle, HtmPixelization, LonLat, UnitVector3d
 
-        from .geometry import sky_separation_arcsec
-
-        centre = UnitVector3d(LonLat.fromDegrees(ra, dec))
-        circle = Circle(centre, Angle.fromDegrees(radius_arcsec / 3600.0))
-        with _sql_errors(f"{self.description}: cannot read DiaObjects"):
-            objects = self._apdb.getDiaObjects(circle)
-        ids = [exact_integer(value) for value in objects["diaObjectId"].tolist()]
-        distance = sky_separation_arcsec(
-            pd.to_numeric(objects["ra"], errors="coerce"),
-            pd.to_numeric(objects["dec"], errors="coerce"),
-            ra,
-            dec,
-        )
-        if None in ids:
-            raise SourceTableError(
-                f"{self.description}: DiaObject column 'diaObjectId' must hold integers: "
-                f"{objects['diaObjectId'].tolist()[ids.index(None)]!r} is not an integer id."
+        column = None
+        if self._pixelization is not None:
+            column = self._table.columns.get(self._pixelization.htm_index_column)
+        if column is None:
+            # Every source within the radius is in this band of declination.
+            pad = radius_arcsec / 3600.0 + 1e-9
+            where = self._where(DiaSourceSelection(dec_min=dec - pad, dec_max=dec + pad))
+        else:
+            circle = Circle(
+                UnitVector3d(LonLat.fromDegrees(ra, dec)), Angle.fromDegrees(radius_arcsec / 3600.0)
             )
-        near = sorted((d, i) for d, i in zip(distance.tolist(), ids, strict=True) if d <= radius_arcsec)
-        return list(dict.fromkeys(i for _, i in near if i != NO_DIA_OBJECT_ID))
+            pixels = HtmPixelization(self._pixelization.htm_level).envelope(
+                circle, self._pixelization.htm_max_ranges
+            )
+            where = [sqlalchemy.or_(*(column.between(low, high - 1) for low, high in pixels))]
+        # One query without an order: ordered or cut into pages, it would be
+        # answered by walking the (visit, detector) index of the whole table.
+        found = self._query(sqlalchemy.select(self._table).where(*where))
+        found = found[within_radius(found, ra, dec, radius_arcsec)]
+        # In the order of `pages` (a value that is not a number last).
+        key = functools.partial(pd.to_numeric, errors="coerce")
+        return found.sort_values(list(ORDER_COLUMNS), kind="stable", key=key).reset_index(drop=True)
 
     def most_observed_objects(self, count: int) -> list[int]:
         """The ``count`` DiaObjects with the most DiaSources, counted by the
@@ -838,15 +844,9 @@ class ApdbDiaSourceReader(DiaSourceReader):
             query = sqlalchemy.select(self._table).where(*where)
             if last is not None:
                 query = query.where(sqlalchemy.tuple_(*order) > sqlalchemy.tuple_(*last))
-            query = query.order_by(*order).limit(page_size)
-            with _sql_errors(f"{self.description}: cannot read DiaSources"):
-                with self._engine.connect() as connection:
-                    result = connection.execute(query)
-                    frame = _frame_of_rows(result.fetchall(), list(result.keys()), self._integer_columns)
+            frame = self._query(query.order_by(*order).limit(page_size))
             if frame.empty:
                 return
-            if self.instrument is not None:
-                frame["instrument"] = self.instrument
             tail = frame.iloc[-1]
             # The stored values, as plain Python: a key the APDB holds as
             # text (a damaged table) still orders the next page; the
@@ -856,6 +856,17 @@ class ApdbDiaSourceReader(DiaSourceReader):
             yield frame
             if len(frame) < page_size:
                 return
+
+    def _query(self, query: Any) -> pd.DataFrame:
+        """The DiaSources a query of the DiaSource table returns, with an
+        ``instrument`` column when the APDB metadata names the instrument."""
+        with _sql_errors(f"{self.description}: cannot read DiaSources"):
+            with self._engine.connect() as connection:
+                result = connection.execute(query)
+                frame = _frame_of_rows(result.fetchall(), list(result.keys()), self._integer_columns)
+        if self.instrument is not None:
+            frame["instrument"] = self.instrument
+        return frame
 
     def _empty(self) -> pd.DataFrame:
         frame = pd.DataFrame(columns=list(self._table.columns.keys()))

@@ -31,6 +31,7 @@ __all__ = (
     "source_rows",
     "standardize_repository_sources",
     "standardize_sources",
+    "within_radius",
 )
 
 import dataclasses
@@ -663,6 +664,33 @@ def standardize_repository_sources(
         instrument=instrument if instrument is not None else lambda: only_instrument(butler),
         origin=origin,
     )
+
+
+def within_radius(sources: pd.DataFrame, ra: float, dec: float, radius_arcsec: float) -> np.ndarray:
+    """Which DiaSources lie within a radius of a sky position (true angular
+    distance, across RA 0/360 and the poles).
+
+    Parameters
+    ----------
+    sources : `pandas.DataFrame`
+        DiaSources with ``ra`` and ``dec`` columns (degrees).
+    ra, dec : `float`
+        The position, degrees.
+    radius_arcsec : `float`
+        Radius, arcseconds.
+
+    Returns
+    -------
+    within : `numpy.ndarray`
+        One boolean per row; a position that is not a number is within no
+        radius.
+
+    """
+    from .geometry import sky_separation_arcsec
+
+    positions = (pd.to_numeric(sources[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
+    with np.errstate(invalid="ignore"):
+        return np.asarray(sky_separation_arcsec(*positions, ra, dec) <= radius_arcsec, dtype=bool)
 
 
 def missing_optional_columns(columns: Iterable[str]) -> list[str]:

@@ -9,7 +9,6 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..cli import (
@@ -96,8 +95,8 @@ class _ObjectSources:
     whose vetting page is rewritten (`None`: the objects' own).
 
     A catalog or the Butler's tables are read whole.  An APDB is asked, in
-    SQL, for what each selection needs (the DiaObjects near ``--ra/--dec``,
-    by its spatial index, the counts of ``--most-epochs``), then for the
+    SQL, for what each selection needs (the sources near ``--ra/--dec``,
+    by their indexed sky pixels, the counts of ``--most-epochs``), then for the
     objects' DiaSources only, and for those of the visits of the cutout run
     in the output directory: it is never read whole.  When the latter
     cannot be read, that run's vetting page is not rewritten
@@ -132,7 +131,9 @@ class _ObjectSources:
             require_repository_instrument(reader, butler, args.repo)
             near = pd.DataFrame({"diaObjectId": pd.Series(dtype="Int64"), "ra": [], "dec": []})
             if args.ra is not None and args.dec is not None:
-                near = _apdb_sources_near(reader, args, near)
+                # Only the sources within the radius are looked at: a damaged
+                # row elsewhere is not asked for.
+                near = reader.sources_near(args.ra, args.dec, _radius(args))
             most = reader.most_observed_objects(args.most_epochs) if args.most_epochs > 0 else []
             self.ids = select_objects(args, require_object_ids(near, origin), most_epochs=most)
             table = reader.read(DiaSourceSelection(dia_object_ids=tuple(self.ids)))
@@ -149,42 +150,6 @@ class _ObjectSources:
                     error,
                 )
                 self.refresh_page = False
-
-
-_OBJECT_MARGIN_ARCSEC = 10.0
-"""How far beyond ``--radius`` the APDB's DiaObjects are looked for by
-``--ra/--dec``: a DiaObject's position is that of its DiaSources, which
-association joins to it within an arcsecond (``maxDistArcSeconds`` of
-ap_association, 1 by default), so the DiaSources within the radius are
-those of the DiaObjects within the radius and this margin."""
-
-
-def _apdb_sources_near(reader: Any, args: argparse.Namespace, none: pd.DataFrame) -> pd.DataFrame:
-    """The DiaSources of an APDB within the radius of ``--ra/--dec``
-    (``none`` when there is none).
-
-    They are read as the DiaSources of the DiaObjects near the position,
-    found through the APDB's spatial index (`lsst.analysis.ap.apdb.ApdbDiaSourceReader.objects_near`),
-    by their indexed ``diaObjectId``.  An APDB whose schema version this
-    lsst-dax-apdb cannot read is asked for the declination band of the
-    radius instead (the DiaSource table has no index on position: the
-    database reads the whole table).  Only the sources within the radius
-    are looked at: a damaged row elsewhere is not asked for.
-    """
-    from ..apdb import DiaSourceSelection
-
-    radius = _radius(args)
-    ids = reader.objects_near(args.ra, args.dec, radius + _OBJECT_MARGIN_ARCSEC)
-    if ids is None:
-        # Every source within the radius is in this band of declination.
-        pad = radius / 3600.0 + 1e-9
-        selection = DiaSourceSelection(dec_min=args.dec - pad, dec_max=args.dec + pad)
-    elif not ids:
-        return none
-    else:
-        selection = DiaSourceSelection(dia_object_ids=tuple(ids))
-    found = reader.read(selection)
-    return found[_within_radius(found, args)]
 
 
 def _cutout_run_visits(output: str) -> tuple[int, ...]:
@@ -211,16 +176,6 @@ def _cutout_run_visits(output: str) -> tuple[int, ...]:
     except Exception as error:
         raise ValueError(f"{shown}: {error}") from error
     return tuple(sorted({int(visit) for visit in integer_column(visits, "visit", shown)}))
-
-
-def _within_radius(sources: pd.DataFrame, args: argparse.Namespace) -> np.ndarray:
-    """Which of ``sources`` lie within the radius of ``--ra/--dec``."""
-    from ..geometry import sky_separation_arcsec
-
-    # A position that is not a number is within no radius.
-    ra, dec = (pd.to_numeric(sources[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
-    with np.errstate(invalid="ignore"):
-        return np.asarray(sky_separation_arcsec(ra, dec, args.ra, args.dec) <= _radius(args), dtype=bool)
 
 
 def _radius(args: argparse.Namespace) -> float:
@@ -263,7 +218,7 @@ def select_objects(
         `~lsst.analysis.ap.sources.NO_DIA_OBJECT_ID`).
 
     """
-    from ..sources import NO_DIA_OBJECT_ID, NOT_A_DIA_OBJECT, integer_column
+    from ..sources import NO_DIA_OBJECT_ID, NOT_A_DIA_OBJECT, integer_column, within_radius
 
     if NO_DIA_OBJECT_ID in args.diaObjectId:
         raise ValueError(f"--diaObjectId {NOT_A_DIA_OBJECT}")
@@ -280,7 +235,7 @@ def select_objects(
         if args.ra is None or args.dec is None:
             raise ValueError("--ra and --dec go together (and --radius needs them)")
         given.append(f"--ra {args.ra:g} --dec {args.dec:g} --radius {_radius(args):g} (arcsec)")
-        near = _within_radius(sources, args)
+        near = within_radius(sources, args.ra, args.dec, _radius(args))
         found.extend(int(v) for v in pd.unique(sources.loc[near, "diaObjectId"].dropna()))
     if args.most_epochs > 0:
         given.append(f"--most-epochs {args.most_epochs}")
