@@ -601,3 +601,17 @@ def test_sources_near_a_position_in_an_apdb_of_an_older_schema(demo_repo, demo_s
     where = read.split("WHERE", 1)[1]
     assert "dec >=" in where and "pixelId" not in where
     assert "reading its DiaSource table as it is" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "ra, dec, radius", [(150.0, 2.5, -1.0), (150.0, 2.5, math.nan), (math.inf, 2.5, 1.0), (150.0, 91.0, 1.0)]
+)
+def test_sources_near_refuses_a_radius_or_position_that_selects_nothing(demo_repo, ra, dec, radius):
+    """A negative or NaN radius covers no sky pixel: the query had no
+    condition left and read the whole table.  Such arguments are refused
+    before any query."""
+    with ApdbDiaSourceReader(make_apdb_config(sqlitefile=demo_repo.apdb_file)) as reader:
+        statements = _statements(reader._engine)
+        with pytest.raises(ValueError, match="sources_near needs a finite position"):
+            reader.sources_near(ra, dec, radius)
+    assert not statements

@@ -715,7 +715,9 @@ class ApdbDiaSourceReader(DiaSourceReader):
         a region; the exact distance is then computed here.  An APDB whose
         schema version this lsst-dax-apdb cannot read, or whose table lacks
         that column, is asked for the declination band of the circle
-        instead, which the database finds by reading the whole table.
+        instead, which the database finds by reading the whole table.  A
+        DiaSource whose ``pixelId`` is not that of its position (a damaged
+        table) is not found, as lsst-dax-apdb would not find it.
 
         Parameters
         ----------
@@ -732,12 +734,23 @@ class ApdbDiaSourceReader(DiaSourceReader):
 
         Raises
         ------
+        ValueError
+            Raised when the position or the radius is not a finite number,
+            the declination is beyond ±90° or the radius is negative.
         SourceTableError
             Raised when the database cannot be read.
 
         """
+        import math
+
         import sqlalchemy
         from lsst.sphgeom import Angle, Circle, HtmPixelization, LonLat, UnitVector3d
+
+        if not all(math.isfinite(v) for v in (ra, dec, radius_arcsec)) or abs(dec) > 90 or radius_arcsec < 0:
+            raise ValueError(
+                f"sources_near needs a finite position with |dec| <= 90 and a finite radius >= 0, not "
+                f"ra={ra!r}, dec={dec!r}, radius_arcsec={radius_arcsec!r}."
+            )
 
         column = None
         if self._pixelization is not None:
