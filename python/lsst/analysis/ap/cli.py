@@ -59,6 +59,7 @@ from .apdb import (
     open_apdb_reader,
     postgres_url,
 )
+from .interrupts import answering_ctrl_c, interrupt_requested
 from .logs import configure_logging
 from .sources import SourceTableError, load_butler_sources, load_catalog
 
@@ -132,7 +133,7 @@ EXIT_CODES = {
 def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Make a command's ``main`` end on Ctrl-C with one line and
     `EXIT_INTERRUPTED` instead of a traceback (its workers ignore the
-    signal and end with it).
+    signal and end with it; see `~lsst.analysis.ap.interrupts`).
 
     Parameters
     ----------
@@ -150,47 +151,52 @@ def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`."""
-            in_main_thread = threading.current_thread() is threading.main_thread()
-            previous = signal.getsignal(signal.SIGINT)
-            if in_main_thread:
-                signal.signal(signal.SIGINT, _stop_on_interrupt)
-            try:
-                status = main(*args, **kwargs)
-            except KeyboardInterrupt:
-                from .parallel import wait_for_workers_end
-
-                # The run is ending: a second Ctrl-C while it does is not
-                # answered with a traceback.
-                if in_main_thread:
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                # The stopped workers' pools end (in a moment) before the
-                # last line is written.
-                wait_for_workers_end()
-                print(
-                    f"{prog}: interrupted. Every file written is complete; run the same command again "
-                    "to finish the run.",
-                    file=sys.stderr,
-                )
-                return EXIT_INTERRUPTED
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous)
-            return status
+            with answering_ctrl_c():
+                try:
+                    status = main(*args, **kwargs)
+                except BaseException as error:
+                    # After an interrupt, the stopped workers' errors are
+                    # its consequences.
+                    if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
+                        raise
+                    return _interrupted(prog)
+                # An interrupt Python dropped, after the run's last check.
+                return _interrupted(prog) if interrupt_requested() else status
 
         return run
 
     return decorate
 
 
-def _stop_on_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT handler of the commands: terminate the workers at once (they
-    ignore SIGINT), then raise `KeyboardInterrupt` here; later SIGINTs are
-    ignored while the run ends.
-    """
-    from .parallel import stop_workers
+def _interrupted(prog: str) -> int:
+    """End an interrupted run: wait for its stopped workers' pools, then
+    say so in one line.
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop_workers()
-    raise KeyboardInterrupt
+    Parameters
+    ----------
+    prog : `str`
+        Name of the command.
+
+    Returns
+    -------
+    status : `int`
+        `EXIT_INTERRUPTED`.
+
+    """
+    from .parallel import wait_for_workers_end
+
+    # The run is ending: a second Ctrl-C while it does is not answered
+    # with a traceback.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The stopped workers' pools end (in a moment) before the last line is
+    # written.
+    wait_for_workers_end()
+    print(
+        f"{prog}: interrupted. Every file written is complete; run the same command again to finish the run.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 def exit_status(summary: dict) -> int:

@@ -41,6 +41,7 @@ from .display.renderer import TripletRenderer
 from .display.single_stamps import stamp_png
 from .geometry import MAX_STAMP_SIZE, StampBox, cut_stamp, footprint_stamp_size, stamp_box, union_box
 from .images.butler import ImageUnavailableError, PlaneReader
+from .interrupts import stop_if_interrupted
 from .outputs.atomic import numpy_bytes
 from .outputs.fits_stamps import stamp_fits_bytes
 from .outputs.ledger import GroupRecordFiles, Ledger, PriorDrawing
@@ -971,7 +972,13 @@ def make_detector_records(
     records : `pandas.DataFrame`
         One record per source.
 
+    Raises
+    ------
+    KeyboardInterrupt
+        The command was interrupted (before any work here).
+
     """
+    stop_if_interrupted()
     try:
         readers: Mapping[str, PlaneReader] | ImageUnavailableError = open_readers()
     except ImageUnavailableError as error:

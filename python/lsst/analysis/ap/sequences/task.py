@@ -30,6 +30,7 @@ from ..display.renderer import TripletRenderer
 from ..display.scaling import DEFAULT_SCALINGS, DisplayScaling, finite_limits
 from ..geometry import mean_sky_position, pixel_scale_arcsec
 from ..images.butler import ImageUnavailableError, PlaneReader, butler_plane_reader
+from ..interrupts import stop_if_interrupted
 from ..outputs.ledger import run_token
 from ..outputs.manifests import (
     RECORDS_FILE,
@@ -523,6 +524,7 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         return {role: butler_plane_reader(butler, types[role], data_id) for role in ROLES}
 
     def _run_object(self, work: _ObjectWork, butler: Any) -> tuple[dict, list[dict]]:
+        stop_if_interrupted()
         object_id, rows = work.object_id, work.rows
         if object_id == NO_DIA_OBJECT_ID:
             return self._object_record(
