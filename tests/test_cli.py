@@ -6,6 +6,7 @@ and an interrupted (SIGKILL) run resumed to the same result.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import signal
@@ -36,6 +37,16 @@ def cli(demo_repo, output: Path, *args: str) -> list[str]:
 
 def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def ctrl_c_while_drawing(process: subprocess.Popen, output: Path, timeout: float = 120) -> None:
+    """Ctrl-C (SIGINT to the process group of a command started in a new
+    session) once the run has written a few PNGs into ``output``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and len(list(output.rglob("*.png"))) < 3:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)
 
 
 def summary_counts(stdout: str) -> dict[str, int]:

@@ -28,7 +28,7 @@ from lsst.analysis.ap.plotImageSubtractionCutouts import (
     PlotImageSubtractionCutoutsTask,
 )
 from lsst.analysis.ap.sources import SourceTableError, load_catalog, standardize_sources
-from test_cli import FAST, cli, png_files, run_cli, summary_counts
+from test_cli import FAST, cli, ctrl_c_while_drawing, png_files, run_cli, summary_counts
 
 UINT64_MAX = 2**64 - 1
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
@@ -753,11 +753,7 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_finishes(tmp_path, demo_re
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None and len(list(output.rglob("*.png"))) < 3:
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        os.killpg(process.pid, signal.SIGINT)
+        ctrl_c_while_drawing(process, output)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:

@@ -11,8 +11,13 @@ it the same way.  The rest is the real commands on the demo repository.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,7 +26,7 @@ from lsst.analysis.ap.cli import EXIT_INTERRUPTED, interruptible
 from lsst.analysis.ap.core import DetectorCutouter
 from lsst.analysis.ap.interrupts import interrupt_requested
 from lsst.analysis.ap.parallel import available_cores, wait_for_workers_end
-from test_cli import FAST
+from test_cli import FAST, cli, ctrl_c_while_drawing
 
 INTERRUPTED = "interrupted. Every file written is complete; run the same command again to finish the run."
 
@@ -39,6 +44,17 @@ def drop_an_interrupt() -> None:
     _Finalizer()
 
 
+@pytest.fixture(autouse=True)
+def python_reports(monkeypatch):
+    """Python's own report of an ignored exception (to standard error),
+    rather than pytest's warning: what a command's user would see; and
+    the SIGINT handler of the tests after each."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
 def assert_ended_as_interrupted(prog: str, status: int, stderr: str) -> None:
     assert status == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
@@ -49,24 +65,28 @@ def assert_ended_as_interrupted(prog: str, status: int, stderr: str) -> None:
 def test_a_dropped_interrupt_ends_the_command_as_interrupted(capsys):
     """The run goes on after the dropped KeyboardInterrupt (here to its
     end): the command still ends with 130 and its one line, and Python's
-    report of the ignored exception is not printed; afterwards the SIGINT
-    handler and the unraisable hook are those from before, and nothing is
-    left interrupted."""
+    report of the ignored exception is not printed.  Afterwards the
+    unraisable hook is the one from before and nothing is left
+    interrupted; the SIGINT handler too, when called from Python (a
+    notebook), while from the command line (no argv: the process ends)
+    SIGINT stays ignored."""
     handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
     went_on = []
 
     @interruptible("someCommand")
-    def main() -> int:
+    def main(argv: list[str] | None = None) -> int:
         drop_an_interrupt()
-        went_on.append(True)
+        went_on.append(argv)
         return 0
 
-    status = main()
-    assert_ended_as_interrupted("someCommand", status, capsys.readouterr().err)
-    assert went_on == [True]  # the interrupt was dropped, as in the failure seen
-    assert signal.getsignal(signal.SIGINT) is handler
-    assert sys.unraisablehook is hook
-    assert not interrupt_requested()
+    for argv, handler_after in (([], handler), (None, signal.SIG_IGN)):
+        status = main(argv)
+        assert_ended_as_interrupted("someCommand", status, capsys.readouterr().err)
+        assert signal.getsignal(signal.SIGINT) is handler_after
+        assert sys.unraisablehook is hook
+        assert not interrupt_requested()
+        signal.signal(signal.SIGINT, handler)
+    assert went_on == [[], None]  # the interrupt was dropped, as in the failure seen
 
 
 def test_other_errors_are_not_taken_for_interrupts():
@@ -75,7 +95,7 @@ def test_other_errors_are_not_taken_for_interrupts():
     reported = []
 
     @interruptible("someCommand")
-    def main() -> int:
+    def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook(_Unraisable(ValueError("in a finalizer")))
         raise RuntimeError("a bug")
 
@@ -179,3 +199,77 @@ def test_a_dropped_interrupt_stops_a_sequences_run_at_the_next_object(
     objects = pd.read_csv(output / "sequences" / "objects.csv")
     assert len(objects) == 3 and calls[0] in set(objects["diaObjectId"])
     assert set(objects["status"]) == {"written"}
+
+
+@pytest.mark.parametrize("prog", ["plotDiaObjectSequences", "plotAlertCutouts"])
+def test_an_interrupt_dropped_before_the_workers_start_stops_the_run(
+    demo_repo, tmp_path, monkeypatch, capsys, prog
+):
+    """Commands that draw in workers only: an interrupt dropped while this
+    process prepares the run (the APDB query, the packets' ids) stops it
+    before the workers draw anything, and Ctrl-C is answered again after."""
+    if available_cores() < 1:
+        pytest.skip("no core for a worker")
+    output = tmp_path / "out"
+    if prog == "plotAlertCutouts":
+        from lsst.analysis.ap import standalone as module
+        from lsst.analysis.ap.cli import alerts_main as main
+
+        packets = tmp_path / "packets"
+        packets.mkdir()
+        avro = Path(__file__).parent / "data" / "ztf" / "472263571115115000.avro"
+        for k in range(4):
+            (packets / f"p{k}.avro").write_bytes(avro.read_bytes())
+        argv = [str(packets), str(output), "-j", "1"]
+    else:
+        from lsst.analysis.ap.sequences import task as module
+        from lsst.analysis.ap.sequences.cli import main
+
+        argv = [str(demo_repo.root), str(output), "--collections", demo_repo.collection]
+        argv += ["--sqlitefile", str(demo_repo.apdb_file), "--most-epochs", "3", "-j", "1"]
+    usable_njobs = module.usable_njobs
+
+    def interrupted_before_the_pool(njobs, log):
+        drop_an_interrupt()
+        return usable_njobs(njobs, log)
+
+    monkeypatch.setattr(module, "usable_njobs", interrupted_before_the_pool)
+    handler = signal.getsignal(signal.SIGINT)
+    status = main(argv)
+    wait_for_workers_end()
+    assert_ended_as_interrupted(prog, status, capsys.readouterr().err)
+    assert not list(output.rglob("*.png"))
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="njobs is capped at the cores: no worker on one core")
+def test_a_second_ctrl_c_while_the_command_ends_is_ignored(demo_repo, tmp_path):
+    """Ctrl-C, and Ctrl-C again as soon as the command says it was
+    interrupted (its stopped workers' pools and the interpreter still
+    ending): still one line, no traceback, status 130."""
+    output = tmp_path / "out"
+    argv = cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "2", *FAST)
+    process = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    stderr = b""
+    try:
+        ctrl_c_while_drawing(process, output)
+        deadline = time.monotonic() + 120
+        seen = False
+        while time.monotonic() < deadline:
+            if not select.select([process.stderr], [], [], 0.01)[0]:
+                continue
+            chunk = os.read(process.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            stderr += chunk
+            if not seen and b"interrupted." in stderr:
+                seen = True
+                os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = stderr.decode()
+    assert_ended_as_interrupted("plotImageSubtractionCutouts", process.returncode, text)

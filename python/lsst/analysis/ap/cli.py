@@ -40,9 +40,7 @@ import io
 import logging
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +57,7 @@ from .apdb import (
     open_apdb_reader,
     postgres_url,
 )
-from .interrupts import answering_ctrl_c, interrupt_requested
+from .interrupts import answering_ctrl_c, interrupt_requested, stop_if_interrupted
 from .logs import configure_logging
 from .sources import SourceTableError, load_butler_sources, load_catalog
 
@@ -133,7 +131,9 @@ EXIT_CODES = {
 def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Make a command's ``main`` end on Ctrl-C with one line and
     `EXIT_INTERRUPTED` instead of a traceback (its workers ignore the
-    signal and end with it; see `~lsst.analysis.ap.interrupts`).
+    signal and end with it; see `~lsst.analysis.ap.interrupts`).  Called
+    without ``argv`` (from the command line), it leaves SIGINT ignored
+    after an interrupt, as the process ends.
 
     Parameters
     ----------
@@ -149,19 +149,23 @@ def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
-        def run(*args: Any, **kwargs: Any) -> int:
-            """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`."""
-            with answering_ctrl_c():
+        def run(argv: list[str] | None = None) -> int:
+            """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`.
+
+            Without ``argv`` (the command line: the process ends with the
+            run), SIGINT stays ignored after an interrupt.
+            """
+            with answering_ctrl_c(restore_after_interrupt=argv is not None):
                 try:
-                    status = main(*args, **kwargs)
+                    status = main(argv)
+                    stop_if_interrupted()  # dropped after the run's last check
                 except BaseException as error:
                     # After an interrupt, the stopped workers' errors are
                     # its consequences.
                     if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
                         raise
                     return _interrupted(prog)
-                # An interrupt Python dropped, after the run's last check.
-                return _interrupted(prog) if interrupt_requested() else status
+                return status
 
         return run
 
@@ -185,10 +189,6 @@ def _interrupted(prog: str) -> int:
     """
     from .parallel import wait_for_workers_end
 
-    # The run is ending: a second Ctrl-C while it does is not answered
-    # with a traceback.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The stopped workers' pools end (in a moment) before the last line is
     # written.
     wait_for_workers_end()

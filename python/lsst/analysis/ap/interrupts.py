@@ -5,10 +5,11 @@ processes (which ignore the signal) and raises `KeyboardInterrupt` in the
 main thread, wherever it is.  When that is inside a garbage-collection
 callback or a ``__del__`` method (SQLAlchemy's, for instance), Python
 reports the exception as "ignored" and goes on: the request is therefore
-also kept, `stop_if_interrupted` raises it again before the next visit ×
-detector or object, and the command ends as interrupted whatever error the
-stopped workers then cause (`interrupt_requested`).  Outside a command's
-run, nothing here has any effect.
+also kept, and `stop_if_interrupted` raises it again (terminating the
+workers started since) before the next visit × detector or object, worker
+pool or worker's result; the command ends as interrupted whatever error
+the stopped workers then cause (`interrupt_requested`).  Outside a
+command's run, nothing here has any effect.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from types import FrameType
 
 _requested = threading.Event()
 """Set by the SIGINT handler of a command's run, cleared when it ends."""
@@ -42,8 +43,9 @@ def interrupt_requested() -> bool:
 
 def stop_if_interrupted() -> None:
     """Raise `KeyboardInterrupt` if the command running in this process was
-    interrupted: a check between units of work, for an interrupt Python
-    dropped where the signal handler raised it.
+    interrupted, after terminating the worker processes started since:
+    a check between units of work, for an interrupt Python dropped where
+    the signal handler raised it.
 
     Raises
     ------
@@ -52,50 +54,81 @@ def stop_if_interrupted() -> None:
 
     """
     if _requested.is_set():
+        from .parallel import stop_workers
+
+        stop_workers()
         raise KeyboardInterrupt
 
 
-def _on_sigint(signum: int, frame: Any) -> None:
-    """SIGINT handler of a command's run: keep the request, terminate the
-    workers at once, ignore later SIGINTs while the run ends, and raise
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    """SIGINT handler of a command's run: keep the request, ignore later
+    SIGINTs while the run ends, terminate the workers at once and raise
     `KeyboardInterrupt` here.
-    """
-    from .parallel import stop_workers
 
+    Parameters
+    ----------
+    signum : `int`
+        The signal (SIGINT).
+    frame : `types.FrameType` or `None`
+        Where the main thread was.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Always.
+
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _requested.set()
-    stop_workers()
-    raise KeyboardInterrupt
+    stop_if_interrupted()
 
 
 @contextlib.contextmanager
-def answering_ctrl_c() -> Iterator[None]:
+def answering_ctrl_c(*, restore_after_interrupt: bool = True) -> Iterator[None]:
     """A command's run: Ctrl-C in the block stops it (see the module's
     description), and the interrupt Python drops inside a garbage-collection
     callback is not reported as an ignored exception.
 
     The signal handler is set only in the main thread (where Python runs
-    handlers); the previous handler and unraisable-exception hook are set
-    back when the block ends, and the request is forgotten.
+    handlers), and only over a handler that can be set back (not one
+    installed outside Python).  When the block ends, the previous handler
+    and unraisable-exception hook are set back and the request is
+    forgotten.
+
+    Parameters
+    ----------
+    restore_after_interrupt : `bool`, optional
+        Whether the previous SIGINT handler is set back after an interrupt
+        too: a process that ends with the run (a command) keeps SIGINT
+        ignored, so that a second Ctrl-C while its workers' pools end is
+        not answered with a traceback.
+
+    Yields
+    ------
+    None
+        The run goes in the block.
+
     """
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
+    answer = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is not None
+    )
+    previous_handler = signal.getsignal(signal.SIGINT) if answer else None
     previous_hook = sys.unraisablehook
 
-    def hook(unraisable: Any) -> None:
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
         """Drop the reports of the interrupt (checked again later)."""
         if _requested.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt):
             return
         previous_hook(unraisable)
 
     _requested.clear()
-    sys.unraisablehook = hook
-    if in_main_thread:
-        signal.signal(signal.SIGINT, _on_sigint)
     try:
+        sys.unraisablehook = hook
+        if answer:
+            signal.signal(signal.SIGINT, _on_sigint)
         yield
     finally:
-        if in_main_thread and previous_handler is not None:
+        if answer and (restore_after_interrupt or not _requested.is_set()):
             signal.signal(signal.SIGINT, previous_handler)
         sys.unraisablehook = previous_hook
         _requested.clear()

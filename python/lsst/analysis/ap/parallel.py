@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .interrupts import stop_if_interrupted
 from .logs import WorkerLogs, start_worker_logging
 
 
@@ -503,6 +504,7 @@ def map_in_workers(
 
     try:
         while error is None:
+            stop_if_interrupted()
             ok, item = next_item(first=False)
             if not ok:
                 break
@@ -615,6 +617,7 @@ def worker_pool(
     none has come for `~lsst.analysis.ap.logs.WorkerLogs.STOP_WAIT`
     seconds).
     """
+    stop_if_interrupted()
     context = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as stack:
         logs = stack.enter_context(WorkerLogs(context))
@@ -703,6 +706,7 @@ def _map_in_pool(
                 futures = [pool.submit(work, item) for item in items]
             results = []
             for future in concurrent.futures.as_completed(futures):
+                stop_if_interrupted()
                 results.append(future.result())
                 if on_result is not None:
                     on_result(results[-1])

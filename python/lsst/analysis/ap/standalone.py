@@ -53,6 +53,7 @@ from .images.files import (
     role_files,
     unique_files,
 )
+from .interrupts import stop_if_interrupted
 from .parallel import explain_broken_pool, sigint_ignored, usable_njobs, worker_pool
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
@@ -340,6 +341,7 @@ def make_alert_cutouts(
                 results = pool.map(_alert_worker_files, batches)
             try:
                 for file_records, file_rows in results:
+                    stop_if_interrupted()
                     frames.append(file_records)
                     rows.extend(file_rows)
             except BrokenProcessPool as error:
