@@ -22,11 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lsst.analysis.ap.cli import EXIT_INTERRUPTED, interruptible
 from lsst.analysis.ap.core import DetectorCutouter
-from lsst.analysis.ap.interrupts import interrupt_requested
+from lsst.analysis.ap.interrupts import EXIT_INTERRUPTED, interrupt_requested, interruptible
 from lsst.analysis.ap.parallel import available_cores, wait_for_workers_end
-from test_cli import FAST, cli, ctrl_c_while_drawing
+from test_cli import FAST, cli, command, ctrl_c_while_drawing
 
 INTERRUPTED = "interrupted. Every file written is complete; run the same command again to finish the run."
 
@@ -87,6 +86,23 @@ def test_a_dropped_interrupt_ends_the_command_as_interrupted(capsys):
         assert not interrupt_requested()
         signal.signal(signal.SIGINT, handler)
     assert went_on == [[], None]  # the interrupt was dropped, as in the failure seen
+
+
+def test_a_finished_run_leaves_sigint_to_the_caller_or_ignored():
+    """Without Ctrl-C: the status is the run's; afterwards a call from
+    Python has its SIGINT handler back, and one from the command line (no
+    argv) ignores SIGINT while the process ends."""
+    handler = signal.getsignal(signal.SIGINT)
+
+    @interruptible("someCommand")
+    def main(argv: list[str] | None = None) -> int:
+        assert signal.getsignal(signal.SIGINT) is not handler  # the command's own
+        return 1
+
+    assert main([]) == 1
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert main() == 1
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_other_errors_are_not_taken_for_interrupts():
@@ -273,3 +289,49 @@ def test_a_second_ctrl_c_while_the_command_ends_is_ignored(demo_repo, tmp_path):
             process.kill()
     text = stderr.decode()
     assert_ended_as_interrupted("plotImageSubtractionCutouts", process.returncode, text)
+
+
+def test_ctrl_c_while_the_command_starts_ends_it_as_interrupted(demo_repo, tmp_path):
+    """Ctrl-C while the console script imports the command (here as it
+    starts importing pandas): one line and 130, as during the run, and
+    nothing drawn."""
+    if not Path(command()[0]).is_file():
+        pytest.skip("the console script is not installed")
+    output = tmp_path / "out"
+    argv = cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--all", *FAST)
+    script = (
+        "import os, signal, sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pandas':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "import runpy\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=300)
+    assert_ended_as_interrupted("plotImageSubtractionCutouts", done.returncode, done.stderr)
+    assert not output.exists()
+
+
+def test_ctrl_c_once_the_run_is_over_is_ignored(demo_repo, tmp_path):
+    """Ctrl-C while the process ends after a finished run (here sent from
+    an exit handler, while its workers' pools end): the exit status is the
+    run's, and nothing is printed after its summary."""
+    if not Path(command()[0]).is_file():
+        pytest.skip("the console script is not installed")
+    output = tmp_path / "out"
+    argv = cli(demo_repo, output, "--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", "2", *FAST)
+    script = (
+        "import atexit, os, runpy, signal, sys\n"
+        "atexit.register(os.kill, os.getpid(), signal.SIGINT)\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert "Cutouts: 82 written" in done.stderr.strip().splitlines()[-1]

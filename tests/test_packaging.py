@@ -51,7 +51,7 @@ def test_commands_point_at_packaged_modules(wheel: zipfile.ZipFile) -> None:
             module = target.replace(".", "/")
             assert f"{module}.py" in names or f"{module}/__init__.py" in names, line
     assert "makeCutoutDemoRepo = lsst.analysis.ap.demo:main" in text
-    assert "plotImageSubtractionCutouts = lsst.analysis.ap.cli:main" in text
+    assert "plotImageSubtractionCutouts = lsst.analysis.ap.scripts:cutouts" in text
 
 
 def test_wheel_has_the_vetting_page_assets(wheel: zipfile.ZipFile) -> None:

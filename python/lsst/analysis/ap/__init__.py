@@ -5,8 +5,8 @@ DiaSources), `images` (pixel access), `geometry` (stamp boxes), `display`
 (scaling, annotation, rendering), `core` (one visit × detector to records),
 `records` (the per-source record), `outputs` (files and manifests),
 `parallel` (worker processes), and the tasks in
-`plotImageSubtractionCutouts`; `cli` is the command line and `demo` the demo
-repository.
+`plotImageSubtractionCutouts`; `cli` is the command line (`scripts` its
+console scripts, `interrupts` its Ctrl-C) and `demo` the demo repository.
 
 The tasks, configs and connections of `plotImageSubtractionCutouts` are
 names of this package, imported on first use: a process that uses only the

@@ -34,7 +34,6 @@ __all__ = (
 )
 
 import argparse
-import functools
 import gzip
 import io
 import logging
@@ -57,7 +56,7 @@ from .apdb import (
     open_apdb_reader,
     postgres_url,
 )
-from .interrupts import answering_ctrl_c, interrupt_requested, stop_if_interrupted
+from .interrupts import EXIT_INTERRUPTED, interruptible
 from .logs import configure_logging
 from .sources import SourceTableError, load_butler_sources, load_catalog
 
@@ -113,7 +112,6 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ALL_FAILED = 3
 EXIT_OUTPUT = 4
-EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "every source written or skipped (already present), or none to draw",
@@ -126,77 +124,6 @@ EXIT_CODES = {
     "the run",
 }
 """Exit status of ``plotImageSubtractionCutouts`` and what it means."""
-
-
-def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Make a command's ``main`` end on Ctrl-C with one line and
-    `EXIT_INTERRUPTED` instead of a traceback (its workers ignore the
-    signal and end with it; see `~lsst.analysis.ap.interrupts`).  Called
-    without ``argv`` (from the command line), it leaves SIGINT ignored
-    after an interrupt, as the process ends.
-
-    Parameters
-    ----------
-    prog : `str`
-        Name of the command.
-
-    Returns
-    -------
-    decorator : callable
-        Wraps a ``main(argv) -> int``.
-
-    """
-
-    def decorate(main: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(main)
-        def run(argv: list[str] | None = None) -> int:
-            """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`.
-
-            Without ``argv`` (the command line: the process ends with the
-            run), SIGINT stays ignored after an interrupt.
-            """
-            with answering_ctrl_c(restore_after_interrupt=argv is not None):
-                try:
-                    status = main(argv)
-                    stop_if_interrupted()  # dropped after the run's last check
-                except BaseException as error:
-                    # After an interrupt, the stopped workers' errors are
-                    # its consequences.
-                    if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
-                        raise
-                    return _interrupted(prog)
-                return status
-
-        return run
-
-    return decorate
-
-
-def _interrupted(prog: str) -> int:
-    """End an interrupted run: wait for its stopped workers' pools, then
-    say so in one line.
-
-    Parameters
-    ----------
-    prog : `str`
-        Name of the command.
-
-    Returns
-    -------
-    status : `int`
-        `EXIT_INTERRUPTED`.
-
-    """
-    from .parallel import wait_for_workers_end
-
-    # The stopped workers' pools end (in a moment) before the last line is
-    # written.
-    wait_for_workers_end()
-    print(
-        f"{prog}: interrupted. Every file written is complete; run the same command again to finish the run.",
-        file=sys.stderr,
-    )
-    return EXIT_INTERRUPTED
 
 
 def exit_status(summary: dict) -> int:

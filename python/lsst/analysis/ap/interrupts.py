@@ -1,27 +1,46 @@
 """Ctrl-C in the commands.
 
-While a command runs (`answering_ctrl_c`), SIGINT terminates its worker
-processes (which ignore the signal) and raises `KeyboardInterrupt` in the
-main thread, wherever it is.  When that is inside a garbage-collection
-callback or a ``__del__`` method (SQLAlchemy's, for instance), Python
-reports the exception as "ignored" and goes on: the request is therefore
-also kept, and `stop_if_interrupted` raises it again (terminating the
-workers started since) before the next visit × detector or object, worker
-pool or worker's result; the command ends as interrupted whatever error
-the stopped workers then cause (`interrupt_requested`).  Outside a
-command's run, nothing here has any effect.
+While a command runs (`interruptible`, `answering_ctrl_c`), SIGINT
+terminates its worker processes (which ignore the signal) and raises
+`KeyboardInterrupt` in the main thread, wherever it is; the command ends
+with one line and `EXIT_INTERRUPTED`.  When the exception is raised inside
+a garbage-collection callback or a ``__del__`` method (SQLAlchemy's, for
+instance), Python reports it as "ignored" and goes on: the request is
+therefore also kept, and `stop_if_interrupted` raises it again
+(terminating the workers started since) before the next visit × detector
+or object, worker pool or worker's result; the command ends as interrupted
+whatever error the stopped workers then cause (`interrupt_requested`).
+
+The console scripts (`run_command`) answer Ctrl-C from their first moment,
+while they import the stack, and ignore it once the run is over, while the
+process ends.  Outside a command's run, nothing here has any effect.
 """
 
 from __future__ import annotations
 
-__all__ = ("answering_ctrl_c", "interrupt_requested", "stop_if_interrupted")
+__all__ = (
+    "EXIT_INTERRUPTED",
+    "answering_ctrl_c",
+    "interrupt_requested",
+    "interruptible",
+    "report_interrupted",
+    "run_command",
+    "stop_if_interrupted",
+)
 
 import contextlib
+import functools
+import importlib
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import NoReturn
+
+EXIT_INTERRUPTED = 130
+"""Exit status of a command interrupted by Ctrl-C (128 + SIGINT)."""
 
 _requested = threading.Event()
 """Set by the SIGINT handler of a command's run, cleared when it ends."""
@@ -84,24 +103,24 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def answering_ctrl_c(*, restore_after_interrupt: bool = True) -> Iterator[None]:
+def answering_ctrl_c(*, restore: bool = True) -> Iterator[None]:
     """A command's run: Ctrl-C in the block stops it (see the module's
     description), and the interrupt Python drops inside a garbage-collection
     callback is not reported as an ignored exception.
 
     The signal handler is set only in the main thread (where Python runs
     handlers), and only over a handler that can be set back (not one
-    installed outside Python).  When the block ends, the previous handler
-    and unraisable-exception hook are set back and the request is
-    forgotten.
+    installed outside Python).  When the block ends, the previous
+    unraisable-exception hook is set back and the request forgotten.
 
     Parameters
     ----------
-    restore_after_interrupt : `bool`, optional
-        Whether the previous SIGINT handler is set back after an interrupt
-        too: a process that ends with the run (a command) keeps SIGINT
-        ignored, so that a second Ctrl-C while its workers' pools end is
-        not answered with a traceback.
+    restore : `bool`, optional
+        Whether the previous SIGINT handler is set back when the block
+        ends; if not (a run from the command line: the process ends with
+        it), SIGINT is ignored from then on, so that a Ctrl-C while the
+        workers' pools and the interpreter end is not answered with a
+        traceback and the exit status stays the run's.
 
     Yields
     ------
@@ -121,14 +140,109 @@ def answering_ctrl_c(*, restore_after_interrupt: bool = True) -> Iterator[None]:
             return
         previous_hook(unraisable)
 
-    _requested.clear()
     try:
         sys.unraisablehook = hook
         if answer:
             signal.signal(signal.SIGINT, _on_sigint)
         yield
     finally:
-        if answer and (restore_after_interrupt or not _requested.is_set()):
-            signal.signal(signal.SIGINT, previous_handler)
+        if answer:
+            signal.signal(signal.SIGINT, previous_handler if restore else signal.SIG_IGN)
         sys.unraisablehook = previous_hook
         _requested.clear()
+
+
+def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Make a command's ``main(argv) -> int`` end on Ctrl-C with one line
+    and `EXIT_INTERRUPTED` instead of a traceback (its workers ignore the
+    signal and end with it).
+
+    Called without ``argv`` (from the command line), the command leaves
+    SIGINT ignored when it returns, as the process ends; called from
+    Python, it sets the previous handler back.
+
+    Parameters
+    ----------
+    prog : `str`
+        Name of the command.
+
+    Returns
+    -------
+    decorator : callable
+        Wraps a ``main(argv) -> int``.
+
+    """
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`."""
+            with answering_ctrl_c(restore=argv is not None):
+                try:
+                    status = main(argv)
+                    stop_if_interrupted()  # dropped after the run's last check
+                except BaseException as error:
+                    # After an interrupt, the stopped workers' errors are
+                    # its consequences.
+                    if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
+                        raise
+                    return report_interrupted(prog)
+                return status
+
+        return run
+
+    return decorate
+
+
+def report_interrupted(prog: str) -> int:
+    """End an interrupted command: wait for its stopped workers' pools,
+    then say so in one line on standard error.
+
+    Parameters
+    ----------
+    prog : `str`
+        Name of the command.
+
+    Returns
+    -------
+    status : `int`
+        `EXIT_INTERRUPTED`.
+
+    """
+    from .parallel import wait_for_workers_end
+
+    # The stopped workers' pools end (in a moment) before the last line is
+    # written.
+    wait_for_workers_end()
+    print(
+        f"{prog}: interrupted. Every file written is complete; run the same command again to finish the run.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
+
+
+def run_command(module: str, attribute: str) -> NoReturn:
+    """Console script: import a command's ``main`` (about two seconds of
+    imports) with Ctrl-C already answered, run it from the command line and
+    exit with its status.
+
+    A Ctrl-C while the command starts ends it as one while it runs: one
+    line and `EXIT_INTERRUPTED`.
+
+    Parameters
+    ----------
+    module : `str`
+        Module of the command's ``main``, wrapped by `interruptible`.
+    attribute : `str`
+        Its name in ``module``.
+
+    """
+    prog = os.path.basename(sys.argv[0])
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        main = getattr(importlib.import_module(module), attribute)
+        stop_if_interrupted()  # dropped while importing
+        status = main()
+    except KeyboardInterrupt:
+        status = report_interrupted(prog)
+    sys.exit(status)

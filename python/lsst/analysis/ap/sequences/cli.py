@@ -17,10 +17,10 @@ from ..cli import (
     _integer,
     _start_logging,
     add_worker_option,
-    interruptible,
     output_location,
     require_repository_instrument,
 )
+from ..interrupts import interruptible
 
 if TYPE_CHECKING:
     from ..apdb import DiaSourceSelection
