@@ -73,10 +73,19 @@ def stop_if_interrupted() -> None:
 
     """
     if _requested.is_set():
-        from .parallel import stop_workers
-
-        stop_workers()
+        stop_workers = _from_parallel("stop_workers")
+        if stop_workers is not None:
+            stop_workers()
         raise KeyboardInterrupt
+
+
+def _from_parallel(name: str) -> Callable[[], None] | None:
+    """A function of `lsst.analysis.ap.parallel`, or `None` if that module
+    is not (yet wholly) imported: then no worker was started.  Nothing is
+    imported here: after a Ctrl-C while the command starts, the modules
+    being imported are left half done.
+    """
+    return getattr(sys.modules.get(f"{__package__}.parallel"), name, None)
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -178,20 +187,26 @@ def interruptible(prog: str) -> Callable[[Callable[..., int]], Callable[..., int
         def run(argv: list[str] | None = None) -> int:
             """``main``, ended by Ctrl-C with one line and `EXIT_INTERRUPTED`."""
             with answering_ctrl_c(restore=argv is not None):
-                try:
-                    status = main(argv)
-                    stop_if_interrupted()  # dropped after the run's last check
-                except BaseException as error:
-                    # After an interrupt, the stopped workers' errors are
-                    # its consequences.
-                    if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
-                        raise
-                    return report_interrupted(prog)
-                return status
+                return _unless_interrupted(prog, lambda: main(argv))
 
         return run
 
     return decorate
+
+
+def _unless_interrupted(prog: str, run: Callable[[], int]) -> int:
+    """The status of ``run()``, or `report_interrupted` after a Ctrl-C in
+    it, whatever error followed (the stopped workers', or an import's left
+    half done).
+    """
+    try:
+        status = run()
+        stop_if_interrupted()  # dropped after the run's last check
+    except BaseException as error:
+        if not isinstance(error, KeyboardInterrupt) and not interrupt_requested():
+            raise
+        return report_interrupted(prog)
+    return status
 
 
 def report_interrupted(prog: str) -> int:
@@ -209,11 +224,11 @@ def report_interrupted(prog: str) -> int:
         `EXIT_INTERRUPTED`.
 
     """
-    from .parallel import wait_for_workers_end
-
-    # The stopped workers' pools end (in a moment) before the last line is
-    # written.
-    wait_for_workers_end()
+    wait_for_workers_end = _from_parallel("wait_for_workers_end")
+    if wait_for_workers_end is not None:
+        # The stopped workers' pools end (in a moment) before the last line
+        # is written.
+        wait_for_workers_end()
     print(
         f"{prog}: interrupted. Every file written is complete; run the same command again to finish the run.",
         file=sys.stderr,
@@ -237,12 +252,12 @@ def run_command(module: str, attribute: str) -> NoReturn:
         Its name in ``module``.
 
     """
-    prog = os.path.basename(sys.argv[0])
-    signal.signal(signal.SIGINT, _on_sigint)
-    try:
+
+    def start() -> int:
         main = getattr(importlib.import_module(module), attribute)
         stop_if_interrupted()  # dropped while importing
-        status = main()
-    except KeyboardInterrupt:
-        status = report_interrupted(prog)
+        return main()
+
+    with answering_ctrl_c(restore=False):
+        status = _unless_interrupted(os.path.basename(sys.argv[0]), start)
     sys.exit(status)
