@@ -24,6 +24,7 @@ import pytest
 
 from lsst.analysis.ap.core import DetectorCutouter
 from lsst.analysis.ap.interrupts import EXIT_INTERRUPTED, interrupt_requested, interruptible
+from lsst.analysis.ap.outputs.atomic import writer_tag
 from lsst.analysis.ap.parallel import available_cores, wait_for_workers_end
 from test_cli import FAST, cli, command, ctrl_c_while_drawing
 
@@ -133,10 +134,22 @@ class _Unraisable:
         self.err_msg, self.object = None, None
 
 
-def _drop_an_interrupt_after_the_first_group(monkeypatch) -> list[int]:
+def _dead_writers_temporary(directory: Path) -> Path:
+    """A temporary file as a writer stopped mid-write leaves it (named for a
+    process of this host that has ended)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    tag = writer_tag().rsplit(".", 1)[0] + f".{ended.pid}"
+    temporary = directory / f".1234.png.{tag}.0a1b2c3d.partial"
+    temporary.write_bytes(b"\x89PNG half")
+    return temporary
+
+
+def _drop_an_interrupt_after_the_first_group(monkeypatch, leftover: Path | None = None) -> list[int]:
     """Ctrl-C dropped in this process once its first visit × detector is
-    drawn; returns the number of sources of that group (filled in then).
-    Workers (spawned) draw as usual."""
+    drawn (with, in ``leftover``, the temporary file of a worker the
+    interrupt stopped mid-write); returns the number of sources of that
+    group (filled in then).  Workers (spawned) draw as usual."""
     process = DetectorCutouter.process
     first: list[int] = []
 
@@ -144,6 +157,8 @@ def _drop_an_interrupt_after_the_first_group(monkeypatch) -> list[int]:
         records = process(self, sources, readers)
         if not first:
             first.append(len(sources))
+            if leftover is not None:
+                _dead_writers_temporary(leftover)
             drop_an_interrupt()
         return records
 
@@ -158,8 +173,9 @@ def test_a_dropped_interrupt_stops_the_run_at_the_next_visit_detector(
     """plotImageSubtractionCutouts: with one process, the run stops before
     the next visit × detector instead of drawing the others; with a worker
     (stopped by the interrupt), it ends as interrupted instead of failing
-    with the broken pool (exit 1 and its traceback, as CI once saw).  The
-    same command then finishes the run."""
+    with the broken pool (exit 1 and its traceback, as CI once saw), and
+    the file a stopped worker was writing is not left behind.  The same
+    command then finishes the run."""
     if jobs > available_cores():
         pytest.skip("njobs is capped at the cores: no worker on one core")
     from lsst.analysis.ap.cli import main
@@ -167,7 +183,9 @@ def test_a_dropped_interrupt_stops_the_run_at_the_next_visit_detector(
     output = tmp_path / "out"
     argv = [str(demo_repo.root), str(output), "--collections", demo_repo.collection]
     argv += ["--sqlitefile", str(demo_repo.apdb_file), "--all", "-j", str(jobs), *FAST]
-    first = _drop_an_interrupt_after_the_first_group(monkeypatch)
+    # With workers, one of them stopped mid-write: its temporary is removed.
+    leftover = output / "images" if jobs > 1 else None
+    first = _drop_an_interrupt_after_the_first_group(monkeypatch, leftover)
     status = main(argv)
     wait_for_workers_end()
     assert_ended_as_interrupted("plotImageSubtractionCutouts", status, capsys.readouterr().err)

@@ -20,6 +20,7 @@ __all__ = (
     "MAIN_GUARD_HINT",
     "Progress",
     "available_cores",
+    "cleaned_after_interrupt",
     "draw_in_workers",
     "explain_broken_pool",
     "map_in_workers",
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .interrupts import stop_if_interrupted
+from .interrupts import interrupt_requested, stop_if_interrupted
 from .logs import WorkerLogs, start_worker_logging
 
 
@@ -663,6 +664,34 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def cleaned_after_interrupt(remove_partial_files: Callable[[], object]) -> Iterator[None]:
+    """A block that draws in workers: when a Ctrl-C ends it, the files the
+    stopped workers were writing are left as temporaries (the workers are
+    terminated), and ``remove_partial_files`` is called once they have
+    ended, before the error goes on.
+
+    Parameters
+    ----------
+    remove_partial_files : callable
+        Removes the temporaries of ended writers (an output store's
+        ``sweep_temporaries``).
+
+    Yields
+    ------
+    None
+        The drawing goes in the block.
+
+    """
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt) or interrupt_requested():
+            wait_for_workers_end()
+            remove_partial_files()
+        raise
 
 
 WORKERS_END_THREAD = "cutout-workers-end"

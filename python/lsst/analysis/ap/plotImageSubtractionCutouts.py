@@ -56,7 +56,14 @@ from .outputs.ledger import Ledger, group_part_path, run_token
 from .outputs.manifests import join_url, write_manifests
 from .outputs.paths import CutoutPath, OutputLayout, is_power_of_ten
 from .outputs.store import OutputStore, resolve_output_location
-from .parallel import MIN_PIECE_SOURCES, Progress, draw_in_workers, split_for_processes, usable_njobs
+from .parallel import (
+    MIN_PIECE_SOURCES,
+    Progress,
+    cleaned_after_interrupt,
+    draw_in_workers,
+    split_for_processes,
+    usable_njobs,
+)
 from .records import (
     STATUS_FAILED,
     STATUS_SKIPPED,
@@ -886,7 +893,8 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
         try:
             pieces = self._pieces(butler, groups, njobs) if njobs > 1 else groups
             if njobs > 1 and len(pieces) > 1:
-                frames = draw_in_workers(self, butler, pieces, njobs, meter.update)
+                with cleaned_after_interrupt(self.remove_partial_files):
+                    frames = draw_in_workers(self, butler, pieces, njobs, meter.update)
             else:
                 frames = [self.drawGroups(butler, groups, meter.update)]
         finally:
@@ -987,9 +995,21 @@ class PlotImageSubtractionCutoutsTask(pipeBase.PipelineTask):
 
         """
         self.check_output()
-        stale = self._store.sweep_temporaries(("images", "numpy", "records"))
+        stale = self.remove_partial_files()
         if stale:
             self.log.info("Removed %d partial file(s) left by an interrupted run.", stale)
+
+    def remove_partial_files(self) -> int:
+        """Remove the temporaries of writers that ended mid-write (an
+        interrupted run's, workers stopped by Ctrl-C).
+
+        Returns
+        -------
+        removed : `int`
+            How many files were removed.
+
+        """
+        return self._store.sweep_temporaries(("images", "numpy", "records"))
 
     def check_output(self) -> None:
         """Check, before any work, that the output directory can be written.

@@ -54,7 +54,7 @@ from .images.files import (
     unique_files,
 )
 from .interrupts import stop_if_interrupted
-from .parallel import explain_broken_pool, sigint_ignored, usable_njobs, worker_pool
+from .parallel import cleaned_after_interrupt, explain_broken_pool, sigint_ignored, usable_njobs, worker_pool
 from .plotImageSubtractionCutouts import PlotImageSubtractionCutoutsConfig, PlotImageSubtractionCutoutsTask
 from .records import ReasonCode, concat_records, empty_records, records_frame
 from .sources import SourceTableError, source_rows, standardize_sources
@@ -332,11 +332,14 @@ def make_alert_cutouts(
         batches = [([str(f) for f in files[i::n_batches]], duplicates) for i in range(n_batches)]
         # Workers that log through this process (the command's format,
         # its --log-file) and end with it.
-        with worker_pool(
-            _start_alert_worker,
-            (task.config, str(task.output_path), task.writer_token, instrument),
-            min(njobs, n_batches),
-        ) as pool:
+        with (
+            cleaned_after_interrupt(task.remove_partial_files),
+            worker_pool(
+                _start_alert_worker,
+                (task.config, str(task.output_path), task.writer_token, instrument),
+                min(njobs, n_batches),
+            ) as pool,
+        ):
             with sigint_ignored():  # the workers start now
                 results = pool.map(_alert_worker_files, batches)
             try:

@@ -40,7 +40,7 @@ from ..outputs.manifests import (
     SEQUENCE_OBJECTS_FILE,
 )
 from ..outputs.store import OutputError, OutputStore
-from ..parallel import map_in_workers, usable_njobs
+from ..parallel import cleaned_after_interrupt, map_in_workers, usable_njobs
 from ..records import id_array
 from ..sources import (
     NO_DIA_OBJECT_ID,
@@ -354,9 +354,14 @@ class PlotDiaObjectSequencesTask(pipeBase.Task):
         ]
         njobs = usable_njobs(njobs, self.log)
         if njobs > 0 and len(work) > 1:
-            results = map_in_workers(
-                _start_worker, (self.config, self.store.location, butler), _draw_object_in_worker, work, njobs
-            )
+            with cleaned_after_interrupt(lambda: self.store.sweep_temporaries((SEQUENCE_DIR,))):
+                results = map_in_workers(
+                    _start_worker,
+                    (self.config, self.store.location, butler),
+                    _draw_object_in_worker,
+                    work,
+                    njobs,
+                )
             order = {object_id: k for k, object_id in enumerate(ids)}
             results.sort(key=lambda result: order[result[0]["diaObjectId"]])
         else:
